@@ -1,0 +1,206 @@
+"""Events the planning service publishes on ``mrm.planning.v1``.
+
+Campaign and stage events carry the full current state with a ``version`` so that consumers
+upsert and late or repeated events converge to the latest state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from shared import topics
+from shared.events.envelope import (
+    Channel,
+    Currency,
+    EventData,
+    Identifier,
+    Money,
+    Name,
+    UtcDatetime,
+)
+
+PlanStatus = Literal["draft", "approved"]
+CampaignStatus = Literal["draft", "approved", "active", "paused", "completed", "cancelled"]
+KpiDirection = Literal["higher_is_better", "lower_is_better"]
+
+
+class _PlanningEvent(EventData):
+    topic = topics.PLANNING
+
+
+class PlanCreated(_PlanningEvent):
+    """A strategic plan was created."""
+
+    event_type = "plan.created"
+    key_field = "plan_id"
+
+    plan_id: Identifier
+    name: Name
+    period_start: dt.date
+    period_end: dt.date
+    currency: Currency
+    owner: Identifier
+    status: PlanStatus = "draft"
+
+
+class PlanApproved(_PlanningEvent):
+    """A plan was approved by the CMO or an admin."""
+
+    event_type = "plan.approved"
+    key_field = "plan_id"
+
+    plan_id: Identifier
+    approved_by: Identifier
+
+
+class CampaignState(_PlanningEvent):
+    """The full state of a campaign (shared by ``campaign.planned`` and ``campaign.updated``)."""
+
+    key_field = "campaign_id"
+
+    campaign_id: Identifier
+    plan_id: Identifier
+    name: Name
+    channel: Channel
+    brand: str | None = None
+    owner: Identifier
+    budget: Money
+    currency: Currency
+    start_date: dt.date
+    end_date: dt.date
+    gross_margin: Decimal = Field(default=Decimal("1.0"), ge=0, le=1)
+    status: CampaignStatus = "draft"
+    version: int = Field(default=1, ge=1)
+
+
+class CampaignPlanned(CampaignState):
+    """A campaign was added to a plan."""
+
+    event_type = "campaign.planned"
+
+
+class CampaignUpdated(CampaignState):
+    """A campaign's attributes changed; carries the full new state."""
+
+    event_type = "campaign.updated"
+
+
+class CampaignStatusChanged(_PlanningEvent):
+    """A campaign moved to another status."""
+
+    event_type = "campaign.status_changed"
+    key_field = "campaign_id"
+
+    campaign_id: Identifier
+    plan_id: Identifier
+    status: CampaignStatus
+    previous_status: CampaignStatus
+    version: int = Field(ge=1)
+
+
+class StageScheduled(_PlanningEvent):
+    """A campaign stage was scheduled (or rescheduled) with a deadline."""
+
+    event_type = "stage.scheduled"
+    key_field = "campaign_id"
+
+    stage_id: Identifier
+    campaign_id: Identifier
+    name: Name
+    deadline: UtcDatetime
+    starts_at: UtcDatetime | None = None
+    assignee: Identifier | None = None
+    version: int = Field(default=1, ge=1)
+
+
+class BudgetAllocated(_PlanningEvent):
+    """A campaign's allocated budget was set (the total, not a delta)."""
+
+    event_type = "budget.allocated"
+    key_field = "campaign_id"
+
+    campaign_id: Identifier
+    plan_id: Identifier
+    amount: Money
+    currency: Currency
+    version: int = Field(default=1, ge=1)
+
+
+class BudgetReallocated(_PlanningEvent):
+    """Budget moved from one campaign to another; carries both new totals."""
+
+    event_type = "budget.reallocated"
+    key_field = "plan_id"
+
+    reallocation_id: Identifier
+    plan_id: Identifier
+    from_campaign_id: Identifier
+    to_campaign_id: Identifier
+    amount: Money
+    currency: Currency
+    from_budget: Money
+    to_budget: Money
+    reason: str | None = None
+    requested_by: Identifier
+
+
+class KpiTargetSet(_PlanningEvent):
+    """A measurable goal of a campaign (one KPI, its target value, weight and direction)."""
+
+    event_type = "kpi_target.set"
+    key_field = "campaign_id"
+
+    target_id: Identifier
+    campaign_id: Identifier
+    kpi: Identifier
+    target: Decimal
+    direction: KpiDirection
+    weight: Decimal = Field(default=Decimal("1"), gt=0)
+    tolerance: Decimal = Field(default=Decimal("0.05"), ge=0, lt=1)
+
+
+class SalesTargetSet(_PlanningEvent):
+    """A sales target for a node of the HQ → division → rep cascade."""
+
+    event_type = "sales_target.set"
+    key_field = "target_id"
+
+    target_id: Identifier
+    plan_id: Identifier
+    parent_id: Identifier | None = None
+    level: Literal["hq", "division", "rep"]
+    owner: Identifier
+    amount: Money
+    currency: Currency
+    period_start: dt.date
+    period_end: dt.date
+
+
+class DiscountLimitSet(_PlanningEvent):
+    """The discount / promo-fund limit of a campaign."""
+
+    event_type = "discount_limit.set"
+    key_field = "campaign_id"
+
+    campaign_id: Identifier
+    amount: Money
+    currency: Currency
+
+
+PLANNING_EVENTS: tuple[type[EventData], ...] = (
+    PlanCreated,
+    PlanApproved,
+    CampaignPlanned,
+    CampaignUpdated,
+    CampaignStatusChanged,
+    StageScheduled,
+    BudgetAllocated,
+    BudgetReallocated,
+    KpiTargetSet,
+    SalesTargetSet,
+    DiscountLimitSet,
+)
