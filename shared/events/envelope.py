@@ -18,7 +18,7 @@ from pydantic import (
 
 
 def _to_utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.timezone.utc)
+    return value.astimezone(dt.UTC)
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
@@ -91,7 +91,7 @@ def new_envelope(
     return Envelope(
         event_id=event_id or uuid.uuid4(),
         event_type=data.event_type,
-        occurred_at=occurred_at or dt.datetime.now(dt.timezone.utc),
+        occurred_at=occurred_at or dt.datetime.now(dt.UTC),
         source=source,
         data=data.model_dump(mode="json"),
     )

@@ -1,0 +1,1 @@
+"""The MRM command line: `mrm up`, `mrm demo`."""

@@ -1,0 +1,1 @@
+"""The four MRM services; each is its own package and process."""

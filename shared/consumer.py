@@ -1,0 +1,199 @@
+"""The one way services consume: decode → dead-letter the malformed → handle → commit.
+
+Delivery semantics (SPEC §2): offsets are committed only after the handler returned, i.e. after
+its effect is durable (at-least-once); handlers are idempotent on ``event_id`` (effectively-once
+results). A new consumer group starts from the earliest offset. A message the contract rejects,
+or that a handler rejects with ``Rejected``, goes to ``<topic>.dlq`` and consumption continues.
+Any other handler error is transient: the message is retried in place with capped backoff and
+never skipped, so a batch's offsets on every partition stay uncommitted until it succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from shared.events import Envelope, EventData, EventRejected, decode
+from shared.kafka import dead_letter
+from shared.metrics import ServiceMetrics
+
+log = structlog.get_logger(__name__)
+
+
+class Rejected(EventRejected):
+    """A well-formed event a handler cannot accept (e.g. unknown currency); goes to the DLQ."""
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """A validated message with where it came from."""
+
+    envelope: Envelope
+    data: EventData
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[Consumed], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Consumed]], Awaitable[Sequence[tuple[Consumed, str]] | None]]
+"""A batch handler may return (message, reason) pairs it rejects; they go to the DLQ."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff for transient handler failures."""
+
+    initial_s: float = 0.1
+    maximum_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        return min(self.maximum_s, self.initial_s * (2 ** (attempt - 1)))
+
+
+class EventConsumer:
+    """Registers a service's subscribers on its broker with the platform's delivery semantics."""
+
+    def __init__(
+        self,
+        *,
+        broker: KafkaBroker,
+        group_id: str,
+        metrics: ServiceMetrics,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.broker = broker
+        self.group_id = group_id
+        self.metrics = metrics
+        self.backoff = backoff or Backoff()
+
+    def on(self, *topics: str, handler: Handler) -> None:
+        """Handle each message of ``topics`` one at a time, in partition order."""
+
+        async def consume(msg: KafkaMessage) -> None:
+            record = msg.raw_message
+            consumed = await self._decode(record)
+            if consumed is None:
+                return
+            name = getattr(handler, "__name__", "handler")
+            with structlog.contextvars.bound_contextvars(
+                event_id=str(consumed.envelope.event_id), event_type=consumed.envelope.event_type
+            ):
+                await self._with_retries(
+                    name, record.topic, lambda: self._run_one(handler, consumed)
+                )
+
+        self.broker.subscriber(
+            *topics,
+            group_id=self.group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )(consume)
+
+    def on_batch(self, *topics: str, handler: BatchHandler, max_records: int = 5000) -> None:
+        """Handle messages of ``topics`` in batches (the columnar hot path)."""
+
+        async def consume(msg: KafkaMessage) -> None:
+            records = msg.raw_message
+            decoded = [await self._decode(record) for record in records]
+            batch = [item for item in decoded if item is not None]
+            if not batch:
+                return
+            name = getattr(handler, "__name__", "batch_handler")
+
+            async def attempt() -> None:
+                started = time.perf_counter()
+                rejected = await handler(batch)
+                self.metrics.handler_seconds.labels(handler=name).observe(
+                    time.perf_counter() - started
+                )
+                for item in rejected or ():
+                    await self._reject_consumed(item[0], item[1])
+
+            await self._with_retries(name, records[0].topic, attempt)
+
+        self.broker.subscriber(
+            *topics,
+            group_id=self.group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=50,
+        )(consume)
+
+    async def _decode(self, record: object) -> Consumed | None:
+        topic: str = record.topic  # type: ignore[attr-defined]
+        value: bytes = record.value  # type: ignore[attr-defined]
+        self.metrics.messages_in.labels(topic=topic).inc()
+        try:
+            envelope, data = decode(value, topic=topic)
+        except EventRejected as exc:
+            await dead_letter(
+                self.broker,
+                topic=topic,
+                value=value,
+                key=record.key,  # type: ignore[attr-defined]
+                reason=exc.reason,
+                metrics=self.metrics,
+            )
+            return None
+        return Consumed(
+            envelope=envelope,
+            data=data,
+            topic=topic,
+            partition=record.partition,  # type: ignore[attr-defined]
+            offset=record.offset,  # type: ignore[attr-defined]
+        )
+
+    async def _run_one(self, handler: Handler, consumed: Consumed) -> None:
+        started = time.perf_counter()
+        try:
+            await handler(consumed)
+        except Rejected as exc:
+            await self._reject_consumed(consumed, exc.reason)
+        finally:
+            self.metrics.handler_seconds.labels(
+                handler=getattr(handler, "__name__", "handler")
+            ).observe(time.perf_counter() - started)
+
+    async def _reject_consumed(self, consumed: Consumed, reason: str) -> None:
+        await dead_letter(
+            self.broker,
+            topic=consumed.topic,
+            value=consumed.envelope.to_bytes(),
+            key=consumed.data.key().encode() if consumed.data.key() else None,
+            reason=reason,
+            metrics=self.metrics,
+        )
+
+    async def _with_retries(
+        self, name: str, topic: str, attempt: Callable[[], Awaitable[None]]
+    ) -> None:
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                await attempt()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - transient by contract; retried, never skipped
+                self.metrics.messages_failed.labels(topic=topic).inc()
+                delay = self.backoff.delay(tries)
+                log.warning(
+                    "handler_failed_retrying",
+                    handler=name,
+                    topic=topic,
+                    attempt=tries,
+                    retry_in_s=delay,
+                    error=repr(exc),
+                )
+                await asyncio.sleep(delay)

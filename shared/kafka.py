@@ -1,0 +1,135 @@
+"""Kafka plumbing shared by the services: topic creation, the broker, publishing, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+
+import structlog
+from faststream.kafka import KafkaBroker
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from shared.events import Envelope
+from shared.metrics import ServiceMetrics
+from shared.topics import dlq
+
+log = structlog.get_logger(__name__)
+
+ERROR_HEADER = "x-error"
+ORIGINAL_TOPIC_HEADER = "x-original-topic"
+
+
+def ensure_topics(
+    bootstrap: str, topics: Iterable[str], *, partitions: int, timeout_s: float = 30.0
+) -> list[str]:
+    """Create the topics that do not exist yet (kafka-python admin); return those created."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mrm-admin")
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        existing = set(admin.list_topics())
+        missing = [topic for topic in topics if topic not in existing]
+        if missing:
+            new = [
+                NewTopic(topic, partitions if not topic.endswith(".dlq") else 1, 1)
+                for topic in missing
+            ]
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(new)
+        return missing
+    finally:
+        admin.close()
+
+
+def kafka_reachable(bootstrap: str) -> bool:
+    """Whether a broker answers a metadata request."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap, client_id="mrm-ready", request_timeout_ms=2000
+        )
+    except KafkaError:
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
+def make_broker(bootstrap: str, *, client_id: str) -> KafkaBroker:
+    """A FastStream Kafka broker; subscribers are added by the service's composition root."""
+    return KafkaBroker(
+        bootstrap,
+        client_id=client_id,
+        acks="all",  # duplicates from producer retries are harmless: consumers dedup on event_id
+        logger=None,
+        graceful_timeout=10.0,
+    )
+
+
+async def publish(
+    broker: KafkaBroker,
+    envelope: Envelope,
+    *,
+    topic: str,
+    key: str | None,
+    metrics: ServiceMetrics | None = None,
+) -> None:
+    """Publish one envelope (acknowledged by the broker before returning)."""
+    await broker.publish(
+        envelope.to_bytes(),
+        topic=topic,
+        key=key.encode() if key is not None else None,
+        headers={"content-type": "application/json"},
+    )
+    if metrics is not None:
+        metrics.messages_out.labels(topic=topic).inc()
+
+
+async def dead_letter(
+    broker: KafkaBroker,
+    *,
+    topic: str,
+    value: bytes,
+    key: bytes | None,
+    reason: str,
+    metrics: ServiceMetrics | None = None,
+) -> None:
+    """Send an unprocessable message to ``<topic>.dlq`` with its reason in ``x-error``."""
+    await broker.publish(
+        value,
+        topic=dlq(topic),
+        key=key,
+        headers={ERROR_HEADER: reason[:2000], ORIGINAL_TOPIC_HEADER: topic},
+    )
+    log.warning("dead_lettered", topic=topic, reason=reason)
+    if metrics is not None:
+        metrics.dead_letters.labels(topic=topic).inc()
+
+
+async def wait_for_kafka(bootstrap: str, *, timeout_s: float = 60.0) -> None:
+    """Wait until the broker answers, so a service can start before its broker."""
+    deadline = time.monotonic() + timeout_s
+    while not await asyncio.to_thread(kafka_reachable, bootstrap):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+async def prepare_kafka(bootstrap: str, *, partitions: int) -> None:
+    """Wait for the broker and create every platform topic (and DLQ) that is missing."""
+    from shared.topics import all_topics_with_dlq
+
+    await wait_for_kafka(bootstrap)
+    await asyncio.to_thread(ensure_topics, bootstrap, all_topics_with_dlq(), partitions=partitions)

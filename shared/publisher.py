@@ -1,0 +1,71 @@
+"""A small synchronous publisher for other internal systems (and the demo): validated events.
+
+from shared.publisher import EventPublisher
+from shared.events.ingest import SpendRecorded
+
+with EventPublisher("localhost:9092", source="ads") as events:
+    events.publish(SpendRecorded(campaign_id="…", channel="search", amount="120.50",
+                                 currency="EUR"))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from types import TracebackType
+
+from kafka import KafkaProducer
+
+from shared.events import Envelope, EventData, new_envelope
+
+
+class EventPublisher:
+    """Publishes envelopes with kafka-python; the topic and key follow from the event type."""
+
+    def __init__(self, bootstrap: str, *, source: str, **producer_options: object) -> None:
+        self.source = source
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, **producer_options
+        )
+
+    def publish(
+        self,
+        data: EventData,
+        *,
+        event_id: uuid.UUID | None = None,
+        occurred_at: dt.datetime | None = None,
+    ) -> Envelope:
+        """Validate-wrap ``data`` in an envelope and send it; returns the envelope sent."""
+        envelope = new_envelope(
+            data, source=self.source, event_id=event_id, occurred_at=occurred_at
+        )
+        self.send_envelope(envelope, topic=data.topic, key=data.key())
+        return envelope
+
+    def send_envelope(self, envelope: Envelope, *, topic: str, key: str | None) -> None:
+        """Send an already-built envelope (e.g. to re-deliver one on purpose)."""
+        self.send_raw(topic, envelope.to_bytes(), key=key)
+
+    def send_raw(self, topic: str, value: bytes, *, key: str | None = None) -> None:
+        """Send bytes as they are (for tools and tests that need malformed input)."""
+        self._producer.send(topic, value=value, key=key.encode() if key is not None else None)
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Block until every sent message is acknowledged."""
+        self._producer.flush(timeout=timeout_s)
+
+    def close(self) -> None:
+        """Flush and close the producer."""
+        self._producer.flush()
+        self._producer.close()
+
+    def __enter__(self) -> EventPublisher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

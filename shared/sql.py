@@ -1,0 +1,134 @@
+"""Relational plumbing for services that own a SQL store: engine, outbox and inbox tables.
+
+The outbox row is written in the same transaction as the state change it describes, and the
+inbox row (processed ``event_id``) in the same transaction as the effect of consuming it, so a
+change never exists without its event and a redelivered event never applies twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from shared.events import Envelope
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite files get their directory, WAL and foreign keys."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        # psycopg 3 is the driver we ship; plain postgresql:// URLs would ask for psycopg2.
+        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    """A service's outbox (events to publish) and inbox (events already processed)."""
+
+    outbox: Table
+    inbox: Table
+
+
+def define_messaging_tables(metadata: MetaData, *, prefix: str) -> MessagingTables:
+    """Add ``<prefix>_outbox`` and ``<prefix>_inbox`` to a service's metadata."""
+    outbox = Table(
+        f"{prefix}_outbox",
+        metadata,
+        Column(
+            "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("topic", String(200), nullable=False),
+        Column("key", String(200), nullable=True),
+        Column("payload", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
+        Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+    )
+    inbox = Table(
+        f"{prefix}_inbox",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False, default=utcnow),
+        UniqueConstraint("consumer", "event_id", name=f"uq_{prefix}_inbox_event"),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+def add_to_outbox(
+    session: Session, tables: MessagingTables, *, envelope: Envelope, topic: str, key: str | None
+) -> None:
+    """Queue an event for publication in the caller's transaction."""
+    session.execute(
+        insert(tables.outbox).values(
+            event_id=str(envelope.event_id),
+            topic=topic,
+            key=key,
+            payload=envelope.model_dump(mode="json"),
+            created_at=utcnow(),
+        )
+    )
+
+
+def claim_event(
+    session: Session, tables: MessagingTables, *, consumer: str, event_id: uuid.UUID
+) -> bool:
+    """Record ``event_id`` as processed by ``consumer``; False if it already was (a redelivery).
+
+    The unique key backs this check when two deliveries race; the loser's transaction fails and
+    its message is retried, then seen as processed.
+    """
+    seen = session.execute(
+        select(tables.inbox.c.event_id).where(
+            tables.inbox.c.consumer == consumer, tables.inbox.c.event_id == str(event_id)
+        )
+    ).first()
+    if seen is not None:
+        return False
+    session.execute(
+        insert(tables.inbox).values(
+            consumer=consumer, event_id=str(event_id), processed_at=utcnow()
+        )
+    )
+    return True
