@@ -13,26 +13,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from shared.errors import DomainError, NotFound
 from shared.metrics import CONTENT_TYPE, ServiceMetrics
 
+__all__ = ["DomainError", "NotFound", "create_service_app"]
+
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
-
-
-class DomainError(Exception):
-    """A request that is well-formed but not allowed by the domain (→ 409 or 422)."""
-
-    def __init__(self, message: str, *, field: str | None = None, status_code: int = 409) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.status_code = status_code
-
-
-class NotFound(DomainError):
-    """A resource that does not exist (→ 404)."""
-
-    def __init__(self, what: str, identifier: str) -> None:
-        super().__init__(f"{what} {identifier!r} not found", field=None, status_code=404)
 
 
 def create_service_app(

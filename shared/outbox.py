@@ -41,13 +41,25 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
         self._wakeup = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
-        """Ask the relay to look at the outbox now."""
-        self._wakeup.set()
+        """Ask the relay to look at the outbox now (safe to call from any thread)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wakeup.set()
+        else:
+            loop.call_soon_threadsafe(self._wakeup.set)
 
     async def run(self) -> None:
         """Relay forever (until cancelled), surviving broker and database hiccups."""
+        self._loop = asyncio.get_running_loop()
         while True:
             try:
                 sent = await self.relay_once()
