@@ -28,8 +28,9 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeDecorator
 
 from shared.events import Envelope
 
@@ -37,6 +38,30 @@ from shared.events import Envelope
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware, in UTC."""
     return dt.datetime.now(dt.UTC)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite keeps no offset by itself)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass a timezone-aware value")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 def make_engine(url: str) -> Engine:
@@ -82,15 +107,15 @@ def define_messaging_tables(metadata: MetaData, *, prefix: str) -> MessagingTabl
         Column("topic", String(200), nullable=False),
         Column("key", String(200), nullable=True),
         Column("payload", JSON, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False, default=utcnow),
-        Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+        Column("created_at", UtcDateTime(), nullable=False, default=utcnow),
+        Column("published_at", UtcDateTime(), nullable=True, index=True),
     )
     inbox = Table(
         f"{prefix}_inbox",
         metadata,
         Column("consumer", String(100), primary_key=True),
         Column("event_id", String(36), primary_key=True),
-        Column("processed_at", DateTime(timezone=True), nullable=False, default=utcnow),
+        Column("processed_at", UtcDateTime(), nullable=False, default=utcnow),
         UniqueConstraint("consumer", "event_id", name=f"uq_{prefix}_inbox_event"),
     )
     return MessagingTables(outbox=outbox, inbox=inbox)

@@ -55,3 +55,82 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # 
 def unique_id() -> str:
     """A short unique id, so tests sharing a broker or engine never see each other's data."""
     return uuid.uuid4().hex[:12]
+
+
+class RunningApp:
+    """An ASGI app served by uvicorn on a free loopback port in a background thread."""
+
+    def __init__(self, app: object) -> None:
+        import threading
+
+        import uvicorn
+
+        from shared.embedded import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_config=None,
+                lifespan="on",
+                access_log=False,
+            )  # type: ignore[arg-type]
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> RunningApp:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the app did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def serve_app():  # type: ignore[no-untyped-def]
+    """Start an app (lifespan included) on a free port: ``with serve_app(app) as running``."""
+    return RunningApp
+
+
+def read_topic(bootstrap: str, topic: str, *, match, expect: int, timeout_s: float = 20.0) -> list:  # type: ignore[no-untyped-def]
+    """Records of ``topic`` (from the start) for which ``match(record)`` holds; waits for
+    ``expect`` of them or ``timeout_s``."""
+    import time
+
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=500,
+    )
+    found: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < expect and time.monotonic() < deadline:
+            for record in consumer:
+                if match(record):
+                    found.append(record)
+    finally:
+        consumer.close()
+    return found
+
+
+@pytest.fixture
+def topic_reader():  # type: ignore[no-untyped-def]
+    """``topic_reader(bootstrap, topic, match=..., expect=n)`` → matching records."""
+    return read_topic

@@ -1,0 +1,365 @@
+"""Planning's HTTP routes (SPEC §5): thin views over the use cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from services.planning import store, usecases
+from services.planning.store import Store
+from shared.auth import APPROVERS, PLANNERS, READERS, Principal, require
+from shared.errors import NotFound
+from shared.events.envelope import Channel, Currency, Identifier, Money, Name
+from shared.events.planning import CampaignStatus
+from shared.kpis import Direction
+
+router = APIRouter(prefix="/api/v1", tags=["planning"])
+
+
+def get_store(request: Request) -> Store:
+    """The store built by the app's lifespan."""
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+DB = Annotated[Store, Depends(get_store)]
+Reader = Annotated[Principal, Depends(require(*READERS))]
+Planner = Annotated[Principal, Depends(require(*PLANNERS))]
+Approver = Annotated[Principal, Depends(require(*APPROVERS))]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanIn(_Body):
+    """A new plan."""
+
+    name: Name
+    period_start: dt.date
+    period_end: dt.date
+    currency: Currency | None = None
+    owner: Identifier | None = None
+
+
+class CampaignIn(_Body):
+    """A new campaign of a plan."""
+
+    name: Name
+    channel: Channel
+    brand: Annotated[str, StringConstraints(max_length=200)] | None = None
+    owner: Identifier
+    budget: Money
+    start_date: dt.date
+    end_date: dt.date
+    gross_margin: Decimal = Field(default=Decimal("1"), ge=0, le=1)
+
+
+class CampaignPatch(_Body):
+    """Changes to a campaign; absent fields stay as they are."""
+
+    name: Name | None = None
+    channel: Channel | None = None
+    brand: Annotated[str, StringConstraints(max_length=200)] | None = None
+    owner: Identifier | None = None
+    budget: Money | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    gross_margin: Decimal | None = Field(default=None, ge=0, le=1)
+    status: CampaignStatus | None = None
+
+
+class StageIn(_Body):
+    """A stage with a deadline."""
+
+    name: Name
+    deadline: AwareDatetime
+    starts_at: AwareDatetime | None = None
+    assignee: Identifier | None = None
+
+
+class KpiTargetIn(_Body):
+    """A KPI target of a campaign."""
+
+    kpi: Identifier
+    target: Decimal
+    direction: Direction | None = None
+    weight: Decimal = Field(default=Decimal("1"), gt=0)
+    tolerance: Decimal = Field(default=Decimal("0.05"), ge=0, lt=1)
+
+
+class ReallocationIn(_Body):
+    """A budget move between two campaigns of one plan."""
+
+    from_campaign_id: Identifier
+    to_campaign_id: Identifier
+    amount: Money
+    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    proposal_id: Identifier | None = None
+
+
+class StageOut(BaseModel):
+    """A stage."""
+
+    stage_id: str
+    campaign_id: str
+    name: str
+    deadline: dt.datetime
+    starts_at: dt.datetime | None
+    assignee: str | None
+
+
+class KpiTargetOut(BaseModel):
+    """A KPI target."""
+
+    target_id: str
+    kpi: str
+    target: Decimal
+    direction: str
+    weight: Decimal
+    tolerance: Decimal
+
+
+class CampaignOut(BaseModel):
+    """A campaign with its stages and targets."""
+
+    campaign_id: str
+    plan_id: str
+    name: str
+    channel: str
+    brand: str | None
+    owner: str
+    budget: Decimal
+    currency: str
+    start_date: dt.date
+    end_date: dt.date
+    gross_margin: Decimal
+    status: str
+    version: int
+    stages: list[StageOut] = []
+    kpi_targets: list[KpiTargetOut] = []
+
+
+class PlanOut(BaseModel):
+    """A plan with its campaigns."""
+
+    plan_id: str
+    name: str
+    period_start: dt.date
+    period_end: dt.date
+    currency: str
+    owner: str
+    status: str
+    approved_by: str | None
+    total_budget: Decimal
+    campaigns: list[CampaignOut] = []
+
+
+class ProposalOut(BaseModel):
+    """A reallocation proposal from measurement."""
+
+    proposal_id: str
+    from_campaign_id: str
+    to_campaign_id: str
+    amount: Decimal
+    reason: str
+    proposed_at: dt.datetime
+    status: Literal["open", "accepted"] | str
+
+
+class Created(BaseModel):
+    """The id of what was created."""
+
+    id: str
+
+
+def _campaign_out(session: store.Session, row: store.Campaign, *, deep: bool) -> CampaignOut:
+    stages = store.list_stages(session=session, campaign_id=row.id) if deep else []
+    targets = store.list_targets(session=session, campaign_id=row.id) if deep else []
+    return CampaignOut(
+        campaign_id=row.id,
+        plan_id=row.plan_id,
+        name=row.name,
+        channel=row.channel,
+        brand=row.brand,
+        owner=row.owner,
+        budget=row.budget,
+        currency=row.currency,
+        start_date=row.start_date,
+        end_date=row.end_date,
+        gross_margin=row.gross_margin,
+        status=row.status,
+        version=row.version,
+        stages=[
+            StageOut(
+                stage_id=s.id,
+                campaign_id=s.campaign_id,
+                name=s.name,
+                deadline=s.deadline,
+                starts_at=s.starts_at,
+                assignee=s.assignee,
+            )
+            for s in stages
+        ],
+        kpi_targets=[
+            KpiTargetOut(
+                target_id=t.id,
+                kpi=t.kpi,
+                target=t.target,
+                direction=t.direction,
+                weight=t.weight,
+                tolerance=t.tolerance,
+            )
+            for t in targets
+        ],
+    )
+
+
+def _plan_out(session: store.Session, plan: store.Plan, *, deep: bool) -> PlanOut:
+    campaigns = store.list_campaigns(session=session, plan_id=plan.id)
+    return PlanOut(
+        plan_id=plan.id,
+        name=plan.name,
+        period_start=plan.period_start,
+        period_end=plan.period_end,
+        currency=plan.currency,
+        owner=plan.owner,
+        status=plan.status,
+        approved_by=plan.approved_by,
+        total_budget=sum((Decimal(c.budget) for c in campaigns), Decimal("0")),
+        campaigns=[_campaign_out(session, c, deep=False) for c in campaigns] if deep else [],
+    )
+
+
+def _load_plan(db: Store, plan_id: str, *, deep: bool) -> PlanOut:
+    with db.reading() as session:
+        plan = store.get_plan(session=session, plan_id=plan_id)
+        if plan is None:
+            raise NotFound("plan", plan_id)
+        return _plan_out(session, plan, deep=deep)
+
+
+def _load_campaign(db: Store, campaign_id: str) -> CampaignOut:
+    with db.reading() as session:
+        row = store.get_campaign(session=session, campaign_id=campaign_id)
+        if row is None:
+            raise NotFound("campaign", campaign_id)
+        return _campaign_out(session, row, deep=True)
+
+
+@router.post("/plans", status_code=status.HTTP_201_CREATED, response_model=PlanOut)
+def create_plan(body: PlanIn, db: DB, principal: Planner, request: Request) -> PlanOut:
+    """Create a draft plan (its currency defaults to the platform's)."""
+    plan_id = usecases.create_plan(
+        db=db,
+        name=body.name,
+        period_start=body.period_start,
+        period_end=body.period_end,
+        currency=body.currency or request.app.state.settings.currency,
+        owner=body.owner or principal.subject,
+    )
+    return _load_plan(db, plan_id, deep=True)
+
+
+@router.get("/plans", response_model=list[PlanOut])
+def list_plans(db: DB, _: Reader) -> list[PlanOut]:
+    """Every plan, newest first."""
+    with db.reading() as session:
+        return [_plan_out(session, plan, deep=False) for plan in store.list_plans(session=session)]
+
+
+@router.get("/plans/{plan_id}", response_model=PlanOut)
+def get_plan(plan_id: str, db: DB, _: Reader) -> PlanOut:
+    """A plan with its campaigns."""
+    return _load_plan(db, plan_id, deep=True)
+
+
+@router.post("/plans/{plan_id}/approve", response_model=PlanOut)
+def approve_plan(plan_id: str, db: DB, principal: Approver) -> PlanOut:
+    """Approve a plan (cmo, admin)."""
+    usecases.approve_plan(db=db, plan_id=plan_id, principal=principal)
+    return _load_plan(db, plan_id, deep=True)
+
+
+@router.post(
+    "/plans/{plan_id}/campaigns", status_code=status.HTTP_201_CREATED, response_model=CampaignOut
+)
+def create_campaign(plan_id: str, body: CampaignIn, db: DB, _: Planner) -> CampaignOut:
+    """Add a campaign to a plan."""
+    campaign_id = usecases.plan_campaign(db=db, plan_id=plan_id, **body.model_dump())
+    return _load_campaign(db, campaign_id)
+
+
+@router.get("/plans/{plan_id}/campaigns", response_model=list[CampaignOut])
+def list_campaigns(plan_id: str, db: DB, _: Reader) -> list[CampaignOut]:
+    """The campaigns of a plan."""
+    return _load_plan(db, plan_id, deep=True).campaigns
+
+
+@router.get("/plans/{plan_id}/reallocation-proposals", response_model=list[ProposalOut])
+def list_proposals(plan_id: str, db: DB, _: Reader) -> list[ProposalOut]:
+    """Budget reallocations measurement proposed for a plan."""
+    _load_plan(db, plan_id, deep=False)
+    with db.reading() as session:
+        return [
+            ProposalOut(
+                proposal_id=p.event_id,
+                from_campaign_id=p.from_campaign_id,
+                to_campaign_id=p.to_campaign_id,
+                amount=p.amount,
+                reason=p.reason,
+                proposed_at=p.proposed_at,
+                status=p.status,
+            )
+            for p in store.list_proposals(session=session, plan_id=plan_id)
+        ]
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+def get_campaign(campaign_id: str, db: DB, _: Reader) -> CampaignOut:
+    """A campaign with its stages and KPI targets."""
+    return _load_campaign(db, campaign_id)
+
+
+@router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
+def patch_campaign(
+    campaign_id: str, body: CampaignPatch, db: DB, principal: Planner
+) -> CampaignOut:
+    """Change a campaign; a budget change on an approved plan needs cmo or admin."""
+    usecases.update_campaign(
+        db=db,
+        campaign_id=campaign_id,
+        changes=body.model_dump(exclude_unset=True),
+        principal=principal,
+    )
+    return _load_campaign(db, campaign_id)
+
+
+@router.post(
+    "/campaigns/{campaign_id}/stages", status_code=status.HTTP_201_CREATED, response_model=StageOut
+)
+def create_stage(campaign_id: str, body: StageIn, db: DB, _: Planner) -> StageOut:
+    """Schedule a stage of a campaign."""
+    stage_id = usecases.schedule_stage(db=db, campaign_id=campaign_id, **body.model_dump())
+    return next(s for s in _load_campaign(db, campaign_id).stages if s.stage_id == stage_id)
+
+
+@router.post(
+    "/campaigns/{campaign_id}/kpi-targets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KpiTargetOut,
+)
+def set_kpi_target(campaign_id: str, body: KpiTargetIn, db: DB, _: Planner) -> KpiTargetOut:
+    """Set a campaign's target for a KPI (replacing an earlier one for that KPI)."""
+    target_id = usecases.set_kpi_target(db=db, campaign_id=campaign_id, **body.model_dump())
+    return next(t for t in _load_campaign(db, campaign_id).kpi_targets if t.target_id == target_id)
+
+
+@router.post("/budget-reallocations", status_code=status.HTTP_201_CREATED, response_model=Created)
+def reallocate(body: ReallocationIn, db: DB, principal: Approver) -> Created:
+    """Move budget between campaigns of one plan (cmo, admin)."""
+    reallocation_id = usecases.reallocate_budget(db=db, principal=principal, **body.model_dump())
+    return Created(id=reallocation_id)

@@ -1,0 +1,327 @@
+"""Planning rules, free of I/O: each function checks a change and returns the events it causes.
+
+State travels as small frozen ``*Facts`` records; the store turns them into rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from shared.errors import DomainError, Forbidden
+from shared.events import EventData
+from shared.events.planning import (
+    BudgetAllocated,
+    BudgetReallocated,
+    CampaignPlanned,
+    CampaignStatusChanged,
+    CampaignUpdated,
+    KpiTargetSet,
+    PlanApproved,
+    PlanCreated,
+    StageScheduled,
+)
+from shared.kpis import KPI_NAMES, Direction, direction_of
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"approved", "cancelled"}),
+    "approved": frozenset({"active", "paused", "cancelled", "draft"}),
+    "active": frozenset({"paused", "completed", "cancelled"}),
+    "paused": frozenset({"active", "completed", "cancelled"}),
+    "completed": frozenset(),
+    "cancelled": frozenset(),
+}
+BUDGET_ROLES = frozenset({"admin", "cmo"})
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What the rules need to know about a plan."""
+
+    plan_id: str
+    name: str
+    period_start: dt.date
+    period_end: dt.date
+    currency: str
+    owner: str
+    status: str = "draft"
+
+
+@dataclass(frozen=True)
+class CampaignFacts:
+    """The full state of a campaign."""
+
+    campaign_id: str
+    plan_id: str
+    name: str
+    channel: str
+    owner: str
+    budget: Decimal
+    currency: str
+    start_date: dt.date
+    end_date: dt.date
+    brand: str | None = None
+    gross_margin: Decimal = Decimal("1")
+    status: str = "draft"
+    version: int = 1
+
+    def state(self) -> dict[str, object]:
+        """The campaign as the fields of a campaign state event."""
+        return {
+            "campaign_id": self.campaign_id,
+            "plan_id": self.plan_id,
+            "name": self.name,
+            "channel": self.channel,
+            "brand": self.brand,
+            "owner": self.owner,
+            "budget": self.budget,
+            "currency": self.currency,
+            "start_date": self.start_date,
+            "end_date": self.end_date,
+            "gross_margin": self.gross_margin,
+            "status": self.status,
+            "version": self.version,
+        }
+
+
+def check_period(start: dt.date, end: dt.date, *, end_field: str) -> None:
+    """A period must not end before it starts."""
+    if end < start:
+        raise DomainError(
+            f"{end_field} must not be before the start", field=end_field, status_code=422
+        )
+
+
+def create_plan(plan: PlanFacts) -> list[EventData]:
+    """A new plan: checks its period and announces it."""
+    check_period(plan.period_start, plan.period_end, end_field="period_end")
+    return [
+        PlanCreated(
+            plan_id=plan.plan_id,
+            name=plan.name,
+            period_start=plan.period_start,
+            period_end=plan.period_end,
+            currency=plan.currency,
+            owner=plan.owner,
+            status="draft",
+        )
+    ]
+
+
+def approve_plan(
+    plan: PlanFacts, campaigns: list[CampaignFacts], *, approved_by: str
+) -> tuple[PlanFacts, list[CampaignFacts], list[EventData]]:
+    """Approve a draft plan; its draft campaigns become approved."""
+    if plan.status == "approved":
+        raise DomainError(f"plan {plan.plan_id!r} is already approved", field="plan_id")
+    approved = replace(plan, status="approved")
+    events: list[EventData] = [PlanApproved(plan_id=plan.plan_id, approved_by=approved_by)]
+    changed = []
+    for campaign in campaigns:
+        if campaign.status == "draft":
+            after, status_events = change_status(campaign, status="approved")
+            changed.append(after)
+            events.extend(status_events)
+    return approved, changed, events
+
+
+def plan_campaign(plan: PlanFacts, campaign: CampaignFacts) -> list[EventData]:
+    """A new campaign within its plan's period, in the plan's currency."""
+    _check_campaign_dates(plan, campaign)
+    return [
+        CampaignPlanned(**campaign.state()),  # type: ignore[arg-type]
+        BudgetAllocated(
+            campaign_id=campaign.campaign_id,
+            plan_id=campaign.plan_id,
+            amount=campaign.budget,
+            currency=campaign.currency,
+            version=campaign.version,
+        ),
+    ]
+
+
+def update_campaign(
+    plan: PlanFacts, before: CampaignFacts, changes: dict[str, object], *, role: str
+) -> tuple[CampaignFacts, list[EventData]]:
+    """Apply attribute changes (and a status change, if any) as a new version."""
+    changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
+    if not changes:
+        return before, []
+    if "budget" in changes and plan.status == "approved" and role not in BUDGET_ROLES:
+        raise Forbidden("only cmo or admin change the budget of an approved plan's campaign")
+    status = changes.pop("status", None)
+    after = replace(before, **changes, version=before.version + 1)  # type: ignore[arg-type]
+    _check_campaign_dates(plan, after)
+    events: list[EventData] = []
+    if changes:
+        events.append(CampaignUpdated(**after.state()))  # type: ignore[arg-type]
+    if "budget" in changes:
+        events.append(_allocated(after))
+    if status is not None:
+        after, status_events = change_status(after, status=str(status))
+        events.extend(status_events)
+    return after, events
+
+
+def change_status(campaign: CampaignFacts, *, status: str) -> tuple[CampaignFacts, list[EventData]]:
+    """Move a campaign to ``status`` if the transition is allowed."""
+    if status == campaign.status:
+        return campaign, []
+    if status not in ALLOWED_TRANSITIONS.get(campaign.status, frozenset()):
+        raise DomainError(
+            f"a {campaign.status} campaign cannot become {status}",
+            field="status",
+            status_code=409,
+        )
+    after = replace(campaign, status=status, version=campaign.version + 1)
+    return after, [
+        CampaignStatusChanged(
+            campaign_id=campaign.campaign_id,
+            plan_id=campaign.plan_id,
+            status=status,  # type: ignore[arg-type]
+            previous_status=campaign.status,  # type: ignore[arg-type]
+            version=after.version,
+        )
+    ]
+
+
+def schedule_stage(
+    campaign: CampaignFacts,
+    *,
+    stage_id: str,
+    name: str,
+    deadline: dt.datetime,
+    starts_at: dt.datetime | None,
+    assignee: str | None,
+    version: int = 1,
+) -> list[EventData]:
+    """A stage of a live campaign, its deadline after its start."""
+    if campaign.status in ("completed", "cancelled"):
+        raise DomainError(f"campaign is {campaign.status}", field="campaign_id")
+    if starts_at is not None and deadline < starts_at:
+        raise DomainError(
+            "deadline must not be before starts_at", field="deadline", status_code=422
+        )
+    return [
+        StageScheduled(
+            stage_id=stage_id,
+            campaign_id=campaign.campaign_id,
+            name=name,
+            deadline=deadline,
+            starts_at=starts_at,
+            assignee=assignee,
+            version=version,
+        )
+    ]
+
+
+def set_kpi_target(
+    campaign: CampaignFacts,
+    *,
+    target_id: str,
+    kpi: str,
+    target: Decimal,
+    direction: Direction | None,
+    weight: Decimal,
+    tolerance: Decimal,
+) -> list[EventData]:
+    """A measurable goal for one KPI of the catalogue."""
+    if kpi not in KPI_NAMES:
+        raise DomainError(
+            f"unknown KPI {kpi!r}; one of: {', '.join(KPI_NAMES)}", field="kpi", status_code=422
+        )
+    if target < 0:
+        raise DomainError("must not be negative", field="target", status_code=422)
+    return [
+        KpiTargetSet(
+            target_id=target_id,
+            campaign_id=campaign.campaign_id,
+            kpi=kpi,
+            target=target,
+            direction=direction or direction_of(kpi),
+            weight=weight,
+            tolerance=tolerance,
+        )
+    ]
+
+
+def reallocate_budget(
+    source: CampaignFacts,
+    destination: CampaignFacts,
+    *,
+    amount: Decimal,
+    reason: str | None,
+    requested_by: str,
+    reallocation_id: str | None = None,
+) -> tuple[CampaignFacts, CampaignFacts, list[EventData]]:
+    """Move ``amount`` of budget between two campaigns of the same plan."""
+    if source.campaign_id == destination.campaign_id:
+        raise DomainError(
+            "must differ from from_campaign_id", field="to_campaign_id", status_code=422
+        )
+    if source.plan_id != destination.plan_id:
+        raise DomainError(
+            "both campaigns must belong to the same plan", field="to_campaign_id", status_code=422
+        )
+    if amount <= 0:
+        raise DomainError("must be greater than 0", field="amount", status_code=422)
+    if amount > source.budget:
+        raise DomainError(
+            f"exceeds the budget of the source campaign ({source.budget})",
+            field="amount",
+            status_code=422,
+        )
+    for campaign, field in ((source, "from_campaign_id"), (destination, "to_campaign_id")):
+        if campaign.status in ("completed", "cancelled"):
+            raise DomainError(f"campaign is {campaign.status}", field=field)
+    source_after = replace(source, budget=source.budget - amount, version=source.version + 1)
+    destination_after = replace(
+        destination, budget=destination.budget + amount, version=destination.version + 1
+    )
+    events: list[EventData] = [
+        BudgetReallocated(
+            reallocation_id=reallocation_id or str(uuid.uuid4()),
+            plan_id=source.plan_id,
+            from_campaign_id=source.campaign_id,
+            to_campaign_id=destination.campaign_id,
+            amount=amount,
+            currency=source.currency,
+            from_budget=source_after.budget,
+            to_budget=destination_after.budget,
+            reason=reason,
+            requested_by=requested_by,
+        ),
+        CampaignUpdated(**source_after.state()),  # type: ignore[arg-type]
+        CampaignUpdated(**destination_after.state()),  # type: ignore[arg-type]
+        _allocated(source_after),
+        _allocated(destination_after),
+    ]
+    return source_after, destination_after, events
+
+
+def _allocated(campaign: CampaignFacts) -> BudgetAllocated:
+    return BudgetAllocated(
+        campaign_id=campaign.campaign_id,
+        plan_id=campaign.plan_id,
+        amount=campaign.budget,
+        currency=campaign.currency,
+        version=campaign.version,
+    )
+
+
+def _check_campaign_dates(plan: PlanFacts, campaign: CampaignFacts) -> None:
+    check_period(campaign.start_date, campaign.end_date, end_field="end_date")
+    if campaign.start_date < plan.period_start or campaign.start_date > plan.period_end:
+        raise DomainError(
+            f"must lie within the plan period {plan.period_start}..{plan.period_end}",
+            field="start_date",
+            status_code=422,
+        )
+    if campaign.end_date > plan.period_end:
+        raise DomainError(
+            f"must lie within the plan period {plan.period_start}..{plan.period_end}",
+            field="end_date",
+            status_code=422,
+        )

@@ -1,0 +1,33 @@
+"""Planning's subscribers: it listens to ``mrm.kpi.v1`` for reallocation proposals."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from services.planning import usecases
+from services.planning.store import Store
+from shared.consumer import Consumed, EventConsumer
+from shared.events.kpi import BudgetReallocationProposed
+from shared.topics import KPI
+
+log = structlog.get_logger(__name__)
+
+
+def register(consumer: EventConsumer, *, db: Store) -> None:
+    """Subscribe planning's handlers."""
+
+    async def on_kpi_event(consumed: Consumed) -> None:
+        if not isinstance(consumed.data, BudgetReallocationProposed):
+            return
+        recorded = await asyncio.to_thread(
+            usecases.record_proposal,
+            db=db,
+            event_id=consumed.envelope.event_id,
+            proposal=consumed.data,
+            proposed_at=consumed.envelope.occurred_at,
+        )
+        log.info("reallocation_proposed", plan_id=consumed.data.plan_id, recorded=recorded)
+
+    consumer.on(KPI, handler=on_kpi_event)

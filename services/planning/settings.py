@@ -1,0 +1,24 @@
+"""Settings of the planning service."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, model_validator
+
+from shared.settings import CommonSettings
+
+
+class PlanningSettings(CommonSettings):
+    """Port: ``MRM_PLANNING_PORT`` or ``MRM_PORT``; store: ``MRM_PLANNING_DATABASE_URL`` or
+    ``MRM_DATABASE_URL`` (default: a SQLite file in the data directory)."""
+
+    port: int = Field(default=8001, validation_alias=AliasChoices("MRM_PLANNING_PORT", "MRM_PORT"))
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("MRM_PLANNING_DATABASE_URL", "MRM_DATABASE_URL"),
+    )
+
+    @model_validator(mode="after")
+    def _default_database(self) -> PlanningSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'planning.db'}"
+        return self

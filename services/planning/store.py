@@ -1,0 +1,297 @@
+"""Planning's relational store: SQLAlchemy models and the unit of work (state + outbox)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+from sqlalchemy import (
+    Date,
+    Engine,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from services.planning.domain import CampaignFacts, PlanFacts
+from shared.events import EventData, new_envelope
+from shared.sql import UtcDateTime, add_to_outbox, claim_event, define_messaging_tables, utcnow
+
+SOURCE = "planning"
+
+
+class Base(DeclarativeBase):
+    """Planning's own metadata (its tables are prefixed ``planning_``)."""
+
+
+MESSAGING = define_messaging_tables(Base.metadata, prefix="planning")
+
+
+class Plan(Base):
+    """A strategic marketing plan."""
+
+    __tablename__ = "planning_plans"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    currency: Mapped[str] = mapped_column(String(3))
+    owner: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    approved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Campaign(Base):
+    """A campaign of a plan, with its budget and measurable goals."""
+
+    __tablename__ = "planning_campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("planning_plans.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(64))
+    brand: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    budget: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    end_date: Mapped[dt.date] = mapped_column(Date)
+    gross_margin: Mapped[Decimal] = mapped_column(Numeric(6, 4), default=Decimal("1"))
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Stage(Base):
+    """A stage of a campaign with a deadline and a responsible executor."""
+
+    __tablename__ = "planning_stages"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("planning_campaigns.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    deadline: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    assignee: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class KpiTarget(Base):
+    """A campaign's target for one KPI (one per KPI; setting it again replaces it)."""
+
+    __tablename__ = "planning_kpi_targets"
+    __table_args__ = (UniqueConstraint("campaign_id", "kpi", name="uq_planning_target_kpi"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("planning_campaigns.id"), index=True)
+    kpi: Mapped[str] = mapped_column(String(64))
+    target: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    direction: Mapped[str] = mapped_column(String(20))
+    weight: Mapped[Decimal] = mapped_column(Numeric(10, 4), default=Decimal("1"))
+    tolerance: Mapped[Decimal] = mapped_column(Numeric(6, 4), default=Decimal("0.05"))
+
+
+class BudgetReallocation(Base):
+    """A budget move between two campaigns of a plan (by hand or from a proposal)."""
+
+    __tablename__ = "planning_budget_reallocations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("planning_plans.id"), index=True)
+    from_campaign_id: Mapped[str] = mapped_column(String(64))
+    to_campaign_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    proposal_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ReallocationProposal(Base):
+    """A reallocation the measurement service proposed, kept for the CMO to accept or ignore."""
+
+    __tablename__ = "planning_reallocation_proposals"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(64), index=True)
+    from_campaign_id: Mapped[str] = mapped_column(String(64))
+    to_campaign_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(Numeric(18, 2))
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(20), default="open")
+
+
+class UnitOfWork:
+    """One transaction: state changes plus the outbox rows of the events they produce."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.published = 0
+
+    def publish(self, events: list[EventData]) -> None:
+        """Queue ``events`` in the outbox of this transaction."""
+        for data in events:
+            envelope = new_envelope(data, source=SOURCE)
+            add_to_outbox(
+                self.session, MESSAGING, envelope=envelope, topic=data.topic, key=data.key()
+            )
+            self.published += 1
+
+    def claim(self, *, consumer: str, event_id: object) -> bool:
+        """Record an incoming event as processed; False if it already was."""
+        return claim_event(self.session, MESSAGING, consumer=consumer, event_id=event_id)  # type: ignore[arg-type]
+
+
+class Store:
+    """Opens units of work on planning's engine and wakes the relay after each commit."""
+
+    def __init__(self, engine: Engine, *, on_commit: Callable[[], None] = lambda: None) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._on_commit = on_commit
+
+    def create_schema(self) -> None:
+        """Create planning's tables if they do not exist."""
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        """A transaction committed on success and rolled back on any error."""
+        with self._sessions() as session, session.begin():
+            uow = UnitOfWork(session)
+            yield uow
+        if uow.published:
+            self._on_commit()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session."""
+        with self._sessions() as session:
+            yield session
+
+
+def get_plan(*, session: Session, plan_id: str) -> Plan | None:
+    """The plan with ``plan_id``, or None."""
+    return session.get(Plan, plan_id)
+
+
+def get_campaign(*, session: Session, campaign_id: str) -> Campaign | None:
+    """The campaign with ``campaign_id``, or None."""
+    return session.get(Campaign, campaign_id)
+
+
+def list_plans(*, session: Session) -> list[Plan]:
+    """All plans, newest first."""
+    return list(session.scalars(select(Plan).order_by(Plan.created_at.desc())))
+
+
+def list_campaigns(*, session: Session, plan_id: str) -> list[Campaign]:
+    """The campaigns of a plan in creation order."""
+    return list(
+        session.scalars(
+            select(Campaign).where(Campaign.plan_id == plan_id).order_by(Campaign.created_at)
+        )
+    )
+
+
+def list_stages(*, session: Session, campaign_id: str) -> list[Stage]:
+    """The stages of a campaign by deadline."""
+    return list(
+        session.scalars(
+            select(Stage).where(Stage.campaign_id == campaign_id).order_by(Stage.deadline)
+        )
+    )
+
+
+def list_targets(*, session: Session, campaign_id: str) -> list[KpiTarget]:
+    """The KPI targets of a campaign."""
+    return list(
+        session.scalars(
+            select(KpiTarget).where(KpiTarget.campaign_id == campaign_id).order_by(KpiTarget.kpi)
+        )
+    )
+
+
+def find_target(*, session: Session, campaign_id: str, kpi: str) -> KpiTarget | None:
+    """The target of ``kpi`` for a campaign, or None."""
+    return session.scalars(
+        select(KpiTarget).where(KpiTarget.campaign_id == campaign_id, KpiTarget.kpi == kpi)
+    ).first()
+
+
+def list_proposals(*, session: Session, plan_id: str) -> list[ReallocationProposal]:
+    """Reallocation proposals of a plan, newest first."""
+    return list(
+        session.scalars(
+            select(ReallocationProposal)
+            .where(ReallocationProposal.plan_id == plan_id)
+            .order_by(ReallocationProposal.proposed_at.desc())
+        )
+    )
+
+
+def plan_facts(plan: Plan) -> PlanFacts:
+    """The domain view of a plan row."""
+    return PlanFacts(
+        plan_id=plan.id,
+        name=plan.name,
+        period_start=plan.period_start,
+        period_end=plan.period_end,
+        currency=plan.currency,
+        owner=plan.owner,
+        status=plan.status,
+    )
+
+
+def campaign_facts(campaign: Campaign) -> CampaignFacts:
+    """The domain view of a campaign row."""
+    return CampaignFacts(
+        campaign_id=campaign.id,
+        plan_id=campaign.plan_id,
+        name=campaign.name,
+        channel=campaign.channel,
+        brand=campaign.brand,
+        owner=campaign.owner,
+        budget=Decimal(campaign.budget),
+        currency=campaign.currency,
+        start_date=campaign.start_date,
+        end_date=campaign.end_date,
+        gross_margin=Decimal(campaign.gross_margin),
+        status=campaign.status,
+        version=campaign.version,
+    )
+
+
+def save_campaign(*, session: Session, facts: CampaignFacts) -> Campaign:
+    """Insert or update the row of a campaign from its facts."""
+    row = session.get(Campaign, facts.campaign_id)
+    if row is None:
+        row = Campaign(id=facts.campaign_id, created_at=utcnow())
+        session.add(row)
+    row.plan_id = facts.plan_id
+    row.name = facts.name
+    row.channel = facts.channel
+    row.brand = facts.brand
+    row.owner = facts.owner
+    row.budget = facts.budget
+    row.currency = facts.currency
+    row.start_date = facts.start_date
+    row.end_date = facts.end_date
+    row.gross_margin = facts.gross_margin
+    row.status = facts.status
+    row.version = facts.version
+    row.updated_at = utcnow()
+    session.flush()
+    return row

@@ -1,0 +1,282 @@
+"""Planning use cases: load state, apply the domain rules, save state and events in one go."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from services.planning import domain, store
+from services.planning.domain import CampaignFacts, PlanFacts
+from services.planning.store import Store
+from shared.auth import Principal
+from shared.errors import DomainError, NotFound
+from shared.events.kpi import BudgetReallocationProposed
+from shared.kpis import Direction
+
+
+def _plan(uow: store.UnitOfWork, plan_id: str) -> store.Plan:
+    plan = store.get_plan(session=uow.session, plan_id=plan_id)
+    if plan is None:
+        raise NotFound("plan", plan_id)
+    return plan
+
+
+def _campaign(
+    uow: store.UnitOfWork, campaign_id: str, *, field: str | None = None
+) -> store.Campaign:
+    campaign = store.get_campaign(session=uow.session, campaign_id=campaign_id)
+    if campaign is None:
+        if field:
+            raise DomainError(f"campaign {campaign_id!r} not found", field=field, status_code=422)
+        raise NotFound("campaign", campaign_id)
+    return campaign
+
+
+def create_plan(
+    *,
+    db: Store,
+    name: str,
+    period_start: dt.date,
+    period_end: dt.date,
+    currency: str,
+    owner: str,
+) -> str:
+    """Create a draft plan; returns its id."""
+    facts = PlanFacts(
+        plan_id=str(uuid.uuid4()),
+        name=name,
+        period_start=period_start,
+        period_end=period_end,
+        currency=currency,
+        owner=owner,
+    )
+    events = domain.create_plan(facts)
+    with db.unit_of_work() as uow:
+        uow.session.add(
+            store.Plan(
+                id=facts.plan_id,
+                name=name,
+                period_start=period_start,
+                period_end=period_end,
+                currency=currency,
+                owner=owner,
+                status="draft",
+            )
+        )
+        uow.publish(events)
+    return facts.plan_id
+
+
+def approve_plan(*, db: Store, plan_id: str, principal: Principal) -> None:
+    """Approve a plan (and its draft campaigns)."""
+    with db.unit_of_work() as uow:
+        plan = _plan(uow, plan_id)
+        campaigns = [
+            store.campaign_facts(c)
+            for c in store.list_campaigns(session=uow.session, plan_id=plan_id)
+        ]
+        _, changed, events = domain.approve_plan(
+            store.plan_facts(plan), campaigns, approved_by=principal.subject
+        )
+        plan.status = "approved"
+        plan.approved_by = principal.subject
+        plan.approved_at = dt.datetime.now(dt.UTC)
+        for facts in changed:
+            store.save_campaign(session=uow.session, facts=facts)
+        uow.publish(events)
+
+
+def plan_campaign(
+    *,
+    db: Store,
+    plan_id: str,
+    name: str,
+    channel: str,
+    brand: str | None,
+    owner: str,
+    budget: Decimal,
+    start_date: dt.date,
+    end_date: dt.date,
+    gross_margin: Decimal,
+) -> str:
+    """Add a campaign with its budget to a plan; returns its id."""
+    with db.unit_of_work() as uow:
+        plan = store.plan_facts(_plan(uow, plan_id))
+        facts = CampaignFacts(
+            campaign_id=str(uuid.uuid4()),
+            plan_id=plan_id,
+            name=name,
+            channel=channel,
+            brand=brand,
+            owner=owner,
+            budget=budget,
+            currency=plan.currency,
+            start_date=start_date,
+            end_date=end_date,
+            gross_margin=gross_margin,
+            status="approved" if plan.status == "approved" else "draft",
+        )
+        events = domain.plan_campaign(plan, facts)
+        store.save_campaign(session=uow.session, facts=facts)
+        uow.publish(events)
+    return facts.campaign_id
+
+
+def update_campaign(
+    *, db: Store, campaign_id: str, changes: dict[str, object], principal: Principal
+) -> None:
+    """Change a campaign's attributes, budget or status."""
+    with db.unit_of_work() as uow:
+        row = _campaign(uow, campaign_id)
+        plan = store.plan_facts(_plan(uow, row.plan_id))
+        after, events = domain.update_campaign(
+            plan, store.campaign_facts(row), changes, role=principal.role
+        )
+        store.save_campaign(session=uow.session, facts=after)
+        uow.publish(events)
+
+
+def schedule_stage(
+    *,
+    db: Store,
+    campaign_id: str,
+    name: str,
+    deadline: dt.datetime,
+    starts_at: dt.datetime | None,
+    assignee: str | None,
+) -> str:
+    """Schedule a stage of a campaign; returns its id."""
+    stage_id = str(uuid.uuid4())
+    with db.unit_of_work() as uow:
+        campaign = store.campaign_facts(_campaign(uow, campaign_id))
+        events = domain.schedule_stage(
+            campaign,
+            stage_id=stage_id,
+            name=name,
+            deadline=deadline,
+            starts_at=starts_at,
+            assignee=assignee,
+        )
+        uow.session.add(
+            store.Stage(
+                id=stage_id,
+                campaign_id=campaign_id,
+                name=name,
+                deadline=deadline,
+                starts_at=starts_at,
+                assignee=assignee,
+                version=1,
+            )
+        )
+        uow.publish(events)
+    return stage_id
+
+
+def set_kpi_target(
+    *,
+    db: Store,
+    campaign_id: str,
+    kpi: str,
+    target: Decimal,
+    direction: Direction | None,
+    weight: Decimal,
+    tolerance: Decimal,
+) -> str:
+    """Set (or replace) a campaign's target for one KPI; returns the target id."""
+    with db.unit_of_work() as uow:
+        campaign = store.campaign_facts(_campaign(uow, campaign_id))
+        row = store.find_target(session=uow.session, campaign_id=campaign_id, kpi=kpi)
+        target_id = row.id if row is not None else str(uuid.uuid4())
+        events = domain.set_kpi_target(
+            campaign,
+            target_id=target_id,
+            kpi=kpi,
+            target=target,
+            direction=direction,
+            weight=weight,
+            tolerance=tolerance,
+        )
+        if row is None:
+            row = store.KpiTarget(id=target_id, campaign_id=campaign_id, kpi=kpi)
+            uow.session.add(row)
+        row.target = target
+        row.direction = events[0].direction  # type: ignore[attr-defined]
+        row.weight = weight
+        row.tolerance = tolerance
+        uow.publish(events)
+    return target_id
+
+
+def reallocate_budget(
+    *,
+    db: Store,
+    from_campaign_id: str,
+    to_campaign_id: str,
+    amount: Decimal,
+    reason: str | None,
+    principal: Principal,
+    proposal_id: str | None = None,
+) -> str:
+    """Move budget between two campaigns of a plan; returns the reallocation id."""
+    reallocation_id = str(uuid.uuid4())
+    with db.unit_of_work() as uow:
+        source = store.campaign_facts(_campaign(uow, from_campaign_id, field="from_campaign_id"))
+        destination = store.campaign_facts(_campaign(uow, to_campaign_id, field="to_campaign_id"))
+        if proposal_id is not None:
+            proposal = uow.session.get(store.ReallocationProposal, proposal_id)
+            if proposal is None or proposal.status != "open":
+                raise DomainError(
+                    f"no open proposal {proposal_id!r}", field="proposal_id", status_code=422
+                )
+            proposal.status = "accepted"
+        source_after, destination_after, events = domain.reallocate_budget(
+            source,
+            destination,
+            amount=amount,
+            reason=reason,
+            requested_by=principal.subject,
+            reallocation_id=reallocation_id,
+        )
+        store.save_campaign(session=uow.session, facts=source_after)
+        store.save_campaign(session=uow.session, facts=destination_after)
+        uow.session.add(
+            store.BudgetReallocation(
+                id=reallocation_id,
+                plan_id=source.plan_id,
+                from_campaign_id=from_campaign_id,
+                to_campaign_id=to_campaign_id,
+                amount=amount,
+                reason=reason,
+                requested_by=principal.subject,
+                proposal_event_id=proposal_id,
+            )
+        )
+        uow.publish(events)
+    return reallocation_id
+
+
+def record_proposal(
+    *,
+    db: Store,
+    event_id: uuid.UUID,
+    proposal: BudgetReallocationProposed,
+    proposed_at: dt.datetime,
+) -> bool:
+    """Keep a measurement proposal for the CMO (once per event); False if already recorded."""
+    with db.unit_of_work() as uow:
+        if not uow.claim(consumer="planning", event_id=event_id):
+            return False
+        uow.session.add(
+            store.ReallocationProposal(
+                event_id=str(event_id),
+                plan_id=proposal.plan_id,
+                from_campaign_id=proposal.from_campaign_id,
+                to_campaign_id=proposal.to_campaign_id,
+                amount=proposal.amount,
+                reason=proposal.reason,
+                proposed_at=proposed_at,
+                status="open",
+            )
+        )
+    return True

@@ -1,0 +1,261 @@
+"""Planning over HTTP on a real broker and real SQL stores: state, events, roles, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from services.planning.app import create_app
+from services.planning.settings import PlanningSettings
+from shared.topics import PLANNING
+
+pytestmark = pytest.mark.integration
+
+TOKENS = {
+    "t-admin": {"subject": "root", "role": "admin"},
+    "t-cmo": {"subject": "carla", "role": "cmo"},
+    "t-manager": {"subject": "ann", "role": "manager"},
+    "t-viewer": {"subject": "vic", "role": "viewer"},
+}
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def planning(kafka_bootstrap, database_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
+    settings = PlanningSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        tokens=TOKENS,
+        data_dir=tmp_path,
+        currency="EUR",
+    )
+    with serve_app(create_app(settings)) as running:
+        with httpx.Client(base_url=running.url, timeout=10) as client:
+            yield client
+
+
+def test_plan_campaign_stage_target_are_stored_and_published(
+    planning: httpx.Client, kafka_bootstrap: str, topic_reader
+) -> None:  # type: ignore[no-untyped-def]
+    plan = planning.post(
+        "/api/v1/plans",
+        json={"name": "FY2027", "period_start": "2027-01-01", "period_end": "2027-12-31"},
+        headers=auth("t-manager"),
+    )
+    assert plan.status_code == 201, plan.text
+    plan_id = plan.json()["plan_id"]
+    assert plan.json()["currency"] == "EUR" and plan.json()["owner"] == "ann"
+
+    campaign = planning.post(
+        f"/api/v1/plans/{plan_id}/campaigns",
+        json={
+            "name": "Spring search",
+            "channel": "Search",
+            "owner": "ann",
+            "budget": "1000.00",
+            "start_date": "2027-03-01",
+            "end_date": "2027-05-31",
+            "gross_margin": "0.4",
+        },
+        headers=auth("t-manager"),
+    )
+    assert campaign.status_code == 201, campaign.text
+    campaign_id = campaign.json()["campaign_id"]
+    assert campaign.json()["channel"] == "search"
+
+    stage = planning.post(
+        f"/api/v1/campaigns/{campaign_id}/stages",
+        json={"name": "Creatives", "deadline": "2027-03-10T17:00:00+01:00", "assignee": "bob"},
+        headers=auth("t-manager"),
+    )
+    assert stage.status_code == 201, stage.text
+    assert stage.json()["deadline"].startswith("2027-03-10T16:00:00")
+
+    target = planning.post(
+        f"/api/v1/campaigns/{campaign_id}/kpi-targets",
+        json={"kpi": "cpl", "target": "25", "weight": "2"},
+        headers=auth("t-manager"),
+    )
+    assert target.status_code == 201, target.text
+    assert target.json()["direction"] == "lower_is_better"
+
+    approved = planning.post(f"/api/v1/plans/{plan_id}/approve", headers=auth("t-cmo"))
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "approved"
+    assert approved.json()["campaigns"][0]["status"] == "approved"
+
+    def mine(record) -> bool:  # type: ignore[no-untyped-def]
+        body = json.loads(record.value)
+        return plan_id in record.value.decode() or (
+            campaign_id in record.value.decode() and bool(body)
+        )
+
+    records = topic_reader(kafka_bootstrap, PLANNING, match=mine, expect=7)
+    types = [json.loads(r.value)["event_type"] for r in records]
+    assert sorted(types) == sorted(
+        [
+            "plan.created",
+            "campaign.planned",
+            "budget.allocated",
+            "stage.scheduled",
+            "kpi_target.set",
+            "plan.approved",
+            "campaign.status_changed",
+        ]
+    )
+    planned = next(
+        json.loads(r.value)
+        for r in records
+        if json.loads(r.value)["event_type"] == "campaign.planned"
+    )
+    assert planned["data"]["budget"] == "1000.00"
+    assert planned["data"]["gross_margin"] == "0.4"
+    assert planned["source"] == "planning"
+    assert {r.key for r in records if json.loads(r.value)["event_type"] == "stage.scheduled"} == {
+        campaign_id.encode()
+    }
+
+
+def test_roles_are_enforced(planning: httpx.Client) -> None:
+    body = {"name": "P", "period_start": "2027-01-01", "period_end": "2027-12-31"}
+    assert planning.post("/api/v1/plans", json=body).status_code == 401
+    assert planning.post("/api/v1/plans", json=body, headers=auth("nope")).status_code == 401
+    assert planning.post("/api/v1/plans", json=body, headers=auth("t-viewer")).status_code == 403
+    plan_id = planning.post("/api/v1/plans", json=body, headers=auth("t-admin")).json()["plan_id"]
+    assert planning.get(f"/api/v1/plans/{plan_id}", headers=auth("t-viewer")).status_code == 200
+    assert (
+        planning.post(f"/api/v1/plans/{plan_id}/approve", headers=auth("t-manager")).status_code
+        == 403
+    )
+
+
+def test_bad_input_names_the_field_and_writes_nothing(planning: httpx.Client) -> None:
+    bad = planning.post(
+        "/api/v1/plans",
+        json={"name": "P", "period_start": "2027-12-31", "period_end": "2027-01-01"},
+        headers=auth("t-admin"),
+    )
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "period_end"]
+    assert planning.get("/api/v1/plans", headers=auth("t-admin")).json() == [] or all(
+        p["name"] != "P" or p["period_start"] != "2027-12-31"
+        for p in planning.get("/api/v1/plans", headers=auth("t-admin")).json()
+    )
+
+    plan_id = planning.post(
+        "/api/v1/plans",
+        json={"name": "Q", "period_start": "2027-01-01", "period_end": "2027-12-31"},
+        headers=auth("t-admin"),
+    ).json()["plan_id"]
+    negative = planning.post(
+        f"/api/v1/plans/{plan_id}/campaigns",
+        json={
+            "name": "C",
+            "channel": "email",
+            "owner": "ann",
+            "budget": "-5",
+            "start_date": "2027-01-01",
+            "end_date": "2027-02-01",
+        },
+        headers=auth("t-admin"),
+    )
+    assert negative.status_code == 422
+    assert negative.json()["detail"][0]["field"] == "budget"
+    outside = planning.post(
+        f"/api/v1/plans/{plan_id}/campaigns",
+        json={
+            "name": "C",
+            "channel": "email",
+            "owner": "ann",
+            "budget": "5",
+            "start_date": "2026-01-01",
+            "end_date": "2027-02-01",
+        },
+        headers=auth("t-admin"),
+    )
+    assert outside.status_code == 422
+    assert outside.json()["detail"][0]["loc"] == ["body", "start_date"]
+    unknown = planning.post(
+        f"/api/v1/plans/{plan_id}/campaigns",
+        json={
+            "name": "C",
+            "channel": "email",
+            "owner": "ann",
+            "budget": "5",
+            "colour": "red",
+            "start_date": "2027-01-01",
+            "end_date": "2027-02-01",
+        },
+        headers=auth("t-admin"),
+    )
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["field"] == "colour"
+    assert planning.get(f"/api/v1/plans/{plan_id}/campaigns", headers=auth("t-admin")).json() == []
+    assert planning.get("/api/v1/campaigns/missing", headers=auth("t-admin")).status_code == 404
+
+
+def test_budget_reallocation_moves_money_between_campaigns(
+    planning: httpx.Client, kafka_bootstrap: str, topic_reader
+) -> None:  # type: ignore[no-untyped-def]
+    plan_id = planning.post(
+        "/api/v1/plans",
+        json={"name": "R", "period_start": "2027-01-01", "period_end": "2027-12-31"},
+        headers=auth("t-cmo"),
+    ).json()["plan_id"]
+    ids = [
+        planning.post(
+            f"/api/v1/plans/{plan_id}/campaigns",
+            json={
+                "name": name,
+                "channel": "social",
+                "owner": "ann",
+                "budget": "500.00",
+                "start_date": "2027-01-01",
+                "end_date": "2027-06-30",
+            },
+            headers=auth("t-cmo"),
+        ).json()["campaign_id"]
+        for name in ("A", "B")
+    ]
+    body = {
+        "from_campaign_id": ids[0],
+        "to_campaign_id": ids[1],
+        "amount": "120.50",
+        "reason": "B converts better",
+    }
+    assert (
+        planning.post(
+            "/api/v1/budget-reallocations", json=body, headers=auth("t-manager")
+        ).status_code
+        == 403
+    )
+    too_much = planning.post(
+        "/api/v1/budget-reallocations", json={**body, "amount": "900"}, headers=auth("t-cmo")
+    )
+    assert too_much.status_code == 422 and too_much.json()["detail"][0]["loc"] == ["body", "amount"]
+    moved = planning.post("/api/v1/budget-reallocations", json=body, headers=auth("t-cmo"))
+    assert moved.status_code == 201, moved.text
+    budgets = {
+        c["campaign_id"]: c["budget"]
+        for c in planning.get(f"/api/v1/plans/{plan_id}/campaigns", headers=auth("t-cmo")).json()
+    }
+    assert budgets == {ids[0]: "379.50", ids[1]: "620.50"}
+    records = topic_reader(
+        kafka_bootstrap,
+        PLANNING,
+        expect=1,
+        match=lambda r: (
+            json.loads(r.value)["event_type"] == "budget.reallocated"
+            and json.loads(r.value)["data"]["plan_id"] == plan_id
+        ),
+    )
+    data = json.loads(records[0].value)["data"]
+    assert (data["from_budget"], data["to_budget"], data["amount"]) == (
+        "379.50",
+        "620.50",
+        "120.50",
+    )
