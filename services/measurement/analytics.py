@@ -243,74 +243,27 @@ def migrate(client: Client, *, database: str = DEFAULT_DATABASE) -> list[int]:
 # inserts
 # --------------------------------------------------------------------------------------------
 
-_META = ("event_id", "occurred_at", "source", "_topic", "_partition", "_offset")
+_META = "event_id occurred_at source _topic _partition _offset"
 
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "spend": (*_META, "campaign_id", "channel", "amount", "currency"),
-    "ad_metrics": (*_META, "campaign_id", "channel", "impressions", "clicks"),
-    "lead_events": (
-        *_META,
-        "lead_id",
-        "campaign_id",
-        "channel",
-        "stage",
-        "stage_rank",
-        "customer_id",
+    table: tuple(names.split())
+    for table, names in {
+        "spend": f"{_META} campaign_id channel amount currency",
+        "ad_metrics": f"{_META} campaign_id channel impressions clicks",
+        "lead_events": f"{_META} lead_id campaign_id channel stage stage_rank customer_id "
         "expected_value",
-    ),
-    "sales": (
-        *_META,
-        "order_id",
-        "customer_id",
-        "campaign_id",
-        "channel",
-        "amount",
-        "discount_amount",
+        "sales": f"{_META} order_id customer_id campaign_id channel amount discount_amount "
         "currency",
-    ),
-    "tasks": (*_META, "campaign_id", "stage_id", "status", "assignee", "comment"),
-    "plans": (
-        "plan_id",
-        "name",
-        "period_start",
-        "period_end",
-        "currency",
-        "owner",
-        "status",
-        "updated_at",
+        "tasks": f"{_META} campaign_id stage_id status assignee comment",
+        "plans": "plan_id name period_start period_end currency owner status updated_at event_id",
+        "plan_approvals": "plan_id approved_by approved_at event_id",
+        "campaigns": "campaign_id plan_id name channel brand owner budget currency start_date "
+        "end_date gross_margin status version updated_at event_id",
+        "campaign_status": "campaign_id plan_id status version updated_at event_id",
+        "campaign_budgets": "campaign_id plan_id budget currency updated_at event_id",
+        "kpi_targets": "target_id campaign_id kpi target direction weight tolerance updated_at "
         "event_id",
-    ),
-    "plan_approvals": ("plan_id", "approved_by", "approved_at", "event_id"),
-    "campaigns": (
-        "campaign_id",
-        "plan_id",
-        "name",
-        "channel",
-        "brand",
-        "owner",
-        "budget",
-        "currency",
-        "start_date",
-        "end_date",
-        "gross_margin",
-        "status",
-        "version",
-        "updated_at",
-        "event_id",
-    ),
-    "campaign_status": ("campaign_id", "plan_id", "status", "version", "updated_at", "event_id"),
-    "campaign_budgets": ("campaign_id", "plan_id", "budget", "currency", "updated_at", "event_id"),
-    "kpi_targets": (
-        "target_id",
-        "campaign_id",
-        "kpi",
-        "target",
-        "direction",
-        "weight",
-        "tolerance",
-        "updated_at",
-        "event_id",
-    ),
+    }.items()
 }
 """Insert column order of every table fed from events."""
 
@@ -487,23 +440,23 @@ _MARGINS = "(SELECT campaign_id, gross_margin FROM campaigns FINAL)"
 _GROSS = "toDecimal128(s.amount, 2) * if(m.campaign_id = '', toDecimal128(1, 6), m.gross_margin)"
 
 
-def _rows(client: Client, sql: str, params: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+def _rows(client: Client, sql: str, params: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     return {row[0]: tuple(row[1:]) for row in client.query(sql, parameters=params).result_rows}
 
 
-def _spend_rows(client: Client, scope: _Scope, params: Mapping[str, Any]) -> dict[str, tuple]:
+def _spend_rows(client: Client, scope: _Scope, params: dict[str, Any]) -> dict[str, tuple]:
     sql = f"""SELECT {scope.key()} AS k, sum(amount) FROM spend FINAL
         WHERE {scope.where()} AND {_in_period()} GROUP BY k"""
     return _rows(client, sql, params)
 
 
-def _ad_rows(client: Client, scope: _Scope, params: Mapping[str, Any]) -> dict[str, tuple]:
+def _ad_rows(client: Client, scope: _Scope, params: dict[str, Any]) -> dict[str, tuple]:
     sql = f"""SELECT {scope.key()} AS k, sum(impressions), sum(clicks) FROM ad_metrics FINAL
         WHERE {scope.where()} AND {_in_period()} GROUP BY k"""
     return _rows(client, sql, params)
 
 
-def _lead_rows(client: Client, scope: _Scope, params: Mapping[str, Any]) -> dict[str, tuple]:
+def _lead_rows(client: Client, scope: _Scope, params: dict[str, Any]) -> dict[str, tuple]:
     reached = ", ".join(f"countIf(r >= {rank})" for rank in range(len(domain.FUNNEL_STAGES)))
     sql = f"""SELECT k, {reached}, countIf(was_lost) FROM (
             SELECT {scope.key()} AS k, lead_id, max(stage_rank) AS r,
@@ -513,7 +466,7 @@ def _lead_rows(client: Client, scope: _Scope, params: Mapping[str, Any]) -> dict
     return _rows(client, sql, params)
 
 
-def _sales_rows(client: Client, scope: _Scope, params: Mapping[str, Any]) -> dict[str, tuple]:
+def _sales_rows(client: Client, scope: _Scope, params: dict[str, Any]) -> dict[str, tuple]:
     sql = f"""SELECT k, sum(revenue), sum(gross), sum(discounts), sum(orders), count(),
                countIf(orders >= 2)
         FROM (
@@ -527,7 +480,7 @@ def _sales_rows(client: Client, scope: _Scope, params: Mapping[str, Any]) -> dic
     return _rows(client, sql, params)
 
 
-def _cohort_rows(client: Client, scope: _Scope, params: Mapping[str, Any]) -> dict[str, tuple]:
+def _cohort_rows(client: Client, scope: _Scope, params: dict[str, Any]) -> dict[str, tuple]:
     # A customer belongs to the campaign of their first sale ever; duplicates cannot move a
     # min/argMin, but the lifetime gross profit is a sum, hence FINAL on the sales read.
     sql = f"""SELECT {scope.key("first_campaign")} AS k, count(),
@@ -573,7 +526,7 @@ def _measures(
     return out
 
 
-def _campaign_dims(client: Client, *, where: str, params: Mapping[str, Any]) -> list[dict]:
+def _campaign_dims(client: Client, *, where: str, params: dict[str, Any]) -> list[dict]:
     sql = f"""SELECT campaign_id, plan_id, name, channel, brand, owner, budget, currency,
                start_date, end_date, gross_margin, status, version
         FROM campaigns_current WHERE {where} ORDER BY campaign_id"""
