@@ -38,8 +38,6 @@ CONVERSIONS: tuple[tuple[str, str, str], ...] = (
 )
 """(name, from stage, to stage) of every reported stage conversion."""
 
-LOWER_IS_BETTER: frozenset[str] = frozenset({"cpl", "cac", "cpc", "marketing_pct_of_sales"})
-
 MONEY_KPIS: frozenset[str] = frozenset(
     {"spend", "cpc", "cpl", "cac", "revenue", "gross_profit", "discounts", "average_check"}
     | {"ltv", "budget", "forecast_at_completion"}
@@ -49,11 +47,6 @@ MONEY_KPIS: frozenset[str] = frozenset(
 def stage_rank(stage: str) -> int:
     """Position of a stage in the funnel (visitor = 0 … customer = 6); ``lost`` is -1."""
     return FUNNEL.index(stage) if stage in FUNNEL else LOST_RANK
-
-
-def direction_of(kpi: str) -> KpiDirection:
-    """Whether a KPI is better when lower (CPL, CAC, CPC, marketing % of sales) or higher."""
-    return "lower_is_better" if kpi in LOWER_IS_BETTER else "higher_is_better"
 
 
 def _dec(value: Decimal | int | float | str | None) -> Decimal | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -84,7 +85,7 @@ class SaleCompleted(EventData):
     campaign_id: Identifier | None = None
     channel: Channel | None = None
     amount: Money
-    discount_amount: Money = Field(default=0)
+    discount_amount: Money = Field(default=Decimal("0"))
     currency: Currency
 
 

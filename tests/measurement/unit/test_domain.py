@@ -10,6 +10,7 @@ import pytest
 from services.measurement import domain
 from services.measurement.domain import Measures, Target
 from shared.events.kpi import KpiTargetBreached, KpiTargetRecovered
+from shared.kpis import direction_of
 
 NOW = dt.datetime(2027, 3, 16, 12, tzinfo=dt.UTC)
 
@@ -31,9 +32,9 @@ def test_stage_rank_follows_the_funnel_and_lost_ranks_nowhere() -> None:
 
 def test_directions() -> None:
     for kpi in ("cpl", "cac", "cpc", "marketing_pct_of_sales"):
-        assert domain.direction_of(kpi) == "lower_is_better"
+        assert direction_of(kpi) == "lower_is_better"
     for kpi in ("romi", "roi", "ctr", "ltv", "leads"):
-        assert domain.direction_of(kpi) == "higher_is_better"
+        assert direction_of(kpi) == "higher_is_better"
 
 
 def test_conversions_use_leads_reaching_a_stage_or_later() -> None:
@@ -125,7 +126,7 @@ def _t(tid: str, kpi: str, target: str, weight: str = "1", tol: str = "0.05") ->
         campaign_id="c",
         kpi=kpi,
         target=D(target),
-        direction=domain.direction_of(kpi),
+        direction=direction_of(kpi),
         weight=D(weight),
         tolerance=D(tol),
     )

@@ -1,0 +1,386 @@
+"""``mrm demo``: plays the other internal systems against a running platform.
+
+It creates a sample annual plan over the planning API (campaigns across channels, budgets,
+stages with near deadlines, KPI targets), approves it, then publishes realistic spend, ad
+metrics, lead-funnel and sales streams to Kafka while a live table shows each campaign's KPIs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from mrm.runtime import Runtime
+from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
+from shared.publisher import EventPublisher
+
+FUNNEL_RATES = {
+    "lead": 0.35,
+    "mql": 0.55,
+    "sql": 0.5,
+    "sal": 0.8,
+    "opportunity": 0.6,
+    "customer": 0.45,
+}
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """A sample campaign and how its traffic behaves."""
+
+    name: str
+    channel: str
+    brand: str
+    budget: Decimal
+    daily_spend: Decimal
+    ctr: float
+    click_to_visit: float
+    average_order: Decimal
+    targets: dict[str, str]
+
+
+SAMPLE = (
+    CampaignSpec(
+        "Spring search",
+        "search",
+        "Acme",
+        Decimal("24000"),
+        Decimal("900"),
+        0.045,
+        0.8,
+        Decimal("420"),
+        {"cpl": "40", "romi": "1.5", "ctr": "0.04"},
+    ),
+    CampaignSpec(
+        "Social launch",
+        "social",
+        "Acme Go",
+        Decimal("18000"),
+        Decimal("1100"),
+        0.012,
+        0.7,
+        Decimal("260"),
+        {"cpl": "35", "romi": "1.0", "ctr": "0.015"},
+    ),
+    CampaignSpec(
+        "Email nurture",
+        "email",
+        "Acme",
+        Decimal("6000"),
+        Decimal("150"),
+        0.09,
+        0.9,
+        Decimal("380"),
+        {"cpl": "10", "romi": "3.0"},
+    ),
+    CampaignSpec(
+        "Partner webinars",
+        "events",
+        "Acme Pro",
+        Decimal("12000"),
+        Decimal("700"),
+        0.03,
+        0.6,
+        Decimal("1500"),
+        {"cac": "900", "romi": "0.8"},
+    ),
+)
+
+
+@dataclass
+class LiveCampaign:
+    """A campaign created by the demo, with the leads it has in flight."""
+
+    campaign_id: str
+    spec: CampaignSpec
+    leads: dict[str, str] = field(default_factory=dict)
+    customers: list[str] = field(default_factory=list)
+
+
+class Demo:
+    """One demo run against the platform described by ``runtime``."""
+
+    def __init__(self, runtime: Runtime, *, console: Console | None = None, seed: int = 7) -> None:
+        self.runtime = runtime
+        self.console = console or Console()
+        self.random = random.Random(seed)
+        token = runtime.token_for("admin") or runtime.token_for("cmo")
+        if token is None:
+            raise SystemExit("no admin or cmo token known: set MRM_DEMO_TOKEN")
+        self.http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=15)
+        self.plan_id = ""
+        self.campaigns: list[LiveCampaign] = []
+
+    def url(self, service: str, path: str) -> str:
+        """The URL of ``path`` on ``service``."""
+        return f"{self.runtime.urls[service]}{path}"
+
+    def create_plan(self) -> None:
+        """Create and approve the sample plan through the planning API."""
+        today = dt.date.today()
+        plan = self._post(
+            "planning",
+            "/api/v1/plans",
+            {
+                "name": f"Marketing plan {today.year}/{today.year + 1}",
+                "period_start": str(today - dt.timedelta(days=90)),
+                "period_end": str(today + dt.timedelta(days=275)),
+                "owner": "cmo",
+            },
+        )
+        self.plan_id = plan["plan_id"]
+        for spec in SAMPLE:
+            campaign = self._post(
+                "planning",
+                f"/api/v1/plans/{self.plan_id}/campaigns",
+                {
+                    "name": spec.name,
+                    "channel": spec.channel,
+                    "brand": spec.brand,
+                    "owner": "manager",
+                    "budget": str(spec.budget),
+                    "start_date": str(today - dt.timedelta(days=20)),
+                    "end_date": str(today + dt.timedelta(days=40)),
+                    "gross_margin": "0.6",
+                },
+            )
+            live = LiveCampaign(campaign_id=campaign["campaign_id"], spec=spec)
+            self.campaigns.append(live)
+            now = dt.datetime.now(dt.UTC)
+            for name, deadline, assignee in (
+                ("Brief approved", now - dt.timedelta(hours=3), "manager"),
+                ("Creatives delivered", now + dt.timedelta(hours=20), "executor"),
+                ("Mid-campaign review", now + dt.timedelta(days=20), "manager"),
+            ):
+                self._post(
+                    "planning",
+                    f"/api/v1/campaigns/{live.campaign_id}/stages",
+                    {"name": name, "deadline": deadline.isoformat(), "assignee": assignee},
+                )
+            for kpi, target in spec.targets.items():
+                self._post(
+                    "planning",
+                    f"/api/v1/campaigns/{live.campaign_id}/kpi-targets",
+                    {"kpi": kpi, "target": target},
+                )
+        self._post("planning", f"/api/v1/plans/{self.plan_id}/approve", None)
+        self.console.print(
+            f"created and approved plan [bold]{self.plan_id}[/] with "
+            f"{len(self.campaigns)} campaigns"
+        )
+
+    def _post(self, service: str, path: str, body: object) -> dict:  # type: ignore[type-arg]
+        response = self.http.post(self.url(service, path), json=body)
+        if response.status_code >= 400:
+            raise SystemExit(f"POST {path} failed ({response.status_code}): {response.text}")
+        return response.json()  # type: ignore[no-any-return]
+
+    def publish_round(self, publisher: EventPublisher, *, day: dt.datetime) -> int:
+        """Publish one simulated day of events for every campaign; returns how many."""
+        sent = 0
+        for live in self.campaigns:
+            sent += self._spend_and_ads(publisher, live, day=day)
+            sent += self._funnel(publisher, live, day=day)
+        publisher.flush()
+        return sent
+
+    def _spend_and_ads(
+        self, publisher: EventPublisher, live: LiveCampaign, *, day: dt.datetime
+    ) -> int:
+        spec = live.spec
+        amount = (spec.daily_spend * Decimal(self.random.uniform(0.7, 1.3))).quantize(
+            Decimal("0.01")
+        )
+        impressions = int(float(amount) * self.random.uniform(40, 60))
+        clicks = int(impressions * spec.ctr * self.random.uniform(0.8, 1.2))
+        publisher.publish(
+            SpendRecorded(
+                campaign_id=live.campaign_id, channel=spec.channel, amount=amount, currency="USD"
+            ),
+            occurred_at=day,
+        )
+        publisher.publish(
+            AdMetricsReported(
+                campaign_id=live.campaign_id,
+                channel=spec.channel,
+                impressions=impressions,
+                clicks=clicks,
+            ),
+            occurred_at=day,
+        )
+        visitors = [
+            f"lead-{uuid.uuid4().hex[:10]}" for _ in range(int(clicks * spec.click_to_visit / 10))
+        ]
+        for lead_id in visitors:
+            live.leads[lead_id] = "visitor"
+            publisher.publish(
+                LeadStageChanged(
+                    lead_id=lead_id,
+                    campaign_id=live.campaign_id,
+                    channel=spec.channel,
+                    stage="visitor",
+                ),
+                occurred_at=day,
+            )
+        return 2 + len(visitors)
+
+    def _funnel(self, publisher: EventPublisher, live: LiveCampaign, *, day: dt.datetime) -> int:
+        sent = 0
+        order = list(FUNNEL_RATES)
+        for lead_id, stage in list(live.leads.items()):
+            position = -1 if stage == "visitor" else order.index(stage)
+            if position + 1 >= len(order):
+                continue
+            following = order[position + 1]
+            if self.random.random() > FUNNEL_RATES[following]:
+                if self.random.random() < 0.15:
+                    del live.leads[lead_id]
+                    publisher.publish(
+                        LeadStageChanged(
+                            lead_id=lead_id,
+                            campaign_id=live.campaign_id,
+                            channel=live.spec.channel,
+                            stage="lost",
+                        ),
+                        occurred_at=day,
+                    )
+                    sent += 1
+                continue
+            customer_id = f"cust-{lead_id[5:]}" if following == "customer" else None
+            live.leads[lead_id] = following
+            publisher.publish(
+                LeadStageChanged(
+                    lead_id=lead_id,
+                    campaign_id=live.campaign_id,
+                    channel=live.spec.channel,
+                    stage=following,
+                    customer_id=customer_id,
+                ),
+                occurred_at=day,
+            )
+            sent += 1
+            if customer_id:
+                live.customers.append(customer_id)
+                sent += self._sale(publisher, live, customer_id, day=day)
+        for customer_id in live.customers:
+            if self.random.random() < 0.05:
+                sent += self._sale(publisher, live, customer_id, day=day)
+        return sent
+
+    def _sale(
+        self, publisher: EventPublisher, live: LiveCampaign, customer_id: str, *, day: dt.datetime
+    ) -> int:
+        amount = (live.spec.average_order * Decimal(self.random.uniform(0.6, 1.5))).quantize(
+            Decimal("0.01")
+        )
+        discount = (amount * Decimal("0.05")).quantize(Decimal("0.01"))
+        publisher.publish(
+            SaleCompleted(
+                order_id=f"ord-{uuid.uuid4().hex[:10]}",
+                customer_id=customer_id,
+                campaign_id=live.campaign_id,
+                channel=live.spec.channel,
+                amount=amount,
+                discount_amount=discount,
+                currency="USD",
+            ),
+            occurred_at=day,
+        )
+        return 1
+
+    def kpi_table(self) -> Table:
+        """The live table of every campaign's KPIs, read from the measurement API."""
+        table = Table(title=f"KPIs of plan {self.plan_id}", expand=False)
+        for column in (
+            "campaign",
+            "spend / budget",
+            "impr.",
+            "clicks",
+            "CTR",
+            "leads",
+            "CPL",
+            "customers",
+            "CAC",
+            "revenue",
+            "ROMI",
+            "alerts",
+        ):
+            table.add_column(column, justify="left" if column == "campaign" else "right")
+        for live in self.campaigns:
+            kpis = self._get("measurement", f"/api/v1/kpis/campaigns/{live.campaign_id}")
+            alerts = self._get("notifier", "/api/v1/notifications?recipient=manager&limit=500")
+            count = sum(1 for n in alerts if isinstance(n, dict)) if isinstance(alerts, list) else 0
+            table.add_row(
+                live.spec.name,
+                f"{_fmt(kpis.get('spend'))} / {live.spec.budget:,.0f}",
+                _fmt(kpis.get("impressions"), 0),
+                _fmt(kpis.get("clicks"), 0),
+                _pct(kpis.get("ctr")),
+                _fmt(kpis.get("leads"), 0),
+                _fmt(kpis.get("cpl")),
+                _fmt(kpis.get("new_customers"), 0),
+                _fmt(kpis.get("cac")),
+                _fmt(kpis.get("revenue")),
+                _fmt(kpis.get("romi"), 2),
+                str(count),
+            )
+        return table
+
+    def _get(self, service: str, path: str) -> dict | list:  # type: ignore[type-arg]
+        try:
+            response = self.http.get(self.url(service, path))
+        except httpx.HTTPError:
+            return {}
+        return response.json() if response.status_code == 200 else {}  # type: ignore[no-any-return]
+
+    def run(self, *, days: int = 30, pause_s: float = 1.0) -> None:
+        """Create the plan, stream ``days`` simulated days of events, show KPIs live."""
+        self.create_plan()
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+        total = 0
+        with (
+            EventPublisher(self.runtime.kafka_bootstrap, source="demo") as publisher,
+            Live(self.kpi_table(), console=self.console, refresh_per_second=2) as live,
+        ):
+            for index in range(days):
+                total += self.publish_round(publisher, day=start + dt.timedelta(days=index))
+                time.sleep(pause_s)
+                live.update(self.kpi_table())
+            time.sleep(2)
+            live.update(self.kpi_table())
+        measurement = self.runtime.urls["measurement"]
+        execution = self.runtime.urls["execution"]
+        notifier = self.runtime.urls["notifier"]
+        self.console.print(f"published {total} events over {days} simulated days")
+        self.console.print("Where to look next:")
+        self.console.print(f"  plan KPIs      {measurement}/api/v1/kpis/plans/{self.plan_id}")
+        self.console.print(
+            f"  plan report    {measurement}/api/v1/reports/plans/{self.plan_id}?format=html"
+        )
+        first = self.campaigns[0].campaign_id
+        self.console.print(f"  progress       {execution}/api/v1/campaigns/{first}/progress")
+        self.console.print(f"  notifications  {notifier}/api/v1/notifications?recipient=manager")
+
+
+def _fmt(value: object, places: int = 2) -> str:
+    if value is None or value == "":
+        return "–"
+    try:
+        return f"{Decimal(str(value)):,.{places}f}"
+    except ArithmeticError:
+        return str(value)
+
+
+def _pct(value: object) -> str:
+    if value is None or value == "":
+        return "–"
+    return f"{Decimal(str(value)) * 100:.2f} %"

@@ -1,0 +1,173 @@
+"""``mrm up``: the embedded broker (unless one is configured) and the four services as processes.
+
+Every child runs in its own session so that Ctrl-C reaches only the supervisor, which then stops
+the services (SIGTERM, graceful) and the broker, leaving no orphan behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+import httpx
+
+from mrm.runtime import SERVICES, Runtime, dev_tokens
+from shared.embedded import EmbeddedBroker
+from shared.kafka import ensure_topics
+from shared.settings import CommonSettings
+from shared.topics import all_topics_with_dlq
+
+
+class StartupFailed(RuntimeError):
+    """A service did not become ready."""
+
+
+class Platform:
+    """The processes of one platform run."""
+
+    def __init__(self, settings: CommonSettings, *, echo=print) -> None:  # type: ignore[no-untyped-def]
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.logs = self.data_dir / "logs"
+        self.echo = echo
+        self.broker: EmbeddedBroker | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.runtime: Runtime | None = None
+
+    def start(self, *, ready_timeout_s: float = 120.0) -> Runtime:
+        """Start the broker (if embedded), create topics, start services, wait until ready."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        bootstrap = self.settings.kafka_bootstrap
+        if not bootstrap:
+            self.broker = EmbeddedBroker(log_file=self.logs / "broker.log").start()
+            bootstrap = self.broker.bootstrap
+            self.echo(f"embedded Kafka-protocol broker (Tansu) on {bootstrap}")
+        ensure_topics(bootstrap, all_topics_with_dlq(), partitions=self.settings.topic_partitions)
+        tokens = {t: g.model_dump() for t, g in self.settings.tokens.items()} or dev_tokens()
+        urls = {}
+        for name, default_port in SERVICES.items():
+            port = int(os.environ.get(f"MRM_{name.upper()}_PORT", default_port))
+            urls[name] = f"http://127.0.0.1:{port}"
+            self.children[name] = self._spawn(name, port=port, bootstrap=bootstrap, tokens=tokens)
+        self.runtime = Runtime(kafka_bootstrap=bootstrap, urls=urls, tokens=tokens)
+        self.runtime.save(self.data_dir)
+        self._wait_ready(urls, timeout_s=ready_timeout_s)
+        return self.runtime
+
+    def _spawn(
+        self, name: str, *, port: int, bootstrap: str, tokens: dict[str, dict[str, str]]
+    ) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "MRM_KAFKA_BOOTSTRAP": bootstrap,
+                "MRM_TOKENS": json.dumps(tokens),
+                "MRM_DATA_DIR": str(self.data_dir),
+                f"MRM_{name.upper()}_PORT": str(port),
+                "MRM_LOG_JSON": env.get("MRM_LOG_JSON", "true"),
+            }
+        )
+        env.pop("MRM_PORT", None)
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        return subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def _wait_ready(self, urls: dict[str, str], *, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = dict(urls)
+        with httpx.Client(timeout=2) as client:
+            while pending:
+                for name, url in list(pending.items()):
+                    if self.children[name].poll() is not None:
+                        raise StartupFailed(
+                            f"{name} exited during start-up:\n{self.log_tail(name)}"
+                        )
+                    try:
+                        if client.get(f"{url}/ready").status_code == 200:
+                            self.echo(f"  {name:<12} ready  {url}")
+                            del pending[name]
+                    except httpx.HTTPError:
+                        pass
+                if pending and time.monotonic() > deadline:
+                    raise StartupFailed(f"not ready after {timeout_s:.0f} s: {', '.join(pending)}")
+                time.sleep(0.3)
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        """The last lines of a service's log."""
+        path = self.logs / f"{name}.log"
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
+
+    def failed(self) -> str | None:
+        """The name of a service that has exited, if any."""
+        return next(
+            (name for name, child in self.children.items() if child.poll() is not None), None
+        )
+
+    def stop(self, *, grace_s: float = 20.0) -> None:
+        """Stop every service (SIGTERM, then SIGKILL after ``grace_s``) and the broker."""
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.children.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+
+def run_until_signal(platform: Platform, *, after_start=None) -> int:  # type: ignore[no-untyped-def]
+    """Start the platform, run ``after_start(runtime)``, then wait for Ctrl-C / SIGTERM."""
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, request_stop)
+    try:
+        runtime = platform.start()
+        admin = runtime.token_for("admin")
+        platform.echo("")
+        platform.echo(
+            "MRM platform is up. API docs: "
+            + ", ".join(f"{url}/docs" for url in runtime.urls.values())
+        )
+        platform.echo(f"development admin token: {admin}")
+        platform.echo(f"all tokens: {platform.data_dir / 'runtime.json'}   logs: {platform.logs}")
+        platform.echo("Ctrl-C stops everything.")
+        if after_start is not None:
+            after_start(runtime)
+        while True:
+            crashed = platform.failed()
+            if crashed:
+                platform.echo(f"{crashed} stopped unexpectedly:\n{platform.log_tail(crashed)}")
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    except StartupFailed as exc:
+        platform.echo(f"start-up failed: {exc}")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        platform.echo("stopping…")
+        platform.stop()
+        platform.echo("stopped.")
