@@ -1,0 +1,1 @@
+"""The execution service: conducts campaigns — stage statuses and deadlines, spend against plan."""

@@ -1,0 +1,204 @@
+"""Execution's HTTP API: campaign progress (spend against plan, stages) and stage statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+
+from services.execution import service, store
+from services.execution.clock import Clock
+from services.execution.domain import FxRates, NotAllowed
+from shared.auth import READERS, Principal, require
+from shared.events.ingest import TaskStatus
+from shared.http import NotFound
+from shared.outbox import OutboxRelay
+
+router = APIRouter(prefix="/api/v1", tags=["execution"])
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    """What the routes need, built by the composition root and kept on ``app.state``."""
+
+    engine: Engine
+    relay: OutboxRelay
+    clock: Clock
+    fx: FxRates
+
+
+def deps(request: Request) -> ApiDeps:
+    """The API's dependencies from the running app."""
+    return request.app.state.execution  # type: ignore[no-any-return]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class StageOut(_Out):
+    """A stage's schedule and status."""
+
+    stage_id: str
+    name: str | None
+    status: TaskStatus
+    deadline: dt.datetime | None
+    starts_at: dt.datetime | None
+    assignee: str | None
+    overdue: bool
+    completed_at: dt.datetime | None
+    status_as_of: dt.datetime | None
+    status_by: str | None
+    status_comment: str | None
+
+
+class CampaignSummary(_Out):
+    """A campaign's spend against plan."""
+
+    campaign_id: str
+    plan_id: str | None
+    name: str | None
+    channel: str | None
+    owner: str | None
+    status: str | None
+    start_date: dt.date | None
+    end_date: dt.date | None
+    currency: str | None
+    budget: Decimal | None
+    spend: Decimal
+    unconverted_spend: dict[str, Decimal] = Field(
+        description="Spend in currencies with no rate to the campaign's currency (not in spend)."
+    )
+    utilisation: Decimal | None = Field(description="spend / budget; null for a zero budget.")
+    burn_rate_per_day: Decimal | None
+    elapsed_share: Decimal | None = Field(description="Share of the campaign's duration elapsed.")
+    forecast_at_completion: Decimal | None = Field(description="spend / elapsed share.")
+    overspend_forecast: bool
+    thresholds_crossed: list[int] = Field(description="Budget thresholds (%) currently crossed.")
+    as_of: dt.datetime
+
+
+class CampaignProgressOut(CampaignSummary):
+    """A campaign's spend against plan and its stages."""
+
+    stages: list[StageOut]
+
+
+class StageStatusChange(BaseModel):
+    """A new status for a stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: TaskStatus
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+Deps = Annotated[ApiDeps, Depends(deps)]
+Reader = Annotated[Principal, Depends(require(*READERS))]
+
+
+@router.get("/campaigns", response_model=list[CampaignSummary])
+async def list_campaigns(
+    d: Deps,
+    _principal: Reader,
+    plan_id: str | None = None,
+    campaign_status: Annotated[str | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[service.CampaignProgress]:
+    """Campaigns known to execution with their spend against plan."""
+
+    def read() -> list[service.CampaignProgress]:
+        with store.unit_of_work(engine=d.engine) as session:
+            return service.list_progress(
+                session=session,
+                plan_id=plan_id,
+                status=campaign_status,
+                limit=limit,
+                offset=offset,
+                now=d.clock.now(),
+                fx=d.fx,
+            )
+
+    return await asyncio.to_thread(read)
+
+
+@router.get("/campaigns/{campaign_id}/progress", response_model=CampaignProgressOut)
+async def campaign_progress(
+    campaign_id: Annotated[str, Path(min_length=1, max_length=128)],
+    d: Deps,
+    _principal: Reader,
+) -> service.CampaignProgress:
+    """Spend, utilisation, burn rate, forecast at completion, thresholds and stages."""
+
+    def read() -> service.CampaignProgress:
+        with store.unit_of_work(engine=d.engine) as session:
+            return service.campaign_progress(
+                session=session, campaign_id=campaign_id, now=d.clock.now(), fx=d.fx
+            )
+
+    try:
+        return await asyncio.to_thread(read)
+    except service.UnknownCampaign:
+        raise NotFound("campaign", campaign_id) from None
+
+
+@router.get("/stages/{stage_id}", response_model=StageOut)
+async def get_stage(
+    stage_id: Annotated[str, Path(min_length=1, max_length=128)],
+    d: Deps,
+    _principal: Reader,
+) -> service.StageProgress:
+    """A stage's schedule and status."""
+
+    def read() -> service.StageProgress | None:
+        with store.unit_of_work(engine=d.engine) as session:
+            stage = store.get_stage(session=session, stage_id=stage_id)
+            return None if stage is None else service.stage_progress(stage, now=d.clock.now())
+
+    found = await asyncio.to_thread(read)
+    if found is None:
+        raise NotFound("stage", stage_id)
+    return found
+
+
+@router.post("/stages/{stage_id}/status", response_model=StageOut)
+async def change_stage_status(
+    stage_id: Annotated[str, Path(min_length=1, max_length=128)],
+    change: StageStatusChange,
+    d: Deps,
+    principal: Reader,
+) -> service.StageProgress:
+    """Set a stage's status (managers, the CMO, admins: any stage; executors: their own)."""
+
+    def write() -> service.StageProgress:
+        now = d.clock.now()
+        with store.unit_of_work(engine=d.engine) as session:
+            stage = service.set_stage_status(
+                session=session,
+                stage_id=stage_id,
+                status=change.status,
+                comment=change.comment,
+                role=principal.role,
+                subject=principal.subject,
+                now=now,
+            )
+            return service.stage_progress(stage, now=now)
+
+    try:
+        result = await asyncio.to_thread(write)
+    except service.UnknownStage:
+        raise NotFound("stage", stage_id) from None
+    except NotAllowed as exc:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=[{"loc": ["path", "stage_id"], "msg": str(exc), "type": "forbidden"}],
+        ) from None
+    d.relay.wake()
+    return result

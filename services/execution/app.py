@@ -1,0 +1,100 @@
+"""Composition root of the execution service: store, broker, subscribers, relay, scheduler, API."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.execution import api, store
+from services.execution.clock import Clock, SystemClock
+from services.execution.domain import FxRates
+from services.execution.handlers import ExecutionHandlers
+from services.execution.scheduler import Scheduler
+from services.execution.settings import ExecutionSettings
+from shared import topics
+from shared.consumer import EventConsumer
+from shared.http import create_service_app
+from shared.kafka import kafka_reachable, make_broker, prepare_kafka
+from shared.metrics import ServiceMetrics
+from shared.outbox import OutboxRelay
+from shared.runtime import broker_running, supervise
+from shared.sql import make_engine
+
+SERVICE = "execution"
+
+
+def _database_reachable(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError:
+        return False
+
+
+async def _readiness(bootstrap: str, engine: Engine) -> dict[str, bool]:
+    kafka, db = await asyncio.gather(
+        asyncio.to_thread(kafka_reachable, bootstrap),
+        asyncio.to_thread(_database_reachable, engine),
+    )
+    return {"kafka": kafka, "db": db}
+
+
+def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> FastAPI:
+    """The execution service's app; everything it runs on is built in its lifespan."""
+    metrics = ServiceMetrics(SERVICE)
+    clock = clock or SystemClock()
+    fx = FxRates(base=settings.currency, rates=dict(settings.fx_rates))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        try:
+            await asyncio.to_thread(store.create_schema, engine=engine)
+            broker = make_broker(settings.bootstrap, client_id=f"mrm-{SERVICE}")
+            relay = OutboxRelay(
+                engine=engine, tables=store.MESSAGING, broker=broker, metrics=metrics
+            )
+            handlers = ExecutionHandlers(engine=engine, relay=relay, clock=clock, fx=fx)
+            consumer = EventConsumer(broker=broker, group_id=f"mrm-{SERVICE}", metrics=metrics)
+            consumer.on(topics.PLANNING, handler=handlers.on_planning_event)
+            consumer.on(topics.SPEND, handler=handlers.on_spend_recorded)
+            consumer.on(topics.TASKS, handler=handlers.on_task_status_changed)
+            scheduler = Scheduler(
+                engine=engine,
+                relay=relay,
+                clock=clock,
+                fx=fx,
+                warning_window=dt.timedelta(hours=settings.deadline_warning_hours),
+            )
+            app.state.execution = api.ApiDeps(engine=engine, relay=relay, clock=clock, fx=fx)
+            app.state.readiness = partial(_readiness, settings.bootstrap, engine)
+            await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+            scheduling = partial(
+                supervise,
+                "execution_scheduler",
+                scheduler.tick,
+                every_s=settings.scheduler_interval_s,
+            )
+            async with broker_running(broker, background=[relay.run, scheduling]):
+                yield
+        finally:
+            app.state.readiness = None
+            engine.dispose()
+
+    app = create_service_app(
+        service=SERVICE,
+        title="MRM execution",
+        lifespan=lifespan,
+        metrics=metrics,
+        tokens=settings.tokens,
+    )
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,427 @@
+"""Execution's business rules, pure: budget thresholds, forecasts, currency, stage statuses.
+
+Nothing here touches a database, a broker or the wall clock: functions take plain values (and
+``now``) and return decisions with the events to publish. Outgoing event ids are deterministic
+(uuid5 over their cause), so re-running a decision can only produce the same event again, which
+the outbox and every consumer ignore.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_UP, Decimal
+
+from shared.events import EventData
+from shared.events.execution import (
+    BudgetOverspendForecast,
+    BudgetThresholdCrossed,
+    StageCompleted,
+    StageDeadlineApproaching,
+    StageOverdue,
+)
+
+NAMESPACE = uuid.UUID("6d1b7c52-8f0e-4c4e-9a57-2f6b2b8e0e11")
+"""Namespace of the execution service's deterministic event ids."""
+
+THRESHOLDS: tuple[int, ...] = (80, 100)
+"""Shares of the budget (in %) whose crossing is announced, once each per arming."""
+
+CLOSED_STAGE_STATUSES = frozenset({"done", "cancelled"})
+FINISHED_CAMPAIGN_STATUSES = frozenset({"completed", "cancelled"})
+STAGE_EDITORS = frozenset({"admin", "cmo", "manager"})
+"""Roles that may change any stage's status; an executor only its own stages."""
+
+CENT = Decimal("0.01")
+
+
+class ExecutionError(Exception):
+    """Base of the execution domain's errors."""
+
+
+class CurrencyNotConvertible(ExecutionError):
+    """An amount's currency cannot be converted with the configured rates."""
+
+
+class NotAllowed(ExecutionError):
+    """The caller may not perform this change."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An event to publish, with its deterministic id."""
+
+    event_id: uuid.UUID
+    data: EventData
+
+
+def event_id_for(*cause: object) -> uuid.UUID:
+    """A deterministic event id for an event caused by ``cause`` (same cause, same id)."""
+    return uuid.uuid5(NAMESPACE, ":".join(str(part) for part in cause))
+
+
+def to_money(value: Decimal) -> Decimal:
+    """Round to cents (half up)."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def is_newer(*, incoming: int, current: int) -> bool:
+    """Whether a versioned state should replace the recorded one (strictly newer version)."""
+    return incoming > current
+
+
+def is_not_older(*, incoming: dt.datetime, current: dt.datetime | None) -> bool:
+    """Whether a value stamped ``incoming`` should replace one stamped ``current``."""
+    return current is None or incoming >= current
+
+
+# --- currency -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FxRates:
+    """Rates to the base currency (``rates["EUR"] = 1.08`` means 1 EUR = 1.08 base units)."""
+
+    base: str
+    rates: Mapping[str, Decimal]
+
+    def rate(self, currency: str) -> Decimal | None:
+        """The rate of ``currency`` to the base currency; None when none is configured."""
+        if currency == self.base:
+            return Decimal(1)
+        rate = self.rates.get(currency)
+        return rate if rate is not None and rate > 0 else None
+
+    def convert(self, amount: Decimal, *, source: str, target: str) -> Decimal:
+        """``amount`` in ``source`` expressed in ``target`` (unrounded)."""
+        if source == target:
+            return amount
+        source_rate, target_rate = self.rate(source), self.rate(target)
+        if source_rate is None or target_rate is None:
+            missing = source if source_rate is None else target
+            raise CurrencyNotConvertible(
+                f"cannot convert {source} to {target}: no FX rate configured for {missing} "
+                f"(rates are relative to {self.base})"
+            )
+        return amount * source_rate / target_rate
+
+
+def check_spend_currency(*, currency: str, campaign_currency: str | None, fx: FxRates) -> None:
+    """Raise ``CurrencyNotConvertible`` unless spend in ``currency`` can count for the campaign.
+
+    A campaign not known yet is assumed to be in a currency with a rate: its spend is kept if
+    the currency is the base currency or has a rate.
+    """
+    if campaign_currency is not None:
+        fx.convert(Decimal(0), source=currency, target=campaign_currency)
+    elif fx.rate(currency) is None:
+        raise CurrencyNotConvertible(
+            f"no FX rate configured for {currency} (rates are relative to {fx.base})"
+        )
+
+
+@dataclass(frozen=True)
+class SpendTotal:
+    """A campaign's spend in its currency, and what could not be converted."""
+
+    total: Decimal
+    unconverted: Mapping[str, Decimal]
+
+
+def total_spend(*, by_currency: Mapping[str, Decimal], currency: str, fx: FxRates) -> SpendTotal:
+    """Sum per-currency spend into ``currency``; amounts without a rate are set aside."""
+    total = Decimal(0)
+    unconverted: dict[str, Decimal] = {}
+    for source, amount in sorted(by_currency.items()):
+        try:
+            total += fx.convert(amount, source=source, target=currency)
+        except CurrencyNotConvertible:
+            unconverted[source] = amount
+    return SpendTotal(total=to_money(total), unconverted=unconverted)
+
+
+# --- budget figures ---------------------------------------------------------------------------
+
+
+def campaign_period(start_date: dt.date, end_date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The campaign's run in UTC: from its start date's midnight to the end of its end date."""
+    start = dt.datetime.combine(start_date, dt.time(), tzinfo=dt.UTC)
+    end = dt.datetime.combine(end_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return start, end
+
+
+def elapsed_share(*, start_date: dt.date, end_date: dt.date, now: dt.datetime) -> Decimal:
+    """The share (0..1) of the campaign's duration elapsed at ``now``."""
+    start, end = campaign_period(start_date, end_date)
+    duration = (end - start).total_seconds()
+    elapsed = min(max((now - start).total_seconds(), 0.0), duration)
+    return Decimal(str(elapsed)) / Decimal(str(duration)) if duration > 0 else Decimal(1)
+
+
+def forecast_at_completion(
+    *, spend: Decimal, start_date: dt.date, end_date: dt.date, now: dt.datetime
+) -> Decimal | None:
+    """Spend / elapsed share of the duration (SPEC §4); None before the campaign starts."""
+    share = elapsed_share(start_date=start_date, end_date=end_date, now=now)
+    return None if share == 0 else to_money(spend / share)
+
+
+def utilisation(*, spend: Decimal, budget: Decimal) -> Decimal | None:
+    """Spend / budget; None for a zero budget."""
+    return None if budget == 0 else (spend / budget).quantize(Decimal("0.0001"))
+
+
+def burn_rate_per_day(
+    *, spend: Decimal, start_date: dt.date, end_date: dt.date, now: dt.datetime
+) -> Decimal | None:
+    """Average spend per elapsed day of the campaign; None before it starts."""
+    start, end = campaign_period(start_date, end_date)
+    elapsed_days = Decimal(str((min(now, end) - start).total_seconds())) / Decimal(86400)
+    return None if elapsed_days <= 0 else to_money(spend / elapsed_days)
+
+
+def threshold_reached(*, spend: Decimal, budget: Decimal, threshold_pct: int) -> bool:
+    """Whether ``spend`` reached ``threshold_pct`` % of ``budget`` (no spend reaches nothing)."""
+    return spend > 0 and spend * 100 >= budget * threshold_pct
+
+
+@dataclass(frozen=True)
+class BudgetPosition:
+    """What is recorded about a campaign's budget, spend and the alerts already sent."""
+
+    campaign_id: str
+    budget: Decimal
+    currency: str
+    spend: Decimal
+    start_date: dt.date | None
+    end_date: dt.date | None
+    crossed: frozenset[int]
+    """Thresholds currently crossed (announced and not re-armed)."""
+    crossings: Mapping[int, int]
+    """How many times each threshold was announced so far."""
+    overspend_flagged: bool
+    overspend_alerts: int
+
+
+@dataclass(frozen=True)
+class BudgetDecision:
+    """What to record after evaluating a budget position, and the events to publish."""
+
+    newly_crossed: tuple[int, ...]
+    rearmed: tuple[int, ...]
+    forecast: Decimal | None
+    overspend_flagged: bool
+    overspend_alerts: int
+    events: tuple[Outgoing, ...]
+
+
+def evaluate_budget(*, position: BudgetPosition, now: dt.datetime) -> BudgetDecision:
+    """Announce thresholds newly crossed and a newly forecast overspend; re-arm what recovered.
+
+    A threshold is announced once; it is re-armed only when a raised budget brings the spend
+    back below it, so a later crossing is announced again (a new, distinct event).
+    """
+    p = position
+    events: list[Outgoing] = []
+    newly_crossed: list[int] = []
+    rearmed: list[int] = []
+    for pct in THRESHOLDS:
+        reached = threshold_reached(spend=p.spend, budget=p.budget, threshold_pct=pct)
+        if reached and pct not in p.crossed:
+            generation = p.crossings.get(pct, 0) + 1
+            newly_crossed.append(pct)
+            events.append(
+                Outgoing(
+                    event_id=event_id_for(p.campaign_id, "threshold", pct, generation),
+                    data=BudgetThresholdCrossed(
+                        campaign_id=p.campaign_id,
+                        threshold_pct=pct,  # type: ignore[arg-type]
+                        spend=p.spend,
+                        budget=p.budget,
+                        currency=p.currency,
+                    ),
+                )
+            )
+        elif not reached and pct in p.crossed:
+            rearmed.append(pct)
+
+    forecast = None
+    if p.start_date is not None and p.end_date is not None:
+        forecast = forecast_at_completion(
+            spend=p.spend, start_date=p.start_date, end_date=p.end_date, now=now
+        )
+    overspend = forecast is not None and forecast > p.budget
+    alerts = p.overspend_alerts
+    if overspend and not p.overspend_flagged and forecast is not None:
+        alerts += 1
+        events.append(
+            Outgoing(
+                event_id=event_id_for(p.campaign_id, "overspend_forecast", alerts),
+                data=BudgetOverspendForecast(
+                    campaign_id=p.campaign_id,
+                    spend=p.spend,
+                    budget=p.budget,
+                    forecast_at_completion=forecast,
+                    currency=p.currency,
+                ),
+            )
+        )
+    return BudgetDecision(
+        newly_crossed=tuple(newly_crossed),
+        rearmed=tuple(rearmed),
+        forecast=forecast,
+        overspend_flagged=overspend,
+        overspend_alerts=alerts,
+        events=tuple(events),
+    )
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageSnapshot:
+    """What is recorded about a stage (name and deadline are None until it is scheduled)."""
+
+    stage_id: str
+    campaign_id: str
+    name: str | None
+    deadline: dt.datetime | None
+    assignee: str | None
+    status: str
+    status_as_of: dt.datetime | None
+    completed_at: dt.datetime | None
+    completion_announced: bool
+    warned_for: dt.datetime | None
+    overdue_for: dt.datetime | None
+
+
+def may_change_stage(*, role: str, subject: str, assignee: str | None) -> bool:
+    """Managers, the CMO and admins change any stage; an executor only its own; viewers none."""
+    if role in STAGE_EDITORS:
+        return True
+    return role == "executor" and assignee is not None and assignee == subject
+
+
+def ensure_may_change_stage(*, role: str, subject: str, stage: StageSnapshot) -> None:
+    """Raise ``NotAllowed`` unless the caller may change the stage's status."""
+    if may_change_stage(role=role, subject=subject, assignee=stage.assignee):
+        return
+    if role == "executor":
+        raise NotAllowed(
+            f"an executor may change only its own stages; stage {stage.stage_id!r} is "
+            f"assigned to {stage.assignee!r}, not {subject!r}"
+        )
+    raise NotAllowed(f"role {role!r} may not change stage statuses")
+
+
+@dataclass(frozen=True)
+class StatusDecision:
+    """Whether to record a status change, the resulting completion time and events."""
+
+    applies: bool
+    completed_at: dt.datetime | None
+    completion_announced: bool
+    events: tuple[Outgoing, ...]
+
+
+def completion_event(stage: StageSnapshot) -> Outgoing | None:
+    """``stage.completed`` for a done, scheduled stage not announced yet; else None."""
+    if (
+        stage.status != "done"
+        or stage.completion_announced
+        or stage.name is None
+        or stage.deadline is None
+    ):
+        return None
+    return Outgoing(
+        event_id=event_id_for(stage.stage_id, "completed"),
+        data=StageCompleted(
+            stage_id=stage.stage_id,
+            campaign_id=stage.campaign_id,
+            name=stage.name,
+            deadline=stage.deadline,
+            assignee=stage.assignee,
+            completed_at=stage.completed_at or stage.status_as_of or stage.deadline,
+        ),
+    )
+
+
+def change_stage_status(*, stage: StageSnapshot, status: str, at: dt.datetime) -> StatusDecision:
+    """Apply a status reported at ``at`` unless a later one is recorded; ``done`` completes.
+
+    A stage's completion is announced once, even if it is reopened and done again.
+    """
+    if not is_not_older(incoming=at, current=stage.status_as_of):
+        return StatusDecision(False, stage.completed_at, stage.completion_announced, ())
+    if status == "done":
+        completed_at = stage.completed_at if stage.status == "done" else at
+    else:
+        completed_at = None
+    changed = replace(stage, status=status, status_as_of=at, completed_at=completed_at)
+    event = completion_event(changed)
+    return StatusDecision(
+        applies=True,
+        completed_at=completed_at,
+        completion_announced=stage.completion_announced or event is not None,
+        events=(event,) if event is not None else (),
+    )
+
+
+def is_overdue(*, status: str, deadline: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether an open stage's deadline has passed."""
+    return status not in CLOSED_STAGE_STATUSES and deadline is not None and deadline <= now
+
+
+@dataclass(frozen=True)
+class DeadlineDecision:
+    """The deadlines reminders were sent for after a check, and the events to publish."""
+
+    warned_for: dt.datetime | None
+    overdue_for: dt.datetime | None
+    events: tuple[Outgoing, ...]
+
+
+def check_deadline(
+    *,
+    stage: StageSnapshot,
+    campaign_status: str | None,
+    now: dt.datetime,
+    window: dt.timedelta,
+) -> DeadlineDecision:
+    """Remind once per deadline when it is within ``window``; flag once when it has passed.
+
+    A rescheduled stage (new deadline) is re-armed; done or cancelled stages and stages of
+    completed or cancelled campaigns are left alone.
+    """
+    unchanged = DeadlineDecision(stage.warned_for, stage.overdue_for, ())
+    if (
+        stage.deadline is None
+        or stage.name is None
+        or stage.status in CLOSED_STAGE_STATUSES
+        or campaign_status in FINISHED_CAMPAIGN_STATUSES
+    ):
+        return unchanged
+    common = {
+        "stage_id": stage.stage_id,
+        "campaign_id": stage.campaign_id,
+        "name": stage.name,
+        "deadline": stage.deadline,
+        "assignee": stage.assignee,
+    }
+    cause = (stage.stage_id, stage.deadline.isoformat())
+    if stage.deadline <= now:
+        if stage.overdue_for == stage.deadline:
+            return unchanged
+        event = Outgoing(event_id=event_id_for(*cause, "overdue"), data=StageOverdue(**common))
+        return DeadlineDecision(stage.warned_for, stage.deadline, (event,))
+    if stage.deadline - now <= window and stage.warned_for != stage.deadline:
+        hours_left = round((stage.deadline - now).total_seconds() / 3600, 2)
+        event = Outgoing(
+            event_id=event_id_for(*cause, "deadline_approaching"),
+            data=StageDeadlineApproaching(**common, hours_left=hours_left),
+        )
+        return DeadlineDecision(stage.deadline, stage.overdue_for, (event,))
+    return unchanged
