@@ -1,0 +1,1 @@
+"""The notifier service: turns planning, execution and KPI events into e-mails and webhooks."""

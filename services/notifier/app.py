@@ -1,0 +1,116 @@
+"""Composition root of the notifier: store, broker, consumer, relay, delivery worker, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.notifier import api, domain, store
+from services.notifier.delivery import DeliveryWorker
+from services.notifier.handlers import NotifierHandlers
+from services.notifier.metrics import NotifierMetrics
+from services.notifier.senders import HttpWebhookSender, Senders, SmtpEmailSender
+from services.notifier.settings import NotifierSettings
+from shared.consumer import EventConsumer
+from shared.http import create_service_app
+from shared.kafka import kafka_reachable, make_broker, prepare_kafka
+from shared.metrics import ServiceMetrics
+from shared.outbox import OutboxRelay
+from shared.runtime import broker_running, supervise
+from shared.sql import make_engine
+
+PARKED_SWEEP_S = 30.0
+
+
+def create_app(settings: NotifierSettings) -> FastAPI:
+    """The notifier's FastAPI app; everything with I/O is built in its lifespan."""
+    metrics = ServiceMetrics("notifier")
+    notifier_metrics = NotifierMetrics(metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        await asyncio.to_thread(store.create_schema, engine)
+        broker = make_broker(settings.bootstrap, client_id="mrm-notifier")
+        relay = OutboxRelay(engine=engine, tables=store.MESSAGING, broker=broker, metrics=metrics)
+        timeout = max(settings.smtp_timeout_s, settings.webhook_timeout_s)
+        async with httpx.AsyncClient(timeout=settings.webhook_timeout_s) as client:
+            senders = Senders(
+                email=SmtpEmailSender(
+                    host=settings.smtp_host,
+                    port=settings.smtp_port,
+                    sender=settings.smtp_from,
+                    username=settings.smtp_username,
+                    password=settings.smtp_password.get_secret_value()
+                    if settings.smtp_password
+                    else None,
+                    starttls=settings.smtp_starttls,
+                    timeout_s=settings.smtp_timeout_s,
+                ),
+                webhook=HttpWebhookSender(
+                    client=client,
+                    secret=settings.webhook_secret.get_secret_value()
+                    if settings.webhook_secret
+                    else None,
+                ),
+            )
+            worker = DeliveryWorker(
+                engine=engine,
+                senders=senders,
+                policy=domain.RetryPolicy(
+                    max_attempts=settings.max_attempts,
+                    initial_s=settings.retry_initial_s,
+                    max_s=settings.retry_max_s,
+                ),
+                metrics=notifier_metrics,
+                on_settled=relay.wake,
+                poll_interval_s=settings.poll_interval_s,
+                concurrency=settings.delivery_concurrency,
+                lease_s=max(60.0, 4 * timeout),
+            )
+
+            def wake() -> None:
+                worker.wake()
+                relay.wake()
+
+            handlers = NotifierHandlers(engine=engine, metrics=notifier_metrics, after_commit=wake)
+            consumer = EventConsumer(
+                broker=broker, group_id=settings.consumer_group, metrics=metrics
+            )
+            handlers.register(consumer)
+
+            async def readiness() -> dict[str, bool]:
+                kafka = await asyncio.to_thread(kafka_reachable, settings.bootstrap)
+                try:
+                    db = await asyncio.to_thread(store.ping, engine)
+                except (SQLAlchemyError, OSError):
+                    db = False
+                return {"kafka": kafka, "db": db}
+
+            async def sweep_parked() -> None:
+                await supervise("release_parked", handlers.release_ready, every_s=PARKED_SWEEP_S)
+
+            app.state.engine = engine
+            app.state.readiness = readiness
+            await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+            try:
+                async with broker_running(broker, background=[relay.run, worker.run, sweep_parked]):
+                    yield
+            finally:
+                app.state.readiness = None
+        engine.dispose()
+
+    app = create_service_app(
+        service="notifier",
+        title="MRM notifier",
+        lifespan=lifespan,
+        metrics=metrics,
+        tokens=settings.tokens,
+    )
+    app.include_router(api.router)
+    return app

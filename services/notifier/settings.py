@@ -1,0 +1,80 @@
+"""Configuration of the notifier: port, database, SMTP, webhooks and the retry schedule."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import CommonSettings
+
+
+class NotifierSettings(CommonSettings):
+    """Settings of the notifier service (``MRM_*`` environment variables)."""
+
+    model_config = SettingsConfigDict(populate_by_name=True)
+
+    port: int = Field(
+        default=8004,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("MRM_NOTIFIER_PORT", "MRM_PORT", "port"),
+    )
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "MRM_NOTIFIER_DATABASE_URL", "MRM_DATABASE_URL", "database_url"
+        ),
+        description="SQLAlchemy URL; default: a SQLite file notifier.db in data_dir.",
+    )
+    consumer_group: str = Field(
+        default="mrm-notifier",
+        min_length=1,
+        validation_alias=AliasChoices("MRM_NOTIFIER_CONSUMER_GROUP", "consumer_group"),
+    )
+
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server (MRM_SMTP_HOST).")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="mrm-notifier@localhost", min_length=3)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="When set, webhooks carry X-MRM-Signature: sha256=<hmac hex>."
+    )
+
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        validation_alias=AliasChoices("MRM_NOTIFIER_MAX_ATTEMPTS", "max_attempts"),
+    )
+    retry_initial_s: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=AliasChoices("MRM_NOTIFIER_RETRY_INITIAL_S", "retry_initial_s"),
+    )
+    retry_max_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices("MRM_NOTIFIER_RETRY_MAX_S", "retry_max_s"),
+    )
+    poll_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=AliasChoices("MRM_NOTIFIER_POLL_INTERVAL_S", "poll_interval_s"),
+        description="How often the delivery worker looks for due notifications without a wake-up.",
+    )
+    delivery_concurrency: int = Field(
+        default=10,
+        ge=1,
+        validation_alias=AliasChoices("MRM_NOTIFIER_DELIVERY_CONCURRENCY", "delivery_concurrency"),
+    )
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> NotifierSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'notifier.db'}"
+        return self

@@ -1,0 +1,594 @@
+"""The notifier's relational store: directory, recipients, delivery log, parked causes, outbox.
+
+Every function takes the caller's ``session`` (keyword-only) and never commits: the unit of
+work (:class:`UnitOfWork`) decides where a transaction ends, so the inbox claim, the
+notifications and the outbox rows of one message are written together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    delete,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from services.notifier import domain
+from shared.events import Envelope, EventData, new_envelope
+from shared.sql import add_to_outbox, claim_event, define_messaging_tables
+
+CONSUMER = "notifier"
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        """Store aware values as UTC; naive values are refused."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        """Return aware UTC values."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the notifier's tables."""
+
+    metadata = MetaData()
+
+
+MESSAGING = define_messaging_tables(Base.metadata, prefix="notifier")
+
+
+class PlanRow(Base):
+    """A plan of the directory (from ``plan.created``)."""
+
+    __tablename__ = "notifier_plans"
+
+    plan_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(128))
+    currency: Mapped[str] = mapped_column(String(3))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class CampaignRow(Base):
+    """A campaign of the directory (from ``campaign.planned`` / ``campaign.updated``)."""
+
+    __tablename__ = "notifier_campaigns"
+
+    campaign_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class StageRow(Base):
+    """A stage of the directory (from ``stage.scheduled``)."""
+
+    __tablename__ = "notifier_stages"
+
+    stage_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    assignee: Mapped[str | None] = mapped_column(String(128))
+    deadline: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class RecipientRow(Base):
+    """A person or system that receives notifications, with channels and preferences."""
+
+    __tablename__ = "notifier_recipients"
+
+    recipient_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    channels: Mapped[list[str]] = mapped_column(JSON)
+    muted_event_types: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class NotificationRow(Base):
+    """The delivery log: one row per cause, recipient and channel."""
+
+    __tablename__ = "notifier_notifications"
+    __table_args__ = (
+        UniqueConstraint(
+            "cause_event_id", "recipient", "channel", name="uq_notifier_notification_cause"
+        ),
+        Index("ix_notifier_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifier_notifications_recipient", "recipient", "created_at"),
+        Index("ix_notifier_notifications_created", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    cause_event_id: Mapped[str] = mapped_column(String(36))
+    cause_event_type: Mapped[str] = mapped_column(String(100))
+    campaign_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class ParkedCauseRow(Base):
+    """A cause whose campaign or plan is not in the directory yet (notified once it is)."""
+
+    __tablename__ = "notifier_parked_causes"
+
+    __table_args__ = (Index("ix_notifier_parked_causes_waits", "waits_kind", "waits_id"),)
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    waits_kind: Mapped[str] = mapped_column(String(16))
+    waits_id: Mapped[str] = mapped_column(String(128))
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSON)
+    parked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the notifier's tables that do not exist yet."""
+    Base.metadata.create_all(engine)
+
+
+def ping(engine: Engine) -> bool:
+    """Whether the database answers."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return True
+
+
+class UnitOfWork:
+    """One transaction: the session, the inbox claim and the outbox of a service operation."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.session: Session
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = Session(self._engine, expire_on_commit=False)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def claim(self, *, event_id: uuid.UUID) -> bool:
+        """Record ``event_id`` as processed; False if it already was."""
+        return claim_event(self.session, MESSAGING, consumer=CONSUMER, event_id=event_id)
+
+    def publish(self, *, data: EventData, event_id: uuid.UUID) -> Envelope:
+        """Queue an outgoing event in this transaction's outbox."""
+        envelope = new_envelope(data, source=domain.SOURCE, event_id=event_id)
+        add_to_outbox(self.session, MESSAGING, envelope=envelope, topic=data.topic, key=data.key())
+        return envelope
+
+    def commit(self) -> None:
+        """Commit the transaction."""
+        self.session.commit()
+
+
+# --- directory --------------------------------------------------------------------------------
+
+
+def upsert_plan(*, session: Session, plan: domain.PlanInfo, now: dt.datetime) -> None:
+    """Insert or replace a plan of the directory."""
+    session.merge(
+        PlanRow(
+            plan_id=plan.plan_id,
+            name=plan.name,
+            owner=plan.owner,
+            currency=plan.currency,
+            updated_at=now,
+        )
+    )
+
+
+def upsert_campaign(*, session: Session, campaign: domain.CampaignInfo, now: dt.datetime) -> bool:
+    """Insert or replace a campaign unless a newer version is stored; True if applied."""
+    current = session.get(CampaignRow, campaign.campaign_id)
+    if not domain.supersedes(
+        incoming=campaign.version, current=current.version if current else None
+    ):
+        return False
+    session.merge(
+        CampaignRow(
+            campaign_id=campaign.campaign_id,
+            plan_id=campaign.plan_id,
+            name=campaign.name,
+            owner=campaign.owner,
+            version=campaign.version,
+            updated_at=now,
+        )
+    )
+    return True
+
+
+def upsert_stage(*, session: Session, stage: domain.StageInfo, now: dt.datetime) -> bool:
+    """Insert or replace a stage unless a newer version is stored; True if applied."""
+    current = session.get(StageRow, stage.stage_id)
+    if not domain.supersedes(incoming=stage.version, current=current.version if current else None):
+        return False
+    session.merge(
+        StageRow(
+            stage_id=stage.stage_id,
+            campaign_id=stage.campaign_id,
+            name=stage.name,
+            assignee=stage.assignee,
+            deadline=stage.deadline,
+            version=stage.version,
+            updated_at=now,
+        )
+    )
+    return True
+
+
+def load_directory(*, session: Session, lookups: domain.Lookups) -> domain.Directory:
+    """The directory entries named by ``lookups`` (plus the plans of those campaigns)."""
+    campaigns = {
+        row.campaign_id: domain.CampaignInfo(
+            campaign_id=row.campaign_id,
+            plan_id=row.plan_id,
+            name=row.name,
+            owner=row.owner,
+            version=row.version,
+        )
+        for row in _rows(session, CampaignRow, CampaignRow.campaign_id, lookups.campaign_ids)
+    }
+    stages = {
+        row.stage_id: domain.StageInfo(
+            stage_id=row.stage_id,
+            campaign_id=row.campaign_id,
+            name=row.name,
+            assignee=row.assignee,
+            deadline=row.deadline,
+            version=row.version,
+        )
+        for row in _rows(session, StageRow, StageRow.stage_id, lookups.stage_ids)
+    }
+    plan_ids = domain.lookups_with_plans(lookups, domain.Directory(campaigns=campaigns)).plan_ids
+    plans = {
+        row.plan_id: domain.PlanInfo(
+            plan_id=row.plan_id, name=row.name, owner=row.owner, currency=row.currency
+        )
+        for row in _rows(session, PlanRow, PlanRow.plan_id, plan_ids)
+    }
+    return domain.Directory(plans=plans, campaigns=campaigns, stages=stages)
+
+
+def _rows(session: Session, model: Any, key: Any, ids: Iterable[str]) -> Sequence[Any]:
+    wanted = sorted(ids)
+    if not wanted:
+        return []
+    return session.scalars(select(model).where(key.in_(wanted))).all()
+
+
+# --- parked causes ----------------------------------------------------------------------------
+
+
+def park_cause(
+    *, session: Session, envelope: Envelope, waits_for: domain.WaitKey, now: dt.datetime
+) -> None:
+    """Keep a cause until the campaign or plan it waits for is known."""
+    if session.get(ParkedCauseRow, str(envelope.event_id)) is None:
+        session.add(
+            ParkedCauseRow(
+                event_id=str(envelope.event_id),
+                waits_kind=waits_for.kind,
+                waits_id=waits_for.identifier,
+                envelope=envelope.model_dump(mode="json"),
+                parked_at=now,
+            )
+        )
+        session.flush()
+
+
+def take_parked(*, session: Session, waits_for: domain.WaitKey) -> list[Envelope]:
+    """Remove and return the causes waiting for ``waits_for``, oldest first."""
+    where = (
+        ParkedCauseRow.waits_kind == waits_for.kind,
+        ParkedCauseRow.waits_id == waits_for.identifier,
+    )
+    rows = session.scalars(
+        select(ParkedCauseRow).where(*where).order_by(ParkedCauseRow.parked_at)
+    ).all()
+    if rows:
+        session.execute(
+            delete(ParkedCauseRow)
+            .where(ParkedCauseRow.event_id.in_([row.event_id for row in rows]))
+            .execution_options(synchronize_session=False)
+        )
+    return [Envelope.model_validate(row.envelope) for row in rows]
+
+
+def ready_wait_keys(*, session: Session) -> list[domain.WaitKey]:
+    """Keys of parked causes whose campaign or plan is in the directory by now."""
+    campaigns = select(ParkedCauseRow.waits_id).where(
+        ParkedCauseRow.waits_kind == "campaign",
+        ParkedCauseRow.waits_id.in_(select(CampaignRow.campaign_id)),
+    )
+    plans = select(ParkedCauseRow.waits_id).where(
+        ParkedCauseRow.waits_kind == "plan",
+        ParkedCauseRow.waits_id.in_(select(PlanRow.plan_id)),
+    )
+    return [
+        *(
+            domain.WaitKey(kind="campaign", identifier=key)
+            for key in set(session.scalars(campaigns))
+        ),
+        *(domain.WaitKey(kind="plan", identifier=key) for key in set(session.scalars(plans))),
+    ]
+
+
+# --- recipients -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecipientRecord:
+    """A stored recipient."""
+
+    prefs: domain.RecipientPrefs
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def _prefs(row: RecipientRow) -> domain.RecipientPrefs:
+    return domain.RecipientPrefs(
+        recipient_id=row.recipient_id,
+        name=row.name,
+        email=row.email,
+        webhook_url=row.webhook_url,
+        channels=tuple(row.channels),
+        muted_event_types=frozenset(row.muted_event_types),
+    )
+
+
+def put_recipient(
+    *, session: Session, prefs: domain.RecipientPrefs, now: dt.datetime
+) -> tuple[RecipientRecord, bool]:
+    """Create or replace a recipient; returns it and whether it was created."""
+    row = session.get(RecipientRow, prefs.recipient_id)
+    created = row is None
+    if row is None:
+        row = RecipientRow(recipient_id=prefs.recipient_id, created_at=now)
+        session.add(row)
+    row.name = prefs.name
+    row.email = prefs.email
+    row.webhook_url = prefs.webhook_url
+    row.channels = list(prefs.channels)
+    row.muted_event_types = sorted(prefs.muted_event_types)
+    row.updated_at = now
+    session.flush()
+    return RecipientRecord(prefs=_prefs(row), created_at=row.created_at, updated_at=now), created
+
+
+def get_recipient(*, session: Session, recipient_id: str) -> RecipientRecord | None:
+    """A recipient by id, or None."""
+    row = session.get(RecipientRow, recipient_id)
+    if row is None:
+        return None
+    return RecipientRecord(prefs=_prefs(row), created_at=row.created_at, updated_at=row.updated_at)
+
+
+def get_recipients(
+    *, session: Session, recipient_ids: Iterable[str]
+) -> dict[str, domain.RecipientPrefs]:
+    """The registered recipients among ``recipient_ids``."""
+    rows = _rows(session, RecipientRow, RecipientRow.recipient_id, set(recipient_ids))
+    return {row.recipient_id: _prefs(row) for row in rows}
+
+
+# --- delivery log -----------------------------------------------------------------------------
+
+
+def add_notifications(
+    *, session: Session, drafts: Sequence[domain.NotificationDraft], now: dt.datetime
+) -> list[domain.NotificationDraft]:
+    """Record drafts not recorded yet (the unique key backs races); return the new ones."""
+    if not drafts:
+        return []
+    existing = set(
+        session.scalars(
+            select(NotificationRow.id).where(NotificationRow.id.in_([d.id for d in drafts]))
+        ).all()
+    )
+    new = [draft for draft in drafts if draft.id not in existing]
+    session.add_all(
+        NotificationRow(
+            id=draft.id,
+            recipient=draft.recipient,
+            channel=draft.channel,
+            subject=draft.subject,
+            body=draft.body,
+            status=draft.status,
+            attempts=0,
+            last_error=draft.last_error,
+            cause_event_id=str(draft.cause_event_id),
+            cause_event_type=draft.cause_event_type,
+            campaign_id=draft.campaign_id,
+            created_at=draft.created_at,
+            next_attempt_at=draft.next_attempt_at,
+            delivered_at=None,
+            updated_at=now,
+        )
+        for draft in new
+    )
+    session.flush()
+    return new
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """A row of the delivery log as the API shows it."""
+
+    id: str
+    recipient: str
+    channel: str
+    subject: str
+    body: str
+    status: str
+    attempts: int
+    last_error: str | None
+    cause_event_id: str
+    cause_event_type: str
+    campaign_id: str | None
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+
+
+def list_notifications(
+    *,
+    session: Session,
+    recipient: str | None = None,
+    status: str | None = None,
+    cause_event_id: str | None = None,
+    limit: int = 100,
+) -> list[NotificationRecord]:
+    """The delivery log, newest first, optionally filtered."""
+    query = select(NotificationRow)
+    if recipient is not None:
+        query = query.where(NotificationRow.recipient == recipient)
+    if status is not None:
+        query = query.where(NotificationRow.status == status)
+    if cause_event_id is not None:
+        query = query.where(NotificationRow.cause_event_id == cause_event_id)
+    rows = session.scalars(
+        query.order_by(NotificationRow.created_at.desc(), NotificationRow.id).limit(limit)
+    ).all()
+    return [
+        NotificationRecord(
+            id=row.id,
+            recipient=row.recipient,
+            channel=row.channel,
+            subject=row.subject,
+            body=row.body,
+            status=row.status,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            cause_event_id=row.cause_event_id,
+            cause_event_type=row.cause_event_type,
+            campaign_id=row.campaign_id,
+            created_at=row.created_at,
+            next_attempt_at=row.next_attempt_at,
+            delivered_at=row.delivered_at,
+        )
+        for row in rows
+    ]
+
+
+def claim_due(
+    *, session: Session, now: dt.datetime, lease_until: dt.datetime, limit: int
+) -> list[domain.Delivery]:
+    """Lease up to ``limit`` due pending notifications to this worker (until ``lease_until``).
+
+    The lease moves ``next_attempt_at`` forward with a compare-and-set, so two workers never
+    send the same notification at once, and a worker that dies mid-send leaves it to be retried
+    when the lease expires.
+    """
+    rows = session.execute(
+        select(NotificationRow, RecipientRow)
+        .outerjoin(RecipientRow, RecipientRow.recipient_id == NotificationRow.recipient)
+        .where(NotificationRow.status == "pending", NotificationRow.next_attempt_at <= now)
+        .order_by(NotificationRow.next_attempt_at, NotificationRow.id)
+        .limit(limit)
+    ).all()
+    claimed: list[domain.Delivery] = []
+    for notification, recipient in rows:
+        result = session.execute(
+            update(NotificationRow)
+            .where(
+                NotificationRow.id == notification.id,
+                NotificationRow.status == "pending",
+                NotificationRow.next_attempt_at == notification.next_attempt_at,
+            )
+            .values(next_attempt_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        prefs = _prefs(recipient) if recipient is not None else None
+        enabled = prefs is not None and notification.channel in prefs.channels
+        claimed.append(
+            domain.Delivery(
+                id=notification.id,
+                recipient=notification.recipient,
+                channel=notification.channel,
+                subject=notification.subject,
+                body=notification.body,
+                attempts=notification.attempts,
+                cause_event_id=uuid.UUID(notification.cause_event_id),
+                cause_event_type=notification.cause_event_type,
+                campaign_id=notification.campaign_id,
+                created_at=notification.created_at,
+                address=prefs.address(notification.channel) if enabled and prefs else None,
+            )
+        )
+    return claimed
+
+
+def settle_notification(
+    *, session: Session, notification_id: str, settlement: domain.Settlement, now: dt.datetime
+) -> None:
+    """Write the outcome of a delivery attempt to the log."""
+    session.execute(
+        update(NotificationRow)
+        .where(NotificationRow.id == notification_id)
+        .values(
+            status=settlement.status,
+            attempts=settlement.attempts,
+            last_error=settlement.last_error,
+            next_attempt_at=settlement.next_attempt_at,
+            delivered_at=settlement.delivered_at,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
