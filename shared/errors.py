@@ -6,11 +6,19 @@ from __future__ import annotations
 class DomainError(Exception):
     """A request that is well-formed but not allowed by the domain (→ 409 or 422)."""
 
-    def __init__(self, message: str, *, field: str | None = None, status_code: int = 409) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status_code: int = 409,
+        location: str = "body",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.status_code = status_code
+        self.location = location
 
 
 class NotFound(DomainError):

@@ -55,9 +55,9 @@ def create_service_app(
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-        loc = ["body", exc.field] if exc.field else []
+        loc = [exc.location, exc.field] if exc.field else []
         return JSONResponse(
-            {"detail": [{"loc": loc, "msg": exc.message, "type": "domain"}]},
+            {"detail": [{"loc": loc, "field": exc.field, "msg": exc.message, "type": "domain"}]},
             status_code=exc.status_code,
         )
 

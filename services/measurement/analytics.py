@@ -22,8 +22,10 @@ it explicitly. Timestamps are bound as epoch milliseconds, so no session time zo
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -708,3 +710,33 @@ def save_alert_states(
         rows,
         column_names=["campaign_id", "target_id", "breached", "changed_at", "version"],
     )
+
+
+def campaign_currencies(client: Client, *, campaign_ids: Sequence[str]) -> dict[str, str]:
+    """campaign_id → currency of the campaigns known among ``campaign_ids``."""
+    if not campaign_ids:
+        return {}
+    sql = """SELECT campaign_id, currency FROM campaigns_current
+        WHERE campaign_id IN {ids:Array(String)}"""
+    rows = client.query(sql, parameters={"ids": list(campaign_ids)}).result_rows
+    return {cid: currency for cid, currency in rows}
+
+
+class Warehouse:
+    """Serialises access to one ClickHouse client from async code (one query at a time).
+
+    chDB runs in-process on one engine, and a clickhouse-connect session allows no concurrent
+    queries, so calls run one by one on a worker thread.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+
+    async def run(self, function: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Run ``function(client, **kwargs)`` on a worker thread and return its result."""
+        return await asyncio.to_thread(self._locked, function, kwargs)
+
+    def _locked(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            return function(self.client, **kwargs)

@@ -20,9 +20,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from shared.events.envelope import EventData
-from shared.events.ingest import FUNNEL
+from shared.events.ingest import FUNNEL, SaleCompleted, SpendRecorded
 from shared.events.kpi import KpiTargetBreached, KpiTargetRecovered
 from shared.events.planning import KpiDirection
+from shared.kpis import KPI_NAMES
+from shared.money import FxRates, cents
 
 CENT = Decimal("0.01")
 RATIO_PLACES = 6
@@ -294,3 +296,37 @@ def evaluate_targets(
                 )
             )
     return events, new_states
+
+
+def in_campaign_currency(
+    data: EventData, *, campaign_currency: str | None, fx: FxRates
+) -> EventData:
+    """Spend or a sale expressed in its campaign's currency (the default currency when the
+    campaign is unknown or the sale unattributed); ``CurrencyNotConvertible`` without a rate."""
+    if not isinstance(data, SpendRecorded | SaleCompleted):
+        return data
+    target = campaign_currency or fx.base
+    if data.currency == target:
+        return data
+    update: dict[str, Any] = {
+        "amount": cents(fx.convert(data.amount, source=data.currency, target=target)),
+        "currency": target,
+    }
+    if isinstance(data, SaleCompleted):
+        update["discount_amount"] = cents(
+            fx.convert(data.discount_amount, source=data.currency, target=target)
+        )
+    return data.model_copy(update=update)
+
+
+def snapshot_values(kpis: Mapping[str, Any]) -> dict[str, Decimal | None]:
+    """The numeric KPIs of a campaign's KPI set, conversions flattened, for ``kpi.snapshot``."""
+    values: dict[str, Decimal | None] = {}
+    for name, value in kpis.items():
+        if name == "conversions" and isinstance(value, Mapping):
+            values.update({step: _dec(ratio_) for step, ratio_ in value.items()})
+        elif isinstance(value, Decimal | int) and not isinstance(value, bool):
+            values[name] = Decimal(value)
+        elif value is None and name in KPI_NAMES:
+            values[name] = None
+    return values

@@ -1,0 +1,88 @@
+"""Measurement's composition root: ClickHouse, broker, batch ingestion, target monitor, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from fastapi import FastAPI
+
+from services.measurement import analytics, api, handlers
+from services.measurement.analytics import Warehouse
+from services.measurement.handlers import Ingestor
+from services.measurement.monitor import TargetMonitor
+from services.measurement.settings import MeasurementSettings
+from shared.consumer import EventConsumer
+from shared.http import create_service_app
+from shared.kafka import kafka_reachable, make_broker, prepare_kafka
+from shared.metrics import ServiceMetrics
+from shared.money import FxRates
+from shared.runtime import broker_running, supervise
+
+SERVICE = "measurement"
+
+
+def create_app(settings: MeasurementSettings) -> FastAPI:
+    """The measurement service as an ASGI app; everything is built inside its lifespan."""
+    metrics = ServiceMetrics(SERVICE)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = await asyncio.to_thread(
+            analytics.connect, settings.clickhouse_url, database=settings.clickhouse_database
+        )
+        await asyncio.to_thread(analytics.migrate, client, database=settings.clickhouse_database)
+        warehouse = Warehouse(client)
+        broker = make_broker(settings.bootstrap, client_id=f"mrm-{SERVICE}")
+        ingestor = Ingestor(
+            warehouse=warehouse, fx=FxRates(base=settings.currency, rates=settings.fx_rates)
+        )
+        handlers.register(
+            EventConsumer(broker=broker, group_id=f"mrm-{SERVICE}", metrics=metrics),
+            ingestor=ingestor,
+            max_records=settings.batch_max_records,
+        )
+        monitor = TargetMonitor(
+            warehouse=warehouse, broker=broker, metrics=metrics, changed=ingestor.changed
+        )
+        await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+
+        async def readiness() -> dict[str, bool]:
+            return {
+                "kafka": await asyncio.to_thread(kafka_reachable, settings.bootstrap),
+                "clickhouse": await warehouse.run(analytics.ping),
+            }
+
+        app.state.warehouse = warehouse
+        background = [
+            partial(
+                supervise,
+                "evaluate_targets",
+                monitor.evaluate_changed,
+                every_s=settings.evaluate_interval_s,
+            ),
+            partial(
+                supervise,
+                "kpi_snapshots",
+                monitor.snapshot_active,
+                every_s=settings.snapshot_interval_s,
+            ),
+        ]
+        try:
+            async with broker_running(broker, background=background):
+                app.state.readiness = readiness
+                yield
+        finally:
+            client.close()
+
+    app = create_service_app(
+        service=SERVICE,
+        title="MRM measurement",
+        lifespan=lifespan,
+        metrics=metrics,
+        tokens=settings.tokens,
+    )
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,108 @@
+"""KPI targets watched as data arrives: breach / recovery alerts and periodic snapshots.
+
+Alerts are published before their new state is saved: a crash in between re-publishes an
+alert rather than losing it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import structlog
+from faststream.kafka import KafkaBroker
+
+from services.measurement import analytics, domain
+from services.measurement.analytics import Warehouse
+from shared.events import EventData, new_envelope
+from shared.events.kpi import KpiSnapshot
+from shared.kafka import publish
+from shared.metrics import ServiceMetrics
+
+log = structlog.get_logger(__name__)
+SOURCE = "measurement"
+
+
+class TargetMonitor:
+    """Evaluates the targets of campaigns whose data changed and publishes ``mrm.kpi.v1``."""
+
+    def __init__(
+        self,
+        *,
+        warehouse: Warehouse,
+        broker: KafkaBroker,
+        metrics: ServiceMetrics,
+        changed: set[str],
+    ) -> None:
+        self.warehouse = warehouse
+        self.broker = broker
+        self.metrics = metrics
+        self.changed = changed
+        self.active: set[str] = set()
+
+    async def evaluate_changed(self) -> None:
+        """Check every campaign with new data since the last round."""
+        campaigns = sorted(self.changed)
+        self.changed.difference_update(campaigns)
+        self.active.update(campaigns)
+        for position, campaign_id in enumerate(campaigns):
+            try:
+                await self.evaluate(campaign_id)
+            except BaseException:
+                self.changed.update(campaigns[position:])
+                raise
+
+    async def evaluate(self, campaign_id: str) -> list[EventData]:
+        """Evaluate one campaign's targets; publish and return the transitions."""
+        targets = await self.warehouse.run(analytics.kpi_targets, campaign_id=campaign_id)
+        if not targets:
+            return []
+        kpis = await self.warehouse.run(analytics.campaign_kpis, campaign_id=campaign_id)
+        states = await self.warehouse.run(analytics.alert_states, campaign_id=campaign_id)
+        events, new_states = domain.evaluate_targets(
+            campaign_id=campaign_id,
+            plan_id=kpis.get("plan_id"),
+            kpis=kpis,
+            targets=targets,
+            states=states,
+        )
+        for data in events:
+            await self._publish(data)
+            log.info(
+                "kpi_target_transition",
+                event_type=data.event_type,
+                campaign_id=campaign_id,
+                kpi=getattr(data, "kpi", None),
+            )
+        changed = {tid: b for tid, b in new_states.items() if states.get(tid, False) != b}
+        await self.warehouse.run(
+            analytics.save_alert_states,
+            campaign_id=campaign_id,
+            states=changed,
+            now=dt.datetime.now(dt.UTC),
+        )
+        return events
+
+    async def snapshot_active(self) -> None:
+        """Publish ``kpi.snapshot`` for every campaign that received data since the last one."""
+        campaigns = sorted(self.active)
+        self.active.difference_update(campaigns)
+        now = dt.datetime.now(dt.UTC)
+        for campaign_id in campaigns:
+            kpis = await self.warehouse.run(analytics.campaign_kpis, campaign_id=campaign_id)
+            await self._publish(
+                KpiSnapshot(
+                    campaign_id=campaign_id,
+                    plan_id=kpis.get("plan_id"),
+                    as_of=now,
+                    kpis=domain.snapshot_values(kpis),
+                )
+            )
+
+    async def _publish(self, data: EventData) -> None:
+        await publish(
+            self.broker,
+            new_envelope(data, source=SOURCE),
+            topic=data.topic,
+            key=data.key(),
+            metrics=self.metrics,
+        )

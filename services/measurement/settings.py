@@ -1,0 +1,31 @@
+"""Settings of the measurement service."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, model_validator
+
+from shared.settings import CommonSettings
+
+
+class MeasurementSettings(CommonSettings):
+    """Port: ``MRM_MEASUREMENT_PORT`` or ``MRM_PORT``; ClickHouse: ``MRM_CLICKHOUSE_URL``
+    (``http://user:password@host:8123`` or ``chdb:///path``; default: chDB in the data dir)."""
+
+    port: int = Field(
+        default=8003, validation_alias=AliasChoices("MRM_MEASUREMENT_PORT", "MRM_PORT")
+    )
+    clickhouse_url: str = Field(default="", description="ClickHouse server or chDB path.")
+    clickhouse_database: str = Field(default="mrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    batch_max_records: int = Field(default=5000, ge=1, description="Largest ingest batch.")
+    evaluate_interval_s: float = Field(
+        default=1.0, gt=0, description="How often campaigns with new data are checked for alerts."
+    )
+    snapshot_interval_s: float = Field(
+        default=60.0, gt=0, description="How often kpi.snapshot is published per active campaign."
+    )
+
+    @model_validator(mode="after")
+    def _default_clickhouse(self) -> MeasurementSettings:
+        if not self.clickhouse_url:
+            self.clickhouse_url = f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+        return self

@@ -1,0 +1,187 @@
+"""The measurement service on a real broker and chDB: ingestion, KPIs over HTTP, alerts, DLQ."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from services.measurement.app import create_app
+from services.measurement.settings import MeasurementSettings
+from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
+from shared.events.planning import CampaignPlanned, KpiTargetSet
+from shared.kafka import ERROR_HEADER
+from shared.publisher import EventPublisher
+from shared.topics import KPI, SPEND, dlq
+
+pytestmark = pytest.mark.integration
+TOKEN = "t-viewer"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
+    settings = MeasurementSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        clickhouse_url=chdb_url,
+        data_dir=tmp_path,
+        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
+        evaluate_interval_s=0.2,
+        fx_rates={"EUR": Decimal("1.10")},
+    )
+    with (
+        serve_app(create_app(settings)) as running,
+        httpx.Client(base_url=running.url, timeout=10, headers=AUTH) as client,
+    ):
+        yield client
+
+
+def wait_for(client: httpx.Client, path: str, predicate, timeout_s: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    body: dict = {}
+    while time.monotonic() < deadline:
+        response = client.get(path)
+        if response.status_code == 200:
+            body = response.json()
+            if predicate(body):
+                return body
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never satisfied the condition; last: {body}")
+
+
+def test_events_become_kpis_and_alerts(
+    measurement: httpx.Client, kafka_bootstrap: str, topic_reader
+) -> None:  # type: ignore[no-untyped-def]
+    plan_id, campaign_id = f"p-{uuid.uuid4()}", f"c-{uuid.uuid4()}"
+    at = dt.datetime(2027, 3, 10, 12, tzinfo=dt.UTC)
+    with EventPublisher(kafka_bootstrap, source="test") as events:
+        events.publish(
+            CampaignPlanned(
+                campaign_id=campaign_id,
+                plan_id=plan_id,
+                name="Spring",
+                channel="search",
+                owner="ann",
+                budget=Decimal("1000"),
+                currency="USD",
+                start_date=dt.date(2027, 3, 1),
+                end_date=dt.date(2027, 3, 31),
+                gross_margin=Decimal("0.5"),
+            )
+        )
+        events.publish(
+            KpiTargetSet(
+                target_id=f"t-{campaign_id}",
+                campaign_id=campaign_id,
+                kpi="cpl",
+                target=Decimal("50"),
+                direction="lower_is_better",
+            )
+        )
+        spend = events.publish(
+            SpendRecorded(
+                campaign_id=campaign_id, channel="search", amount=Decimal("300.00"), currency="USD"
+            ),
+            occurred_at=at,
+        )
+        events.send_envelope(spend, topic=SPEND, key=campaign_id)  # re-delivered: counts once
+        events.publish(
+            SpendRecorded(
+                campaign_id=campaign_id, channel="search", amount=Decimal("100.00"), currency="EUR"
+            ),
+            occurred_at=at,
+        )
+        events.publish(
+            SpendRecorded(
+                campaign_id=campaign_id, channel="search", amount=Decimal("5.00"), currency="JPY"
+            ),
+            occurred_at=at,
+        )
+        events.publish(
+            AdMetricsReported(
+                campaign_id=campaign_id, channel="search", impressions=10_000, clicks=200
+            ),
+            occurred_at=at,
+        )
+        for index, stage in enumerate(("lead", "mql", "lead", "visitor")):
+            events.publish(
+                LeadStageChanged(
+                    lead_id=f"{campaign_id}-l{index}",
+                    campaign_id=campaign_id,
+                    channel="search",
+                    stage=stage,
+                ),
+                occurred_at=at,
+            )
+        events.publish(
+            LeadStageChanged(
+                lead_id=f"{campaign_id}-l0",
+                campaign_id=campaign_id,
+                channel="search",
+                stage="customer",
+                customer_id=f"{campaign_id}-k0",
+            ),
+            occurred_at=at,
+        )
+        events.publish(
+            SaleCompleted(
+                order_id="o1",
+                customer_id=f"{campaign_id}-k0",
+                campaign_id=campaign_id,
+                amount=Decimal("1200.00"),
+                currency="USD",
+            ),
+            occurred_at=at,
+        )
+        events.send_raw(SPEND, b'{"event_id": "not-a-uuid"}', key=campaign_id)
+
+    kpis = wait_for(
+        measurement,
+        f"/api/v1/kpis/campaigns/{campaign_id}",
+        lambda body: body["revenue"] == "1200.00" and body["spend"] == "410.00",
+    )
+    # spend 300 + 100 EUR × 1.10 = 410; 3 leads (lead, mql, lead→customer); visitor is not one
+    assert kpis["impressions"] == 10_000 and kpis["clicks"] == 200
+    assert Decimal(kpis["ctr"]) == Decimal("0.02")
+    assert Decimal(kpis["cpc"]) == Decimal("2.05")
+    assert kpis["leads"] == 3
+    assert Decimal(kpis["cpl"]) == Decimal("136.67")
+    assert kpis["new_customers"] == 1 and Decimal(kpis["cac"]) == Decimal("410.00")
+    # ROMI = (1200 × 0.5 − 410) / 410
+    assert Decimal(kpis["romi"]) == (Decimal("190") / Decimal("410")).quantize(Decimal("1e-6"))
+
+    breached = topic_reader(
+        kafka_bootstrap,
+        KPI,
+        expect=1,
+        match=lambda r: (
+            json.loads(r.value)["event_type"] == "kpi.target_breached"
+            and json.loads(r.value)["data"]["campaign_id"] == campaign_id
+        ),
+    )
+    assert json.loads(breached[0].value)["data"]["kpi"] == "cpl"
+
+    rejected = topic_reader(
+        kafka_bootstrap, dlq(SPEND), expect=2, match=lambda r: r.key == campaign_id.encode()
+    )
+    reasons = sorted(dict(r.headers)[ERROR_HEADER].decode() for r in rejected)
+    assert reasons[0].startswith("data.currency: cannot convert JPY to USD")
+    assert reasons[1].startswith("event_id:")
+
+
+def test_unknown_campaign_and_bad_period_are_4xx(measurement: httpx.Client) -> None:
+    assert measurement.get("/api/v1/kpis/campaigns/nope").status_code == 404
+    bad = measurement.get("/api/v1/kpis/campaigns/x", params={"from": "2027-01-01T00:00:00"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "from"]
+    reversed_period = measurement.get(
+        "/api/v1/funnel",
+        params={"from": "2027-02-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"},
+    )
+    assert reversed_period.status_code == 422
+    assert reversed_period.json()["detail"][0]["loc"] == ["query", "to"]
+    assert measurement.get("/api/v1/funnel", headers={"Authorization": ""}).status_code == 401
