@@ -10,9 +10,11 @@ threshold was crossed, a KPI breached its target, a plan was approved …). The 
 - ``budget.reallocation_proposed`` and ``plan.approved`` → the plan owner;
 - ``kpi.snapshot`` and every other event → nobody.
 
-When the owner is not known yet (the planning event has not arrived: topics are not ordered
-with respect to each other) the cause *waits* for that campaign or plan and is notified as soon
-as it is known (see :func:`audience_of`).
+When the recipient is not known yet (the planning event has not arrived: topics are not ordered
+with respect to each other) the cause *waits* for that stage, campaign or plan and is notified
+as soon as it is known (see :func:`audience_of`). A stage event without an assignee waits for
+its ``stage.scheduled`` (execution only reports stages planning scheduled), so the fallback to
+the campaign owner applies only to stages known to have no assignee.
 
 Each recipient gets one notification per enabled channel. A recipient that is not registered,
 has no channel enabled, or muted the event type still gets a row — status ``skipped`` on the
@@ -162,7 +164,7 @@ def supersedes(*, incoming: int, current: int | None) -> bool:
 class WaitKey:
     """The directory entry a cause waits for: a campaign or a plan."""
 
-    kind: Literal["campaign", "plan"]
+    kind: Literal["campaign", "plan", "stage"]
     identifier: str
 
 
@@ -233,10 +235,14 @@ def audience_of(cause: Cause, *, directory: Directory) -> Audience:
     """Apply the routing rules of the module docstring to one cause."""
     data = cause.data
     if isinstance(data, _STAGE_EVENTS):
+        if data.assignee:
+            return Audience(recipients=(data.assignee,))
         stage = directory.stages.get(data.stage_id)
-        assignee = data.assignee or (stage.assignee if stage else None)
-        if assignee:
-            return Audience(recipients=(assignee,))
+        if stage is None:
+            # its stage.scheduled may still be on its way: only then is "no assignee" known
+            return Audience(waits_for=WaitKey(kind="stage", identifier=data.stage_id))
+        if stage.assignee:
+            return Audience(recipients=(stage.assignee,))
         return _campaign_owner(data.campaign_id, directory)
     if isinstance(data, _CAMPAIGN_OWNER_EVENTS):
         return _campaign_owner(data.campaign_id, directory)

@@ -8,7 +8,8 @@ relay are woken.
 
 All three topics are consumed by one subscriber, so within one process a cause and the
 planning event it waits for are never applied concurrently; across processes, causes parked
-while their campaign was unknown are also released by :meth:`NotifierHandlers.release_ready`.
+while their stage, campaign or plan was unknown are also released by
+:meth:`NotifierHandlers.release_ready`.
 """
 
 from __future__ import annotations
@@ -105,11 +106,11 @@ class NotifierHandlers:
     def on_stage_scheduled(
         self, uow: store.UnitOfWork, consumed: Consumed, now: dt.datetime
     ) -> list[domain.NotificationDraft]:
-        """Remember the stage's assignee."""
+        """Remember the stage's assignee; notify causes that waited for it."""
         data = consumed.data
         assert isinstance(data, StageScheduled)
         store.upsert_stage(session=uow.session, stage=domain.stage_info(data), now=now)
-        return []
+        return self._release(uow, domain.WaitKey(kind="stage", identifier=data.stage_id), now)
 
     def on_cause(
         self, uow: store.UnitOfWork, consumed: Consumed, now: dt.datetime

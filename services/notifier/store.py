@@ -350,22 +350,22 @@ def take_parked(*, session: Session, waits_for: domain.WaitKey) -> list[Envelope
 
 
 def ready_wait_keys(*, session: Session) -> list[domain.WaitKey]:
-    """Keys of parked causes whose campaign or plan is in the directory by now."""
-    campaigns = select(ParkedCauseRow.waits_id).where(
-        ParkedCauseRow.waits_kind == "campaign",
-        ParkedCauseRow.waits_id.in_(select(CampaignRow.campaign_id)),
-    )
-    plans = select(ParkedCauseRow.waits_id).where(
-        ParkedCauseRow.waits_kind == "plan",
-        ParkedCauseRow.waits_id.in_(select(PlanRow.plan_id)),
-    )
-    return [
-        *(
-            domain.WaitKey(kind="campaign", identifier=key)
-            for key in set(session.scalars(campaigns))
-        ),
-        *(domain.WaitKey(kind="plan", identifier=key) for key in set(session.scalars(plans))),
-    ]
+    """Keys of parked causes whose stage, campaign or plan is in the directory by now."""
+    known = {
+        "campaign": select(CampaignRow.campaign_id),
+        "plan": select(PlanRow.plan_id),
+        "stage": select(StageRow.stage_id),
+    }
+    keys: list[domain.WaitKey] = []
+    for kind, ids in known.items():
+        waiting = select(ParkedCauseRow.waits_id).where(
+            ParkedCauseRow.waits_kind == kind, ParkedCauseRow.waits_id.in_(ids)
+        )
+        keys += [
+            domain.WaitKey(kind=kind, identifier=key)  # type: ignore[arg-type]
+            for key in sorted(set(session.scalars(waiting)))
+        ]
+    return keys
 
 
 # --- recipients -------------------------------------------------------------------------------

@@ -111,7 +111,6 @@ def prefs(
         (overdue("s1"), ("bob",)),  # assignee from the directory
         (overdue("s1", assignee="eve"), ("eve",)),  # the event's own assignee wins
         (overdue("s2"), ("ann",)),  # stage without assignee → campaign owner
-        (overdue("unknown-stage"), ("ann",)),  # unknown stage → campaign owner
         (
             StageDeadlineApproaching(
                 stage_id="s1", campaign_id="c1", name="Brief", deadline=DEADLINE, hours_left=5
@@ -185,10 +184,25 @@ def test_kpi_snapshot_notifies_nobody() -> None:
     assert domain.audience_of(cause(snapshot), directory=DIRECTORY) == domain.Audience()
 
 
-def test_unknown_campaign_or_plan_makes_the_cause_wait() -> None:
+def test_unknown_stage_campaign_or_plan_makes_the_cause_wait() -> None:
     empty = domain.Directory()
     assert domain.audience_of(cause(overdue("s9", campaign="c9")), directory=empty).waits_for == (
-        domain.WaitKey(kind="campaign", identifier="c9")
+        domain.WaitKey(kind="stage", identifier="s9")
+    )
+    crossed = BudgetThresholdCrossed(
+        campaign_id="c9",
+        threshold_pct=80,
+        spend=Decimal("1"),
+        budget=Decimal("1"),
+        currency="EUR",
+    )
+    assert domain.audience_of(cause(crossed), directory=empty).waits_for == domain.WaitKey(
+        kind="campaign", identifier="c9"
+    )
+    # a stage known to have no assignee, in an unknown campaign, waits for the campaign
+    stage_only = domain.Directory(stages={"s2": DIRECTORY.stages["s2"]})
+    assert domain.audience_of(cause(overdue("s2")), directory=stage_only).waits_for == (
+        domain.WaitKey(kind="campaign", identifier="c1")
     )
     approved = PlanApproved(plan_id="p9", approved_by="x")
     assert domain.audience_of(cause(approved), directory=empty).waits_for == domain.WaitKey(

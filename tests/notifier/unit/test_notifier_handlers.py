@@ -202,6 +202,15 @@ async def test_cause_before_its_campaign_waits_and_is_notified_when_it_arrives(
     assert '"Spring Sale"' in row.subject
 
 
+async def test_stage_event_waits_for_its_stage_not_just_the_campaign(harness: Harness) -> None:
+    harness.register("bob", "email")
+    await harness.deliver(overdue())  # before any planning event
+    await harness.deliver(campaign())  # the campaign alone must not route it to the owner
+    assert harness.log() == []
+    await harness.deliver(stage(assignee="bob"))
+    assert [(row.recipient, row.status) for row in harness.log()] == [("bob", "pending")]
+
+
 async def test_sweeper_releases_causes_whose_campaign_arrived_elsewhere(harness: Harness) -> None:
     harness.register("ann", "email")
     await harness.deliver(crossed())
