@@ -1,0 +1,39 @@
+# One Makefile: `make run` (platform + demo, embedded), `make test`, `make lint`.
+# Each target sets up its own virtual environment first, so a fresh clone needs nothing else.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: setup run up demo test lint format
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)  ## the platform on the embedded stack, with the demo; Ctrl-C stops it
+	$(VENV)/bin/mrm up --demo
+
+up: $(STAMP)  ## the platform without the demo
+	$(VENV)/bin/mrm up
+
+demo: $(STAMP)  ## the demo against a running `make up`
+	$(VENV)/bin/mrm demo
+
+test: $(STAMP)  ## the whole test suite; "no tests collected" counts as a failure
+	$(PY) -m pytest -q -p no:cacheprovider; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
