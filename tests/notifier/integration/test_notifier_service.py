@@ -15,9 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import SmtpServer, WebhookReceiver
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
+from notifier_testkit import SmtpServer, WebhookReceiver
 
 from services.notifier.app import create_app
 from services.notifier.senders import NOTIFICATION_ID_HEADER, SIGNATURE_HEADER, sign

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from notifier_fakes import FakeEmailSender, FakeWebhookSender
+from notifier_testkit import FakeEmailSender, FakeWebhookSender
 from sqlalchemy import Engine, select
 
 from services.notifier import domain, store
