@@ -436,10 +436,10 @@ def _content(
             ],
         )
     if isinstance(data, PlanApproved):
-        plan = _plan_label(data.plan_id, directory)
+        label = _plan_label(data.plan_id, directory)
         return (
-            f"Plan approved: {plan}",
-            [f"The marketing plan {plan} was approved by {data.approved_by}."],
+            f"Plan approved: {label}",
+            [f"The marketing plan {label} was approved by {data.approved_by}."],
         )
     return (data.event_type, [f"{data.event_type}: {data.model_dump_json()}"])
 

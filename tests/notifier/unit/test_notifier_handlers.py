@@ -71,9 +71,9 @@ class Harness:
         await self.handlers.on_event(consumed)
         return envelope
 
-    def log(self, **filters: str) -> list[store.NotificationRecord]:
+    def log(self, recipient: str | None = None) -> list[store.NotificationRecord]:
         with store.UnitOfWork(self.engine) as uow:
-            return store.list_notifications(session=uow.session, **filters)
+            return store.list_notifications(session=uow.session, recipient=recipient)
 
     def outbox(self) -> list[dict]:
         with self.engine.connect() as connection:
