@@ -14,16 +14,17 @@ RUN groupadd --system --gid 10001 mrm \
     && useradd --system --uid 10001 --gid mrm --home-dir /home/mrm --create-home mrm \
     && install -d -o mrm -g mrm /var/lib/mrm
 
-WORKDIR /app
-
-# Only what the package needs: metadata first, then the three import roots.
+# Build from a scratch directory that is removed afterwards: the services run from the installed
+# package, and the image carries one copy of the code.
+WORKDIR /src
 COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
 COPY mrm ./mrm
 RUN pip install --no-cache-dir . \
-    && rm -rf /app/build
+    && rm -rf /src
 
+WORKDIR /var/lib/mrm
 USER mrm
 
 EXPOSE 8001 8002 8003 8004
