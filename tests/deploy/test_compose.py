@@ -40,7 +40,7 @@ SPEC_PORTS = {"planning": 8001, "execution": 8002, "measurement": 8003, "notifie
 RELATIONAL_SERVICES = ("planning", "execution", "notifier")
 INFRASTRUCTURE = ("kafka", "clickhouse", "postgres", "prometheus", "grafana", "mailpit")
 
-# Read by the `mrm demo` CLI (mrm/cli.py), not by a settings class.
+# Read by the `mrm demo` CLI (mrm/runtime.py: load), not by a settings class.
 DEMO_CLI_VARIABLES = frozenset(
     {
         "MRM_PLANNING_URL",
