@@ -35,6 +35,8 @@ STAGE_EDITORS = frozenset({"admin", "cmo", "manager"})
 """Roles that may change any stage's status; an executor only its own stages."""
 
 CENT = Decimal("0.01")
+MONEY_MAX = Decimal("9999999999999999.99")
+"""The largest amount an event's money field holds (18 digits, 2 decimals)."""
 
 
 class ExecutionError(Exception):
@@ -165,7 +167,8 @@ def forecast_at_completion(
 ) -> Decimal | None:
     """Spend / elapsed share of the duration (SPEC §4); None before the campaign starts."""
     share = elapsed_share(start_date=start_date, end_date=end_date, now=now)
-    return None if share == 0 else to_money(spend / share)
+    # seconds into a campaign the share is tiny; cap so the figure always fits an event
+    return None if share == 0 else to_money(min(spend / share, MONEY_MAX))
 
 
 def utilisation(*, spend: Decimal, budget: Decimal) -> Decimal | None:
@@ -179,7 +182,7 @@ def burn_rate_per_day(
     """Average spend per elapsed day of the campaign; None before it starts."""
     start, end = campaign_period(start_date, end_date)
     elapsed_days = Decimal(str((min(now, end) - start).total_seconds())) / Decimal(86400)
-    return None if elapsed_days <= 0 else to_money(spend / elapsed_days)
+    return None if elapsed_days <= 0 else to_money(min(spend / elapsed_days, MONEY_MAX))
 
 
 def threshold_reached(*, spend: Decimal, budget: Decimal, threshold_pct: int) -> bool:

@@ -374,3 +374,16 @@ def test_clock_contract_fake_and_system_tell_aware_utc_time(fake_clock) -> None:
     for clock in (fake_clock, SystemClock()):
         now = clock.now()
         assert now.tzinfo is not None and now.utcoffset() == dt.timedelta(0)
+
+
+def test_a_forecast_seconds_into_a_campaign_still_fits_an_event() -> None:
+    start = dt.date(2027, 1, 1)
+    now = dt.datetime(2027, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC)
+    decision = domain.evaluate_budget(
+        position=position(
+            "9999999999999.00", budget="1", start_date=start, end_date=dt.date(2027, 12, 31)
+        ),
+        now=now,
+    )
+    (overspend,) = [e.data for e in decision.events if isinstance(e.data, BudgetOverspendForecast)]
+    assert overspend.forecast_at_completion == domain.MONEY_MAX
