@@ -24,13 +24,14 @@ from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleComple
 from shared.publisher import EventPublisher
 
 FUNNEL_RATES = {
-    "lead": 0.35,
-    "mql": 0.55,
-    "sql": 0.5,
+    "lead": 0.25,
+    "mql": 0.5,
+    "sql": 0.45,
     "sal": 0.8,
-    "opportunity": 0.6,
-    "customer": 0.45,
+    "opportunity": 0.55,
+    "customer": 0.35,
 }
+PEOPLE = {"cmo": "Carla (CMO)", "manager": "Max (campaign manager)", "executor": "Eve (executor)"}
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,16 @@ class Demo:
     def url(self, service: str, path: str) -> str:
         """The URL of ``path`` on ``service``."""
         return f"{self.runtime.urls[service]}{path}"
+
+    def register_people(self) -> None:
+        """Give the plan's people an e-mail address so their notifications are delivered."""
+        for person, name in PEOPLE.items():
+            response = self.http.put(
+                self.url("notifier", f"/api/v1/recipients/{person}"),
+                json={"name": name, "email": f"{person}@example.com", "channels": ["email"]},
+            )
+            if response.status_code >= 400:
+                raise SystemExit(f"registering {person} failed: {response.text}")
 
     def create_plan(self) -> None:
         """Create and approve the sample plan through the planning API."""
@@ -299,40 +310,48 @@ class Demo:
 
     def kpi_table(self) -> Table:
         """The live table of every campaign's KPIs, read from the measurement API."""
-        table = Table(title=f"KPIs of plan {self.plan_id}", expand=False)
+        table = Table(
+            title=f"Plan {self.plan_id[:8]}: KPIs while the campaigns run",
+            expand=False,
+            pad_edge=False,
+        )
         for column in (
             "campaign",
-            "spend / budget",
-            "impr.",
-            "clicks",
+            "spend",
+            "budget",
             "CTR",
             "leads",
             "CPL",
-            "customers",
+            "cust.",
             "CAC",
             "revenue",
             "ROMI",
-            "alerts",
         ):
-            table.add_column(column, justify="left" if column == "campaign" else "right")
+            table.add_column(
+                column, justify="left" if column == "campaign" else "right", no_wrap=True
+            )
         for live in self.campaigns:
             kpis = self._get("measurement", f"/api/v1/kpis/campaigns/{live.campaign_id}")
-            alerts = self._get("notifier", "/api/v1/notifications?recipient=manager&limit=500")
-            count = sum(1 for n in alerts if isinstance(n, dict)) if isinstance(alerts, list) else 0
+            kpis = kpis if isinstance(kpis, dict) else {}
             table.add_row(
                 live.spec.name,
-                f"{_fmt(kpis.get('spend'))} / {live.spec.budget:,.0f}",
-                _fmt(kpis.get("impressions"), 0),
-                _fmt(kpis.get("clicks"), 0),
+                _fmt(kpis.get("spend"), 0),
+                f"{live.spec.budget:,.0f}",
                 _pct(kpis.get("ctr")),
                 _fmt(kpis.get("leads"), 0),
                 _fmt(kpis.get("cpl")),
                 _fmt(kpis.get("new_customers"), 0),
-                _fmt(kpis.get("cac")),
-                _fmt(kpis.get("revenue")),
+                _fmt(kpis.get("cac"), 0),
+                _fmt(kpis.get("revenue"), 0),
                 _fmt(kpis.get("romi"), 2),
-                str(count),
             )
+        notifications = self._get("notifier", "/api/v1/notifications?limit=500")
+        items = notifications.get("items", []) if isinstance(notifications, dict) else []
+        delivered = sum(1 for item in items if item.get("status") == "delivered")
+        table.caption = (
+            f"{len(items)} notifications ({delivered} delivered by e-mail) — "
+            "reminders, overdue stages, budget thresholds, KPI alerts"
+        )
         return table
 
     def _get(self, service: str, path: str) -> dict | list:  # type: ignore[type-arg]
@@ -344,6 +363,7 @@ class Demo:
 
     def run(self, *, days: int = 30, pause_s: float = 1.0) -> None:
         """Create the plan, stream ``days`` simulated days of events, show KPIs live."""
+        self.register_people()
         self.create_plan()
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         total = 0
@@ -360,7 +380,7 @@ class Demo:
         measurement = self.runtime.urls["measurement"]
         execution = self.runtime.urls["execution"]
         notifier = self.runtime.urls["notifier"]
-        self.console.print(f"published {total} events over {days} simulated days")
+        self.console.print(f"\npublished {total} events over {days} simulated days")
         self.console.print("Where to look next:")
         self.console.print(f"  plan KPIs      {measurement}/api/v1/kpis/plans/{self.plan_id}")
         self.console.print(
@@ -369,6 +389,10 @@ class Demo:
         first = self.campaigns[0].campaign_id
         self.console.print(f"  progress       {execution}/api/v1/campaigns/{first}/progress")
         self.console.print(f"  notifications  {notifier}/api/v1/notifications?recipient=manager")
+        self.console.print(
+            "  (every URL needs the header Authorization: Bearer <token>; "
+            "tokens are in runtime.json)"
+        )
 
 
 def _fmt(value: object, places: int = 2) -> str:
@@ -383,4 +407,4 @@ def _fmt(value: object, places: int = 2) -> str:
 def _pct(value: object) -> str:
     if value is None or value == "":
         return "–"
-    return f"{Decimal(str(value)) * 100:.2f} %"
+    return f"{Decimal(str(value)) * 100:.2f}%"

@@ -16,6 +16,7 @@ from types import FrameType
 
 import httpx
 
+from mrm.mailbox import DevMailbox
 from mrm.runtime import SERVICES, Runtime, dev_tokens
 from shared.embedded import EmbeddedBroker
 from shared.kafka import ensure_topics
@@ -36,6 +37,7 @@ class Platform:
         self.logs = self.data_dir / "logs"
         self.echo = echo
         self.broker: EmbeddedBroker | None = None
+        self.mailbox: DevMailbox | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.runtime: Runtime | None = None
 
@@ -48,6 +50,12 @@ class Platform:
             bootstrap = self.broker.bootstrap
             self.echo(f"embedded Kafka-protocol broker (Tansu) on {bootstrap}")
         ensure_topics(bootstrap, all_topics_with_dlq(), partitions=self.settings.topic_partitions)
+        if not os.environ.get("MRM_SMTP_HOST"):
+            self.mailbox = DevMailbox(self.data_dir / "mail").start()
+            self.echo(
+                f"development mailbox (SMTP) on 127.0.0.1:{self.mailbox.port}: "
+                f"e-mails land in {self.mailbox.folder}"
+            )
         tokens = {t: g.model_dump() for t, g in self.settings.tokens.items()} or dev_tokens()
         urls = {}
         for name, default_port in SERVICES.items():
@@ -73,6 +81,8 @@ class Platform:
             }
         )
         env.pop("MRM_PORT", None)
+        if self.mailbox is not None:
+            env.update({"MRM_SMTP_HOST": "127.0.0.1", "MRM_SMTP_PORT": str(self.mailbox.port)})
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         return subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],
@@ -133,6 +143,9 @@ class Platform:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        if self.mailbox is not None:
+            self.mailbox.stop()
+            self.mailbox = None
 
 
 def run_until_signal(platform: Platform, *, after_start=None) -> int:  # type: ignore[no-untyped-def]
@@ -154,7 +167,10 @@ def run_until_signal(platform: Platform, *, after_start=None) -> int:  # type: i
         platform.echo(f"all tokens: {platform.data_dir / 'runtime.json'}   logs: {platform.logs}")
         platform.echo("Ctrl-C stops everything.")
         if after_start is not None:
-            after_start(runtime)
+            try:
+                after_start(runtime)
+            except (httpx.HTTPError, OSError, SystemExit) as exc:
+                platform.echo(f"the demo stopped: {exc}; the platform keeps running")
         while True:
             crashed = platform.failed()
             if crashed:

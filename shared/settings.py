@@ -22,7 +22,10 @@ class TokenGrant(BaseModel):
 class CommonSettings(BaseSettings):
     """Configuration common to all services; each service subclasses it with its own port/store."""
 
-    model_config = SettingsConfigDict(env_prefix="MRM_", env_file=".env", extra="ignore")
+    # populate_by_name: code and tests may pass fields by name even where an env alias is set.
+    model_config = SettingsConfigDict(
+        env_prefix="MRM_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset means the embedded broker."

@@ -17,19 +17,17 @@ class NotifierSettings(CommonSettings):
         default=8004,
         ge=1,
         le=65535,
-        validation_alias=AliasChoices("MRM_NOTIFIER_PORT", "MRM_PORT", "port"),
+        validation_alias=AliasChoices("MRM_NOTIFIER_PORT", "MRM_PORT"),
     )
     database_url: str = Field(
         default="",
-        validation_alias=AliasChoices(
-            "MRM_NOTIFIER_DATABASE_URL", "MRM_DATABASE_URL", "database_url"
-        ),
+        validation_alias=AliasChoices("MRM_NOTIFIER_DATABASE_URL", "MRM_DATABASE_URL"),
         description="SQLAlchemy URL; default: a SQLite file notifier.db in data_dir.",
     )
     consumer_group: str = Field(
         default="mrm-notifier",
         min_length=1,
-        validation_alias=AliasChoices("MRM_NOTIFIER_CONSUMER_GROUP", "consumer_group"),
+        validation_alias=AliasChoices("MRM_NOTIFIER_CONSUMER_GROUP"),
     )
 
     smtp_host: str = Field(default="127.0.0.1", description="SMTP server (MRM_SMTP_HOST).")
@@ -49,28 +47,28 @@ class NotifierSettings(CommonSettings):
         default=8,
         ge=1,
         le=100,
-        validation_alias=AliasChoices("MRM_NOTIFIER_MAX_ATTEMPTS", "max_attempts"),
+        validation_alias=AliasChoices("MRM_NOTIFIER_MAX_ATTEMPTS"),
     )
     retry_initial_s: float = Field(
         default=1.0,
         gt=0,
-        validation_alias=AliasChoices("MRM_NOTIFIER_RETRY_INITIAL_S", "retry_initial_s"),
+        validation_alias=AliasChoices("MRM_NOTIFIER_RETRY_INITIAL_S"),
     )
     retry_max_s: float = Field(
         default=300.0,
         gt=0,
-        validation_alias=AliasChoices("MRM_NOTIFIER_RETRY_MAX_S", "retry_max_s"),
+        validation_alias=AliasChoices("MRM_NOTIFIER_RETRY_MAX_S"),
     )
     poll_interval_s: float = Field(
         default=1.0,
         gt=0,
-        validation_alias=AliasChoices("MRM_NOTIFIER_POLL_INTERVAL_S", "poll_interval_s"),
+        validation_alias=AliasChoices("MRM_NOTIFIER_POLL_INTERVAL_S"),
         description="How often the delivery worker looks for due notifications without a wake-up.",
     )
     delivery_concurrency: int = Field(
         default=10,
         ge=1,
-        validation_alias=AliasChoices("MRM_NOTIFIER_DELIVERY_CONCURRENCY", "delivery_concurrency"),
+        validation_alias=AliasChoices("MRM_NOTIFIER_DELIVERY_CONCURRENCY"),
     )
 
     @model_validator(mode="after")
