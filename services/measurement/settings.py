@@ -16,12 +16,23 @@ class MeasurementSettings(CommonSettings):
     )
     clickhouse_url: str = Field(default="", description="ClickHouse server or chDB path.")
     clickhouse_database: str = Field(default="mrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    batch_max_records: int = Field(default=5000, ge=1, description="Largest ingest batch.")
+    batch_max_records: int = Field(
+        default=5000,
+        ge=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_BATCH_MAX_RECORDS"),
+        description="Largest ingest batch.",
+    )
     evaluate_interval_s: float = Field(
-        default=1.0, gt=0, description="How often campaigns with new data are checked for alerts."
+        default=1.0,
+        gt=0,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_EVALUATE_INTERVAL_S"),
+        description="How often campaigns with new data are checked against their KPI targets.",
     )
     snapshot_interval_s: float = Field(
-        default=60.0, gt=0, description="How often kpi.snapshot is published per active campaign."
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_SNAPSHOT_INTERVAL_S"),
+        description="How often kpi.snapshot is published per campaign with new data.",
     )
 
     @model_validator(mode="after")

@@ -111,7 +111,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             "MRM_SMTP_HOST": "127.0.0.1",
             "MRM_SMTP_PORT": str(mailbox.port),
             "MRM_EXECUTION_SCHEDULER_INTERVAL_S": "1",
-            "MRM_EVALUATE_INTERVAL_S": "0.3",
+            "MRM_MEASUREMENT_EVALUATE_INTERVAL_S": "0.3",
             "MRM_NOTIFIER_RETRY_INITIAL_S": "0.2",
             **{f"MRM_{name.upper()}_PORT": str(port) for name, port in ports.items()},
         }
