@@ -18,7 +18,7 @@ import httpx
 
 from mrm.mailbox import DevMailbox
 from mrm.runtime import SERVICES, Runtime, dev_tokens
-from shared.embedded import EmbeddedBroker
+from shared.embedded import EmbeddedBroker, die_with_parent
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 from shared.topics import all_topics_with_dlq
@@ -90,6 +90,7 @@ class Platform:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
 
     def _wait_ready(self, urls: dict[str, str], *, timeout_s: float) -> None:

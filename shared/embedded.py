@@ -5,8 +5,11 @@ Tansu keeps its data in memory; it is for one-machine runs and tests, not produc
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +37,14 @@ def wait_for_port(host: str, port: int, *, timeout_s: float = 15.0) -> None:
                     f"nothing listens on {host}:{port} after {timeout_s} s"
                 ) from None
             time.sleep(0.05)
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for child processes: on Linux the child gets SIGTERM when the thread that
+    started it dies, so a killed supervisor or test run leaves no process behind."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class EmbeddedBroker:
@@ -70,6 +81,7 @@ class EmbeddedBroker:
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # a single prctl call: safe between fork and exec
         )
         try:
             wait_for_port(self.host, self.port)
