@@ -53,11 +53,13 @@ async def test_valid_handled_malformed_dead_lettered_transient_retried(
     campaign = f"c-{unique_id}"
     seen: list[Consumed] = []
     failures = {"left": 2}
+    rejected: list[str] = []
 
     async def on_spend(consumed: Consumed) -> None:
         if consumed.data.campaign_id != campaign:  # type: ignore[attr-defined]
             return
         if consumed.data.currency == "XXX":  # type: ignore[attr-defined]
+            rejected.append(str(consumed.envelope.event_id))
             raise Rejected("data.currency: no rate configured for XXX")
         if failures["left"]:
             failures["left"] -= 1
@@ -91,7 +93,7 @@ async def test_valid_handled_malformed_dead_lettered_transient_retried(
     consumer.on(topics.SPEND, handler=on_spend)
     async with broker:
         await broker.start()
-        await wait_until(lambda: len(seen) == 1)
+        await wait_until(lambda: len(seen) == 1 and len(rejected) == 1)
 
     assert seen[0].envelope.event_id == good.event_id
     assert seen[0].data.amount == Decimal("10.50")  # type: ignore[attr-defined]
