@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -73,22 +74,41 @@ class EventConsumer:
         self.group_id = group_id
         self.metrics = metrics
         self.backoff = backoff or Backoff()
+        self._subscribed = False
+        self._lag: dict[tuple[str, int], int] = {}
+
+    def _claim_subscription(self) -> None:
+        if self._subscribed:
+            raise RuntimeError(
+                f"consumer group {self.group_id!r} already has its subscription; "
+                "handle several topics with one `route` (or `on`) call"
+            )
+        self._subscribed = True
+
+    def route(self, handlers: Mapping[str, Handler]) -> None:
+        """Handle each message with the handler of its topic (one subscription for all)."""
+
+        async def dispatch(consumed: Consumed) -> None:
+            await handlers[consumed.topic](consumed)
+
+        dispatch.__name__ = "route"
+        self.on(*handlers, handler=dispatch)
 
     def on(self, *topics: str, handler: Handler) -> None:
         """Handle each message of ``topics`` one at a time, in partition order."""
+        self._claim_subscription()
 
         async def consume(msg: KafkaMessage) -> None:
             record = msg.raw_message
             consumed = await self._decode(record)
             if consumed is None:
+                self._observe_lag(msg, (record,))
                 return
-            name = getattr(handler, "__name__", "handler")
-            with structlog.contextvars.bound_contextvars(
-                event_id=str(consumed.envelope.event_id), event_type=consumed.envelope.event_type
-            ):
+            with structlog.contextvars.bound_contextvars(**_log_context(consumed)):
                 await self._with_retries(
-                    name, record.topic, lambda: self._run_one(handler, consumed)
+                    _name_of(handler), record.topic, lambda: self._run_one(handler, consumed)
                 )
+            self._observe_lag(msg, (record,))
 
         self.broker.subscriber(
             *topics,
@@ -99,14 +119,16 @@ class EventConsumer:
 
     def on_batch(self, *topics: str, handler: BatchHandler, max_records: int = 5000) -> None:
         """Handle messages of ``topics`` in batches (the columnar hot path)."""
+        self._claim_subscription()
 
         async def consume(msg: KafkaMessage) -> None:
             records = msg.raw_message
             decoded = [await self._decode(record) for record in records]
             batch = [item for item in decoded if item is not None]
             if not batch:
+                self._observe_lag(msg, records)
                 return
-            name = getattr(handler, "__name__", "batch_handler")
+            name = _name_of(handler)
 
             async def attempt() -> None:
                 started = time.perf_counter()
@@ -118,6 +140,7 @@ class EventConsumer:
                     await self._reject_consumed(item[0], item[1])
 
             await self._with_retries(name, records[0].topic, attempt)
+            self._observe_lag(msg, records)
 
         self.broker.subscriber(
             *topics,
@@ -128,6 +151,27 @@ class EventConsumer:
             max_records=max_records,
             batch_timeout_ms=50,
         )(consume)
+
+    def _observe_lag(self, msg: KafkaMessage, records: Sequence[object]) -> None:
+        """Update the lag gauge from the consumer's last known high watermarks.
+
+        Approximate by nature (Tansu reports a partition's end as the start of its last batch
+        + 1), so it never goes below zero."""
+        consumer = getattr(msg, "consumer", None)
+        highwater = getattr(consumer, "highwater", None)
+        if highwater is None:
+            return
+        last: dict[tuple[str, int], int] = {}
+        for record in records:
+            key = (record.topic, record.partition)  # type: ignore[attr-defined]
+            last[key] = max(last.get(key, -1), record.offset)  # type: ignore[attr-defined]
+        for (topic, partition), offset in last.items():
+            end = highwater(TopicPartition(topic, partition))
+            if end is not None:
+                self._lag[(topic, partition)] = max(0, end - offset - 1)
+        for topic in {topic for topic, _ in last}:
+            total = sum(lag for (name, _), lag in self._lag.items() if name == topic)
+            self.metrics.consumer_lag.labels(topic=topic).set(total)
 
     async def _decode(self, record: object) -> Consumed | None:
         topic: str = record.topic  # type: ignore[attr-defined]
@@ -160,9 +204,9 @@ class EventConsumer:
         except Rejected as exc:
             await self._reject_consumed(consumed, exc.reason)
         finally:
-            self.metrics.handler_seconds.labels(
-                handler=getattr(handler, "__name__", "handler")
-            ).observe(time.perf_counter() - started)
+            self.metrics.handler_seconds.labels(handler=_name_of(handler)).observe(
+                time.perf_counter() - started
+            )
 
     async def _reject_consumed(self, consumed: Consumed, reason: str) -> None:
         await dead_letter(
@@ -197,3 +241,19 @@ class EventConsumer:
                     error=repr(exc),
                 )
                 await asyncio.sleep(delay)
+
+
+def _name_of(handler: object) -> str:
+    return str(getattr(handler, "__name__", "handler"))
+
+
+def _log_context(consumed: Consumed) -> dict[str, str]:
+    """What every log line written while handling a message carries."""
+    context = {
+        "event_id": str(consumed.envelope.event_id),
+        "event_type": consumed.envelope.event_type,
+    }
+    campaign_id = getattr(consumed.data, "campaign_id", None)
+    if campaign_id:
+        context["campaign_id"] = str(campaign_id)
+    return context

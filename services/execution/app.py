@@ -64,9 +64,13 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
             )
             handlers = ExecutionHandlers(engine=engine, relay=relay, clock=clock, fx=fx)
             consumer = EventConsumer(broker=broker, group_id=f"mrm-{SERVICE}", metrics=metrics)
-            consumer.on(topics.PLANNING, handler=handlers.on_planning_event)
-            consumer.on(topics.SPEND, handler=handlers.on_spend_recorded)
-            consumer.on(topics.TASKS, handler=handlers.on_task_status_changed)
+            consumer.route(
+                {
+                    topics.PLANNING: handlers.on_planning_event,
+                    topics.SPEND: handlers.on_spend_recorded,
+                    topics.TASKS: handlers.on_task_status_changed,
+                }
+            )
             scheduler = Scheduler(
                 engine=engine,
                 relay=relay,
