@@ -1,5 +1,5 @@
 """The ``mrm`` command: ``up`` runs the platform, ``demo`` plays the other systems,
-``publish`` sends one event as another internal system would."""
+``publish`` sends one event as another internal system would, ``report`` fetches a plan report."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from shared.settings import CommonSettings
 
@@ -83,7 +84,82 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("data", help="the event's data as JSON")
     publish.add_argument("--source", default="cli", help="the publishing system's name")
     publish.set_defaults(func=_publish)
+
+    add_report_command(commands)
     return parser
+
+
+# --------------------------------------------------------------------------------------------
+# mrm report
+# --------------------------------------------------------------------------------------------
+
+_READER_ROLES = ("viewer", "manager", "cmo", "admin", "executor")
+
+
+def _report_time(value: str) -> str:
+    """``--from`` / ``--to``: a date (midnight UTC) or an RFC 3339 time (UTC when no offset)."""
+    import datetime as dt
+
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date or an RFC 3339 time") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.isoformat()
+
+
+def _report(args: argparse.Namespace) -> int:
+    import httpx
+
+    from mrm import runtime
+
+    platform = runtime.load(Path(CommonSettings().data_dir))
+    token = args.token or next(
+        (t for role in _READER_ROLES if (t := platform.token_for(role))), None
+    )
+    if token is None:
+        print(
+            "token: none known; pass --token or start the platform with `mrm up`", file=sys.stderr
+        )
+        return 2
+    params = {"format": args.format}
+    params.update({k: v for k, v in (("from", args.start), ("to", args.end)) if v})
+    url = f"{platform.urls['measurement']}/api/v1/reports/plans/{quote(args.plan_id, safe='')}"
+    try:
+        response = httpx.get(
+            url, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=args.timeout
+        )
+    except httpx.HTTPError as exc:
+        print(f"measurement: cannot reach {url} ({exc})", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        print(f"measurement: HTTP {response.status_code}: {response.text}", file=sys.stderr)
+        return 1
+    if args.output in (None, "-"):
+        sys.stdout.buffer.write(response.content)
+        sys.stdout.flush()
+    else:
+        Path(args.output).write_bytes(response.content)
+        print(f"wrote {args.output} ({len(response.content)} bytes)", file=sys.stderr)
+    return 0
+
+
+def add_report_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``mrm report <plan_id> [--format html|csv] [--from] [--to] [-o FILE]``."""
+    report = commands.add_parser("report", help="a plan's report (HTML with charts, or CSV)")
+    report.add_argument("plan_id", help="the plan to report on")
+    report.add_argument("--format", choices=("html", "csv"), default="html")
+    report.add_argument(
+        "--from", dest="start", type=_report_time, help="period start (inclusive), e.g. 2027-03-01"
+    )
+    report.add_argument(
+        "--to", dest="end", type=_report_time, help="period end (exclusive), e.g. 2027-04-01"
+    )
+    report.add_argument("-o", "--output", help="write to FILE instead of standard output")
+    report.add_argument("--token", help="bearer token (default: one of `mrm up`'s dev tokens)")
+    report.add_argument("--timeout", type=float, default=60.0, help="HTTP timeout in seconds")
+    report.set_defaults(func=_report)
 
 
 def main(argv: list[str] | None = None) -> int:

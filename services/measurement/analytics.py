@@ -740,3 +740,26 @@ class Warehouse:
     def _locked(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         with self._lock:
             return function(self.client, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# plan reports (spend over time)
+# --------------------------------------------------------------------------------------------
+
+
+def plan_daily_spend(
+    client: Client,
+    *,
+    plan_id: str,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Spend per UTC day and campaign of a plan over [start, end), ordered by day and campaign."""
+    sql = f"""SELECT toDate(occurred_at, 'UTC') AS day, campaign_id, sum(amount) AS spend
+        FROM spend FINAL
+        WHERE campaign_id IN (
+                SELECT campaign_id FROM campaigns FINAL WHERE plan_id = {{pid:String}})
+            AND {_in_period()}
+        GROUP BY day, campaign_id ORDER BY day, campaign_id"""
+    params = {**_params(_Scope(None), start, end), "pid": plan_id}
+    return list(client.query(sql, parameters=params).named_results())

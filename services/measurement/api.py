@@ -1,15 +1,16 @@
-"""Measurement's HTTP routes (SPEC §5): KPIs of a campaign or a plan, and the funnel."""
+"""Measurement's HTTP routes (SPEC §5): KPIs of a campaign or a plan, the funnel, plan reports."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import AwareDatetime, TypeAdapter
 
-from services.measurement import analytics
+from services.measurement import analytics, report
 from services.measurement.analytics import Warehouse
 from shared.auth import READERS, Principal, require
 from shared.errors import DomainError, NotFound
@@ -82,4 +83,58 @@ async def funnel(
     """Leads reaching each funnel stage and the stage conversions (all campaigns if omitted)."""
     return _respond(
         await warehouse.run(analytics.funnel, campaign_id=campaign_id, **_period(start, end))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# plan reports
+# --------------------------------------------------------------------------------------------
+
+ReportFormat = Annotated[
+    Literal["html", "csv"],
+    Query(alias="format", description="html: a self-contained page with charts; csv: a table."),
+]
+_REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def _report_filename(plan_id: str, extension: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", plan_id)[:80] or "plan"
+    return f"plan-{safe}-report.{extension}"
+
+
+@router.get(
+    "/reports/plans/{plan_id}",
+    response_class=Response,
+    responses={200: {"content": {"text/html": {}, "text/csv": {}}}},
+)
+async def plan_report(
+    plan_id: str,
+    warehouse: Store,
+    _: Reader,
+    report_format: ReportFormat = "html",
+    start: From = None,
+    end: To = None,
+) -> Response:
+    """A plan's report over [from, to): HTML with charts and tables, or CSV (a row per campaign
+    and a plan-total row)."""
+    period = _period(start, end)
+    kpis = await warehouse.run(analytics.plan_kpis, plan_id=plan_id, **period)
+    if kpis.get("name") is None and not kpis.get("campaigns"):
+        raise NotFound("plan", plan_id)
+    if report_format == "csv":
+        return Response(
+            report.render_csv(plan=kpis),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{_report_filename(plan_id, "csv")}"'
+            },
+        )
+    daily = await warehouse.run(analytics.plan_daily_spend, plan_id=plan_id, **period)
+    page = report.render_html(plan=kpis, daily_spend=daily, generated_at=dt.datetime.now(dt.UTC))
+    return HTMLResponse(
+        page,
+        headers={
+            "Content-Disposition": f'inline; filename="{_report_filename(plan_id, "html")}"',
+            "Content-Security-Policy": _REPORT_CSP,
+        },
     )
