@@ -151,12 +151,22 @@ def add_report_command(commands: argparse._SubParsersAction) -> None:  # type: i
     report.add_argument("plan_id", help="the plan to report on")
     report.add_argument("--format", choices=("html", "csv"), default="html")
     report.add_argument(
-        "--from", dest="start", type=_report_time, help="period start (inclusive), e.g. 2027-03-01"
+        "--from",
+        dest="start",
+        metavar="FROM",
+        type=_report_time,
+        help="period start (inclusive): a date (midnight UTC) or RFC 3339, e.g. 2027-03-01",
     )
     report.add_argument(
-        "--to", dest="end", type=_report_time, help="period end (exclusive), e.g. 2027-04-01"
+        "--to",
+        dest="end",
+        metavar="TO",
+        type=_report_time,
+        help="period end (exclusive), e.g. 2027-04-01T00:00:00+02:00",
     )
-    report.add_argument("-o", "--output", help="write to FILE instead of standard output")
+    report.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of standard output"
+    )
     report.add_argument("--token", help="bearer token (default: one of `mrm up`'s dev tokens)")
     report.add_argument("--timeout", type=float, default=60.0, help="HTTP timeout in seconds")
     report.set_defaults(func=_report)

@@ -109,7 +109,7 @@ def parse_html(page: str) -> ET.Element:
 
 def charts(root: ET.Element) -> dict[str, ET.Element]:
     """data-chart name → its <svg>."""
-    return {svg.get("data-chart"): svg for svg in root.iter(f"{SVG}svg")}
+    return {svg.get("data-chart", ""): svg for svg in root.iter(f"{SVG}svg")}
 
 
 def drawn_rects(svg: ET.Element) -> list[ET.Element]:
