@@ -63,6 +63,24 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from mrm.bench import BenchConfig, run
+
+    config = BenchConfig(
+        events=args.events,
+        query_events=args.query_events,
+        freshness_rate=args.freshness_rate,
+        freshness_seconds=args.freshness_seconds,
+        query_calls=args.query_calls,
+        memory_events=args.memory_events,
+        profile_seconds=args.profile_seconds,
+        output=None if args.output == "-" else Path(args.output),
+        work_dir=Path(args.work_dir) if args.work_dir else None,
+    )
+    run(config, command=" ".join(["mrm", *sys.argv[1:]]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mrm``."""
     parser = argparse.ArgumentParser(prog="mrm", description="Marketing Resource Management.")
@@ -86,6 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
     publish.set_defaults(func=_publish)
 
     add_report_command(commands)
+
+    bench = commands.add_parser("bench", help="measure ingestion, freshness, queries, memory")
+    bench.add_argument("--events", type=int, default=1_000_000, help="lead events to ingest")
+    bench.add_argument(
+        "--query-events", type=int, default=10_000_000, help="lead events for KPI queries"
+    )
+    bench.add_argument("--freshness-rate", type=float, default=5000.0, help="spend events/s")
+    bench.add_argument("--freshness-seconds", type=float, default=20.0, help="freshness run")
+    bench.add_argument("--query-calls", type=int, default=50, help="timed calls per KPI query")
+    bench.add_argument(
+        "--memory-events",
+        type=int,
+        default=10_000_000,
+        help="lead events before the RSS figure, if they fit in the time budget",
+    )
+    bench.add_argument("--profile-seconds", type=float, default=15.0, help="py-spy; 0 = off")
+    bench.add_argument("--output", default="BENCHMARKS.md", help="report file; - = none")
+    bench.add_argument("--work-dir", default=None, help="keep data here (default: temp dir)")
+    bench.set_defaults(func=_bench)
     return parser
 
 

@@ -1,0 +1,278 @@
+"""Bare ClickHouse figures measured in the benchmark's own chDB engine: the raw insert limit
+and KPI query latency on a large synthetic history.
+
+The benchmark process opens one chDB path (chDB allows one per process) and keeps each
+figure in a database of its own, created with measurement's own migrations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from clickhouse_connect.driver.client import Client
+
+from mrm.bench.data import OCCURRED_AT, LeadStream
+from services.measurement import analytics
+from shared.events import new_envelope
+from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
+from shared.topics import AD_METRICS, PLANNING, SALES, SPEND
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """Rows written by a bare insert, and how fast."""
+
+    rows: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Rows per second."""
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def fresh_database(client: Client, database: str) -> None:
+    """Drop and re-create ``database`` with measurement's migrations; make it current."""
+    client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
+    analytics.migrate(client, database=database)
+    client.database = database
+
+
+def bare_insert(
+    client: Client, *, database: str, stream: LeadStream, rows: int, chunk: int
+) -> Inserted:
+    """``insert_arrow`` the stream's first ``rows`` rows into ``lead_events`` in ``chunk``-row
+    inserts (tables built beforehand: only the inserts are timed); verify the row count."""
+    fresh_database(client, database)
+    tables = [stream.arrow(start, min(chunk, rows - start)) for start in range(0, rows, chunk)]
+    started = time.perf_counter()
+    for table in tables:
+        client.insert_arrow("lead_events", table)
+    seconds = time.perf_counter() - started
+    stored = int(client.command("SELECT count() FROM lead_events"))
+    if stored != rows:
+        raise RuntimeError(f"bare insert stored {stored} rows, expected {rows}")
+    return Inserted(rows=rows, seconds=seconds)
+
+
+def _planning_rows(*, run: str, campaigns: list[str], plans: int) -> list[analytics.StoredEvent]:
+    events = []
+    plan_ids = [f"bench-{run}-plan{p}" for p in range(plans)]
+    for plan_id in plan_ids:
+        events.append(
+            PlanCreated(
+                plan_id=plan_id,
+                name=f"Bench plan {plan_id}",
+                period_start=dt.date(2027, 1, 1),
+                period_end=dt.date(2027, 12, 31),
+                currency="USD",
+                owner="cmo",
+                status="approved",
+            )
+        )
+    for k, campaign_id in enumerate(campaigns):
+        plan_id = plan_ids[k % plans]
+        events.append(
+            CampaignPlanned(
+                campaign_id=campaign_id,
+                plan_id=plan_id,
+                name=f"Bench campaign {k}",
+                channel=("paid_search", "social", "display", "email")[k % 4],
+                owner="manager",
+                budget=Decimal("250000.00"),
+                currency="USD",
+                start_date=dt.date(2027, 1, 1),
+                end_date=dt.date(2027, 12, 31),
+                gross_margin=Decimal("0.4"),
+                status="active",
+            )
+        )
+        targets = (("cpl", "40", "lower_is_better"), ("leads", "50000", "higher_is_better"))
+        for kpi, target, direction in (*targets, ("romi", "1.5", "higher_is_better")):
+            events.append(
+                KpiTargetSet(
+                    target_id=f"{campaign_id}-{kpi}",
+                    campaign_id=campaign_id,
+                    kpi=kpi,
+                    target=Decimal(target),
+                    direction=direction,  # type: ignore[arg-type]
+                )
+            )
+    return [
+        analytics.StoredEvent(
+            envelope=new_envelope(data, source="planning", occurred_at=OCCURRED_AT),
+            data=data,
+            topic=PLANNING,
+            partition=0,
+            offset=n,
+        )
+        for n, data in enumerate(events)
+    ]
+
+
+def _repeat(value: object, count: int) -> pa.Array:
+    return pa.array([value]).take(pa.array(np.zeros(count, dtype=np.int32)))
+
+
+def _meta(count: int, *, run: str, phase: int, topic: str, source: str) -> dict[str, pa.Array]:
+    i = np.arange(count, dtype=np.int64)
+    digits = pc.utf8_lpad(pc.cast(pa.array(i), pa.string()), 12, "0")
+    # spread over the year so period queries and partitions look like a real history
+    at = int(OCCURRED_AT.replace(month=1, day=1).timestamp() * 1000) + (i * 7919) % (
+        360 * 86_400_000
+    )
+    return {
+        "event_id": pc.binary_join_element_wise(f"{run}-{phase:04x}-4000-8000-", digits, ""),
+        "occurred_at": pa.array(at).cast(pa.timestamp("ms", tz="UTC")),
+        "source": _repeat(source, count),
+        "_topic": _repeat(topic, count),
+        "_partition": pa.array((i % 3).astype(np.int32)),
+        "_offset": pa.array(i // 3),
+    }
+
+
+def _money(cents: np.ndarray) -> pa.Array:
+    return pa.array([Decimal(int(c)) / 100 for c in cents], pa.decimal128(18, 2))
+
+
+def _side_tables(*, run: str, campaigns: list[str], rows: int) -> dict[str, pa.Table]:
+    """Spend, ad metrics and sales of the campaigns (``rows`` each), matching the leads."""
+    rng = np.random.default_rng(7)
+    names = pa.array(campaigns)
+    i = np.arange(rows, dtype=np.int64)
+    of_campaign = names.take(pa.array(i % len(campaigns)))
+    spend = {
+        **_meta(rows, run=run, phase=0x51, topic=SPEND, source="ads"),
+        "campaign_id": of_campaign,
+        "channel": _repeat("paid_search", rows),
+        "amount": _money(rng.integers(100, 50_000, rows)),
+        "currency": _repeat("USD", rows),
+    }
+    impressions = rng.integers(1_000, 100_000, rows)
+    ads = {
+        **_meta(rows, run=run, phase=0x52, topic=AD_METRICS, source="ads"),
+        "campaign_id": of_campaign,
+        "channel": _repeat("paid_search", rows),
+        "impressions": pa.array(impressions.astype(np.uint64)),
+        "clicks": pa.array((impressions // rng.integers(20, 200, rows)).astype(np.uint64)),
+    }
+    customers = i // 3  # three orders per customer on average, first one in their campaign
+    sales = {
+        **_meta(rows, run=run, phase=0x53, topic=SALES, source="orders"),
+        "order_id": pc.binary_join_element_wise(
+            f"order-{run}-", pc.cast(pa.array(i), pa.string()), ""
+        ),
+        "customer_id": pc.binary_join_element_wise(
+            f"cust-{run}-", pc.cast(pa.array(customers), pa.string()), ""
+        ),
+        "campaign_id": names.take(pa.array(customers % len(campaigns))),
+        "channel": _repeat("paid_search", rows),
+        "amount": _money(rng.integers(1_000, 200_000, rows)),
+        "discount_amount": _money(rng.integers(0, 2_000, rows)),
+        "currency": _repeat("USD", rows),
+    }
+    return {
+        "spend": pa.table(spend),
+        "ad_metrics": pa.table(ads),
+        "sales": pa.table(sales),
+    }
+
+
+@dataclass(frozen=True)
+class KpiDataset:
+    """The history the KPI queries run on."""
+
+    lead_events: int
+    side_rows: int
+    campaign_ids: list[str]
+    plan_ids: list[str]
+    seconds: float
+
+
+def build_kpi_dataset(
+    client: Client,
+    *,
+    database: str,
+    run: str,
+    lead_events: int,
+    campaigns: int,
+    plans: int,
+    chunk: int = 1_000_000,
+    side_rows: int = 200_000,
+) -> KpiDataset:
+    """Plans, campaigns and targets (through ``analytics.insert_events``), ``lead_events`` lead
+    events (three per lead) and spend / ad metrics / sales via ``insert_arrow``; merged."""
+    started = time.perf_counter()
+    fresh_database(client, database)
+    stream = LeadStream(run=run, phase=0x50, campaigns=campaigns, events_per_lead=3)
+    campaign_ids = stream.campaign_ids()
+    analytics.insert_events(
+        client, events=_planning_rows(run=run, campaigns=campaign_ids, plans=plans)
+    )
+    for start in range(0, lead_events, chunk):
+        client.insert_arrow("lead_events", stream.arrow(start, min(chunk, lead_events - start)))
+    for table, data in _side_tables(run=run, campaigns=campaign_ids, rows=side_rows).items():
+        client.insert_arrow(table, data)
+    for table in ("lead_events", "spend", "ad_metrics", "sales"):
+        client.command(f"OPTIMIZE TABLE {table} FINAL")
+    return KpiDataset(
+        lead_events=int(client.command("SELECT count() FROM lead_events")),
+        side_rows=side_rows,
+        campaign_ids=campaign_ids,
+        plan_ids=[f"bench-{run}-plan{p}" for p in range(plans)],
+        seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latencies of repeated calls, in seconds."""
+
+    samples: list[float]
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100), linear interpolation."""
+        return float(np.percentile(self.samples, q))
+
+    @property
+    def p50(self) -> float:
+        """Median."""
+        return statistics.median(self.samples)
+
+    @property
+    def p99(self) -> float:
+        """99th percentile."""
+        return self.percentile(99)
+
+
+def time_calls(call: Callable[[str], object], keys: list[str], *, calls: int) -> Latency:
+    """Time ``calls`` calls of ``call(key)``, cycling through ``keys`` (one warm-up each)."""
+    for key in keys[: min(len(keys), 3)]:
+        call(key)
+    samples = []
+    for n in range(calls):
+        started = time.perf_counter()
+        call(keys[n % len(keys)])
+        samples.append(time.perf_counter() - started)
+    return Latency(samples)
+
+
+def time_kpi_queries(client: Client, dataset: KpiDataset, *, calls: int) -> tuple[Latency, Latency]:
+    """p50/p99 material of ``analytics.campaign_kpis`` and ``analytics.plan_kpis``."""
+    campaign = time_calls(
+        lambda cid: analytics.campaign_kpis(client, campaign_id=cid),
+        dataset.campaign_ids,
+        calls=calls,
+    )
+    plan = time_calls(
+        lambda pid: analytics.plan_kpis(client, plan_id=pid), dataset.plan_ids, calls=calls
+    )
+    return campaign, plan
