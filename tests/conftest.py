@@ -1,10 +1,12 @@
-"""Fixtures shared by every test: the real embedded broker, SQL URLs (SQLite and PostgreSQL)."""
+"""Fixtures shared by every test: the real embedded broker, SQL URLs (SQLite and PostgreSQL), the
+session's one chDB engine."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -12,6 +14,9 @@ from sqlalchemy import create_engine, text
 from shared.embedded import EmbeddedBroker
 from shared.kafka import ensure_topics
 from shared.topics import all_topics_with_dlq
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +54,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # 
     with admin.begin() as connection:
         connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The single chDB engine path of this test session (chDB allows one path per process);
+    isolate tests with unique ids."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture(scope="session")
+def analytics_client(chdb_url: str) -> Iterator[Client]:
+    """A migrated analytics client (database ``mrm``) on the session's chDB engine."""
+    from services.measurement import analytics
+
+    client = analytics.connect(chdb_url, database="mrm")
+    analytics.migrate(client, database="mrm")
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -542,7 +542,7 @@ def test_grafana_dashboards_are_provisioned(services: dict[str, Any]) -> None:
     mounts = dict(str(v).split(":")[:2] for v in services["grafana"]["volumes"])
     assert mounts["./deploy/grafana/dashboards"] == providers[0]["options"]["path"]
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
-    assert [p.name for p in dashboards()] == ["pipeline-health.json"]
+    assert [p.name for p in dashboards()] == ["marketing-kpis.json", "pipeline-health.json"]
 
 
 _NAME_MATCHER = re.compile(r"""__name__\s*(=~|=)\s*"([^"]*)\"""")
