@@ -27,6 +27,7 @@ demo: $(STAMP)  ## the demo against a running `make up`
 	$(VENV)/bin/mrm demo
 
 test: $(STAMP)  ## the whole test suite; "no tests collected" counts as a failure
+	@scripts/ensure-chromium
 	$(PY) -m pytest -q -p no:cacheprovider; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
