@@ -73,6 +73,9 @@ def _bench(args: argparse.Namespace) -> int:
         freshness_seconds=args.freshness_seconds,
         query_calls=args.query_calls,
         memory_events=args.memory_events,
+        memory_budget_s=args.memory_budget,
+        probe_every=args.probe_every,
+        poll_interval_s=args.poll_interval,
         profile_seconds=args.profile_seconds,
         output=None if args.output == "-" else Path(args.output),
         work_dir=Path(args.work_dir) if args.work_dir else None,
@@ -119,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=10_000_000,
         help="lead events before the RSS figure, if they fit in the time budget",
     )
+    bench.add_argument(
+        "--memory-budget", type=float, default=720.0, help="seconds allowed for those events"
+    )
+    bench.add_argument("--probe-every", type=int, default=100, help="every n-th spend is a probe")
+    bench.add_argument("--poll-interval", type=float, default=0.1, help="probe poll pause, s")
     bench.add_argument("--profile-seconds", type=float, default=15.0, help="py-spy; 0 = off")
     bench.add_argument("--output", default="BENCHMARKS.md", help="report file; - = none")
     bench.add_argument("--work-dir", default=None, help="keep data here (default: temp dir)")

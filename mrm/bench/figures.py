@@ -165,6 +165,7 @@ def notes(r: Results) -> list[str]:
                 f"makes only {r.ingestion.rate:,.0f} rows/s queryable: per message it builds "
                 "Python objects (JSON parse + pydantic envelope and payload), a StoredEvent, a "
                 "row tuple, then a row→column transpose for clickhouse-connect; see the profile."
+                + _profile_headline(r.profile)
             )
     if r.dead_letters is not None and len(r.dead_letters.found) < r.malformed:
         out.append(
@@ -181,7 +182,8 @@ def notes(r: Results) -> list[str]:
                 f"{np.median(f.poll_seconds) * 1000:,.0f} ms (median) while ingesting: the "
                 "service runs every ClickHouse call (inserts, the per-batch currency lookup, "
                 "KPI queries, the target monitor) one at a time through one lock, so a probe "
-                "waits for whole batches and for other queries."
+                "waits for whole batches and for other queries — the benchmark's own polls "
+                "included (`--poll-interval` trades their load against resolution)."
             )
         if f.rate < c.freshness_rate * 0.95:
             out.append(
@@ -221,6 +223,13 @@ def notes(r: Results) -> list[str]:
     if r.final_funnel_ok is False:
         out.append("- The funnel after the extra events did not match the expected counts.")
     return out
+
+
+def _profile_headline(profile: Profile | None) -> str:
+    if profile is None or profile.error or not profile.categories:
+        return ""
+    top = ", ".join(f"{name} {share:.0%}" for name, share in list(profile.categories.items())[:4])
+    return f" py-spy: {top}."
 
 
 def details(r: Results) -> list[str]:

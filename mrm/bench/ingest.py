@@ -100,6 +100,8 @@ _CATEGORIES: tuple[tuple[str, str], ...] = (
     ("StoredEvent / rows per table (Python objects)", "rows_by_table ("),
     ("ClickHouse insert (clickhouse-connect + chDB)", "insert_events ("),
     ("campaign currency lookup (one query per batch)", "campaign_currencies ("),
+    ("target monitor (KPI targets of changed campaigns)", "kpi_targets ("),
+    ("target monitor (KPI targets of changed campaigns)", "alert_states ("),
     ("KPI / funnel queries", "_measures ("),
     ("KPI / funnel queries", "_lead_rows ("),
     ("target monitor", "(services/measurement/monitor.py"),

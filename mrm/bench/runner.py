@@ -56,7 +56,7 @@ class BenchConfig:
     plans: int = 4
     partitions: int = 3
     memory_events: int = 10_000_000
-    memory_budget_s: float = 600.0
+    memory_budget_s: float = 720.0
     profile_events: int = 300_000
     profile_seconds: float = 15.0
     output: Path | None = Path("BENCHMARKS.md")
