@@ -14,10 +14,11 @@ from sqlalchemy import Engine
 
 from services.execution import service, store
 from services.execution.clock import Clock
-from services.execution.domain import FxRates, NotAllowed
+from services.execution.domain import NotAllowed
 from shared.auth import READERS, Principal, require
 from shared.events.ingest import TaskStatus
 from shared.http import NotFound
+from shared.money import FxRates
 from shared.outbox import OutboxRelay
 
 router = APIRouter(prefix="/api/v1", tags=["execution"])

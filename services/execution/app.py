@@ -14,7 +14,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.execution import api, store
 from services.execution.clock import Clock, SystemClock
-from services.execution.domain import FxRates
 from services.execution.handlers import ExecutionHandlers
 from services.execution.scheduler import Scheduler
 from services.execution.settings import ExecutionSettings
@@ -23,6 +22,7 @@ from shared.consumer import EventConsumer
 from shared.http import create_service_app
 from shared.kafka import kafka_reachable, make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
+from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running, supervise
 from shared.sql import make_engine

@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from shared.events import EventData
 from shared.events.execution import (
@@ -22,6 +22,8 @@ from shared.events.execution import (
     StageDeadlineApproaching,
     StageOverdue,
 )
+from shared.money import CurrencyNotConvertible, FxRates
+from shared.money import cents as to_money
 
 NAMESPACE = uuid.UUID("6d1b7c52-8f0e-4c4e-9a57-2f6b2b8e0e11")
 """Namespace of the execution service's deterministic event ids."""
@@ -34,17 +36,12 @@ FINISHED_CAMPAIGN_STATUSES = frozenset({"completed", "cancelled"})
 STAGE_EDITORS = frozenset({"admin", "cmo", "manager"})
 """Roles that may change any stage's status; an executor only its own stages."""
 
-CENT = Decimal("0.01")
 MONEY_MAX = Decimal("9999999999999999.99")
 """The largest amount an event's money field holds (18 digits, 2 decimals)."""
 
 
 class ExecutionError(Exception):
     """Base of the execution domain's errors."""
-
-
-class CurrencyNotConvertible(ExecutionError):
-    """An amount's currency cannot be converted with the configured rates."""
 
 
 class NotAllowed(ExecutionError):
@@ -64,11 +61,6 @@ def event_id_for(*cause: object) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, ":".join(str(part) for part in cause))
 
 
-def to_money(value: Decimal) -> Decimal:
-    """Round to cents (half up)."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
 def is_newer(*, incoming: int, current: int) -> bool:
     """Whether a versioned state should replace the recorded one (strictly newer version)."""
     return incoming > current
@@ -80,34 +72,6 @@ def is_not_older(*, incoming: dt.datetime, current: dt.datetime | None) -> bool:
 
 
 # --- currency -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FxRates:
-    """Rates to the base currency (``rates["EUR"] = 1.08`` means 1 EUR = 1.08 base units)."""
-
-    base: str
-    rates: Mapping[str, Decimal]
-
-    def rate(self, currency: str) -> Decimal | None:
-        """The rate of ``currency`` to the base currency; None when none is configured."""
-        if currency == self.base:
-            return Decimal(1)
-        rate = self.rates.get(currency)
-        return rate if rate is not None and rate > 0 else None
-
-    def convert(self, amount: Decimal, *, source: str, target: str) -> Decimal:
-        """``amount`` in ``source`` expressed in ``target`` (unrounded)."""
-        if source == target:
-            return amount
-        source_rate, target_rate = self.rate(source), self.rate(target)
-        if source_rate is None or target_rate is None:
-            missing = source if source_rate is None else target
-            raise CurrencyNotConvertible(
-                f"cannot convert {source} to {target}: no FX rate configured for {missing} "
-                f"(rates are relative to {self.base})"
-            )
-        return amount * source_rate / target_rate
 
 
 def check_spend_currency(*, currency: str, campaign_currency: str | None, fx: FxRates) -> None:

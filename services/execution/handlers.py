@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 
 from services.execution import service, store
 from services.execution.clock import Clock
-from services.execution.domain import CurrencyNotConvertible, FxRates
 from shared.consumer import Consumed, Rejected
 from shared.events import EventData
 from shared.events.planning import (
@@ -26,6 +25,7 @@ from shared.events.planning import (
     PlanCreated,
     StageScheduled,
 )
+from shared.money import CurrencyNotConvertible, FxRates
 from shared.outbox import OutboxRelay
 
 log = structlog.get_logger(__name__)

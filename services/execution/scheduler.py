@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from services.execution import service, store
 from services.execution.clock import Clock
-from services.execution.domain import FxRates
+from shared.money import FxRates
 from shared.outbox import OutboxRelay
 
 log = structlog.get_logger(__name__)

@@ -14,7 +14,6 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from services.execution import domain, store
-from services.execution.domain import FxRates
 from shared.events.ingest import SpendRecorded, TaskStatusChanged
 from shared.events.planning import (
     BudgetAllocated,
@@ -24,6 +23,7 @@ from shared.events.planning import (
     PlanCreated,
     StageScheduled,
 )
+from shared.money import FxRates
 
 
 class UnknownStage(LookupError):

@@ -11,8 +11,6 @@ from services.execution import domain
 from services.execution.clock import SystemClock
 from services.execution.domain import (
     BudgetPosition,
-    CurrencyNotConvertible,
-    FxRates,
     NotAllowed,
     StageSnapshot,
 )
@@ -23,6 +21,7 @@ from shared.events.execution import (
     StageDeadlineApproaching,
     StageOverdue,
 )
+from shared.money import CurrencyNotConvertible, FxRates
 
 NOW = dt.datetime(2027, 3, 10, 12, 0, tzinfo=dt.UTC)
 FX = FxRates(base="USD", rates={"EUR": Decimal("1.10"), "GBP": Decimal("1.25")})

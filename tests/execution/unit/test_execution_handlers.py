@@ -15,7 +15,6 @@ from sqlalchemy import Engine, select
 from services.execution import store
 from services.execution.api import ApiDeps
 from services.execution.app import create_app
-from services.execution.domain import FxRates
 from services.execution.handlers import ExecutionHandlers
 from services.execution.scheduler import Scheduler
 from services.execution.settings import ExecutionSettings
@@ -29,6 +28,7 @@ from shared.events.planning import (
     CampaignUpdated,
     StageScheduled,
 )
+from shared.money import FxRates
 from shared.sql import make_engine
 
 FX = FxRates(base="USD", rates={"EUR": Decimal("1.10")})
