@@ -1,4 +1,4 @@
-"""Relational plumbing for services that own a SQL store: engine, outbox and inbox tables.
+"""Relational plumbing for services that own a SQL store: engine, column types, outbox, inbox.
 
 The outbox row is written in the same transaction as the state change it describes, and the
 inbox row (processed ``event_id``) in the same transaction as the effect of consuming it, so a
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import (
@@ -62,6 +63,21 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+class Cents(TypeDecorator[Decimal]):
+    """A money amount with two decimals, stored exactly as integer cents (SQLite has no decimal)."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return int((Decimal(value) * 100).to_integral_value())
+
+    def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(int(value)).scaleb(-2)
 
 
 def make_engine(url: str) -> Engine:

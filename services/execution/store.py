@@ -11,20 +11,16 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    DateTime,
-    Dialect,
     Engine,
     Integer,
     MetaData,
     String,
     Text,
-    TypeDecorator,
     func,
     select,
 )
@@ -32,47 +28,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.execution.domain import CLOSED_STAGE_STATUSES, Outgoing
 from shared.events import new_envelope
-from shared.sql import add_to_outbox, claim_event, define_messaging_tables, utcnow
+from shared.sql import (
+    Cents,
+    UtcDateTime,
+    add_to_outbox,
+    claim_event,
+    define_messaging_tables,
+    utcnow,
+)
 
 SOURCE = "execution"
 CONSUMER = "execution"
 """The inbox consumer name of every handler (each event_id is applied once)."""
-
-
-class UtcDateTime(TypeDecorator[dt.datetime]):
-    """A timezone-aware UTC datetime on every backend (SQLite drops the offset otherwise)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        """Store as UTC; naive datetimes are a programming error."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given where a timezone-aware one is required")
-        return value.astimezone(dt.UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        """Read back as an aware UTC datetime."""
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-class Cents(TypeDecorator[Decimal]):
-    """A money amount with two decimals, stored exactly as integer cents."""
-
-    impl = BigInteger
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
-        """Decimal → cents."""
-        return None if value is None else int((Decimal(value) * 100).to_integral_value())
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        """Cents → Decimal with two places."""
-        return None if value is None else Decimal(int(value)).scaleb(-2)
 
 
 class Base(DeclarativeBase):

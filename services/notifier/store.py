@@ -16,14 +16,12 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    DateTime,
     Engine,
     Index,
     Integer,
     MetaData,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     delete,
     select,
@@ -34,32 +32,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.notifier import domain
 from shared.events import Envelope, EventData, new_envelope
-from shared.sql import add_to_outbox, claim_event, define_messaging_tables
+from shared.sql import UtcDateTime, add_to_outbox, claim_event, define_messaging_tables
 
 CONSUMER = "notifier"
-
-
-class UtcDateTime(TypeDecorator[dt.datetime]):
-    """A timezone-aware UTC datetime on every backend (SQLite stores naive values)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        """Store aware values as UTC; naive values are refused."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.UTC)
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        """Return aware UTC values."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
