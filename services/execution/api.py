@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from services.execution import service, store
-from services.execution.clock import Clock
 from services.execution.domain import NotAllowed
 from shared.auth import READERS, Principal, require
+from shared.clock import Clock
 from shared.events.ingest import TaskStatus
 from shared.http import NotFound
 from shared.money import FxRates

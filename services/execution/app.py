@@ -13,11 +13,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.execution import api, store
-from services.execution.clock import Clock, SystemClock
 from services.execution.handlers import ExecutionHandlers
 from services.execution.scheduler import Scheduler
 from services.execution.settings import ExecutionSettings
 from shared import topics
+from shared.clock import Clock, SystemClock
 from shared.consumer import EventConsumer
 from shared.http import create_service_app
 from shared.kafka import kafka_reachable, make_broker, prepare_kafka

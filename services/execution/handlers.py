@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy import Engine
 
 from services.execution import service, store
-from services.execution.clock import Clock
+from shared.clock import Clock
 from shared.consumer import Consumed, Rejected
 from shared.events import EventData
 from shared.events.planning import (

@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import Engine
 
 from services.execution import service, store
-from services.execution.clock import Clock
+from shared.clock import Clock
 from shared.money import FxRates
 from shared.outbox import OutboxRelay
 

@@ -8,12 +8,12 @@ from decimal import Decimal
 import pytest
 
 from services.execution import domain
-from services.execution.clock import SystemClock
 from services.execution.domain import (
     BudgetPosition,
     NotAllowed,
     StageSnapshot,
 )
+from shared.clock import SystemClock
 from shared.events.execution import (
     BudgetOverspendForecast,
     BudgetThresholdCrossed,

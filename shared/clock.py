@@ -1,4 +1,4 @@
-"""The Clock port: the scheduler and the budget forecast ask it for "now" (tests use a fake)."""
+"""The Clock port: code that needs "now" asks a Clock, so tests can pass a fake one."""
 
 from __future__ import annotations
 
