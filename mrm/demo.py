@@ -55,44 +55,44 @@ SAMPLE = (
         "search",
         "Acme",
         Decimal("24000"),
-        Decimal("900"),
+        Decimal("520"),
         0.045,
         0.8,
-        Decimal("420"),
-        {"cpl": "40", "romi": "1.5", "ctr": "0.04"},
+        Decimal("2900"),
+        {"cpl": "60", "romi": "0.5", "ctr": "0.04"},
     ),
     CampaignSpec(
         "Social launch",
         "social",
         "Acme Go",
         Decimal("18000"),
-        Decimal("1100"),
+        Decimal("650"),
         0.012,
         0.7,
-        Decimal("260"),
-        {"cpl": "35", "romi": "1.0", "ctr": "0.015"},
+        Decimal("900"),
+        {"cpl": "80", "romi": "0.3", "ctr": "0.015"},
     ),
     CampaignSpec(
         "Email nurture",
         "email",
         "Acme",
         Decimal("6000"),
-        Decimal("150"),
+        Decimal("90"),
         0.09,
         0.9,
-        Decimal("380"),
-        {"cpl": "10", "romi": "3.0"},
+        Decimal("1100"),
+        {"cpl": "10", "romi": "2.0"},
     ),
     CampaignSpec(
         "Partner webinars",
         "events",
         "Acme Pro",
         Decimal("12000"),
-        Decimal("700"),
+        Decimal("300"),
         0.03,
         0.6,
-        Decimal("1500"),
-        {"cac": "900", "romi": "0.8"},
+        Decimal("6000"),
+        {"cac": "1500", "romi": "0.8"},
     ),
 )
 
@@ -253,8 +253,9 @@ class Demo:
                 continue
             following = order[position + 1]
             if self.random.random() > FUNNEL_RATES[following]:
-                if self.random.random() < 0.15:
-                    del live.leads[lead_id]
+                # a lead gets one chance per stage: it stalls there, or is marked lost
+                del live.leads[lead_id]
+                if self.random.random() < 0.3:
                     publisher.publish(
                         LeadStageChanged(
                             lead_id=lead_id,
