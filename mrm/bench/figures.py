@@ -214,7 +214,7 @@ def notes(r: Results) -> list[str]:
             f"- **Memory measured after {r.rss_events:,} lead events, not "
             f"{RSS_TARGET_EVENTS:,}**: at the measured ingestion rate the remaining "
             f"{max(0, c.memory_events - c.events):,} events would have taken "
-            f"~{r.memory_estimate_s / 60:,.0f} min (budget {c.memory_budget_s / 60:.0f} min). "
+            f"~{r.memory_estimate_s / 60:,.1f} min (budget {c.memory_budget_s / 60:.1f} min). "
             f"RSS was {_gib(r.rss_final['VmRSS'])} (peak {_gib(r.rss_final.get('VmHWM', 0))}); "
             "the target is not verified by this run."
         )

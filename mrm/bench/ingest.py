@@ -104,7 +104,7 @@ _CATEGORIES: tuple[tuple[str, str], ...] = (
     ("target monitor (KPI targets of changed campaigns)", "alert_states ("),
     ("KPI / funnel queries", "_measures ("),
     ("KPI / funnel queries", "_lead_rows ("),
-    ("target monitor", "(services/measurement/monitor.py"),
+    ("target monitor (evaluation loop, snapshots)", "(services/measurement/monitor.py"),
     ("lag gauge + metrics", "_observe_lag ("),
     ("measurement handler (currency check, StoredEvent)", "(services/measurement/handlers.py"),
     ("consumer kit per message (metrics, Consumed)", "_decode ("),
