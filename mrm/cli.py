@@ -56,7 +56,7 @@ def _publish(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(describe_errors(exc, prefix="data"), file=sys.stderr)
         return 2
-    bootstrap = runtime.load(Path(CommonSettings().data_dir)).kafka_bootstrap
+    bootstrap = runtime.load(Path(CommonSettings().data_dir)).broker()
     with EventPublisher(bootstrap, source=args.source) as publisher:
         envelope = publisher.publish(data)
     print(envelope.model_dump_json())

@@ -369,7 +369,7 @@ class Demo:
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         total = 0
         with (
-            EventPublisher(self.runtime.kafka_bootstrap, source="demo") as publisher,
+            EventPublisher(self.runtime.broker(), source="demo") as publisher,
             Live(self.kpi_table(), console=self.console, refresh_per_second=2) as live,
         ):
             for index in range(days):

@@ -29,6 +29,14 @@ class Runtime:
     urls: dict[str, str]
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    def broker(self) -> str:
+        """The broker address, for commands that publish; exits with advice when none is known."""
+        if not self.kafka_bootstrap:
+            raise SystemExit(
+                "No broker known: start the platform with `mrm up` or set MRM_KAFKA_BOOTSTRAP."
+            )
+        return self.kafka_bootstrap
+
     def token_for(self, role: str) -> str | None:
         """A token of ``role``, if one is known."""
         return next((t for t, grant in self.tokens.items() if grant["role"] == role), None)
@@ -67,11 +75,7 @@ def load(data_dir: Path) -> Runtime:
         override = os.environ.get(f"MRM_{name.upper()}_URL")
         if override:
             urls[name] = override.rstrip("/")
-    bootstrap = os.environ.get("MRM_KAFKA_BOOTSTRAP") or saved.get("kafka_bootstrap")
-    if not bootstrap:
-        raise SystemExit(
-            "No broker known: start the platform with `mrm up` or set MRM_KAFKA_BOOTSTRAP."
-        )
+    bootstrap = os.environ.get("MRM_KAFKA_BOOTSTRAP") or saved.get("kafka_bootstrap") or ""
     tokens = saved.get("tokens", {})
     demo_token = os.environ.get("MRM_DEMO_TOKEN")
     if demo_token:
