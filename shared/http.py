@@ -5,6 +5,7 @@ Services add their own routers; the lifespan (their composition root) is passed 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -16,9 +17,19 @@ from fastapi.responses import JSONResponse
 from shared.errors import DomainError, NotFound
 from shared.metrics import CONTENT_TYPE, ServiceMetrics
 
-__all__ = ["DomainError", "NotFound", "create_service_app"]
+__all__ = ["DomainError", "NotFound", "create_service_app", "readiness_of"]
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+
+def readiness_of(**probes: Callable[[], bool]) -> ReadinessCheck:
+    """A readiness check running blocking ``probes`` concurrently in threads, keyed by name."""
+
+    async def check() -> dict[str, bool]:
+        results = await asyncio.gather(*(asyncio.to_thread(probe) for probe in probes.values()))
+        return dict(zip(probes, results, strict=True))
+
+    return check
 
 
 def create_service_app(

@@ -9,8 +9,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
 
 from services.execution import api, store
 from services.execution.handlers import ExecutionHandlers
@@ -19,32 +17,15 @@ from services.execution.settings import ExecutionSettings
 from shared import topics
 from shared.clock import Clock, SystemClock
 from shared.consumer import EventConsumer
-from shared.http import create_service_app
+from shared.http import create_service_app, readiness_of
 from shared.kafka import kafka_reachable, make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
 from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running, supervise
-from shared.sql import make_engine
+from shared.sql import database_answers, make_engine
 
 SERVICE = "execution"
-
-
-def _database_reachable(engine: Engine) -> bool:
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except SQLAlchemyError:
-        return False
-
-
-async def _readiness(bootstrap: str, engine: Engine) -> dict[str, bool]:
-    kafka, db = await asyncio.gather(
-        asyncio.to_thread(kafka_reachable, bootstrap),
-        asyncio.to_thread(_database_reachable, engine),
-    )
-    return {"kafka": kafka, "db": db}
 
 
 def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> FastAPI:
@@ -79,7 +60,10 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
                 warning_window=dt.timedelta(hours=settings.deadline_warning_hours),
             )
             app.state.execution = api.ApiDeps(engine=engine, relay=relay, clock=clock, fx=fx)
-            app.state.readiness = partial(_readiness, settings.bootstrap, engine)
+            app.state.readiness = readiness_of(
+                kafka=partial(kafka_reachable, settings.bootstrap),
+                db=partial(database_answers, engine),
+            )
             await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
             scheduling = partial(
                 supervise,

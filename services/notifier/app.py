@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.exc import SQLAlchemyError
 
 from services.notifier import api, domain, store
 from services.notifier.delivery import DeliveryWorker
@@ -17,12 +17,12 @@ from services.notifier.metrics import NotifierMetrics
 from services.notifier.senders import HttpWebhookSender, Senders, SmtpEmailSender
 from services.notifier.settings import NotifierSettings
 from shared.consumer import EventConsumer
-from shared.http import create_service_app
+from shared.http import create_service_app, readiness_of
 from shared.kafka import kafka_reachable, make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running, supervise
-from shared.sql import make_engine
+from shared.sql import database_answers, make_engine
 
 PARKED_SWEEP_S = 30.0
 
@@ -84,19 +84,14 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             )
             handlers.register(consumer)
 
-            async def readiness() -> dict[str, bool]:
-                kafka = await asyncio.to_thread(kafka_reachable, settings.bootstrap)
-                try:
-                    db = await asyncio.to_thread(store.ping, engine)
-                except (SQLAlchemyError, OSError):
-                    db = False
-                return {"kafka": kafka, "db": db}
-
             async def sweep_parked() -> None:
                 await supervise("release_parked", handlers.release_ready, every_s=PARKED_SWEEP_S)
 
             app.state.engine = engine
-            app.state.readiness = readiness
+            app.state.readiness = readiness_of(
+                kafka=partial(kafka_reachable, settings.bootstrap),
+                db=partial(database_answers, engine),
+            )
             await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
             try:
                 async with broker_running(broker, background=[relay.run, worker.run, sweep_parked]):

@@ -25,7 +25,6 @@ from sqlalchemy import (
     UniqueConstraint,
     delete,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -147,13 +146,6 @@ class ParkedCauseRow(Base):
 def create_schema(engine: Engine) -> None:
     """Create the notifier's tables that do not exist yet."""
     Base.metadata.create_all(engine)
-
-
-def ping(engine: Engine) -> bool:
-    """Whether the database answers."""
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-    return True
 
 
 class UnitOfWork:

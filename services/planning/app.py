@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from services.planning import api, handlers
 from services.planning.settings import PlanningSettings
 from services.planning.store import MESSAGING, Store
 from shared.consumer import EventConsumer
-from shared.http import create_service_app
+from shared.http import create_service_app, readiness_of
 from shared.kafka import kafka_reachable, make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running
-from shared.sql import make_engine
+from shared.sql import database_answers, make_engine
 
 SERVICE = "planning"
 
@@ -39,12 +39,10 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         )
         await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
 
-        async def readiness() -> dict[str, bool]:
-            return {
-                "kafka": await asyncio.to_thread(kafka_reachable, settings.bootstrap),
-                "database": await asyncio.to_thread(_database_answers, engine),
-            }
-
+        readiness = readiness_of(
+            kafka=partial(kafka_reachable, settings.bootstrap),
+            database=partial(database_answers, engine),
+        )
         app.state.store = db
         app.state.settings = settings
         async with broker_running(broker, background=[relay.run]):
@@ -61,12 +59,3 @@ def create_app(settings: PlanningSettings) -> FastAPI:
     )
     app.include_router(api.router)
     return app
-
-
-def _database_answers(engine) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        return True
-    except Exception:  # noqa: BLE001 - readiness reports, never raises
-        return False
