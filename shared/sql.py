@@ -150,9 +150,25 @@ def define_messaging_tables(metadata: MetaData, *, prefix: str) -> MessagingTabl
 
 
 def add_to_outbox(
-    session: Session, tables: MessagingTables, *, envelope: Envelope, topic: str, key: str | None
-) -> None:
-    """Queue an event for publication in the caller's transaction."""
+    session: Session,
+    tables: MessagingTables,
+    *,
+    envelope: Envelope,
+    topic: str,
+    key: str | None,
+    skip_existing: bool = False,
+) -> bool:
+    """Queue an event for publication in the caller's transaction; True if it was queued.
+
+    With ``skip_existing`` an event whose id is already in the outbox is left out (False), so a
+    producer with deterministic event ids can re-run a decision without a duplicate.
+    """
+    if skip_existing:
+        queued = session.execute(
+            select(tables.outbox.c.id).where(tables.outbox.c.event_id == str(envelope.event_id))
+        ).first()
+        if queued is not None:
+            return False
     session.execute(
         insert(tables.outbox).values(
             event_id=str(envelope.event_id),
@@ -162,6 +178,7 @@ def add_to_outbox(
             created_at=utcnow(),
         )
     )
+    return True
 
 
 def claim_event(

@@ -166,24 +166,18 @@ def emit(*, session: Session, events: Iterable[Outgoing], occurred_at: dt.dateti
     """Queue events in the outbox (same transaction); ids already queued are skipped."""
     queued = 0
     for outgoing in events:
-        exists = session.execute(
-            select(MESSAGING.outbox.c.id).where(
-                MESSAGING.outbox.c.event_id == str(outgoing.event_id)
-            )
-        ).first()
-        if exists is not None:
-            continue
         envelope = new_envelope(
             outgoing.data, source=SOURCE, event_id=outgoing.event_id, occurred_at=occurred_at
         )
-        add_to_outbox(
+        if add_to_outbox(
             session,
             MESSAGING,
             envelope=envelope,
             topic=outgoing.data.topic,
             key=outgoing.data.key(),
-        )
-        queued += 1
+            skip_existing=True,
+        ):
+            queued += 1
     return queued
 
 
