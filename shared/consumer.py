@@ -4,6 +4,8 @@ Delivery semantics (SPEC §2): offsets are committed only after the handler retu
 its effect is durable (at-least-once); handlers are idempotent on ``event_id`` (effectively-once
 results). A new consumer group starts from the earliest offset. A message the contract rejects,
 or that a handler rejects with ``Rejected``, goes to ``<topic>.dlq`` and consumption continues.
+``on_raw_batch`` is the columnar variant: the handler decodes the raw records itself (in bulk)
+and returns the records it rejects, with their reason, for the DLQ.
 Any other handler error is transient: the message is retried in place with capped backoff and
 never skipped, so a batch's offsets on every partition stay uncommitted until it succeeds.
 """
@@ -14,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiokafka import TopicPartition
@@ -45,6 +48,8 @@ class Consumed:
 Handler = Callable[[Consumed], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Consumed]], Awaitable[Sequence[tuple[Consumed, str]] | None]]
 """A batch handler may return (message, reason) pairs it rejects; they go to the DLQ."""
+RawBatchHandler = Callable[[Sequence[Any]], Awaitable[Sequence[tuple[Any, str]] | None]]
+"""Gets the batch's raw ConsumerRecords; returns (record, reason) pairs for the DLQ."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,15 @@ class EventConsumer:
         self.backoff = backoff or Backoff()
         self._subscribed = False
         self._lag: dict[tuple[str, int], int] = {}
+        self._counters: dict[tuple[str, str], Any] = {}
+
+    def _count(self, metric: str, topic: str, amount: int = 1) -> None:
+        """Increment a per-topic counter through a cached labelled child (hot path)."""
+        child = self._counters.get((metric, topic))
+        if child is None:
+            child = getattr(self.metrics, metric).labels(topic=topic)
+            self._counters[(metric, topic)] = child
+        child.inc(amount)
 
     def _claim_subscription(self) -> None:
         if self._subscribed:
@@ -117,8 +131,14 @@ class EventConsumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
         )(consume)
 
-    def on_batch(self, *topics: str, handler: BatchHandler, max_records: int = 5000) -> None:
-        """Handle messages of ``topics`` in batches (the columnar hot path)."""
+    def on_batch(
+        self,
+        *topics: str,
+        handler: BatchHandler,
+        max_records: int = 5000,
+        batch_timeout_ms: int = 50,
+    ) -> None:
+        """Handle validated messages of ``topics`` in batches."""
         self._claim_subscription()
 
         async def consume(msg: KafkaMessage) -> None:
@@ -149,7 +169,60 @@ class EventConsumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             batch=True,
             max_records=max_records,
-            batch_timeout_ms=50,
+            batch_timeout_ms=batch_timeout_ms,
+        )(consume)
+
+    def on_raw_batch(
+        self,
+        *topics: str,
+        handler: RawBatchHandler,
+        max_records: int = 5000,
+        batch_timeout_ms: int = 50,
+    ) -> None:
+        """Handle raw records of ``topics`` in batches (the columnar hot path).
+
+        The handler decodes and validates the records itself and returns ``(record, reason)``
+        for each one it rejects (malformed or unacceptable); those go to the DLQ with the
+        original bytes. Same semantics as ``on_batch`` otherwise: offsets are committed only
+        after the handler returned, and a raising handler gets the whole batch again."""
+        self._claim_subscription()
+        name = _name_of(handler)
+
+        async def consume(msg: KafkaMessage) -> None:
+            records = msg.raw_message
+            per_topic: dict[str, int] = {}
+            for record in records:
+                per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
+            for topic, count in per_topic.items():
+                self._count("messages_in", topic, count)
+
+            async def attempt() -> None:
+                started = time.perf_counter()
+                rejected = await handler(records)
+                self.metrics.handler_seconds.labels(handler=name).observe(
+                    time.perf_counter() - started
+                )
+                for record, reason in rejected or ():
+                    await dead_letter(
+                        self.broker,
+                        topic=record.topic,
+                        value=record.value,
+                        key=record.key,
+                        reason=reason,
+                        metrics=self.metrics,
+                    )
+
+            await self._with_retries(name, records[0].topic, attempt)
+            self._observe_lag(msg, records)
+
+        self.broker.subscriber(
+            *topics,
+            group_id=self.group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=batch_timeout_ms,
         )(consume)
 
     def _observe_lag(self, msg: KafkaMessage, records: Sequence[object]) -> None:
@@ -176,7 +249,7 @@ class EventConsumer:
     async def _decode(self, record: object) -> Consumed | None:
         topic: str = record.topic  # type: ignore[attr-defined]
         value: bytes = record.value  # type: ignore[attr-defined]
-        self.metrics.messages_in.labels(topic=topic).inc()
+        self._count("messages_in", topic)
         try:
             envelope, data = decode(value, topic=topic)
         except EventRejected as exc:
