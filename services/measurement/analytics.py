@@ -407,11 +407,18 @@ class _Scope:
 
     campaign_ids: tuple[str, ...] | None
     per_campaign: bool = False
+    channel: str | None = None  # only rows of this channel (see _channel_match)
+    bucket: str | None = None  # group by time bucket ("day" | "week") instead
 
-    def where(self, column: str = "campaign_id") -> str:
-        return "1" if self.campaign_ids is None else f"{column} IN {{ids:Array(String)}}"
+    def where(self, column: str = "campaign_id", channel: str = "channel") -> str:
+        campaigns = "1" if self.campaign_ids is None else f"{column} IN {{ids:Array(String)}}"
+        if self.channel is None:
+            return campaigns
+        return f"{campaigns} AND {_channel_match(column=column, channel=channel)}"
 
-    def key(self, column: str = "campaign_id") -> str:
+    def key(self, column: str = "campaign_id", time: str = "occurred_at") -> str:
+        if self.bucket is not None:
+            return f"{BUCKETS[self.bucket]}({time}, 'UTC')"
         return column if self.per_campaign else "''"
 
 
@@ -426,6 +433,7 @@ def _ms(value: dt.datetime | None, default: int) -> int:
 def _params(scope: _Scope, start: dt.datetime | None, end: dt.datetime | None) -> dict[str, Any]:
     return {
         "ids": list(scope.campaign_ids or ()),
+        "channel": scope.channel or "",
         "start_ms": _ms(start, _EPOCH_MS_MIN),
         "end_ms": _ms(end, _EPOCH_MS_MAX),
     }
@@ -485,17 +493,18 @@ def _sales_rows(client: Client, scope: _Scope, params: dict[str, Any]) -> dict[s
 def _cohort_rows(client: Client, scope: _Scope, params: dict[str, Any]) -> dict[str, tuple]:
     # A customer belongs to the campaign of their first sale ever; duplicates cannot move a
     # min/argMin, but the lifetime gross profit is a sum, hence FINAL on the sales read.
-    sql = f"""SELECT {scope.key("first_campaign")} AS k, count(),
+    sql = f"""SELECT {scope.key("first_campaign", "first_at")} AS k, count(),
                countIf({_in_period("first_at")}), sum(gross)
         FROM (
             SELECT s.customer_id AS customer_id,
                    argMin(s.campaign_id, (s.occurred_at, s.order_id, s.event_id)) AS first_campaign,
+                   argMin(s.channel, (s.occurred_at, s.order_id, s.event_id)) AS first_channel,
                    min(s.occurred_at) AS first_at, sum({_GROSS}) AS gross
             FROM (SELECT * FROM sales FINAL WHERE customer_id IN (
                     SELECT customer_id FROM sales WHERE {scope.where()})) AS s
             LEFT ANY JOIN {_MARGINS} AS m ON m.campaign_id = s.campaign_id
             GROUP BY customer_id
-        ) WHERE {scope.where("first_campaign")} GROUP BY k"""
+        ) WHERE {scope.where("first_campaign", "first_channel")} GROUP BY k"""
     return _rows(client, sql, params)
 
 
@@ -763,3 +772,321 @@ def plan_daily_spend(
         GROUP BY day, campaign_id ORDER BY day, campaign_id"""
     params = {**_params(_Scope(None), start, end), "pid": plan_id}
     return list(client.query(sql, parameters=params).named_results())
+
+
+# --------------------------------------------------------------------------------------------
+# more scopes (channel, company), time series, time between funnel stages, comparison
+# --------------------------------------------------------------------------------------------
+
+BUCKETS: dict[str, str] = {"day": "toDate", "week": "toMonday"}
+"""Series bucket → ClickHouse function of ``(time, 'UTC')`` giving the bucket's first day."""
+MAX_SERIES_BUCKETS = 1000
+SERIES_SCOPES = ("campaign", "plan", "channel", "company")
+SERIES_KPIS = ("spend", "leads", "new_customers", "revenue", "gross_profit", "cpl", "romi")
+_HOUR_MS = 3_600_000
+_COMPARED_KPIS = (
+    "spend",
+    "leads",
+    "cpl",
+    "new_customers",
+    "cac",
+    "revenue",
+    "romi",
+    "budget",
+    "budget_utilisation",
+)
+
+
+def _channel_match(*, column: str, channel: str) -> str:
+    # A row's channel is its own; a sale without one takes its campaign's channel. Spend, ad
+    # metrics and lead events always carry a channel, so only sales use the fallback.
+    return (
+        f"({channel} = {{channel:String}} OR ({channel} = '' AND {column} IN ("
+        "SELECT campaign_id FROM campaigns FINAL WHERE channel = {channel:String})))"
+    )
+
+
+def _overlaps(dims: Mapping[str, Any], start: dt.datetime | None, end: dt.datetime | None) -> bool:
+    begin = dt.datetime.combine(dims["start_date"], dt.time(), dt.UTC)
+    finish = dt.datetime.combine(dims["end_date"] + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return (end is None or begin < end) and (start is None or finish > start)
+
+
+def _pooled_dims(dims: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Budget and dates of several campaigns taken as one (budget None without campaigns)."""
+    if not dims:
+        return {"budget": None, "start_date": None, "end_date": None}
+    return {
+        "budget": sum((d["budget"] for d in dims), Decimal(0)),
+        "start_date": min(d["start_date"] for d in dims),
+        "end_date": max(d["end_date"] for d in dims),
+    }
+
+
+def _single_currency(dims: Sequence[Mapping[str, Any]]) -> str | None:
+    currencies = {d["currency"] for d in dims}
+    return currencies.pop() if len(currencies) == 1 else None
+
+
+def channel_kpis(
+    client: Client,
+    *,
+    channel: str,
+    plan_id: str | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any] | None:
+    """Every SPEC §4 KPI of one channel (within a plan if given) over [start, end).
+
+    Spend, ad metrics and lead events count by their own channel; a sale by its own channel,
+    else its campaign's. Budget is that of the channel's campaigns overlapping the period.
+    ``None`` when ``plan_id`` names no known plan.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    channel = channel.strip().lower()
+    where, params = "channel = {channel:String}", {"channel": channel}
+    if plan_id is not None:
+        where, params = f"{where} AND plan_id = {{pid:String}}", {**params, "pid": plan_id}
+    campaigns = _campaign_dims(client, where=where, params=params)
+    plan = None
+    ids: tuple[str, ...] | None = None
+    if plan_id is not None:
+        plan = _plan_dims(client, plan_id=plan_id)
+        every = _campaign_dims(client, where="plan_id = {pid:String}", params={"pid": plan_id})
+        ids = tuple(d["campaign_id"] for d in every)
+        if plan is None and not ids:
+            return None
+    fields: dict[str, Any] = {}
+    if ids is None or ids:
+        scope = _Scope(ids, channel=channel)
+        fields = _measures(client, scope=scope, start=start, end=end).get("", {})
+    dims = [d for d in campaigns if _overlaps(d, start, end)]
+    kpis = _kpis(fields, dims=_pooled_dims(dims), start=start, end=end, now=now)
+    return {
+        "channel": channel,
+        "plan_id": plan_id,
+        "currency": plan["currency"] if plan else _single_currency(dims),
+        "start": start,
+        "end": end,
+        "campaigns": sorted(d["campaign_id"] for d in dims),
+        **kpis,
+    }
+
+
+def company_kpis(
+    client: Client,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Every SPEC §4 KPI of the whole company over [start, end), unattributed events included.
+
+    Budget is that of every campaign overlapping the period.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    fields = _measures(client, scope=_Scope(None), start=start, end=end).get("", {})
+    dims = [d for d in _campaign_dims(client, where="1", params={}) if _overlaps(d, start, end)]
+    kpis = _kpis(fields, dims=_pooled_dims(dims), start=start, end=end, now=now)
+    return {
+        "currency": _single_currency(dims),
+        "start": start,
+        "end": end,
+        "campaigns": len(dims),
+        **kpis,
+    }
+
+
+def series_buckets(*, start: dt.datetime, end: dt.datetime, bucket: str) -> list[dt.date]:
+    """First days (UTC) of the day or ISO-week buckets that [start, end) touches."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("period: datetimes must be timezone-aware")
+    first = start.astimezone(dt.UTC).date()
+    last = (end.astimezone(dt.UTC) - dt.timedelta(microseconds=1)).date()
+    step = dt.timedelta(days=1)
+    if bucket == "week":
+        first, last = (
+            first - dt.timedelta(days=first.weekday()),
+            last - dt.timedelta(days=last.weekday()),
+        )
+        step = dt.timedelta(weeks=1)
+    elif bucket != "day":
+        raise ValueError(f"bucket: must be one of {', '.join(BUCKETS)}")
+    days: list[dt.date] = []
+    while first <= last:
+        days.append(first)
+        first += step
+    return days
+
+
+def _series_scope(client: Client, *, scope: str, id: str | None) -> _Scope | None:
+    if scope == "company":
+        return _Scope(None)
+    if id is None:
+        raise ValueError(f"id: required for scope {scope}")
+    if scope == "channel":
+        return _Scope(None, channel=id.strip().lower())
+    if scope == "campaign":
+        dims = _campaign_dims(client, where="campaign_id = {cid:String}", params={"cid": id})
+        return _Scope((id,)) if dims else None
+    if scope == "plan":
+        dims = _campaign_dims(client, where="plan_id = {pid:String}", params={"pid": id})
+        if not dims and _plan_dims(client, plan_id=id) is None:
+            return None
+        return _Scope(tuple(d["campaign_id"] for d in dims))
+    raise ValueError(f"scope: must be one of {', '.join(SERIES_SCOPES)}")
+
+
+def kpi_series(
+    client: Client,
+    *,
+    scope: str,
+    id: str | None = None,
+    start: dt.datetime,
+    end: dt.datetime,
+    bucket: str = "day",
+    now: dt.datetime | None = None,
+) -> dict[str, Any] | None:
+    """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [start, end).
+
+    Each bucket is a period of its own: a lead counts in every bucket where it reached ``lead``
+    or later, ratios come from the bucket's own sums. ``None`` for an unknown campaign or plan.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    days = series_buckets(start=start, end=end, bucket=bucket)
+    if len(days) > MAX_SERIES_BUCKETS:
+        raise ValueError(f"to: at most {MAX_SERIES_BUCKETS} {bucket} buckets per series")
+    resolved = _series_scope(client, scope=scope, id=id)
+    if resolved is None:
+        return None
+    measures: dict[Any, dict[str, Any]] = {}
+    if resolved.campaign_ids is None or resolved.campaign_ids:
+        bucketed = _Scope(resolved.campaign_ids, channel=resolved.channel, bucket=bucket)
+        measures = _measures(client, scope=bucketed, start=start, end=end)
+    points = []
+    for day in days:
+        kpis = _kpis(measures.get(day, {}), dims=None, start=start, end=end, now=now)
+        points.append({"start": day, **{name: kpis[name] for name in SERIES_KPIS}})
+    return {
+        "scope": scope,
+        "id": id if scope != "company" else None,
+        "bucket": bucket,
+        "start": start,
+        "end": end,
+        "points": points,
+    }
+
+
+def stage_durations(
+    client: Client,
+    *,
+    campaign_id: str | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Hours from a lead first reaching a stage to first reaching the next one (None = company).
+
+    Per adjacent pair X→Y: leads with events at both X and Y in the period (a skipped stage has
+    no time, so its pairs leave the lead out) and Y not before X; count, average and median.
+    """
+    scope = _Scope(None if campaign_id is None else (campaign_id,))
+    stages = range(len(domain.FUNNEL_STAGES))
+    firsts = ", ".join(
+        f"minIf(occurred_at, stage_rank = {i}) AS t{i}, countIf(stage_rank = {i}) > 0 AS r{i}"
+        for i in stages
+    )
+    pairs = []
+    for i in stages[:-1]:
+        both = f"r{i} AND r{i + 1} AND t{i + 1} >= t{i}"
+        ms = f"toUnixTimestamp64Milli(t{i + 1}) - toUnixTimestamp64Milli(t{i})"
+        pairs.append(
+            f"countIf({both}), sumIf({ms}, {both}), quantileExactInclusiveIf(0.5)({ms}, {both})"
+        )
+    sql = f"""SELECT {", ".join(pairs)} FROM (
+            SELECT lead_id, {firsts} FROM lead_events
+            WHERE {scope.where()} AND {_in_period()} GROUP BY lead_id
+        )"""
+    row = client.query(sql, parameters=_params(scope, start, end)).result_rows[0]
+    transitions = []
+    for i in stages[:-1]:
+        count, total_ms, median_ms = row[3 * i : 3 * i + 3]
+        transitions.append(
+            {
+                "from": domain.FUNNEL_STAGES[i],
+                "to": domain.FUNNEL_STAGES[i + 1],
+                "leads": int(count),
+                "average_hours": domain.ratio(total_ms, int(count) * _HOUR_MS, places=2),
+                "median_hours": (
+                    domain.ratio(Decimal(repr(median_ms)), _HOUR_MS, places=2) if count else None
+                ),
+            }
+        )
+    return {"campaign_id": campaign_id, "start": start, "end": end, "transitions": transitions}
+
+
+def _comparison_row(
+    dims: Mapping[str, Any], kpis: Mapping[str, Any], *, matches: Sequence[str]
+) -> dict[str, Any]:
+    identity = ("campaign_id", "plan_id", "name", "channel", "brand", "status")
+    return {
+        **{k: dims[k] for k in identity},
+        "start_date": dims["start_date"],
+        "end_date": dims["end_date"],
+        **{k: kpis[k] for k in _COMPARED_KPIS},
+        "lead_to_customer": kpis["conversions"]["lead_to_customer"],
+        "matches": list(matches),
+    }
+
+
+def compare_campaign(
+    client: Client, *, campaign_id: str, limit: int = 10, now: dt.datetime | None = None
+) -> dict[str, Any] | None:
+    """A campaign next to its past peers (same channel or brand; ended before it started, or
+    completed), most recent first, with the peers' pooled KPIs; ``None`` if it is unknown.
+
+    Whole-history KPIs: cost, CPL, ROMI, lead→customer conversion, budget and dates.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    found = _campaign_dims(client, where="campaign_id = {cid:String}", params={"cid": campaign_id})
+    if not found:
+        return None
+    this = found[0]
+    similar = "channel = {channel:String}"
+    params: dict[str, Any] = {
+        "cid": campaign_id,
+        "channel": this["channel"],
+        "start": this["start_date"],
+    }
+    if this["brand"] is not None:
+        similar = f"({similar} OR brand = {{brand:String}})"
+        params["brand"] = this["brand"]
+    where = (
+        f"campaign_id != {{cid:String}} AND {similar}"
+        " AND (end_date < {start:Date} OR status = 'completed')"
+    )
+    peers = sorted(
+        _campaign_dims(client, where=where, params=params),
+        key=lambda d: (d["end_date"], d["start_date"], d["campaign_id"]),
+        reverse=True,
+    )[:limit]
+    ids = (campaign_id, *(d["campaign_id"] for d in peers))
+    each = _measures(client, scope=_Scope(ids, per_campaign=True), start=None, end=None)
+
+    def row(dims: Mapping[str, Any]) -> dict[str, Any]:
+        kpis = _kpis(each.get(dims["campaign_id"], {}), dims=dims, start=None, end=None, now=now)
+        matches = [k for k in ("channel", "brand") if dims[k] is not None and dims[k] == this[k]]
+        return _comparison_row(dims, kpis, matches=matches)
+
+    pooled: dict[str, Any] = {}
+    if peers:
+        peer_scope = _Scope(tuple(d["campaign_id"] for d in peers))
+        fields = _measures(client, scope=peer_scope, start=None, end=None).get("", {})
+        kpis = _kpis(fields, dims=_pooled_dims(peers), start=None, end=None, now=now)
+        pooled = {k: kpis[k] for k in _COMPARED_KPIS}
+        pooled["lead_to_customer"] = kpis["conversions"]["lead_to_customer"]
+    return {
+        "campaign": row(this),
+        "peers": [row(d) for d in peers],
+        "peers_pooled": pooled or None,
+    }

@@ -138,3 +138,112 @@ async def plan_report(
             "Content-Security-Policy": _REPORT_CSP,
         },
     )
+
+
+# --------------------------------------------------------------------------------------------
+# channel and company scopes, time series, time between stages, campaign comparison
+# --------------------------------------------------------------------------------------------
+
+SeriesScope = Annotated[
+    Literal["campaign", "plan", "channel", "company"],
+    Query(description="What the series covers; 'id' names it unless the scope is company."),
+]
+Bucket = Annotated[Literal["day", "week"], Query(description="UTC days or ISO weeks.")]
+Required = Annotated[
+    AwareDatetime,
+    Query(alias="from", description="Start of the period (inclusive), RFC 3339 with offset."),
+]
+RequiredTo = Annotated[
+    AwareDatetime,
+    Query(alias="to", description="End of the period (exclusive), RFC 3339 with offset."),
+]
+
+
+@router.get("/kpis/channels/{channel}")
+async def channel_kpis(
+    channel: str,
+    warehouse: Store,
+    _: Reader,
+    plan_id: str | None = None,
+    start: From = None,
+    end: To = None,
+) -> JSONResponse:
+    """Every KPI of a channel over [from, to), within one plan when ``plan_id`` is given."""
+    kpis = await warehouse.run(
+        analytics.channel_kpis, channel=channel, plan_id=plan_id, **_period(start, end)
+    )
+    if kpis is None:
+        raise NotFound("plan", plan_id or "")
+    return _respond(kpis)
+
+
+@router.get("/kpis/company")
+async def company_kpis(
+    warehouse: Store, _: Reader, start: From = None, end: To = None
+) -> JSONResponse:
+    """Every KPI of the whole company over [from, to), unattributed sales and leads included."""
+    return _respond(await warehouse.run(analytics.company_kpis, **_period(start, end)))
+
+
+@router.get("/kpis/series")
+async def kpi_series(
+    warehouse: Store,
+    _: Reader,
+    scope: SeriesScope,
+    start: Required,
+    end: RequiredTo,
+    scope_id: Annotated[str | None, Query(alias="id")] = None,
+    bucket: Bucket = "day",
+) -> JSONResponse:
+    """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [from, to)."""
+    period = _period(start, end)
+    if scope != "company" and not scope_id:
+        raise DomainError(
+            f"is required for scope {scope}", field="id", status_code=422, location="query"
+        )
+    buckets = len(analytics.series_buckets(start=start, end=end, bucket=bucket))
+    if buckets > analytics.MAX_SERIES_BUCKETS:
+        raise DomainError(
+            f"at most {analytics.MAX_SERIES_BUCKETS} {bucket} buckets per series",
+            field="to",
+            status_code=422,
+            location="query",
+        )
+    series = await warehouse.run(
+        analytics.kpi_series, scope=scope, id=scope_id, bucket=bucket, **period
+    )
+    if series is None:
+        raise NotFound(scope, scope_id or "")
+    return _respond(series)
+
+
+@router.get("/funnel/durations")
+async def stage_durations(
+    warehouse: Store,
+    _: Reader,
+    campaign_id: str | None = None,
+    start: From = None,
+    end: To = None,
+) -> JSONResponse:
+    """Count, average and median hours from a lead first reaching a stage to the next one."""
+    return _respond(
+        await warehouse.run(
+            analytics.stage_durations, campaign_id=campaign_id, **_period(start, end)
+        )
+    )
+
+
+@router.get("/campaigns/{campaign_id}/comparison")
+async def compare_campaign(
+    campaign_id: str,
+    warehouse: Store,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=100, description="Most past peers to list.")] = 10,
+) -> JSONResponse:
+    """A campaign next to past campaigns of its channel or brand: cost, CPL, ROMI, conversion."""
+    comparison = await warehouse.run(
+        analytics.compare_campaign, campaign_id=campaign_id, limit=limit
+    )
+    if comparison is None:
+        raise NotFound("campaign", campaign_id)
+    return _respond(comparison)
