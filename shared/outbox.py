@@ -7,7 +7,6 @@ same ``event_id``, which consumers ignore).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 from faststream.kafka import KafkaBroker
@@ -16,6 +15,7 @@ from sqlalchemy import Engine, func, select, update
 from shared.events import Envelope
 from shared.kafka import publish
 from shared.metrics import ServiceMetrics
+from shared.runtime import WakeableLoop
 from shared.sql import MessagingTables, utcnow
 
 log = structlog.get_logger(__name__)
@@ -40,38 +40,20 @@ class OutboxRelay:
         self.metrics = metrics
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
-        self._wakeup = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rounds = WakeableLoop(
+            self.relay_once,
+            full_batch=batch_size,
+            poll_interval_s=poll_interval_s,
+            failure_event="outbox_relay_failed",
+        )
 
     def wake(self) -> None:
         """Ask the relay to look at the outbox now (safe to call from any thread)."""
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._wakeup.set()
-        else:
-            loop.call_soon_threadsafe(self._wakeup.set)
+        self._rounds.wake()
 
     async def run(self) -> None:
         """Relay forever (until cancelled), surviving broker and database hiccups."""
-        self._loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sent = await self.relay_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - retried on the next round
-                log.warning("outbox_relay_failed", error=repr(exc))
-                sent = 0
-            if sent < self.batch_size:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval_s)
+        await self._rounds.run()
 
     async def relay_once(self) -> int:
         """Publish one batch of pending rows; return how many were published."""

@@ -11,7 +11,6 @@ at-least-once delivery, with a stable Message-ID / ``X-MRM-Notification-Id`` to 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from sqlalchemy import Engine
 from services.notifier import domain, store
 from services.notifier.metrics import NotifierMetrics
 from services.notifier.senders import DeliveryError, Senders
+from shared.runtime import WakeableLoop
 from shared.sql import utcnow
 
 log = structlog.get_logger(__name__)
@@ -54,26 +54,21 @@ class DeliveryWorker:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.lease_s = lease_s
-        self._wakeup = asyncio.Event()
+        # a failed round's leased rows are retried once their leases expire
+        self._rounds = WakeableLoop(
+            self.deliver_once,
+            full_batch=batch_size,
+            poll_interval_s=poll_interval_s,
+            failure_event="delivery_round_failed",
+        )
 
     def wake(self) -> None:
-        """Ask the worker to look for due notifications now."""
-        self._wakeup.set()
+        """Ask the worker to look for due notifications now (safe to call from any thread)."""
+        self._rounds.wake()
 
     async def run(self) -> None:
         """Deliver forever (until cancelled), surviving channel and database hiccups."""
-        while True:
-            try:
-                handled = await self.deliver_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - leased rows are retried when leases expire
-                log.warning("delivery_round_failed", error=repr(exc))
-                handled = 0
-            if handled < self.batch_size:
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self.poll_interval_s)
+        await self._rounds.run()
 
     async def deliver_once(self) -> int:
         """Send every due notification (up to a batch); return how many were attempted."""
