@@ -72,6 +72,8 @@ class StoredEvent:
     topic: str
     partition: int
     offset: int
+    source: Any = None
+    """The Kafka record it was decoded from, if any (to dead-letter it as it arrived)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,6 +396,19 @@ def insert_events(client: Client, *, events: Sequence[StoredEvent]) -> dict[str,
         client.insert(table, columns, column_names=COLUMNS[table], column_oriented=True)
         counts[table] = len(rows)
     return counts
+
+
+def insert_batch(
+    client: Client, *, tables: Mapping[str, Any], events: Sequence[StoredEvent] = ()
+) -> dict[str, int]:
+    """Insert Arrow tables (``columnar.to_arrow``) and decoded events; return rows per table."""
+    counts: dict[str, int] = defaultdict(int)
+    for table, arrow in tables.items():
+        client.insert_arrow(table, arrow)
+        counts[table] += arrow.num_rows
+    for table, count in insert_events(client, events=events).items():
+        counts[table] += count
+    return dict(counts)
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             EventConsumer(broker=broker, group_id=f"mrm-{SERVICE}", metrics=metrics),
             ingestor=ingestor,
             max_records=settings.batch_max_records,
+            batch_timeout_ms=settings.batch_timeout_ms,
         )
         monitor = TargetMonitor(
             warehouse=warehouse, broker=broker, metrics=metrics, changed=ingestor.changed

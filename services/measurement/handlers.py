@@ -1,5 +1,10 @@
 """Measurement's subscriber: ingest and planning events into ClickHouse, in batches.
 
+The ingest topics take the columnar hot path (``columnar.split``: raw values → validated column
+lists → Arrow, one insert per table); planning events, and any message the bulk check does not
+accept, go through the pydantic gate (``shared.events.decode``) one by one, so a malformed
+message reaches the DLQ with the same field-naming reason as everywhere else.
+
 A batch is durable in ClickHouse before the handler returns, so its offsets (on every
 partition it spans) are committed only then; a failed insert is retried whole, which is safe
 because the tables collapse repeated event_ids and queries count each event_id once.
@@ -8,17 +13,21 @@ because the tables collapse repeated event_ids and queries count each event_id o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
-from services.measurement import analytics, domain
+from services.measurement import analytics, columnar, domain
 from services.measurement.analytics import StoredEvent, Warehouse
-from shared.consumer import Consumed, EventConsumer
+from shared.consumer import EventConsumer
+from shared.events import EventRejected, decode
 from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.money import CurrencyNotConvertible, FxRates
 from shared.topics import INGEST_TOPICS, PLANNING
 
 log = structlog.get_logger(__name__)
+
+Rejection = tuple[Any, str]
 
 
 class Ingestor:
@@ -29,57 +38,93 @@ class Ingestor:
         self.fx = fx
         self.changed: set[str] = set()
 
-    async def on_events(self, batch: Sequence[Consumed]) -> list[tuple[Consumed, str]]:
-        """Store a batch; return the messages rejected for their currency (→ DLQ)."""
-        planning = [_stored(c, c.data) for c in batch if c.topic == PLANNING]
+    async def on_events(self, records: Sequence[Any]) -> list[Rejection]:
+        """Store a batch of raw records; return those rejected, with their reason (→ DLQ)."""
+        batch = columnar.split(records)
+        planning, events, rejected = _decoded(batch.unusual)
         if planning:
             await self.warehouse.run(analytics.insert_events, events=planning)
-        accepted, rejected = await self._in_campaign_currency(
-            [c for c in batch if c.topic != PLANNING]
+        monetary = {
+            e.data.campaign_id
+            for e in events
+            if isinstance(e.data, SpendRecorded | SaleCompleted) and e.data.campaign_id
+        }
+        for table in ("spend", "sales"):
+            if table in batch.tables:
+                monetary.update(batch.tables[table].columns["campaign_id"])
+        monetary.discard("")
+        currencies = await self.warehouse.run(
+            analytics.campaign_currencies, campaign_ids=sorted(monetary)
         )
-        if accepted:
-            await self.warehouse.run(analytics.insert_events, events=accepted)
+        rejected += columnar.in_campaign_currency(batch, currencies=currencies, fx=self.fx)
+        accepted = []
+        for event in events:
+            campaign_id = getattr(event.data, "campaign_id", None)
+            try:
+                data = domain.in_campaign_currency(
+                    event.data, campaign_currency=currencies.get(campaign_id), fx=self.fx
+                )
+            except CurrencyNotConvertible as exc:
+                rejected.append((event.source, f"data.currency: {exc}"))
+                continue
+            accepted.append(_with_data(event, data))
+        tables = {name: columnar.to_arrow(t) for name, t in batch.tables.items() if len(t)}
+        if tables or accepted:
+            await self.warehouse.run(analytics.insert_batch, tables=tables, events=accepted)
+        self.changed.update(batch.campaign_ids())
         for event in (*planning, *accepted):
             campaign_id = getattr(event.data, "campaign_id", None)
             if campaign_id:
                 self.changed.add(campaign_id)
         return rejected
 
-    async def _in_campaign_currency(
-        self, batch: list[Consumed]
-    ) -> tuple[list[StoredEvent], list[tuple[Consumed, str]]]:
-        monetary = {
-            c.data.campaign_id
-            for c in batch
-            if isinstance(c.data, SpendRecorded | SaleCompleted) and c.data.campaign_id
-        }
-        currencies = await self.warehouse.run(
-            analytics.campaign_currencies, campaign_ids=sorted(monetary)
+
+def _decoded(
+    records: Sequence[Any],
+) -> tuple[list[StoredEvent], list[StoredEvent], list[Rejection]]:
+    """Planning events, other events and rejections of records decoded one by one (pydantic)."""
+    planning: list[StoredEvent] = []
+    events: list[StoredEvent] = []
+    rejected: list[Rejection] = []
+    for record in records:
+        try:
+            envelope, data = decode(record.value, topic=record.topic)
+        except EventRejected as exc:
+            rejected.append((record, exc.reason))
+            continue
+        stored = StoredEvent(
+            envelope=envelope,
+            data=data,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            source=record,
         )
-        accepted, rejected = [], []
-        for consumed in batch:
-            campaign_id = getattr(consumed.data, "campaign_id", None)
-            try:
-                data = domain.in_campaign_currency(
-                    consumed.data, campaign_currency=currencies.get(campaign_id), fx=self.fx
-                )
-            except CurrencyNotConvertible as exc:
-                rejected.append((consumed, f"data.currency: {exc}"))
-                continue
-            accepted.append(_stored(consumed, data))
-        return accepted, rejected
+        (planning if record.topic == PLANNING else events).append(stored)
+    return planning, events, rejected
 
 
-def _stored(consumed: Consumed, data: object) -> StoredEvent:
+def _with_data(event: StoredEvent, data: Any) -> StoredEvent:
+    if data is event.data:
+        return event
     return StoredEvent(
-        envelope=consumed.envelope,
-        data=data,  # type: ignore[arg-type]
-        topic=consumed.topic,
-        partition=consumed.partition,
-        offset=consumed.offset,
+        envelope=event.envelope,
+        data=data,
+        topic=event.topic,
+        partition=event.partition,
+        offset=event.offset,
+        source=event.source,
     )
 
 
-def register(consumer: EventConsumer, *, ingestor: Ingestor, max_records: int) -> None:
-    """Subscribe measurement to every ingest topic and the planning topic, in batches."""
-    consumer.on_batch(*INGEST_TOPICS, PLANNING, handler=ingestor.on_events, max_records=max_records)
+def register(
+    consumer: EventConsumer, *, ingestor: Ingestor, max_records: int, batch_timeout_ms: int
+) -> None:
+    """Subscribe measurement to every ingest topic and the planning topic, in raw batches."""
+    consumer.on_raw_batch(
+        *INGEST_TOPICS,
+        PLANNING,
+        handler=ingestor.on_events,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+    )

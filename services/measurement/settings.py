@@ -22,6 +22,12 @@ class MeasurementSettings(CommonSettings):
         validation_alias=AliasChoices("MRM_MEASUREMENT_BATCH_MAX_RECORDS"),
         description="Largest ingest batch.",
     )
+    batch_timeout_ms: int = Field(
+        default=50,
+        ge=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_BATCH_TIMEOUT_MS"),
+        description="Longest wait for a batch to fill (latency against batch size).",
+    )
     evaluate_interval_s: float = Field(
         default=1.0,
         gt=0,
