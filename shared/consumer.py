@@ -16,10 +16,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import structlog
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -32,6 +32,10 @@ log = structlog.get_logger(__name__)
 
 class Rejected(EventRejected):
     """A well-formed event a handler cannot accept (e.g. unknown currency); goes to the DLQ."""
+
+
+Record: TypeAlias = ConsumerRecord[Any, Any]
+"""A record as the broker delivers it (key and value are bytes or None)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +117,7 @@ class EventConsumer:
         self._claim_subscription()
 
         async def consume(msg: KafkaMessage) -> None:
-            record = msg.raw_message
+            (record,) = _records(msg)
             consumed = await self._decode(record)
             if consumed is None:
                 self._observe_lag(msg, (record,))
@@ -142,7 +146,7 @@ class EventConsumer:
         self._claim_subscription()
 
         async def consume(msg: KafkaMessage) -> None:
-            records = msg.raw_message
+            records = _records(msg)
             decoded = [await self._decode(record) for record in records]
             batch = [item for item in decoded if item is not None]
             if not batch:
@@ -189,7 +193,7 @@ class EventConsumer:
         name = _name_of(handler)
 
         async def consume(msg: KafkaMessage) -> None:
-            records = msg.raw_message
+            records = _records(msg)
             per_topic: dict[str, int] = {}
             for record in records:
                 per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
@@ -225,7 +229,7 @@ class EventConsumer:
             batch_timeout_ms=batch_timeout_ms,
         )(consume)
 
-    def _observe_lag(self, msg: KafkaMessage, records: Sequence[object]) -> None:
+    def _observe_lag(self, msg: KafkaMessage, records: Sequence[Record]) -> None:
         """Update the lag gauge from the consumer's last known high watermarks.
 
         Approximate by nature (Tansu reports a partition's end as the start of its last batch
@@ -236,8 +240,8 @@ class EventConsumer:
             return
         last: dict[tuple[str, int], int] = {}
         for record in records:
-            key = (record.topic, record.partition)  # type: ignore[attr-defined]
-            last[key] = max(last.get(key, -1), record.offset)  # type: ignore[attr-defined]
+            key = (record.topic, record.partition)
+            last[key] = max(last.get(key, -1), record.offset)
         for (topic, partition), offset in last.items():
             end = highwater(TopicPartition(topic, partition))
             if end is not None:
@@ -246,9 +250,8 @@ class EventConsumer:
             total = sum(lag for (name, _), lag in self._lag.items() if name == topic)
             self.metrics.consumer_lag.labels(topic=topic).set(total)
 
-    async def _decode(self, record: object) -> Consumed | None:
-        topic: str = record.topic  # type: ignore[attr-defined]
-        value: bytes = record.value  # type: ignore[attr-defined]
+    async def _decode(self, record: Record) -> Consumed | None:
+        topic, value = record.topic, record.value
         self._count("messages_in", topic)
         try:
             envelope, data = decode(value, topic=topic)
@@ -257,7 +260,7 @@ class EventConsumer:
                 self.broker,
                 topic=topic,
                 value=value,
-                key=record.key,  # type: ignore[attr-defined]
+                key=record.key,
                 reason=exc.reason,
                 metrics=self.metrics,
             )
@@ -266,8 +269,8 @@ class EventConsumer:
             envelope=envelope,
             data=data,
             topic=topic,
-            partition=record.partition,  # type: ignore[attr-defined]
-            offset=record.offset,  # type: ignore[attr-defined]
+            partition=record.partition,
+            offset=record.offset,
         )
 
     async def _run_one(self, handler: Handler, consumed: Consumed) -> None:
@@ -282,11 +285,12 @@ class EventConsumer:
             )
 
     async def _reject_consumed(self, consumed: Consumed, reason: str) -> None:
+        key = consumed.data.key()
         await dead_letter(
             self.broker,
             topic=consumed.topic,
             value=consumed.envelope.to_bytes(),
-            key=consumed.data.key().encode() if consumed.data.key() else None,
+            key=key.encode() if key else None,
             reason=reason,
             metrics=self.metrics,
         )
@@ -314,6 +318,12 @@ class EventConsumer:
                     error=repr(exc),
                 )
                 await asyncio.sleep(delay)
+
+
+def _records(msg: KafkaMessage) -> tuple[Record, ...]:
+    """The records of a delivery: one for a single-message subscriber, several for a batch."""
+    raw = msg.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
 
 
 def _name_of(handler: object) -> str:

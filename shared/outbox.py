@@ -77,7 +77,7 @@ class OutboxRelay:
                 .order_by(outbox.c.id)
                 .limit(self.batch_size)
             ).all()
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        return [(row.id, row.topic, row.key, row.payload) for row in rows]
 
     def _mark_published(self, row_id: int) -> None:
         outbox = self.tables.outbox

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 import uvicorn
@@ -17,7 +18,7 @@ log = structlog.get_logger(__name__)
 
 @asynccontextmanager
 async def broker_running(
-    broker: KafkaBroker, *, background: Iterable[Callable[[], Awaitable[None]]] = ()
+    broker: KafkaBroker, *, background: Iterable[Callable[[], Coroutine[Any, Any, None]]] = ()
 ) -> AsyncIterator[None]:
     """Start the broker (and its subscribers) and background loops; stop all on exit."""
     await broker.start()
