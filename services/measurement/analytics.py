@@ -713,6 +713,16 @@ def kpi_targets(client: Client, *, campaign_id: str) -> list[domain.Target]:
     return _targets(client, campaign_ids=[campaign_id])
 
 
+def targets_by_campaign(
+    client: Client, *, campaign_ids: Sequence[str]
+) -> dict[str, list[domain.Target]]:
+    """campaign_id → its KPI targets, for those of ``campaign_ids`` that have any (one query)."""
+    out: dict[str, list[domain.Target]] = defaultdict(list)
+    for target in _targets(client, campaign_ids=campaign_ids) if campaign_ids else ():
+        out[target.campaign_id].append(target)
+    return dict(out)
+
+
 def alert_states(client: Client, *, campaign_id: str) -> dict[str, bool]:
     """target_id → breached, as last saved for the campaign's targets."""
     sql = """SELECT target_id, breached FROM alert_state FINAL
@@ -747,18 +757,38 @@ def campaign_currencies(client: Client, *, campaign_ids: Sequence[str]) -> dict[
 
 
 class Warehouse:
-    """Serialises access to one ClickHouse client from async code (one query at a time).
+    """Runs ClickHouse calls from async code on worker threads: writes one at a time on the
+    writer's client, reads on a small pool of reader clients so KPI requests and the target
+    monitor do not queue behind ingestion inserts.
 
-    chDB runs in-process on one engine, and a clickhouse-connect session allows no concurrent
-    queries, so calls run one by one on a worker thread.
+    A clickhouse-connect client (one chDB handle or one HTTP session) takes one call at a time;
+    chDB runs the calls of different handles to the same engine in parallel, and an insert that
+    returned is visible to every handle. Without readers, reads share the writer (one lock).
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, readers: Sequence[Client] = ()) -> None:
         self.client = client
+        self.readers = tuple(readers)
         self._lock = threading.Lock()
+        self._idle: asyncio.Queue[Client] | None = None
 
     async def run(self, function: Callable[..., Any], /, **kwargs: Any) -> Any:
-        """Run ``function(client, **kwargs)`` on a worker thread and return its result."""
+        """Run a read ``function(client, **kwargs)`` on a free reader and return its result."""
+        if not self.readers:
+            return await self.write(function, **kwargs)
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for reader in self.readers:
+                self._idle.put_nowait(reader)
+        idle = self._idle
+        client = await idle.get()
+        call = asyncio.ensure_future(asyncio.to_thread(function, client, **kwargs))
+        # back to the pool when the call is over, not when a cancelled caller stops waiting
+        call.add_done_callback(lambda _: idle.put_nowait(client))
+        return await asyncio.shield(call)
+
+    async def write(self, function: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Run ``function(client, **kwargs)`` on the writer, one call at a time."""
         return await asyncio.to_thread(self._locked, function, kwargs)
 
     def _locked(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:

@@ -34,7 +34,13 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             analytics.connect, settings.clickhouse_url, database=settings.clickhouse_database
         )
         await asyncio.to_thread(analytics.migrate, client, database=settings.clickhouse_database)
-        warehouse = Warehouse(client)
+        readers = [
+            await asyncio.to_thread(
+                analytics.connect, settings.clickhouse_url, database=settings.clickhouse_database
+            )
+            for _ in range(settings.readers)
+        ]
+        warehouse = Warehouse(client, readers=readers)
         broker = make_broker(settings.bootstrap, client_id=f"mrm-{SERVICE}")
         ingestor = Ingestor(
             warehouse=warehouse, fx=FxRates(base=settings.currency, rates=settings.fx_rates)
@@ -46,7 +52,11 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             batch_timeout_ms=settings.batch_timeout_ms,
         )
         monitor = TargetMonitor(
-            warehouse=warehouse, broker=broker, metrics=metrics, changed=ingestor.changed
+            warehouse=warehouse,
+            broker=broker,
+            metrics=metrics,
+            changed=ingestor.changed,
+            max_per_round=settings.evaluate_max_campaigns,
         )
         await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
 
@@ -76,6 +86,8 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
                 app.state.readiness = readiness
                 yield
         finally:
+            for reader in readers:
+                reader.close()
             client.close()
 
     app = create_service_app(

@@ -43,7 +43,7 @@ class Ingestor:
         batch = columnar.split(records)
         planning, events, rejected = _decoded(batch.unusual)
         if planning:
-            await self.warehouse.run(analytics.insert_events, events=planning)
+            await self.warehouse.write(analytics.insert_events, events=planning)
         monetary = {
             e.data.campaign_id
             for e in events
@@ -70,7 +70,7 @@ class Ingestor:
             accepted.append(_with_data(event, data))
         tables = {name: columnar.to_arrow(t) for name, t in batch.tables.items() if len(t)}
         if tables or accepted:
-            await self.warehouse.run(analytics.insert_batch, tables=tables, events=accepted)
+            await self.warehouse.write(analytics.insert_batch, tables=tables, events=accepted)
         self.changed.update(batch.campaign_ids())
         for event in (*planning, *accepted):
             campaign_id = getattr(event.data, "campaign_id", None)

@@ -32,28 +32,46 @@ class TargetMonitor:
         broker: KafkaBroker,
         metrics: ServiceMetrics,
         changed: set[str],
+        max_per_round: int = 50,
     ) -> None:
         self.warehouse = warehouse
+        self.max_per_round = max_per_round
         self.broker = broker
         self.metrics = metrics
         self.changed = changed
         self.active: set[str] = set()
 
     async def evaluate_changed(self) -> None:
-        """Check every campaign with new data since the last round."""
+        """Check the campaigns with new data since the last round that have KPI targets (one
+        lookup for all of them); at most ``max_per_round`` are evaluated, the rest wait for the
+        next round, so a round never holds the warehouse's readers for long."""
         campaigns = sorted(self.changed)
         self.changed.difference_update(campaigns)
         self.active.update(campaigns)
-        for position, campaign_id in enumerate(campaigns):
+        try:
+            targets = await self.warehouse.run(
+                analytics.targets_by_campaign, campaign_ids=campaigns
+            )
+        except BaseException:
+            self.changed.update(campaigns)
+            raise
+        watched = [campaign_id for campaign_id in campaigns if campaign_id in targets]
+        self.changed.update(watched[self.max_per_round :])
+        watched = watched[: self.max_per_round]
+        for position, campaign_id in enumerate(watched):
             try:
-                await self.evaluate(campaign_id)
+                await self.evaluate(campaign_id, targets=targets[campaign_id])
             except BaseException:
-                self.changed.update(campaigns[position:])
+                self.changed.update(watched[position:])
                 raise
 
-    async def evaluate(self, campaign_id: str) -> list[EventData]:
-        """Evaluate one campaign's targets; publish and return the transitions."""
-        targets = await self.warehouse.run(analytics.kpi_targets, campaign_id=campaign_id)
+    async def evaluate(
+        self, campaign_id: str, *, targets: list[domain.Target] | None = None
+    ) -> list[EventData]:
+        """Evaluate one campaign's targets (looked up unless given); publish and return the
+        transitions."""
+        if targets is None:
+            targets = await self.warehouse.run(analytics.kpi_targets, campaign_id=campaign_id)
         if not targets:
             return []
         kpis = await self.warehouse.run(analytics.campaign_kpis, campaign_id=campaign_id)
@@ -74,7 +92,7 @@ class TargetMonitor:
                 kpi=getattr(data, "kpi", None),
             )
         changed = {tid: b for tid, b in new_states.items() if states.get(tid, False) != b}
-        await self.warehouse.run(
+        await self.warehouse.write(
             analytics.save_alert_states,
             campaign_id=campaign_id,
             states=changed,

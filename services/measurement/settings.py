@@ -28,6 +28,18 @@ class MeasurementSettings(CommonSettings):
         validation_alias=AliasChoices("MRM_MEASUREMENT_BATCH_TIMEOUT_MS"),
         description="Longest wait for a batch to fill (latency against batch size).",
     )
+    readers: int = Field(
+        default=2,
+        ge=0,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_READERS"),
+        description="ClickHouse clients for reads (KPI requests, monitor); 0 = share the writer.",
+    )
+    evaluate_max_campaigns: int = Field(
+        default=50,
+        ge=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_EVALUATE_MAX_CAMPAIGNS"),
+        description="Most campaigns the target monitor evaluates per round.",
+    )
     evaluate_interval_s: float = Field(
         default=1.0,
         gt=0,
