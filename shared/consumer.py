@@ -166,15 +166,7 @@ class EventConsumer:
             await self._with_retries(name, records[0].topic, attempt)
             self._observe_lag(msg, records)
 
-        self.broker.subscriber(
-            *topics,
-            group_id=self.group_id,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            batch=True,
-            max_records=max_records,
-            batch_timeout_ms=batch_timeout_ms,
-        )(consume)
+        self._subscribe_batches(topics, consume, max_records, batch_timeout_ms)
 
     def on_raw_batch(
         self,
@@ -219,6 +211,16 @@ class EventConsumer:
             await self._with_retries(name, records[0].topic, attempt)
             self._observe_lag(msg, records)
 
+        self._subscribe_batches(topics, consume, max_records, batch_timeout_ms)
+
+    def _subscribe_batches(
+        self,
+        topics: Sequence[str],
+        consume: Callable[[KafkaMessage], Awaitable[None]],
+        max_records: int,
+        batch_timeout_ms: int,
+    ) -> None:
+        """Register a batch ``consume`` with the same delivery semantics as ``on``."""
         self.broker.subscriber(
             *topics,
             group_id=self.group_id,
