@@ -211,7 +211,7 @@ class EventConsumer:
             await self._with_retries(name, records[0].topic, attempt)
             self._observe_lag(msg, records)
 
-        self._subscribe_batches(topics, consume, max_records, batch_timeout_ms)
+        self._subscribe_batches(topics, consume, max_records, batch_timeout_ms, raw=True)
 
     def _subscribe_batches(
         self,
@@ -219,8 +219,12 @@ class EventConsumer:
         consume: Callable[[KafkaMessage], Awaitable[None]],
         max_records: int,
         batch_timeout_ms: int,
+        *,
+        raw: bool = False,
     ) -> None:
-        """Register a batch ``consume`` with the same delivery semantics as ``on``."""
+        """Register a batch ``consume`` with the same delivery semantics as ``on``; a raw one
+        skips FastStream's per-record parsing and decoding (the handler reads the records)."""
+        lean: dict[str, Any] = {"parser": _parse_lean, "decoder": _no_body} if raw else {}
         self.broker.subscriber(
             *topics,
             group_id=self.group_id,
@@ -229,6 +233,7 @@ class EventConsumer:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
+            **lean,
         )(consume)
 
     def _observe_lag(self, msg: KafkaMessage, records: Sequence[Record]) -> None:
@@ -326,6 +331,22 @@ def _records(msg: KafkaMessage) -> tuple[Record, ...]:
     """The records of a delivery: one for a single-message subscriber, several for a batch."""
     raw = msg.raw_message
     return raw if isinstance(raw, tuple) else (raw,)
+
+
+async def _parse_lean(
+    records: tuple[Record, ...], parse_batch: Callable[..., Awaitable[KafkaMessage]]
+) -> KafkaMessage:
+    """FastStream's batch message without its per-record header dicts and bodies: only the
+    first record is parsed (for the message's metadata and consumer); the batch is attached
+    whole, so acknowledging or seeking back still covers every partition it spans."""
+    msg = await parse_batch(records[:1])
+    msg.raw_message = records
+    return msg
+
+
+async def _no_body(msg: KafkaMessage) -> None:
+    """Raw batch handlers read the records themselves; there is no body to decode."""
+    return None
 
 
 def _name_of(handler: object) -> str:
