@@ -398,3 +398,8 @@ def to_arrow(columns: TableColumns) -> pa.Table:
         else:
             arrays.append(pa.array(values, column.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def to_arrow_tables(batch: ColumnarBatch) -> dict[str, pa.Table]:
+    """Every non-empty table of the batch as Arrow."""
+    return {name: to_arrow(columns) for name, columns in batch.tables.items() if len(columns)}

@@ -12,6 +12,7 @@ because the tables collapse repeated event_ids and queries count each event_id o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +41,8 @@ class Ingestor:
 
     async def on_events(self, records: Sequence[Any]) -> list[Rejection]:
         """Store a batch of raw records; return those rejected, with their reason (→ DLQ)."""
-        batch = columnar.split(records)
+        # CPU-bound, off the event loop: HTTP requests keep being served meanwhile
+        batch = await asyncio.to_thread(columnar.split, records)
         planning, events, rejected = _decoded(batch.unusual)
         if planning:
             await self.warehouse.write(analytics.insert_events, events=planning)
@@ -68,7 +70,7 @@ class Ingestor:
                 rejected.append((event.source, f"data.currency: {exc}"))
                 continue
             accepted.append(_with_data(event, data))
-        tables = {name: columnar.to_arrow(t) for name, t in batch.tables.items() if len(t)}
+        tables = await asyncio.to_thread(columnar.to_arrow_tables, batch)
         if tables or accepted:
             await self.warehouse.write(analytics.insert_batch, tables=tables, events=accepted)
         self.changed.update(batch.campaign_ids())
