@@ -162,10 +162,10 @@ def notes(r: Results) -> list[str]:
                 f"- **Ingestion ratio {ratio:.2f} < {INGEST_RATIO_TARGET}.** The bare consumer "
                 f"reads {r.bare_consumer.rate:,.0f} msgs/s and chDB takes "
                 f"{r.bare_insert.rate if r.bare_insert else 0:,.0f} rows/s, but the service "
-                f"makes only {r.ingestion.rate:,.0f} rows/s queryable: per message it builds "
-                "Python objects (JSON parse + pydantic envelope and payload), a StoredEvent, a "
-                "row tuple, then a row→column transpose for clickhouse-connect; see the profile."
-                + _profile_headline(r.profile)
+                f"makes only {r.ingestion.rate:,.0f} rows/s queryable: the columnar path still "
+                "walks the batch in Python — aiokafka builds a record object per message, and "
+                "each is parsed (orjson) and checked field by field into column lists before "
+                "the Arrow insert; see the profile." + _profile_headline(r.profile)
             )
     if r.dead_letters is not None and len(r.dead_letters.found) < r.malformed:
         out.append(
@@ -180,10 +180,10 @@ def notes(r: Results) -> list[str]:
                 f"- **Freshness p99 {p99 * 1000:,.0f} ms > {FRESHNESS_P99_TARGET_S * 1000:.0f} "
                 f"ms** ({f.unresolved} probes never seen). A KPI request itself took "
                 f"{np.median(f.poll_seconds) * 1000:,.0f} ms (median) while ingesting: the "
-                "service runs every ClickHouse call (inserts, the per-batch currency lookup, "
-                "KPI queries, the target monitor) one at a time through one lock, so a probe "
-                "waits for whole batches and for other queries — the benchmark's own polls "
-                "included (`--poll-interval` trades their load against resolution)."
+                "probe waits for its batch to fill (batch timeout), be decoded and inserted, "
+                "and for a reader while the service shares two cores with the broker and the "
+                "benchmark — the benchmark's own polls included (`--poll-interval` trades "
+                "their load against resolution)."
             )
         if f.rate < c.freshness_rate * 0.95:
             out.append(

@@ -95,9 +95,11 @@ class Profile:
 
 # (label, substring of a py-spy frame), most specific first; a stack counts for the first match.
 _CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("columnar decode + checks (orjson → column lists)", "(services/measurement/columnar.py"),
     ("envelope decode + validation (json + pydantic)", "(shared/events/registry.py"),
     ("dead-lettering", "dead_letter ("),
     ("StoredEvent / rows per table (Python objects)", "rows_by_table ("),
+    ("ClickHouse insert (clickhouse-connect + chDB)", "insert_batch ("),
     ("ClickHouse insert (clickhouse-connect + chDB)", "insert_events ("),
     ("campaign currency lookup (one query per batch)", "campaign_currencies ("),
     ("target monitor (KPI targets of changed campaigns)", "kpi_targets ("),
