@@ -57,6 +57,8 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             metrics=metrics,
             changed=ingestor.changed,
             max_per_round=settings.evaluate_max_campaigns,
+            evidence=settings.alert_min_spend_share,
+            reallocation=settings.reallocation_rule(),
         )
         await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
 
@@ -73,6 +75,12 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
                 "evaluate_targets",
                 monitor.evaluate_changed,
                 every_s=settings.evaluate_interval_s,
+            ),
+            partial(
+                supervise,
+                "reallocation_proposals",
+                monitor.reallocate_touched,
+                every_s=settings.reallocation_interval_s,
             ),
             partial(
                 supervise,

@@ -1,12 +1,17 @@
-"""KPI targets watched as data arrives: breach / recovery alerts and periodic snapshots.
+"""KPI targets watched as data arrives: breach / recovery alerts, budget reallocation
+proposals and periodic snapshots.
 
 Alerts are published before their new state is saved: a crash in between re-publishes an
-alert rather than losing it.
+alert rather than losing it. The state lives in ClickHouse's ``alert_state`` table: a target's
+breach under its campaign, a plan's standing reallocation pairs under ``plan:<plan_id>``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterable
+from decimal import Decimal
 
 import structlog
 from faststream.kafka import KafkaBroker
@@ -14,12 +19,13 @@ from faststream.kafka import KafkaBroker
 from services.measurement import analytics, domain
 from services.measurement.analytics import Warehouse
 from shared.events import EventData, new_envelope
-from shared.events.kpi import KpiSnapshot
+from shared.events.kpi import BudgetReallocationProposed, KpiSnapshot
 from shared.kafka import publish
 from shared.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
 SOURCE = "measurement"
+_PAIR = "reallocation:"
 
 
 class TargetMonitor:
@@ -33,13 +39,18 @@ class TargetMonitor:
         metrics: ServiceMetrics,
         changed: set[str],
         max_per_round: int = 50,
+        evidence: Decimal = Decimal(0),
+        reallocation: domain.ReallocationRule | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.max_per_round = max_per_round
         self.broker = broker
         self.metrics = metrics
         self.changed = changed
+        self.evidence = evidence
+        self.reallocation = reallocation
         self.active: set[str] = set()
+        self.plans: set[str] = set()
 
     async def evaluate_changed(self) -> None:
         """Check the campaigns with new data since the last round that have KPI targets (one
@@ -75,6 +86,12 @@ class TargetMonitor:
         if not targets:
             return []
         kpis = await self.warehouse.run(analytics.campaign_kpis, campaign_id=campaign_id)
+        if kpis.get("plan_id"):
+            self.plans.add(kpis["plan_id"])
+        if not domain.has_evidence(
+            spend=kpis.get("spend"), budget=kpis.get("budget"), min_share=self.evidence
+        ):
+            return []
         states = await self.warehouse.run(analytics.alert_states, campaign_id=campaign_id)
         events, new_states = domain.evaluate_targets(
             campaign_id=campaign_id,
@@ -100,6 +117,57 @@ class TargetMonitor:
         )
         return events
 
+    async def reallocate_touched(self) -> None:
+        """Apply the reallocation rule to every plan whose campaigns were evaluated since the
+        last round (a plan whose check fails is retried next round)."""
+        plans = sorted(self.plans)
+        self.plans.difference_update(plans)
+        for position, plan_id in enumerate(plans):
+            try:
+                await self.reallocate(plan_id)
+            except BaseException:
+                self.plans.update(plans[position:])
+                raise
+
+    async def reallocate(self, plan_id: str) -> list[BudgetReallocationProposed]:
+        """Apply the reallocation rule to one plan; publish and return the new proposals."""
+        if self.reallocation is None:
+            return []
+        kpis = await self.warehouse.run(analytics.plan_kpis, plan_id=plan_id)
+        campaigns = [
+            domain.CampaignStanding(
+                campaign_id=row["campaign_id"],
+                status=row.get("status"),
+                ckpi=row.get("ckpi"),
+                spend=row.get("spend"),
+                budget=row.get("budget"),
+                currency=row.get("currency") or kpis.get("currency"),
+            )
+            for row in kpis.get("campaigns", ())
+        ]
+        subject = f"plan:{plan_id}"
+        states = await self.warehouse.run(analytics.alert_states, campaign_id=subject)
+        before = {_pair_of(key) for key, on in states.items() if on and key.startswith(_PAIR)}
+        proposals, after = domain.propose_reallocations(
+            plan_id=plan_id, campaigns=campaigns, standing=before, rule=self.reallocation
+        )
+        for proposal in proposals:
+            await self._publish(proposal)
+            log.info(
+                "budget_reallocation_proposed",
+                plan_id=plan_id,
+                from_campaign_id=proposal.from_campaign_id,
+                to_campaign_id=proposal.to_campaign_id,
+                amount=str(proposal.amount),
+            )
+        await self.warehouse.write(
+            analytics.save_alert_states,
+            campaign_id=subject,
+            states=_pair_states(before, after),
+            now=dt.datetime.now(dt.UTC),
+        )
+        return proposals
+
     async def snapshot_active(self) -> None:
         """Publish ``kpi.snapshot`` for every campaign that received data since the last one."""
         campaigns = sorted(self.active)
@@ -124,3 +192,16 @@ class TargetMonitor:
             key=data.key(),
             metrics=self.metrics,
         )
+
+
+def _pair_of(key: str) -> tuple[str, str]:
+    donor, recipient = json.loads(key.removeprefix(_PAIR))
+    return donor, recipient
+
+
+def _pair_states(
+    before: Iterable[tuple[str, str]], after: Iterable[tuple[str, str]]
+) -> dict[str, bool]:
+    """The alert-state rows that change: pairs formed (on) and pairs dissolved (off)."""
+    before, after = set(before), set(after)
+    return {_PAIR + json.dumps(list(pair)): pair in after for pair in sorted(before ^ after)}

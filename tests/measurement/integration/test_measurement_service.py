@@ -32,6 +32,7 @@ def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore
         data_dir=tmp_path,
         tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
         evaluate_interval_s=0.2,
+        reallocation_interval_s=0.2,
         fx_rates={"EUR": Decimal("1.10")},
     )
     with (
@@ -185,3 +186,100 @@ def test_unknown_campaign_and_bad_period_are_4xx(measurement: httpx.Client) -> N
     assert reversed_period.status_code == 422
     assert reversed_period.json()["detail"][0]["loc"] == ["query", "to"]
     assert measurement.get("/api/v1/funnel", headers={"Authorization": ""}).status_code == 401
+
+
+def test_an_under_performer_is_proposed_to_give_budget_to_an_over_performer(
+    measurement: httpx.Client, kafka_bootstrap: str, topic_reader
+) -> None:  # type: ignore[no-untyped-def]
+    plan_id = f"p-{uuid.uuid4()}"
+    under, over = f"c-under-{uuid.uuid4()}", f"c-over-{uuid.uuid4()}"
+    at = dt.datetime(2027, 3, 10, 12, tzinfo=dt.UTC)
+    with EventPublisher(kafka_bootstrap, source="test") as events:
+        for campaign_id, leads in ((under, 20), (over, 80)):
+            events.publish(
+                CampaignPlanned(
+                    campaign_id=campaign_id,
+                    plan_id=plan_id,
+                    name=campaign_id,
+                    channel="search",
+                    owner="ann",
+                    budget=Decimal("10000"),
+                    currency="USD",
+                    start_date=dt.date(2027, 3, 1),
+                    end_date=dt.date(2027, 3, 31),
+                    status="active",
+                )
+            )
+            events.publish(
+                KpiTargetSet(
+                    target_id=f"t-{campaign_id}",
+                    campaign_id=campaign_id,
+                    kpi="cpl",
+                    target=Decimal("50"),
+                    direction="lower_is_better",
+                )
+            )
+            events.publish(
+                SpendRecorded(
+                    campaign_id=campaign_id,
+                    channel="search",
+                    amount=Decimal("2000"),
+                    currency="USD",
+                ),
+                occurred_at=at,
+            )
+            for index in range(leads):
+                events.publish(
+                    LeadStageChanged(
+                        lead_id=f"{campaign_id}-l{index}",
+                        campaign_id=campaign_id,
+                        channel="search",
+                        stage="lead",
+                    ),
+                    occurred_at=at,
+                )
+
+    # CPL 2,000 / 20 = 100 against 50 → CKPI 50; CPL 2,000 / 80 = 25 → CKPI 150 (capped)
+    plan = wait_for(
+        measurement,
+        f"/api/v1/kpis/plans/{plan_id}",
+        lambda body: body["leads"] == 100 and body["spend"] == "4000.00",
+    )
+    assert {row["campaign_id"]: row["ckpi"] for row in plan["campaigns"]} == {
+        under: "50.00",
+        over: "150.00",
+    }
+
+    def proposals(expect: int, timeout_s: float) -> list[dict]:
+        records = topic_reader(
+            kafka_bootstrap,
+            KPI,
+            expect=expect,
+            timeout_s=timeout_s,
+            match=lambda r: (
+                json.loads(r.value)["event_type"] == "budget.reallocation_proposed"
+                and json.loads(r.value)["data"]["plan_id"] == plan_id
+            ),
+        )
+        return [json.loads(record.value)["data"] for record in records]
+
+    [proposal] = proposals(expect=1, timeout_s=20)
+    assert proposal["from_campaign_id"] == under and proposal["to_campaign_id"] == over
+    assert Decimal(proposal["amount"]) == Decimal("1600.00")  # 20 % of 10,000 − 2,000
+    assert "CKPI 50.00" in proposal["reason"]
+
+    # more data for both, the standing still the same: many rounds later, still one proposal
+    with EventPublisher(kafka_bootstrap, source="test") as events:
+        for campaign_id in (under, over):
+            events.publish(
+                SpendRecorded(
+                    campaign_id=campaign_id, channel="search", amount=Decimal("10"), currency="USD"
+                ),
+                occurred_at=at,
+            )
+    wait_for(
+        measurement,
+        f"/api/v1/kpis/plans/{plan_id}",
+        lambda body: body["spend"] == "4020.00",
+    )
+    assert len(proposals(expect=2, timeout_s=3)) == 1

@@ -235,3 +235,119 @@ def test_evaluation_order_is_deterministic() -> None:
     targets = [_t("b", "cpl", "10"), _t("a", "cac", "10")]
     events, _ = _evaluate(targets, {"cpl": D(20), "cac": D(20)}, {})
     assert [e.target_id for e in events] == ["a", "b"]
+
+
+# -- evidence and the reallocation rule -----------------------------------------------------
+
+RULE = domain.ReallocationRule()
+
+
+def standing(campaign_id: str, ckpi: str | None, *, spend: str = "2000", **kw: object):
+    """A live campaign of budget 10,000 (20 % spent by default) with the given CKPI."""
+    fields = {"status": "active", "budget": D("10000"), "currency": "EUR", **kw}
+    return domain.CampaignStanding(
+        campaign_id=campaign_id,
+        ckpi=None if ckpi is None else D(ckpi),
+        spend=D(spend),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_evidence_is_a_share_of_the_budget_spent() -> None:
+    share = D("0.1")
+    assert not domain.has_evidence(spend=D("999.99"), budget=D("10000"), min_share=share)
+    assert domain.has_evidence(spend=D("1000"), budget=D("10000"), min_share=share)
+    assert not domain.has_evidence(spend=None, budget=D("10000"), min_share=share)
+    # no budget: any spend is evidence; a zero share judges everything
+    assert domain.has_evidence(spend=D("1"), budget=None, min_share=share)
+    assert not domain.has_evidence(spend=D("0"), budget=D("0"), min_share=share)
+    assert domain.has_evidence(spend=None, budget=D("10000"), min_share=D(0))
+
+
+def test_the_worst_under_performer_gives_to_the_best_over_performer() -> None:
+    campaigns = [
+        standing("good", "120"),
+        standing("best", "140"),
+        standing("poor", "70", spend="3000"),
+        standing("worst", "40", spend="2500"),
+        standing("fine", "100"),
+    ]
+    proposals, pairs = domain.propose_reallocations(
+        plan_id="p1", campaigns=campaigns, standing=(), rule=RULE
+    )
+    assert [(p.from_campaign_id, p.to_campaign_id, p.amount) for p in proposals] == [
+        ("worst", "best", D("1500.00")),  # 20 % of 10,000 − 2,500
+        ("poor", "good", D("1400.00")),  # 20 % of 10,000 − 3,000
+    ]
+    assert all(p.plan_id == "p1" for p in proposals)
+    assert "worst" in proposals[0].reason and "7,500.00 EUR" in proposals[0].reason
+    assert pairs == {("worst", "best"), ("poor", "good")}
+
+
+def test_a_standing_pair_is_not_proposed_again_and_dissolves_past_the_hysteresis() -> None:
+    campaigns = [standing("under", "70"), standing("over", "120")]
+    proposals, pairs = domain.propose_reallocations(
+        plan_id="p", campaigns=campaigns, standing=(), rule=RULE
+    )
+    assert len(proposals) == 1
+    again, pairs = domain.propose_reallocations(
+        plan_id="p", campaigns=campaigns, standing=pairs, rule=RULE
+    )
+    assert again == [] and pairs == {("under", "over")}
+    # the donor recovers into the band (80 ≤ 82 < 85): no re-proposal, the pair still stands
+    campaigns = [standing("under", "82"), standing("over", "120")]
+    again, pairs = domain.propose_reallocations(
+        plan_id="p", campaigns=campaigns, standing=pairs, rule=RULE
+    )
+    assert again == [] and pairs == {("under", "over")}
+    # past the band the pair dissolves; when the donor falls back, it is proposed anew
+    campaigns = [standing("under", "85"), standing("over", "120")]
+    _, pairs = domain.propose_reallocations(
+        plan_id="p", campaigns=campaigns, standing=pairs, rule=RULE
+    )
+    assert pairs == set()
+    campaigns = [standing("under", "60"), standing("over", "120")]
+    again, _ = domain.propose_reallocations(
+        plan_id="p", campaigns=campaigns, standing=pairs, rule=RULE
+    )
+    assert [(p.from_campaign_id, p.to_campaign_id) for p in again] == [("under", "over")]
+
+
+def test_campaigns_without_evidence_targets_life_or_budget_left_are_not_judged() -> None:
+    over = standing("over", "130")
+    for under in (
+        standing("u", "50", spend="999"),  # under 10 % of its budget spent
+        standing("u", None),  # no KPI targets (no CKPI)
+        standing("u", "50", status="completed"),
+        standing("u", "50", status="draft"),
+        standing("u", "50", spend="10000"),  # nothing left to give
+        standing("u", "50", currency="USD"),  # another currency than the recipient's
+    ):
+        proposals, pairs = domain.propose_reallocations(
+            plan_id="p", campaigns=[under, over], standing=(), rule=RULE
+        )
+        assert (proposals, pairs) == ([], set()), under
+    # without an over-performer nothing is proposed either
+    proposals, _ = domain.propose_reallocations(
+        plan_id="p",
+        campaigns=[standing("u", "50"), standing("o", "109.99")],
+        standing=(),
+        rule=RULE,
+    )
+    assert proposals == []
+
+
+def test_the_rule_thresholds_are_configurable() -> None:
+    rule = domain.ReallocationRule(
+        under_ckpi=D(95), over_ckpi=D(100), share=D("0.5"), min_amount=D("4000.01")
+    )
+    campaigns = [standing("u", "90"), standing("o", "100")]
+    proposals, _ = domain.propose_reallocations(
+        plan_id="p", campaigns=campaigns, standing=(), rule=rule
+    )
+    assert proposals == []  # 50 % of 8,000 = 4,000 < min_amount
+    rule = domain.ReallocationRule(under_ckpi=D(95), over_ckpi=D(100), share=D("0.5"))
+    proposals, _ = domain.propose_reallocations(
+        plan_id="p", campaigns=campaigns, standing=(), rule=rule
+    )
+    assert [p.amount for p in proposals] == [D("4000.00")]
