@@ -92,11 +92,13 @@ class KpiTargetIn(_Body):
 
 
 class ReallocationIn(_Body):
-    """A budget move between two campaigns of one plan."""
+    """A budget move between two campaigns of one plan. Accepting a measurement proposal
+    (``proposal_id``) takes its campaigns, amount and reason unless given; a different amount
+    may be given, different campaigns may not."""
 
-    from_campaign_id: Identifier
-    to_campaign_id: Identifier
-    amount: Money
+    from_campaign_id: Identifier | None = None
+    to_campaign_id: Identifier | None = None
+    amount: Money | None = None
     reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
     proposal_id: Identifier | None = None
 

@@ -211,25 +211,50 @@ def set_kpi_target(
 def reallocate_budget(
     *,
     db: Store,
-    from_campaign_id: str,
-    to_campaign_id: str,
-    amount: Decimal,
+    from_campaign_id: str | None,
+    to_campaign_id: str | None,
+    amount: Decimal | None,
     reason: str | None,
     principal: Principal,
     proposal_id: str | None = None,
 ) -> str:
-    """Move budget between two campaigns of a plan; returns the reallocation id."""
+    """Move budget between two campaigns of a plan, by hand or by accepting an open proposal
+    (whose campaigns, amount and reason fill what is not given); returns the reallocation id."""
     reallocation_id = str(uuid.uuid4())
     with db.unit_of_work() as uow:
-        source = store.campaign_facts(_campaign(uow, from_campaign_id, field="from_campaign_id"))
-        destination = store.campaign_facts(_campaign(uow, to_campaign_id, field="to_campaign_id"))
         if proposal_id is not None:
             proposal = uow.session.get(store.ReallocationProposal, proposal_id)
             if proposal is None or proposal.status != "open":
                 raise DomainError(
                     f"no open proposal {proposal_id!r}", field="proposal_id", status_code=422
                 )
+            for name, given, proposed in (
+                ("from_campaign_id", from_campaign_id, proposal.from_campaign_id),
+                ("to_campaign_id", to_campaign_id, proposal.to_campaign_id),
+            ):
+                if given is not None and given != proposed:
+                    raise DomainError(
+                        f"proposal {proposal_id!r} moves budget {name.split('_')[0]} campaign"
+                        f" {proposed!r}, not {given!r}",
+                        field=name,
+                        status_code=422,
+                    )
+            from_campaign_id, to_campaign_id = proposal.from_campaign_id, proposal.to_campaign_id
+            amount = proposal.amount if amount is None else amount
+            reason = proposal.reason if reason is None else reason
             proposal.status = "accepted"
+        for name, value in (
+            ("from_campaign_id", from_campaign_id),
+            ("to_campaign_id", to_campaign_id),
+            ("amount", amount),
+        ):
+            if value is None:
+                raise DomainError(
+                    f"{name} is required without a proposal_id", field=name, status_code=422
+                )
+        assert from_campaign_id and to_campaign_id and amount is not None
+        source = store.campaign_facts(_campaign(uow, from_campaign_id, field="from_campaign_id"))
+        destination = store.campaign_facts(_campaign(uow, to_campaign_id, field="to_campaign_id"))
         source_after, destination_after, events = domain.reallocate_budget(
             source,
             destination,

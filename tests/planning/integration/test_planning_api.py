@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import time
+from decimal import Decimal
 
 import httpx
 import pytest
 
 from services.planning.app import create_app
 from services.planning.settings import PlanningSettings
-from shared.topics import PLANNING
+from shared.events.kpi import BudgetReallocationProposed
+from shared.publisher import EventPublisher
+from shared.topics import KPI, PLANNING
 
 pytestmark = pytest.mark.integration
 
@@ -259,3 +263,88 @@ def test_budget_reallocation_moves_money_between_campaigns(
         "620.50",
         "120.50",
     )
+
+
+def test_measurement_proposals_are_listed_and_accepted_once(
+    planning: httpx.Client, kafka_bootstrap: str, topic_reader
+) -> None:  # type: ignore[no-untyped-def]
+    plan_id = planning.post(
+        "/api/v1/plans",
+        json={"name": "P", "period_start": "2027-01-01", "period_end": "2027-12-31"},
+        headers=auth("t-cmo"),
+    ).json()["plan_id"]
+    under, over, other = (
+        planning.post(
+            f"/api/v1/plans/{plan_id}/campaigns",
+            json={
+                "name": name,
+                "channel": "search",
+                "owner": "ann",
+                "budget": "1000.00",
+                "start_date": "2027-01-01",
+                "end_date": "2027-06-30",
+            },
+            headers=auth("t-cmo"),
+        ).json()["campaign_id"]
+        for name in ("Under", "Over", "Other")
+    )
+    proposed = BudgetReallocationProposed(
+        plan_id=plan_id,
+        from_campaign_id=under,
+        to_campaign_id=over,
+        amount=Decimal("160.00"),
+        reason="Under scores CKPI 50, Over 150",
+    )
+    with EventPublisher(kafka_bootstrap, source="measurement") as events:
+        envelope = events.publish(proposed)
+        events.send_envelope(envelope, topic=KPI, key=plan_id)  # re-delivered: recorded once
+
+    path = f"/api/v1/plans/{plan_id}/reallocation-proposals"
+    deadline = time.monotonic() + 30
+    listed: list = []
+    while not listed and time.monotonic() < deadline:
+        listed = planning.get(path, headers=auth("t-viewer")).json()
+        time.sleep(0.2)
+    time.sleep(1)  # the duplicate has surely been consumed by now (same partition, later offset)
+    listed = planning.get(path, headers=auth("t-viewer")).json()
+    assert [(p["proposal_id"], p["status"], p["amount"]) for p in listed] == [
+        (str(envelope.event_id), "open", "160.00")
+    ]
+
+    def accept(**body: str) -> httpx.Response:
+        return planning.post(
+            "/api/v1/budget-reallocations",
+            json={"proposal_id": str(envelope.event_id), **body},
+            headers=auth("t-cmo"),
+        )
+
+    wrong = accept(to_campaign_id=other)
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["field"] == "to_campaign_id"
+    assert accept().status_code == 201
+    again = accept()
+    assert again.status_code == 422 and again.json()["detail"][0]["field"] == "proposal_id"
+    missing = planning.post(
+        "/api/v1/budget-reallocations",
+        json={"from_campaign_id": under, "to_campaign_id": over},
+        headers=auth("t-cmo"),
+    )
+    assert missing.status_code == 422 and missing.json()["detail"][0]["field"] == "amount"
+
+    assert [p["status"] for p in planning.get(path, headers=auth("t-viewer")).json()] == [
+        "accepted"
+    ]
+    budgets = {
+        c["campaign_id"]: c["budget"]
+        for c in planning.get(f"/api/v1/plans/{plan_id}/campaigns", headers=auth("t-cmo")).json()
+    }
+    assert budgets == {under: "840.00", over: "1160.00", other: "1000.00"}
+    [moved] = topic_reader(
+        kafka_bootstrap,
+        PLANNING,
+        expect=1,
+        match=lambda r: (
+            json.loads(r.value)["event_type"] == "budget.reallocated"
+            and json.loads(r.value)["data"]["plan_id"] == plan_id
+        ),
+    )
+    assert json.loads(moved.value)["data"]["reason"] == "Under scores CKPI 50, Over 150"
