@@ -502,7 +502,10 @@ def test_grafana_data_sources(services: dict[str, Any]) -> None:
     grafana_env = environment(services["grafana"])
     clickhouse_env = environment(services["clickhouse"])
     assert grafana_env[variable.group(1)] == clickhouse_env[variable.group(1)]
-    assert grafana_env["GF_INSTALL_PLUGINS"] == "grafana-clickhouse-datasource"
+    # "<plugin id> <version>": the plugin is pinned like the images are
+    plugin, _, version = grafana_env["GF_INSTALL_PLUGINS"].partition(" ")
+    assert plugin == "grafana-clickhouse-datasource"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"plugin version {version!r} is not pinned"
 
 
 def _users() -> dict[str, ET.Element]:
