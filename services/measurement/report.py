@@ -562,7 +562,9 @@ def cumulative_spend_chart(
             f'<line class="budget-line" x1="{_n(x0)}" y1="{_n(y)}" x2="{_n(x1)}" y2="{_n(y)}">'
             f"<title>plan budget {escape(display(budget, 'money'))}</title></line>"
         )
-        body.append(_text(x1 - 4, y - 6, f"budget {display(budget, 'money')}", anchor="end"))
+        # above the line, or below it when the line runs along the top of the plot
+        label_y = y - 6 if y - 6 >= y0 + 12 else y + 16
+        body.append(_text(x1 - 4, label_y, f"budget {display(budget, 'money')}", anchor="end"))
     for cid, values in series.values.items():
         cumulative = list(_cumulate(values))
         tip = f"{names.get(cid, cid)}: {display(cumulative[-1], 'money')}"

@@ -297,3 +297,22 @@ def test_display_formats() -> None:
     assert report.display(D("0.012345"), "percent") == "1.23 %"
     assert report.display(12345, "count") == "12,345"
     assert report.display(D("3.5"), "multiple") == "3.50×"
+
+
+def test_the_budget_label_stays_inside_the_cumulative_chart() -> None:
+    series = report.SpendSeries(
+        unit="day",
+        starts=(dt.date(2027, 3, 1), dt.date(2027, 3, 2)),
+        values={"c1": [D("10000"), D("5000")]},
+    )
+    for budget in (D("60000"), D("20000")):  # the top of the scale, and below it
+        svg = ET.fromstring(
+            report.cumulative_spend_chart(
+                series=series, budget=budget, names={}, colors={}, unit="day"
+            )
+        )
+        [line] = [x for x in svg.iter(f"{SVG}line") if x.get("class") == "budget-line"]
+        label = next(t for t in svg.iter(f"{SVG}text") if (t.text or "").startswith("budget"))
+        top = float(label.get("y", "0")) - 12  # a 12 px label's baseline and cap height
+        assert top >= 0, (budget, label.get("y"))
+        assert abs(float(label.get("y", "0")) - float(line.get("y1", "0"))) <= 16
