@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from types import FrameType
 
 import httpx
@@ -26,6 +28,24 @@ from shared.topics import all_topics_with_dlq
 
 class StartupFailed(RuntimeError):
     """A service did not become ready."""
+
+
+def spawn_service(
+    name: str, *, env: Mapping[str, str], log_path: Path, inherit_mrm: bool = True
+) -> subprocess.Popen[bytes]:
+    """``python -m services.<name>`` in a session of its own (Ctrl-C reaches only us) that dies
+    with this process, its output appended to ``log_path``. ``env`` overrides this process's
+    environment; without ``inherit_mrm`` the child sees only the ``MRM_*`` variables of ``env``."""
+    base = {k: v for k, v in os.environ.items() if inherit_mrm or not k.startswith("MRM_")}
+    with open(log_path, "ab") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env={**base, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
 
 
 class Platform:
@@ -70,28 +90,18 @@ class Platform:
     def _spawn(
         self, name: str, *, port: int, bootstrap: str, tokens: dict[str, dict[str, str]]
     ) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
-        env.update(
-            {
-                "MRM_KAFKA_BOOTSTRAP": bootstrap,
-                "MRM_TOKENS": json.dumps(tokens),
-                "MRM_DATA_DIR": str(self.data_dir),
-                f"MRM_{name.upper()}_PORT": str(port),
-                "MRM_LOG_JSON": env.get("MRM_LOG_JSON", "true"),
-            }
-        )
-        env.pop("MRM_PORT", None)
+        env = {
+            "MRM_KAFKA_BOOTSTRAP": bootstrap,
+            "MRM_TOKENS": json.dumps(tokens),
+            "MRM_DATA_DIR": str(self.data_dir),
+            f"MRM_{name.upper()}_PORT": str(port),
+            "MRM_LOG_JSON": os.environ.get("MRM_LOG_JSON", "true"),
+        }
+        if "MRM_PORT" in os.environ:  # one port for all four would collide
+            env["MRM_PORT"] = str(port)
         if self.mailbox is not None:
             env.update({"MRM_SMTP_HOST": "127.0.0.1", "MRM_SMTP_PORT": str(self.mailbox.port)})
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        return subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+        return spawn_service(name, env=env, log_path=self.logs / f"{name}.log")
 
     def _wait_ready(self, urls: dict[str, str], *, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

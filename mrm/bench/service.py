@@ -8,10 +8,8 @@ ClickHouse files (chDB allows one engine per process, and the service's is its o
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +18,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from mrm.bench.kafka import BenchTimeout
-from shared.embedded import die_with_parent, free_port
+from mrm.supervisor import spawn_service
+from shared.embedded import free_port
 
 TOKEN = "bench-viewer"
 _PREFIX = "mrm_measurement_"
@@ -50,27 +49,18 @@ class MeasurementProcess:
     def start(self, *, ready_timeout_s: float = 120.0) -> float:
         """Start the service and wait for ``/ready``; return the seconds that took."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MRM_")}
-        env.update(
-            {
-                "MRM_KAFKA_BOOTSTRAP": self.bootstrap,
-                "MRM_DATA_DIR": str(self.data_dir),
-                "MRM_CLICKHOUSE_URL": f"chdb://{self.data_dir / 'clickhouse'}",
-                "MRM_MEASUREMENT_PORT": str(self.port),
-                "MRM_TOKENS": json.dumps({TOKEN: {"subject": "bench", "role": "viewer"}}),
-                "MRM_LOG_JSON": "true",
-                **self.extra_env,
-            }
-        )
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        env = {
+            "MRM_KAFKA_BOOTSTRAP": self.bootstrap,
+            "MRM_DATA_DIR": str(self.data_dir),
+            "MRM_CLICKHOUSE_URL": f"chdb://{self.data_dir / 'clickhouse'}",
+            "MRM_MEASUREMENT_PORT": str(self.port),
+            "MRM_TOKENS": json.dumps({TOKEN: {"subject": "bench", "role": "viewer"}}),
+            "MRM_LOG_JSON": "true",
+            **self.extra_env,
+        }
         started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.measurement"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
+        self.process = spawn_service(
+            "measurement", env=env, log_path=self.log_path, inherit_mrm=False
         )
         deadline = time.monotonic() + ready_timeout_s
         while True:

@@ -9,10 +9,8 @@ ever ran are seen)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
@@ -21,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mrm.supervisor import spawn_service
 from shared.embedded import free_port
 from shared.events.ingest import SpendRecorded
 from shared.events.planning import CampaignPlanned
@@ -31,22 +30,15 @@ TOKEN = "restart-viewer"
 
 
 def start_measurement(*, bootstrap: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MRM_")}
-    env.update(
-        {
-            "MRM_KAFKA_BOOTSTRAP": bootstrap,
-            "MRM_DATA_DIR": str(data_dir),
-            "MRM_MEASUREMENT_PORT": str(port),
-            "MRM_TOKENS": json.dumps({TOKEN: {"subject": "ops", "role": "viewer"}}),
-            "MRM_MEASUREMENT_BATCH_MAX_RECORDS": "500",
-        }
-    )
-    log = open(data_dir / "measurement.log", "ab")  # noqa: SIM115 - inherited by the child
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.measurement"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    env = {
+        "MRM_KAFKA_BOOTSTRAP": bootstrap,
+        "MRM_DATA_DIR": str(data_dir),
+        "MRM_MEASUREMENT_PORT": str(port),
+        "MRM_TOKENS": json.dumps({TOKEN: {"subject": "ops", "role": "viewer"}}),
+        "MRM_MEASUREMENT_BATCH_MAX_RECORDS": "500",
+    }
+    return spawn_service(
+        "measurement", env=env, log_path=data_dir / "measurement.log", inherit_mrm=False
     )
 
 
