@@ -1,8 +1,9 @@
 """Measurement's subscriber: ingest and planning events into ClickHouse, in batches.
 
-The ingest topics take the columnar hot path (``columnar.split``: raw values → validated column
-lists → Arrow, one insert per table); planning events, and any message the bulk check does not
-accept, go through the pydantic gate (``shared.events.decode``) one by one, so a malformed
+The ingest topics take the columnar hot path (``columnar.split``: a batch's raw values → one
+validated Arrow table per topic, one insert per table). Planning events, any message the batch
+check declines, and spend or sales in another currency than their campaign's go through the
+pydantic gate (``shared.events.decode``) and the domain one by one, so a malformed
 message reaches the DLQ with the same field-naming reason as everywhere else.
 
 A batch is durable in ClickHouse before the handler returns, so its offsets (on every
@@ -41,36 +42,41 @@ class Ingestor:
 
     async def on_events(self, records: Sequence[Any]) -> list[Rejection]:
         """Store a batch of raw records; return those rejected, with their reason (→ DLQ)."""
-        # CPU-bound, off the event loop: HTTP requests keep being served meanwhile
+        # CPU-bound, off the event loop (pyarrow also releases the GIL): HTTP requests and the
+        # Kafka fetcher keep running meanwhile
         batch = await asyncio.to_thread(columnar.split, records)
         planning, events, rejected = _decoded(batch.unusual)
-        if planning:
-            await self.warehouse.write(analytics.insert_events, events=planning)
-        monetary = {
+        monetary = batch.campaign_ids(tables=("spend", "sales"))
+        monetary.update(
             e.data.campaign_id
             for e in events
             if isinstance(e.data, SpendRecorded | SaleCompleted) and e.data.campaign_id
-        }
-        for table in ("spend", "sales"):
-            if table in batch.tables:
-                monetary.update(batch.tables[table].columns["campaign_id"])
-        monetary.discard("")
-        currencies = await self.warehouse.run(
-            analytics.campaign_currencies, campaign_ids=sorted(monetary)
         )
-        rejected += columnar.in_campaign_currency(batch, currencies=currencies, fx=self.fx)
+        currencies: dict[str, str] = {}
+        if monetary:
+            currencies = await self.warehouse.run(
+                analytics.campaign_currencies, campaign_ids=sorted(monetary)
+            )
+        # rows in another currency are converted (or rejected) one by one by the domain
+        foreign = columnar.foreign_currency(batch, currencies=currencies, fx=self.fx)
+        if foreign:
+            _, more_events, more_rejected = _decoded(foreign)
+            events += more_events
+            rejected += more_rejected
+        if planning:
+            await self.warehouse.write(analytics.insert_events, events=planning)
         accepted = []
         for event in events:
             campaign_id = getattr(event.data, "campaign_id", None)
             try:
                 data = domain.in_campaign_currency(
-                    event.data, campaign_currency=currencies.get(campaign_id), fx=self.fx
+                    event.data, campaign_currency=currencies.get(campaign_id or ""), fx=self.fx
                 )
             except CurrencyNotConvertible as exc:
                 rejected.append((event.source, f"data.currency: {exc}"))
                 continue
             accepted.append(_with_data(event, data))
-        tables = await asyncio.to_thread(columnar.to_arrow_tables, batch)
+        tables = columnar.to_arrow_tables(batch)
         if tables or accepted:
             await self.warehouse.write(analytics.insert_batch, tables=tables, events=accepted)
         self.changed.update(batch.campaign_ids())
