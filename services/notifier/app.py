@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -78,7 +79,12 @@ def create_app(settings: NotifierSettings) -> FastAPI:
                 worker.wake()
                 relay.wake()
 
-            handlers = NotifierHandlers(engine=engine, metrics=notifier_metrics, after_commit=wake)
+            handlers = NotifierHandlers(
+                engine=engine,
+                metrics=notifier_metrics,
+                after_commit=wake,
+                parked_max_age=dt.timedelta(hours=settings.parked_max_age_h),
+            )
             consumer = EventConsumer(
                 broker=broker, group_id=settings.consumer_group, metrics=metrics
             )

@@ -44,11 +44,13 @@ class NotifierHandlers:
         metrics: NotifierMetrics,
         after_commit: Callable[[], None],
         clock: Callable[[], dt.datetime] = utcnow,
+        parked_max_age: dt.timedelta = dt.timedelta(days=7),
     ) -> None:
         self.engine = engine
         self.metrics = metrics
         self.after_commit = after_commit
         self.clock = clock
+        self.parked_max_age = parked_max_age
         self._routes: dict[str, Apply] = {
             "plan.created": self.on_plan_created,
             "campaign.planned": self.on_campaign_state,
@@ -161,11 +163,32 @@ class NotifierHandlers:
         return recorded
 
     async def release_ready(self) -> None:
-        """Notify parked causes whose campaign or plan arrived meanwhile (multi-process safety)."""
+        """Notify parked causes whose campaign or plan arrived meanwhile (multi-process safety)
+        and drop those that waited longer than ``parked_max_age``."""
         recorded = await asyncio.to_thread(self._release_ready)
         if recorded:
             self._count(recorded)
             self.after_commit()
+        await asyncio.to_thread(self._expire_parked)
+
+    def _expire_parked(self) -> None:
+        now = self.clock()
+        with store.UnitOfWork(self.engine) as uow:
+            expired = store.expire_parked(
+                session=uow.session, parked_before=now - self.parked_max_age
+            )
+            waiting = store.count_parked(session=uow.session)
+            uow.commit()
+        for row in expired:
+            self.metrics.parked_expired.inc()
+            log.warning(
+                "parked_cause_expired",
+                cause_event_id=row.event_id,
+                event_type=row.envelope.get("event_type"),
+                waited_for=f"{row.waits_kind}:{row.waits_id}",
+                parked_at=row.parked_at.isoformat(),
+            )
+        self.metrics.parked_waiting.set(waiting)
 
     def _release_ready(self) -> list[domain.NotificationDraft]:
         recorded: list[domain.NotificationDraft] = []

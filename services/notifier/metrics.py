@@ -35,6 +35,16 @@ class NotifierMetrics:
             "Causes that had to wait for their campaign or plan to be known.",
             registry=registry,
         )
+        self.parked_expired = Counter(
+            "mrm_notifier_parked_expired_total",
+            "Causes dropped after waiting too long for their stage, campaign or plan.",
+            registry=registry,
+        )
+        self.parked_waiting = Gauge(
+            "mrm_notifier_waiting_causes",
+            "Causes waiting for their stage, campaign or plan (as of the last sweep).",
+            registry=registry,
+        )
         self.pending = Gauge(
             "mrm_notifier_due_notifications",
             "Due notifications the last delivery round found.",

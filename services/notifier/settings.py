@@ -71,6 +71,16 @@ class NotifierSettings(CommonSettings):
         validation_alias=AliasChoices("MRM_NOTIFIER_DELIVERY_CONCURRENCY"),
     )
 
+    parked_max_age_h: float = Field(
+        default=168.0,
+        gt=0,
+        validation_alias=AliasChoices("MRM_NOTIFIER_PARKED_MAX_AGE_H"),
+        description=(
+            "A cause waiting longer than this for its stage, campaign or plan to be known is "
+            "dropped (logged as parked_cause_expired and counted)."
+        ),
+    )
+
     @model_validator(mode="after")
     def _default_database_url(self) -> NotifierSettings:
         if not self.database_url:

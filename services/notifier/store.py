@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    func,
     select,
     update,
 )
@@ -314,6 +315,27 @@ def take_parked(*, session: Session, waits_for: domain.WaitKey) -> list[Envelope
             .execution_options(synchronize_session=False)
         )
     return [Envelope.model_validate(row.envelope) for row in rows]
+
+
+def expire_parked(*, session: Session, parked_before: dt.datetime) -> list[ParkedCauseRow]:
+    """Remove and return the causes parked before ``parked_before`` (what they waited for
+    never came), oldest first."""
+    rows = list(
+        session.scalars(
+            select(ParkedCauseRow)
+            .where(ParkedCauseRow.parked_at < parked_before)
+            .order_by(ParkedCauseRow.parked_at)
+        )
+    )
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    return rows
+
+
+def count_parked(*, session: Session) -> int:
+    """How many causes are waiting."""
+    return session.scalar(select(func.count()).select_from(ParkedCauseRow)) or 0
 
 
 def ready_wait_keys(*, session: Session) -> list[domain.WaitKey]:

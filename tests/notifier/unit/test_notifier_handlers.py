@@ -327,3 +327,20 @@ def test_notification_ids_are_unique_per_cause_recipient_channel() -> None:
         for c in ("email", "webhook", "none")
     }
     assert len(ids) == 6
+
+
+async def test_a_cause_waiting_too_long_is_dropped_and_counted(harness: Harness) -> None:
+    harness.register("bob", "email")
+    await harness.deliver(overdue())  # its stage is never scheduled
+    await harness.handlers.release_ready()
+    with store.UnitOfWork(harness.engine) as uow:
+        assert store.count_parked(session=uow.session) == 1  # a week has not passed
+    harness.clock.advance(7 * 24 * 3600 + 1)
+    await harness.handlers.release_ready()
+    with store.UnitOfWork(harness.engine) as uow:
+        assert store.count_parked(session=uow.session) == 0
+    metrics = harness.handlers.metrics
+    assert metrics.parked_expired._value.get() == 1
+    assert metrics.parked_waiting._value.get() == 0
+    await harness.deliver(stage(assignee="bob"))  # too late: nothing is released any more
+    assert harness.log() == []
