@@ -122,12 +122,12 @@ def figures(r: Results) -> list[Any]:
         )
     if r.campaign_latency and r.dataset:
         size = f"{r.dataset.lead_events:,} lead events"
-        for name, lat, target in (
+        for name, latency, target in (
             ("campaign", r.campaign_latency, CAMPAIGN_KPI_TARGET_S),
             ("plan", r.plan_latency, PLAN_KPI_TARGET_S),
         ):
-            assert lat is not None
-            for q, value in (("p50", lat.p50), ("p99", lat.p99)):
+            assert latency is not None
+            for q, value in (("p50", latency.p50), ("p99", latency.p99)):
                 out.append(
                     Figure(
                         f"{name} KPIs ({'analytics.' + name + '_kpis'}) {q}, {size}",
