@@ -405,7 +405,7 @@ def test_migrate_twice_is_a_noop(analytics_client: Client) -> None:
 def test_fresh_database_migrates_every_version(analytics_client: Client, unique_id: str) -> None:
     db = f"m_{unique_id}"
     try:
-        assert analytics.migrate(analytics_client, database=db) == [1, 2]
+        assert analytics.migrate(analytics_client, database=db) == [1, 2, 3]
         assert analytics.migrate(analytics_client, database=db) == []
     finally:
         analytics_client.command(f"DROP DATABASE IF EXISTS {db}")
