@@ -5,7 +5,8 @@ its effect is durable (at-least-once); handlers are idempotent on ``event_id`` (
 results). A new consumer group starts from the earliest offset. A message the contract rejects,
 or that a handler rejects with ``Rejected``, goes to ``<topic>.dlq`` and consumption continues.
 ``on_raw_batch`` is the columnar variant: the handler decodes the raw records itself (in bulk)
-and returns the records it rejects, with their reason, for the DLQ.
+and returns the records it rejects, with their reason, for the DLQ; its batches are pipelined
+one deep (the next batch is fetched while one is handled) and commit their own offsets.
 Any other handler error is transient: the message is retried in place with capped backoff and
 never skipped, so a batch's offsets on every partition stay uncommitted until it succeeds.
 """
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import structlog
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
@@ -179,19 +181,18 @@ class EventConsumer:
 
         The handler decodes and validates the records itself and returns ``(record, reason)``
         for each one it rejects (malformed or unacceptable); those go to the DLQ with the
-        original bytes. Same semantics as ``on_batch`` otherwise: offsets are committed only
-        after the handler returned, and a raising handler gets the whole batch again."""
+        original bytes. A raising handler gets the whole batch again (retried in place).
+
+        Batches are pipelined one deep: while the handler works on a batch (mostly off the
+        event loop, on worker threads), the next one is fetched; it is handed over only when
+        the previous one is done. Each batch's offsets (on every partition it spans) are
+        committed explicitly right after its handler returned, in batch order, so a commit
+        never covers a record whose effect is not durable."""
         self._claim_subscription()
         name = _name_of(handler)
+        in_flight: asyncio.Task[None] | None = None
 
-        async def consume(msg: KafkaMessage) -> None:
-            records = _records(msg)
-            per_topic: dict[str, int] = {}
-            for record in records:
-                per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
-            for topic, count in per_topic.items():
-                self._count("messages_in", topic, count)
-
+        async def process(msg: KafkaMessage, records: tuple[Record, ...]) -> None:
             async def attempt() -> None:
                 started = time.perf_counter()
                 rejected = await handler(records)
@@ -209,7 +210,20 @@ class EventConsumer:
                     )
 
             await self._with_retries(name, records[0].topic, attempt)
+            await _commit(msg, records)
             self._observe_lag(msg, records)
+
+        async def consume(msg: KafkaMessage) -> None:
+            nonlocal in_flight
+            records = _records(msg)
+            per_topic: dict[str, int] = {}
+            for record in records:
+                per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
+            for topic, count in per_topic.items():
+                self._count("messages_in", topic, count)
+            if in_flight is not None:
+                await in_flight  # the previous batch: handled and committed, in order
+            in_flight = asyncio.create_task(process(msg, records))
 
         self._subscribe_batches(topics, consume, max_records, batch_timeout_ms, raw=True)
 
@@ -229,7 +243,8 @@ class EventConsumer:
             *topics,
             group_id=self.group_id,
             auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # a raw batch commits its own offsets when its (pipelined) handler is done
+            ack_policy=AckPolicy.MANUAL if raw else AckPolicy.NACK_ON_ERROR,
             batch=True,
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
@@ -325,6 +340,26 @@ class EventConsumer:
                     error=repr(exc),
                 )
                 await asyncio.sleep(delay)
+
+
+async def _commit(msg: KafkaMessage, records: Sequence[Record]) -> None:
+    """Commit the offsets just past ``records`` on every partition they span (not the
+    consumer's position, which may already be past a batch fetched meanwhile)."""
+    consumer = getattr(msg, "consumer", None)
+    if not isinstance(consumer, AIOKafkaConsumer):  # FastStream's test broker
+        if consumer is not None:
+            await consumer.commit()
+        return
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        key = TopicPartition(record.topic, record.partition)
+        offsets[key] = max(offsets.get(key, 0), record.offset + 1)
+    try:
+        await consumer.commit(offsets)
+    except KafkaError as exc:
+        # e.g. the partitions were reassigned meanwhile: their next owner gets the batch
+        # again, and handlers are idempotent on event_id
+        log.warning("commit_failed", offsets=len(offsets), error=repr(exc))
 
 
 def _records(msg: KafkaMessage) -> tuple[Record, ...]:

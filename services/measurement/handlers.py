@@ -54,7 +54,9 @@ class Ingestor:
         )
         currencies: dict[str, str] = {}
         if monetary:
-            currencies = await self.warehouse.run(
+            # on the writer, which this batch needs next anyway: the readers stay free for
+            # KPI requests (a lookup per spend batch competed with them for a reader)
+            currencies = await self.warehouse.write(
                 analytics.campaign_currencies, campaign_ids=sorted(monetary)
             )
         # rows in another currency are converted (or rejected) one by one by the domain
