@@ -168,7 +168,8 @@ async def channel_kpis(
     start: From = None,
     end: To = None,
 ) -> JSONResponse:
-    """Every KPI of a channel over [from, to), within one plan when ``plan_id`` is given."""
+    """Every KPI of a channel over [from, to), within one plan when ``plan_id`` is given; its
+    CKPI weighs the targets of the channel's campaigns, each on its own campaign's KPIs."""
     kpis = await warehouse.run(
         analytics.channel_kpis, channel=channel, plan_id=plan_id, **_period(start, end)
     )
@@ -181,7 +182,8 @@ async def channel_kpis(
 async def company_kpis(
     warehouse: Store, _: Reader, start: From = None, end: To = None
 ) -> JSONResponse:
-    """Every KPI of the whole company over [from, to), unattributed sales and leads included."""
+    """Every KPI of the whole company over [from, to), unattributed sales and leads included;
+    its CKPI weighs the targets of every campaign of the period, each on its own KPIs."""
     return _respond(await warehouse.run(analytics.company_kpis, **_period(start, end)))
 
 

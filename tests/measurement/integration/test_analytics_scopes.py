@@ -24,7 +24,7 @@ from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
 from shared.events import EventData, new_envelope
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
-from shared.events.planning import CampaignPlanned, PlanCreated
+from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +77,18 @@ class Scenario:
             **kw,
         )
         return self.add(f"campaign-{key}", data, at(1, 1, 0) - dt.timedelta(days=30))
+
+    def target(self, campaign: str, kpi: str, target: str, direction: str, weight: str):  # type: ignore[no-untyped-def]
+        """A kpi_target.set of a campaign."""
+        data = KpiTargetSet(
+            target_id=self.id(f"t-{campaign}-{kpi}"),
+            campaign_id=self.id(campaign),
+            kpi=kpi,
+            target=D(target),
+            direction=direction,  # type: ignore[arg-type]
+            weight=D(weight),
+        )
+        return self.add(f"target-{campaign}-{kpi}", data, at(1, 2))
 
     def spend(self, name: str, campaign: str, channel: str, amount: str, when: dt.datetime):  # type: ignore[no-untyped-def]
         """A spend.recorded."""
@@ -173,6 +185,14 @@ def build(uid: str) -> tuple[Scenario, list[StoredEvent]]:
                start_date=d(Y, 5, 1), end_date=d(Y, 5, 31))  # fmt: skip
     s.campaign("OTHER", "Q", s.other, "100", "1.0", status="completed",
                start_date=d(Y, 1, 1), end_date=d(Y, 1, 31))  # fmt: skip
+
+    # KPI targets (CKPI of the channel and company scopes); OLD1's is outside March
+    s.target("A", "leads", "2", "higher_is_better", "3")
+    s.target("A", "revenue", "1000", "higher_is_better", "1")
+    s.target("B", "revenue", "800", "higher_is_better", "2")
+    s.target("C", "leads", "4", "higher_is_better", "1")
+    s.target("C", "cac", "10", "lower_is_better", "1")
+    s.target("OLD1", "leads", "1", "higher_is_better", "5")
 
     # spend: A 200 (S) + 50 (E, A spends in email too) + 30 in February; B 120; C 80
     sp1 = s.spend("sp1", "A", S, "200.00", at(3, 2))
@@ -287,6 +307,43 @@ def test_channel_kpis_by_hand(analytics_client: Client, scenario: Scenario) -> N
     assert k["budget_utilisation"] == D("0.175000")  # 280 / 1600
     # Feb 20 - Mar 31 is 40 days, 24.5 elapsed on Mar 16 12:00: 280 / 0.6125
     assert k["forecast_at_completion"] == D("457.14")
+
+
+# Each campaign's own KPIs in March (all its events, whatever their channel), for CKPI:
+# A leads 3 (L1 L2 L8), revenue 800 (s1 500 + s2 300); B revenue 400 (s5); C leads 1 (L5),
+# no new customer (K1 first bought in January), so its CAC — and that target — is undefined.
+# Achievements: A leads 3/2 = 1.5, A revenue 0.8, B revenue 0.5, C leads 0.25, C cac none.
+
+
+def test_channel_ckpi_judges_each_campaign_on_its_own_kpis(
+    analytics_client: Client, scenario: Scenario
+) -> None:
+    def ckpi(channel: str, plan: str | None = None) -> D | None:
+        k = analytics.channel_kpis(
+            analytics_client,
+            channel=channel,
+            plan_id=plan and scenario.id(plan),
+            start=MARCH,
+            end=APRIL,
+            now=NOW,
+        )
+        assert k is not None
+        return k["ckpi"]  # type: ignore[no-any-return]
+
+    # S: A, C, NP1 (no targets); A's revenue is its own 800, not the 500 sold in channel S
+    assert ckpi(scenario.S) == D("111.00")  # (3×1.5 + 1×0.8 + 1×0.25) / 5 × 100
+    assert ckpi(scenario.S, "P") == D("132.50")  # A only: (3×1.5 + 1×0.8) / 4 × 100
+    assert ckpi(scenario.E) == D("50.00")  # B: 2×0.5 / 2 × 100
+    assert ckpi(scenario.other) is None  # OTHER has no target and ended in January
+
+
+def test_company_ckpi_weighs_every_campaign_of_the_period(
+    analytics_client: Client, scenario: Scenario
+) -> None:
+    k = analytics.company_kpis(analytics_client, start=MARCH, end=APRIL, now=NOW)
+    # A, B, C, NP1 overlap March (OLD1's weight-5 target does not count):
+    # (3×1.5 + 1×0.8 + 2×0.5 + 1×0.25) / 7 × 100 = 655 / 7
+    assert k["ckpi"] == D("93.57")
 
 
 def test_channel_within_a_plan_by_hand(analytics_client: Client, scenario: Scenario) -> None:
