@@ -95,7 +95,8 @@ class Profile:
 
 # (label, substring of a py-spy frame), most specific first; a stack counts for the first match.
 _CATEGORIES: tuple[tuple[str, str], ...] = (
-    ("columnar decode + checks (orjson → column lists)", "(services/measurement/columnar.py"),
+    ("batch decode + checks (pyarrow.json → compute)", "(shared/events/columnar.py"),
+    ("batch decode + checks (pyarrow.json → compute)", "(services/measurement/columnar.py"),
     ("envelope decode + validation (json + pydantic)", "(shared/events/registry.py"),
     ("dead-lettering", "dead_letter ("),
     ("StoredEvent / rows per table (Python objects)", "rows_by_table ("),
@@ -108,6 +109,7 @@ _CATEGORIES: tuple[tuple[str, str], ...] = (
     ("KPI / funnel queries", "_lead_rows ("),
     ("target monitor (evaluation loop, snapshots)", "(services/measurement/monitor.py"),
     ("lag gauge + metrics", "_observe_lag ("),
+    ("offset commits (consumer kit)", "_commit ("),
     ("measurement handler (currency check, StoredEvent)", "(services/measurement/handlers.py"),
     ("consumer kit per message (metrics, Consumed)", "_decode ("),
     ("Kafka fetch (aiokafka)", "(aiokafka/"),
