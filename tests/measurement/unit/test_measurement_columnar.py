@@ -392,3 +392,18 @@ def test_a_batch_entirely_in_another_currency_leaves_no_table() -> None:
 def test_event_ids_are_stored_in_canonical_form() -> None:
     value = json.dumps(envelope("spend.recorded", SPEND, event_id=EID.upper())).encode()
     assert stored_by_columnar(topics.SPEND, value)["event_id"] == EID  # type: ignore[index]
+
+
+def test_a_batch_longer_than_a_parse_segment_keeps_every_good_row_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(batch_check, "_SEGMENT", 4)
+    values = good(topics.SPEND, 11)
+    for n in (3, 4, 10):  # both sides of a segment boundary, and the last value
+        values[n] = b'{"event_id": '
+    decoded = batch_check.decode_batch(values, topic=topics.SPEND)
+    assert decoded.declined == [3, 4, 10]
+    assert decoded.accepted.tolist() == [0, 1, 2, 5, 6, 7, 8, 9]
+    assert decoded.table.column("event_id").to_pylist() == [
+        f"{EID[:-4]}{k:04x}" for k in (0, 1, 2, 5, 6, 7, 8, 9)
+    ]
