@@ -904,7 +904,64 @@ def campaign_kpis(
     n = len(measured)
     fields = _collect(scope, measured, rows[:n]).get("", {})
     dims = next(iter(_dims_rows(rows[n : n + 3])), None)
-    targets = _target_rows(rows[-1])
+    return _campaign_row(
+        campaign_id,
+        fields,
+        dims=dims,
+        targets=_target_rows(rows[-1]),
+        start=start,
+        end=end,
+        now=now,
+    )
+
+
+def campaigns_kpis(
+    client: Client, *, campaign_ids: Sequence[str], now: dt.datetime | None = None
+) -> dict[str, dict[str, Any]]:
+    """campaign_id → what ``campaign_kpis`` gives for its whole history, for several campaigns
+    in one query (every measure stream grouped by campaign, their dimensions and targets) —
+    the target monitor's round and snapshots."""
+    now = now or dt.datetime.now(dt.UTC)
+    ids = tuple(dict.fromkeys(campaign_ids))
+    if not ids:
+        return {}
+    scope = _Scope(ids, per_campaign=True)
+    measured = _measure_branches(scope, start=None, end=None)
+    lookups = [
+        *_dims_branches(where="campaign_id IN {ids:Array(String)}", params={"ids": list(ids)}),
+        (_TARGETS, {"ids": list(ids)}),
+    ]
+    rows = _fetch(client, [*measured, *lookups])
+    n = len(measured)
+    each = _collect(scope, measured, rows[:n])
+    dims = {d["campaign_id"]: d for d in _dims_rows(rows[n : n + 3])}
+    targets: dict[str, list[domain.Target]] = defaultdict(list)
+    for target in _target_rows(rows[-1]):
+        targets[target.campaign_id].append(target)
+    return {
+        cid: _campaign_row(
+            cid,
+            each.get(cid, {}),
+            dims=dims.get(cid),
+            targets=targets.get(cid, []),
+            start=None,
+            end=None,
+            now=now,
+        )
+        for cid in ids
+    }
+
+
+def _campaign_row(
+    campaign_id: str,
+    fields: Mapping[str, Any],
+    *,
+    dims: Mapping[str, Any] | None,
+    targets: Sequence[domain.Target],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
     kpis = _kpis(fields, dims=dims, start=start, end=end, now=now)
     return {
         "campaign_id": campaign_id,
@@ -1060,20 +1117,41 @@ def targets_by_campaign(
 
 def alert_states(client: Client, *, campaign_id: str) -> dict[str, bool]:
     """target_id → breached, as last saved for the campaign's targets."""
-    sql = """SELECT target_id, breached FROM alert_state FINAL
-        WHERE campaign_id = {cid:String}"""
-    rows = client.query(sql, parameters={"cid": campaign_id}).result_rows
-    return {tid: bool(breached) for tid, breached in rows}
+    return alert_states_of(client, subjects=[campaign_id]).get(campaign_id, {})
+
+
+def alert_states_of(client: Client, *, subjects: Sequence[str]) -> dict[str, dict[str, bool]]:
+    """subject → {key → on} as last saved, for several subjects (campaigns, ``plan:<id>``)."""
+    if not subjects:
+        return {}
+    sql = """SELECT campaign_id, target_id, breached FROM alert_state FINAL
+        WHERE campaign_id IN {ids:Array(String)}"""
+    rows = client.query(sql, parameters={"ids": list(subjects)}).result_rows
+    out: dict[str, dict[str, bool]] = defaultdict(dict)
+    for subject, key, on in rows:
+        out[subject][key] = bool(on)
+    return dict(out)
 
 
 def save_alert_states(
     client: Client, *, campaign_id: str, states: Mapping[str, bool], now: dt.datetime
 ) -> None:
     """Record breach states (pass only those that changed); the latest ``now`` wins."""
-    if not states:
-        return
+    save_alert_states_of(client, states={campaign_id: states}, now=now)
+
+
+def save_alert_states_of(
+    client: Client, *, states: Mapping[str, Mapping[str, bool]], now: dt.datetime
+) -> None:
+    """Record the changed states of several subjects in one insert; the latest ``now`` wins."""
     version = int(now.timestamp() * 1_000_000)
-    rows = [[campaign_id, tid, int(b), now, version] for tid, b in sorted(states.items())]
+    rows = [
+        [subject, key, int(on), now, version]
+        for subject, changed in sorted(states.items())
+        for key, on in sorted(changed.items())
+    ]
+    if not rows:
+        return
     client.insert(
         "alert_state",
         rows,

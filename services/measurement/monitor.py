@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 import structlog
@@ -53,9 +53,10 @@ class TargetMonitor:
         self.plans: set[str] = set()
 
     async def evaluate_changed(self) -> None:
-        """Check the campaigns with new data since the last round that have KPI targets (one
-        lookup for all of them); at most ``max_per_round`` are evaluated, the rest wait for the
-        next round, so a round never holds the warehouse's readers for long."""
+        """Check the campaigns with new data since the last round that have KPI targets; at
+        most ``max_per_round`` are evaluated, the rest wait for the next round, so a round never
+        holds the warehouse's readers for long. A round costs a few queries, however many
+        campaigns it checks: one target lookup, one KPI query, one state read, one insert."""
         campaigns = sorted(self.changed)
         self.changed.difference_update(campaigns)
         self.active.update(campaigns)
@@ -69,53 +70,68 @@ class TargetMonitor:
         watched = [campaign_id for campaign_id in campaigns if campaign_id in targets]
         self.changed.update(watched[self.max_per_round :])
         watched = watched[: self.max_per_round]
-        for position, campaign_id in enumerate(watched):
-            try:
-                await self.evaluate(campaign_id, targets=targets[campaign_id])
-            except BaseException:
-                self.changed.update(watched[position:])
-                raise
+        try:
+            await self.evaluate_many(watched, targets=targets)
+        except BaseException:
+            self.changed.update(watched)
+            raise
 
-    async def evaluate(
-        self, campaign_id: str, *, targets: list[domain.Target] | None = None
+    async def evaluate(self, campaign_id: str) -> list[EventData]:
+        """Evaluate one campaign's targets; publish and return the transitions."""
+        return await self.evaluate_many([campaign_id])
+
+    async def evaluate_many(
+        self,
+        campaign_ids: Sequence[str],
+        *,
+        targets: Mapping[str, list[domain.Target]] | None = None,
     ) -> list[EventData]:
-        """Evaluate one campaign's targets (looked up unless given); publish and return the
-        transitions."""
-        if targets is None:
-            targets = await self.warehouse.run(analytics.kpi_targets, campaign_id=campaign_id)
-        if not targets:
+        """Evaluate the targets (looked up unless given) of several campaigns, those with
+        enough evidence; publish and return the transitions, then save the states that
+        changed."""
+        if not campaign_ids:
             return []
-        kpis = await self.warehouse.run(analytics.campaign_kpis, campaign_id=campaign_id)
-        if kpis.get("plan_id"):
-            self.plans.add(kpis["plan_id"])
-        if not domain.has_evidence(
-            spend=kpis.get("spend"), budget=kpis.get("budget"), min_share=self.evidence
-        ):
-            return []
-        states = await self.warehouse.run(analytics.alert_states, campaign_id=campaign_id)
-        events, new_states = domain.evaluate_targets(
-            campaign_id=campaign_id,
-            plan_id=kpis.get("plan_id"),
-            kpis=kpis,
-            targets=targets,
-            states=states,
-        )
-        for data in events:
-            await self._publish(data)
-            log.info(
-                "kpi_target_transition",
-                event_type=data.event_type,
-                campaign_id=campaign_id,
-                kpi=getattr(data, "kpi", None),
+        kpis_of = await self.warehouse.run(analytics.campaigns_kpis, campaign_ids=campaign_ids)
+        self.plans.update(kpis["plan_id"] for kpis in kpis_of.values() if kpis.get("plan_id"))
+        judged = [
+            campaign_id
+            for campaign_id, kpis in kpis_of.items()
+            if domain.has_evidence(
+                spend=kpis.get("spend"), budget=kpis.get("budget"), min_share=self.evidence
             )
-        changed = {tid: b for tid, b in new_states.items() if states.get(tid, False) != b}
+        ]
+        if not judged:
+            return []
+        if targets is None:
+            targets = await self.warehouse.run(analytics.targets_by_campaign, campaign_ids=judged)
+        states_of = await self.warehouse.run(analytics.alert_states_of, subjects=judged)
+        published: list[EventData] = []
+        changed: dict[str, dict[str, bool]] = {}
+        for campaign_id in judged:
+            kpis, states = kpis_of[campaign_id], states_of.get(campaign_id, {})
+            events, new_states = domain.evaluate_targets(
+                campaign_id=campaign_id,
+                plan_id=kpis.get("plan_id"),
+                kpis=kpis,
+                targets=targets.get(campaign_id, []),
+                states=states,
+            )
+            for data in events:
+                await self._publish(data)
+                log.info(
+                    "kpi_target_transition",
+                    event_type=data.event_type,
+                    campaign_id=campaign_id,
+                    kpi=getattr(data, "kpi", None),
+                )
+            published += events
+            changed[campaign_id] = {
+                tid: b for tid, b in new_states.items() if states.get(tid, False) != b
+            }
         await self.warehouse.write(
-            analytics.save_alert_states,
-            campaign_id=campaign_id,
-            states=changed,
-            now=dt.datetime.now(dt.UTC),
+            analytics.save_alert_states_of, states=changed, now=dt.datetime.now(dt.UTC)
         )
-        return events
+        return published
 
     async def reallocate_touched(self) -> None:
         """Apply the reallocation rule to every plan whose campaigns were evaluated since the
@@ -169,20 +185,28 @@ class TargetMonitor:
         return proposals
 
     async def snapshot_active(self) -> None:
-        """Publish ``kpi.snapshot`` for every campaign that received data since the last one."""
+        """Publish ``kpi.snapshot`` for every campaign that received data since the last one
+        (their KPIs read ``max_per_round`` campaigns per query)."""
         campaigns = sorted(self.active)
         self.active.difference_update(campaigns)
         now = dt.datetime.now(dt.UTC)
-        for campaign_id in campaigns:
-            kpis = await self.warehouse.run(analytics.campaign_kpis, campaign_id=campaign_id)
-            await self._publish(
-                KpiSnapshot(
-                    campaign_id=campaign_id,
-                    plan_id=kpis.get("plan_id"),
-                    as_of=now,
-                    kpis=domain.snapshot_values(kpis),
+        for first in range(0, len(campaigns), self.max_per_round):
+            chunk = campaigns[first : first + self.max_per_round]
+            try:
+                kpis_of = await self.warehouse.run(analytics.campaigns_kpis, campaign_ids=chunk)
+            except BaseException:
+                self.active.update(campaigns[first:])
+                raise
+            for campaign_id in chunk:
+                kpis = kpis_of[campaign_id]
+                await self._publish(
+                    KpiSnapshot(
+                        campaign_id=campaign_id,
+                        plan_id=kpis.get("plan_id"),
+                        as_of=now,
+                        kpis=domain.snapshot_values(kpis),
+                    )
                 )
-            )
 
     async def _publish(self, data: EventData) -> None:
         await publish(

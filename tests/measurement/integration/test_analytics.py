@@ -572,6 +572,22 @@ def test_without_period_everything_counts(
     assert k["funnel"]["sql"] == 3  # L7 reaches sql in April
 
 
+def test_several_campaigns_in_one_query_match_each_alone(
+    analytics_client: Client, scenario: dict[str, str]
+) -> None:
+    ids = [scenario["A"], scenario["B"], f"unknown-{scenario['uid']}"]
+    together = analytics.campaigns_kpis(analytics_client, campaign_ids=[*ids, ids[0]], now=NOW)
+    assert list(together) == ids  # each once, in the order asked
+    for campaign_id in ids:
+        alone = analytics.campaign_kpis(analytics_client, campaign_id=campaign_id, now=NOW)
+        assert together[campaign_id] == alone, campaign_id
+    assert together[scenario["A"]]["spend"] == D("390.50")  # the whole history
+    assert together[scenario["A"]]["ckpi"] is not None
+    unknown = together[ids[2]]
+    assert (unknown["spend"], unknown["plan_id"], unknown["cpl"]) == (D("0.00"), None, None)
+    assert analytics.campaigns_kpis(analytics_client, campaign_ids=[], now=NOW) == {}
+
+
 def test_funnel(analytics_client: Client, scenario: dict[str, str]) -> None:
     f = analytics.funnel(analytics_client, campaign_id=scenario["A"], start=MARCH, end=APRIL)
     assert f["stages"]["lead"] == 5
@@ -690,6 +706,24 @@ def test_kpi_targets_latest_and_alert_state(
         f"t1-{uid}": False,
         f"t2-{uid}": True,
     }
+
+
+def test_alert_states_of_several_subjects_in_one_read(
+    analytics_client: Client, unique_id: str
+) -> None:
+    a, plan = f"A-{unique_id}", f"plan:P-{unique_id}"
+    analytics.save_alert_states_of(
+        analytics_client,
+        states={a: {"t1": True, "t2": False}, plan: {'reallocation:["x", "y"]': True}},
+        now=at(3, 1),
+    )
+    analytics.save_alert_states_of(analytics_client, states={a: {"t1": False}}, now=at(3, 2))
+    analytics.save_alert_states_of(analytics_client, states={a: {}}, now=at(3, 3))  # no rows
+    assert analytics.alert_states_of(analytics_client, subjects=[a, plan, "nobody"]) == {
+        a: {"t1": False, "t2": False},
+        plan: {'reallocation:["x", "y"]': True},
+    }
+    assert analytics.alert_states_of(analytics_client, subjects=[]) == {}
 
 
 def test_naive_period_bounds_are_rejected(analytics_client: Client, unique_id: str) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from decimal import Decimal as D
 from typing import Any
 
 from services.measurement import analytics
 from services.measurement.analytics import Warehouse
+from services.measurement.domain import Target
 from services.measurement.monitor import TargetMonitor
 from shared.metrics import ServiceMetrics
 
@@ -49,23 +51,47 @@ async def test_a_cancelled_read_returns_its_reader_only_when_the_call_is_over() 
 
 
 class _Warehouse:
-    """Answers the monitor's target lookup; records which campaigns it evaluated."""
+    """Answers the monitor's queries with fixed KPIs; records what it was asked."""
 
     def __init__(self, with_targets: set[str]) -> None:
         self.with_targets = with_targets
         self.lookups: list[list[str]] = []
-        self.kpis: list[str] = []
+        self.kpis: list[list[str]] = []
+        self.saved: list[dict[str, dict[str, bool]]] = []
 
     async def run(self, function: Any, /, **kwargs: Any) -> Any:
         if function is analytics.targets_by_campaign:
             self.lookups.append(list(kwargs["campaign_ids"]))
-            return {c: ["target"] for c in kwargs["campaign_ids"] if c in self.with_targets}
+            return {c: [_target(c)] for c in kwargs["campaign_ids"] if c in self.with_targets}
+        if function is analytics.campaigns_kpis:
+            self.kpis.append(list(kwargs["campaign_ids"]))
+            return {
+                c: {"plan_id": "p1", "spend": D(100), "budget": D(1000), "cpl": D(80)}
+                for c in kwargs["campaign_ids"]
+            }
+        if function is analytics.alert_states_of:
+            return {}
         raise AssertionError(function)
 
+    async def write(self, function: Any, /, **kwargs: Any) -> Any:
+        assert function is analytics.save_alert_states_of
+        self.saved.append(kwargs["states"])
 
-async def test_monitor_looks_up_targets_once_and_evaluates_a_bounded_number() -> None:
+
+def _target(campaign_id: str) -> Target:
+    return Target(
+        target_id=f"t-{campaign_id}",
+        campaign_id=campaign_id,
+        kpi="cpl",
+        target=D(50),
+        direction="lower_is_better",
+    )
+
+
+async def test_monitor_checks_a_bounded_number_of_campaigns_in_a_few_queries() -> None:
     warehouse = _Warehouse({f"c{n}" for n in range(0, 10, 2)})
     changed = {f"c{n}" for n in range(10)}
+    published: list[Any] = []
     monitor = TargetMonitor(
         warehouse=warehouse,  # type: ignore[arg-type]
         broker=None,  # type: ignore[arg-type]
@@ -73,16 +99,22 @@ async def test_monitor_looks_up_targets_once_and_evaluates_a_bounded_number() ->
         changed=changed,
         max_per_round=2,
     )
-    evaluated: list[str] = []
 
-    async def evaluate(campaign_id: str, *, targets: list[Any]) -> list[Any]:
-        evaluated.append(campaign_id)
-        return []
+    async def publish(data: Any) -> None:
+        published.append(data)
 
-    monitor.evaluate = evaluate  # type: ignore[method-assign]
+    monitor._publish = publish  # type: ignore[method-assign]
     await monitor.evaluate_changed()
-    assert len(warehouse.lookups) == 1 and evaluated == ["c0", "c2"]
+    # one target lookup for all ten, one KPI query for the two evaluated
+    assert warehouse.lookups == [[f"c{n}" for n in range(10)]]
+    assert warehouse.kpis == [["c0", "c2"]]
+    assert [(p.campaign_id, p.event_type) for p in published] == [
+        ("c0", "kpi.target_breached"),
+        ("c2", "kpi.target_breached"),
+    ]
+    assert warehouse.saved == [{"c0": {"t-c0": True}, "c2": {"t-c2": True}}]
     assert changed == {"c4", "c6", "c8"}  # the rest wait for the next round
     await monitor.evaluate_changed()
     await monitor.evaluate_changed()
-    assert evaluated == ["c0", "c2", "c4", "c6", "c8"] and not changed
+    assert warehouse.kpis == [["c0", "c2"], ["c4", "c6"], ["c8"]] and not changed
+    assert monitor.plans == {"p1"}  # the reallocation rule looks at the plan next
