@@ -82,11 +82,16 @@ class EventConsumer:
         group_id: str,
         metrics: ServiceMetrics,
         backoff: Backoff | None = None,
+        fetch_max_wait_ms: int = 100,
     ) -> None:
         self.broker = broker
         self.group_id = group_id
         self.metrics = metrics
         self.backoff = backoff or Backoff()
+        # how long the broker may hold a fetch for data to arrive: an upper bound on the time
+        # an event waits before we see it (aiokafka's 500 ms default delays every event by up
+        # to that much on brokers that hold fetches for their full wait, e.g. Tansu)
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self._subscribed = False
         self._lag: dict[tuple[str, int], int] = {}
         self._counters: dict[tuple[str, str], Any] = {}
@@ -137,6 +142,7 @@ class EventConsumer:
             group_id=self.group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )(consume)
 
     def on_batch(
@@ -247,6 +253,7 @@ class EventConsumer:
             batch=True,
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
             **lean,
         )(consume)
 

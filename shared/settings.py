@@ -31,6 +31,12 @@ class CommonSettings(BaseSettings):
         default=None, description="Kafka bootstrap servers; unset means the embedded broker."
     )
     topic_partitions: int = Field(default=3, ge=1, description="Partitions of created topics.")
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=30000,
+        description="Longest a fetch waits at the broker for new events (bounds their delay).",
+    )
     tokens: dict[str, TokenGrant] = Field(
         default_factory=dict,
         description='Bearer tokens as JSON: {"<token>": {"subject": "ann", "role": "manager"}}.',

@@ -44,7 +44,12 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
                 engine=engine, tables=store.MESSAGING, broker=broker, metrics=metrics
             )
             handlers = ExecutionHandlers(engine=engine, relay=relay, clock=clock, fx=fx)
-            consumer = EventConsumer(broker=broker, group_id=f"mrm-{SERVICE}", metrics=metrics)
+            consumer = EventConsumer(
+                broker=broker,
+                group_id=f"mrm-{SERVICE}",
+                metrics=metrics,
+                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            )
             consumer.route(
                 {
                     topics.PLANNING: handlers.on_planning_event,

@@ -46,7 +46,12 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             warehouse=warehouse, fx=FxRates(base=settings.currency, rates=settings.fx_rates)
         )
         handlers.register(
-            EventConsumer(broker=broker, group_id=f"mrm-{SERVICE}", metrics=metrics),
+            EventConsumer(
+                broker=broker,
+                group_id=f"mrm-{SERVICE}",
+                metrics=metrics,
+                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            ),
             ingestor=ingestor,
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,

@@ -86,7 +86,10 @@ def create_app(settings: NotifierSettings) -> FastAPI:
                 parked_max_age=dt.timedelta(hours=settings.parked_max_age_h),
             )
             consumer = EventConsumer(
-                broker=broker, group_id=settings.consumer_group, metrics=metrics
+                broker=broker,
+                group_id=settings.consumer_group,
+                metrics=metrics,
+                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             )
             handlers.register(consumer)
 

@@ -35,7 +35,13 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         db = Store(engine, on_commit=relay.wake)
         await asyncio.to_thread(db.create_schema)
         handlers.register(
-            EventConsumer(broker=broker, group_id=f"mrm-{SERVICE}", metrics=metrics), db=db
+            EventConsumer(
+                broker=broker,
+                group_id=f"mrm-{SERVICE}",
+                metrics=metrics,
+                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            ),
+            db=db,
         )
         await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
 
