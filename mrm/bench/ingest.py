@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -165,7 +166,9 @@ def summarise_profile(raw: str) -> Profile:
 
 def profile_service(pid: int, *, seconds: float, out: Path) -> Profile:
     """Sample the service with ``py-spy record`` for ``seconds`` and summarise the stacks."""
-    spy = shutil.which("py-spy")
+    # the venv's own py-spy (a dev dependency) even when the venv is not on PATH
+    beside = Path(sys.executable).with_name("py-spy")
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
     if spy is None:
         return Profile(error="py-spy not installed (pip install py-spy)")
     command = [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds)))]
