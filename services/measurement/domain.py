@@ -383,6 +383,12 @@ class CampaignStanding:
     spend: Decimal | None
     budget: Decimal | None
     currency: str | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How a proposal's reason names the campaign: its name, else its id."""
+        return f'"{self.name}"' if self.name else self.campaign_id
 
     @property
     def remaining(self) -> Decimal:
@@ -469,7 +475,7 @@ def propose_reallocations(
 def _reason(donor: CampaignStanding, recipient: CampaignStanding, rule: ReallocationRule) -> str:
     remaining = " ".join(filter(None, (f"{donor.remaining:,.2f}", donor.currency)))
     return (
-        f"campaign {donor.campaign_id} scores CKPI {donor.ckpi} (below {rule.under_ckpi}) while"
-        f" campaign {recipient.campaign_id} scores {recipient.ckpi} (at least {rule.over_ckpi}):"
+        f"campaign {donor.label} scores CKPI {donor.ckpi} (below {rule.under_ckpi}) while"
+        f" campaign {recipient.label} scores {recipient.ckpi} (at least {rule.over_ckpi}):"
         f" move {(rule.share * 100).normalize():f} % of the {remaining} not yet spent"
     )

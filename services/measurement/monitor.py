@@ -158,6 +158,7 @@ class TargetMonitor:
                 spend=row.get("spend"),
                 budget=row.get("budget"),
                 currency=row.get("currency") or kpis.get("currency"),
+                name=row.get("name"),
             )
             for row in kpis.get("campaigns", ())
         ]

@@ -280,7 +280,16 @@ def test_the_worst_under_performer_gives_to_the_best_over_performer() -> None:
         ("poor", "good", D("1400.00")),  # 20 % of 10,000 − 3,000
     ]
     assert all(p.plan_id == "p1" for p in proposals)
-    assert "worst" in proposals[0].reason and "7,500.00 EUR" in proposals[0].reason
+    assert proposals[0].reason == (
+        "campaign worst scores CKPI 40 (below 80) while campaign best scores 140 (at least 110):"
+        " move 20 % of the 7,500.00 EUR not yet spent"
+    )
+    named = [standing("u", "50", name="Social launch"), standing("o", "130", name="Search")]
+    [proposal], _ = domain.propose_reallocations(
+        plan_id="p", campaigns=named, standing=(), rule=RULE
+    )
+    assert proposal.reason.startswith('campaign "Social launch" scores CKPI 50 (below 80) while')
+    assert '"Search" scores 130' in proposal.reason
     assert pairs == {("worst", "best"), ("poor", "good")}
 
 
