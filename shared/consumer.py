@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from operator import attrgetter
 from typing import Any, TypeAlias
 
@@ -121,29 +122,30 @@ class EventConsumer:
         dispatch.__name__ = "route"
         self.on(*handlers, handler=dispatch)
 
-    def on(self, *topics: str, handler: Handler) -> None:
-        """Handle each message of ``topics`` one at a time, in partition order."""
+    def on(self, *topics: str, handler: Handler, max_records: int = 500) -> None:
+        """Handle each message of ``topics`` one at a time, in partition order.
+
+        Messages are fetched in batches of up to ``max_records`` and the batch's offsets are
+        committed once, after its every message was handled (a commit per message would cost a
+        broker round trip each and cap a consumer near a thousand messages a second); a crash
+        mid-batch re-delivers its handled part, which handlers absorb (idempotent on event_id).
+        """
         self._claim_subscription()
+        name = _name_of(handler)
 
         async def consume(msg: KafkaMessage) -> None:
-            (record,) = _records(msg)
-            consumed = await self._decode(record)
-            if consumed is None:
-                self._observe_lag(msg, (record,))
-                return
-            with structlog.contextvars.bound_contextvars(**_log_context(consumed)):
-                await self._with_retries(
-                    _name_of(handler), record.topic, lambda: self._run_one(handler, consumed)
-                )
-            self._observe_lag(msg, (record,))
+            records = _records(msg)
+            for record in records:
+                consumed = await self._decode(record)
+                if consumed is None:
+                    continue
+                with structlog.contextvars.bound_contextvars(**_log_context(consumed)):
+                    await self._with_retries(
+                        name, record.topic, partial(self._run_one, handler, consumed)
+                    )
+            self._observe_lag(msg, records)
 
-        self.broker.subscriber(
-            *topics,
-            group_id=self.group_id,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            fetch_max_wait_ms=self.fetch_max_wait_ms,
-        )(consume)
+        self._subscribe_batches(topics, consume, max_records, batch_timeout_ms=50)
 
     def on_batch(
         self,
@@ -374,7 +376,9 @@ _topic_of = attrgetter("topic")
 def _records(msg: KafkaMessage) -> tuple[Record, ...]:
     """The records of a delivery: one for a single-message subscriber, several for a batch."""
     raw = msg.raw_message
-    return raw if isinstance(raw, tuple) else (raw,)
+    if isinstance(raw, tuple):
+        return raw
+    return tuple(raw) if isinstance(raw, list) else (raw,)  # a list from the test broker
 
 
 async def _parse_lean(
