@@ -202,29 +202,37 @@ def test_bad_input_names_the_field_and_writes_nothing(planning: httpx.Client) ->
     assert planning.get("/api/v1/campaigns/missing", headers=auth("t-admin")).status_code == 404
 
 
-def test_budget_reallocation_moves_money_between_campaigns(
-    planning: httpx.Client, kafka_bootstrap: str, topic_reader
-) -> None:  # type: ignore[no-untyped-def]
+def plan_with_campaigns(
+    planning: httpx.Client, name: str, campaigns: tuple[str, ...], *, channel: str, budget: str
+) -> tuple[str, list[str]]:
+    """A plan (created by the CMO) with one campaign per name, Jan–Jun 2027: their ids."""
     plan_id = planning.post(
         "/api/v1/plans",
-        json={"name": "R", "period_start": "2027-01-01", "period_end": "2027-12-31"},
+        json={"name": name, "period_start": "2027-01-01", "period_end": "2027-12-31"},
         headers=auth("t-cmo"),
     ).json()["plan_id"]
     ids = [
         planning.post(
             f"/api/v1/plans/{plan_id}/campaigns",
             json={
-                "name": name,
-                "channel": "social",
+                "name": campaign,
+                "channel": channel,
                 "owner": "ann",
-                "budget": "500.00",
+                "budget": budget,
                 "start_date": "2027-01-01",
                 "end_date": "2027-06-30",
             },
             headers=auth("t-cmo"),
         ).json()["campaign_id"]
-        for name in ("A", "B")
+        for campaign in campaigns
     ]
+    return plan_id, ids
+
+
+def test_budget_reallocation_moves_money_between_campaigns(
+    planning: httpx.Client, kafka_bootstrap: str, topic_reader
+) -> None:  # type: ignore[no-untyped-def]
+    plan_id, ids = plan_with_campaigns(planning, "R", ("A", "B"), channel="social", budget="500.00")
     body = {
         "from_campaign_id": ids[0],
         "to_campaign_id": ids[1],
@@ -268,25 +276,8 @@ def test_budget_reallocation_moves_money_between_campaigns(
 def test_measurement_proposals_are_listed_and_accepted_once(
     planning: httpx.Client, kafka_bootstrap: str, topic_reader
 ) -> None:  # type: ignore[no-untyped-def]
-    plan_id = planning.post(
-        "/api/v1/plans",
-        json={"name": "P", "period_start": "2027-01-01", "period_end": "2027-12-31"},
-        headers=auth("t-cmo"),
-    ).json()["plan_id"]
-    under, over, other = (
-        planning.post(
-            f"/api/v1/plans/{plan_id}/campaigns",
-            json={
-                "name": name,
-                "channel": "search",
-                "owner": "ann",
-                "budget": "1000.00",
-                "start_date": "2027-01-01",
-                "end_date": "2027-06-30",
-            },
-            headers=auth("t-cmo"),
-        ).json()["campaign_id"]
-        for name in ("Under", "Over", "Other")
+    plan_id, (under, over, other) = plan_with_campaigns(
+        planning, "P", ("Under", "Over", "Other"), channel="search", budget="1000.00"
     )
     proposed = BudgetReallocationProposed(
         plan_id=plan_id,
