@@ -21,6 +21,7 @@ two paths agree.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,14 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from shared import topics
+from shared.events.envelope import (
+    EARLIEST_DATE,
+    LATEST_DATE,
+    MAX_COUNT,
+    MAX_TEXT,
+    SUPPORTED_SCHEMA_VERSIONS,
+    iso_currencies,
+)
 from shared.events.ingest import LeadStage, TaskStatus
 
 MONEY = pa.decimal128(18, 2)
@@ -46,7 +55,12 @@ _RFC3339 = (
     r"^(19[7-9]\d|[2-9]\d{3})-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
 )
 _MONEY = r"^\d{1,16}(\.\d{1,2})?$"
-_CURRENCY = r"^[A-Z]{3}$"
+_EARLIEST = pa.scalar(dt.datetime.combine(EARLIEST_DATE, dt.time(), dt.UTC), _MICROS)
+_AFTER_LATEST = pa.scalar(
+    dt.datetime.combine(LATEST_DATE + dt.timedelta(days=1), dt.time(), dt.UTC), _MICROS
+)
+_CURRENCIES = pa.array(sorted(iso_currencies()), _S)
+_VERSIONS = pa.array(sorted(SUPPORTED_SCHEMA_VERSIONS), pa.int64())
 _ROW = re.compile(r" in row (\d+)$")
 _OPEN_BRACE = ord("{")
 _SEGMENT = 2048
@@ -225,8 +239,10 @@ def _matches(values: pa.Array, pattern: str, *, unique: bool = True) -> pa.Array
 
 
 def _length_within(values: pa.Array, low: int, high: int) -> pa.Array:
+    """Lengths within [low, high] and no NUL character (the stores' text bound)."""
     length = pc.utf8_length(values)
-    return pc.fill_null(pc.and_(pc.greater_equal(length, low), pc.less_equal(length, high)), False)
+    within = pc.and_(pc.greater_equal(length, low), pc.less_equal(length, high))
+    return pc.fill_null(pc.and_(within, pc.invert(pc.match_substring(values, "\x00"))), False)
 
 
 def _optional(values: pa.Array, ok: pa.Array) -> pa.Array:
@@ -260,11 +276,12 @@ def _enum(values: pa.Array, allowed: tuple[str, ...]) -> Checked:
 
 
 def _count(values: pa.Array) -> Checked:
-    return values, pc.is_valid(values)  # uint64 already: non-negative and in range
+    # uint64 already (non-negative); bounded like the models so sums stay in range
+    return values, pc.fill_null(pc.less_equal(values, pa.scalar(MAX_COUNT, pa.uint64())), False)
 
 
 def _currency(values: pa.Array) -> Checked:
-    return values, _matches(values, _CURRENCY)
+    return values, pc.fill_null(pc.is_in(values, value_set=_CURRENCIES), False)
 
 
 def _occurred_at(values: pa.Array) -> Checked:
@@ -278,7 +295,8 @@ def _occurred_at(values: pa.Array) -> Checked:
     except pa.ArrowInvalid:  # a well-formed but impossible date (e.g. 30 February)
         parsed = pa.array([_micros_or_none(text) for text in texts.to_pylist()], _MICROS)
     micros = pc.take(parsed, encoded.indices)
-    return pc.cast(micros, TIMESTAMP, safe=False), pc.is_valid(micros)
+    in_range = pc.and_(pc.greater_equal(micros, _EARLIEST), pc.less(micros, _AFTER_LATEST))
+    return pc.cast(micros, TIMESTAMP, safe=False), pc.fill_null(in_range, False)
 
 
 def _micros_or_none(text: str | None) -> pa.Scalar | None:
@@ -349,7 +367,7 @@ def _task(d: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], list[pa.Array]]:
         stage_id=_identifier(d["stage_id"]),
         status=_enum(d["status"], _TASK_STATUSES),
         assignee=_identifier(d["assignee"], optional=True),
-        comment=(comment, _optional(comment, _length_within(comment, 0, 2000))),
+        comment=(comment, _optional(comment, _length_within(comment, 0, MAX_TEXT))),
     )
 
 
@@ -381,7 +399,7 @@ def _validate(table: pa.Table, topic: str) -> tuple[pa.Table, pa.Array]:
         time_ok,
         _length_within(env["source"], 1, 100),
         # schema_version: absent means 1 but null is invalid, as for discount_amount
-        pc.fill_null(pc.greater_equal(env["schema_version"], 1), False),
+        pc.fill_null(pc.is_in(env["schema_version"], value_set=_VERSIONS), False),
     ]
     columns, payload_masks = _PAYLOAD_CHECKS[topic](payload)
     ok = masks[0]

@@ -28,7 +28,7 @@ class StageDeadlineApproaching(_StageEvent):
 
     event_type = "stage.deadline_approaching"
 
-    hours_left: float = Field(ge=0)
+    hours_left: float = Field(ge=0, le=1e6, allow_inf_nan=False)
 
 
 class StageOverdue(_StageEvent):

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from shared import topics
-from shared.events.envelope import Channel, Currency, EventData, Identifier, Money
+from shared.events.envelope import Channel, Count, Currency, EventData, Identifier, Money, Text
 
 LeadStage = Literal["visitor", "lead", "mql", "sql", "sal", "opportunity", "customer", "lost"]
 FUNNEL: tuple[str, ...] = ("visitor", "lead", "mql", "sql", "sal", "opportunity", "customer")
@@ -39,8 +39,8 @@ class AdMetricsReported(EventData):
 
     campaign_id: Identifier
     channel: Channel
-    impressions: int = Field(ge=0)
-    clicks: int = Field(ge=0)
+    impressions: Count
+    clicks: Count
 
     @field_validator("clicks")
     @classmethod
@@ -100,7 +100,7 @@ class TaskStatusChanged(EventData):
     stage_id: Identifier
     status: TaskStatus
     assignee: Identifier | None = None
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: Text | None = None
 
 
 INGEST_EVENTS: tuple[type[EventData], ...] = (

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from shared import topics
-from shared.events.envelope import EventData, Identifier, Money, UtcDatetime
+from shared.events.envelope import EventData, Identifier, Measure, Money, Text, UtcDatetime
 from shared.events.planning import KpiDirection
 
 
@@ -22,7 +20,7 @@ class KpiSnapshot(_KpiEvent):
     campaign_id: Identifier
     plan_id: Identifier | None = None
     as_of: UtcDatetime
-    kpis: dict[str, Decimal | None]
+    kpis: dict[Identifier, Measure | None]
 
 
 class _TargetEvent(_KpiEvent):
@@ -30,8 +28,8 @@ class _TargetEvent(_KpiEvent):
     plan_id: Identifier | None = None
     target_id: Identifier
     kpi: Identifier
-    target: Decimal
-    actual: Decimal | None
+    target: Measure
+    actual: Measure | None
     direction: KpiDirection
 
 
@@ -57,7 +55,7 @@ class BudgetReallocationProposed(_KpiEvent):
     from_campaign_id: Identifier
     to_campaign_id: Identifier
     amount: Money
-    reason: str
+    reason: Text
 
 
 KPI_EVENTS: tuple[type[EventData], ...] = (

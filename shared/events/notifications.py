@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import Field
-
 from shared import topics
-from shared.events.envelope import EventData, Identifier
+from shared.events.envelope import EventData, Identifier, LongText, ShortText, Text, Version
 
 DeliveryChannel = Literal["email", "webhook"]
 
@@ -20,11 +18,11 @@ class _NotificationEvent(EventData):
     notification_id: Identifier
     recipient: Identifier
     channel: DeliveryChannel
-    subject: str
-    body: str
+    subject: Text
+    body: LongText
     cause_event_id: uuid.UUID
-    cause_event_type: str
-    attempts: int = Field(ge=1)
+    cause_event_type: ShortText
+    attempts: Version
 
 
 class NotificationDelivered(_NotificationEvent):
@@ -38,7 +36,7 @@ class NotificationFailed(_NotificationEvent):
 
     event_type = "notification.failed"
 
-    error: str
+    error: Text
 
 
 NOTIFICATION_EVENTS: tuple[type[EventData], ...] = (NotificationDelivered, NotificationFailed)

@@ -6,9 +6,8 @@ upsert and late or repeated events converge to the latest state.
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -16,11 +15,17 @@ from shared import topics
 from shared.events.envelope import (
     Channel,
     Currency,
+    Date,
     EventData,
     Identifier,
+    Measure,
     Money,
     Name,
+    Share,
+    Text,
     UtcDatetime,
+    Version,
+    Weight,
 )
 
 PlanStatus = Literal["draft", "approved"]
@@ -40,8 +45,8 @@ class PlanCreated(_PlanningEvent):
 
     plan_id: Identifier
     name: Name
-    period_start: dt.date
-    period_end: dt.date
+    period_start: Date
+    period_end: Date
     currency: Currency
     owner: Identifier
     status: PlanStatus = "draft"
@@ -66,15 +71,15 @@ class CampaignState(_PlanningEvent):
     plan_id: Identifier
     name: Name
     channel: Channel
-    brand: str | None = None
+    brand: Name | None = None
     owner: Identifier
     budget: Money
     currency: Currency
-    start_date: dt.date
-    end_date: dt.date
-    gross_margin: Decimal = Field(default=Decimal("1.0"), ge=0, le=1)
+    start_date: Date
+    end_date: Date
+    gross_margin: Share = Decimal("1.0")
     status: CampaignStatus = "draft"
-    version: int = Field(default=1, ge=1)
+    version: Version = 1
 
 
 class CampaignPlanned(CampaignState):
@@ -99,7 +104,7 @@ class CampaignStatusChanged(_PlanningEvent):
     plan_id: Identifier
     status: CampaignStatus
     previous_status: CampaignStatus
-    version: int = Field(ge=1)
+    version: Version
 
 
 class StageScheduled(_PlanningEvent):
@@ -114,7 +119,7 @@ class StageScheduled(_PlanningEvent):
     deadline: UtcDatetime
     starts_at: UtcDatetime | None = None
     assignee: Identifier | None = None
-    version: int = Field(default=1, ge=1)
+    version: Version = 1
 
 
 class BudgetAllocated(_PlanningEvent):
@@ -127,7 +132,7 @@ class BudgetAllocated(_PlanningEvent):
     plan_id: Identifier
     amount: Money
     currency: Currency
-    version: int = Field(default=1, ge=1)
+    version: Version = 1
 
 
 class BudgetReallocated(_PlanningEvent):
@@ -144,7 +149,7 @@ class BudgetReallocated(_PlanningEvent):
     currency: Currency
     from_budget: Money
     to_budget: Money
-    reason: str | None = None
+    reason: Text | None = None
     requested_by: Identifier
 
 
@@ -157,10 +162,10 @@ class KpiTargetSet(_PlanningEvent):
     target_id: Identifier
     campaign_id: Identifier
     kpi: Identifier
-    target: Decimal
+    target: Measure
     direction: KpiDirection
-    weight: Decimal = Field(default=Decimal("1"), gt=0)
-    tolerance: Decimal = Field(default=Decimal("0.05"), ge=0, lt=1)
+    weight: Weight = Decimal("1")
+    tolerance: Annotated[Share, Field(lt=1)] = Decimal("0.05")
 
 
 class SalesTargetSet(_PlanningEvent):
@@ -176,8 +181,8 @@ class SalesTargetSet(_PlanningEvent):
     owner: Identifier
     amount: Money
     currency: Currency
-    period_start: dt.date
-    period_end: dt.date
+    period_start: Date
+    period_end: Date
 
 
 class DiscountLimitSet(_PlanningEvent):

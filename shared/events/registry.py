@@ -51,11 +51,19 @@ def describe_errors(error: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-def decode(raw: bytes | str, *, topic: str | None = None) -> tuple[Envelope, EventData]:
-    """Parse and validate one message; raise ``EventRejected`` with a field-naming reason."""
+def decode(raw: bytes | str | None, *, topic: str | None = None) -> tuple[Envelope, EventData]:
+    """Parse and validate one message; raise ``EventRejected`` with a field-naming reason.
+
+    Whatever the bytes are (a tombstone, deep nesting, a number of thousands of digits), the
+    outcome is a value or ``EventRejected``, never another exception: a message that breaks the
+    gate itself would otherwise be retried for ever as if the failure were transient."""
+    if raw is None:
+        raise EventRejected("body: the message has no value (a tombstone); expected an envelope")
     try:
         document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise EventRejected("body: JSON nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, over-long integers
         raise EventRejected(f"body: not valid UTF-8 JSON ({exc})") from None
     if not isinstance(document, dict):
         raise EventRejected("body: the envelope must be a JSON object")
