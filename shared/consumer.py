@@ -1,26 +1,36 @@
-"""The one way services consume: decode → dead-letter the malformed → handle → commit.
+"""The one way services consume: decode → handle → commit, with one policy for failures.
 
 Delivery semantics (SPEC §2): offsets are committed only after the handler returned, i.e. after
 its effect is durable (at-least-once); handlers are idempotent on ``event_id`` (effectively-once
-results). A new consumer group starts from the earliest offset. A message the contract rejects,
-or that a handler rejects with ``Rejected``, goes to ``<topic>.dlq`` and consumption continues.
+results). A new consumer group starts from the earliest offset.
+
+Failures are sorted by ``shared.failures.classify`` the same way for every subscriber kind:
+invalid data (the contract's or a handler's ``Rejected``, a store refusing a value) goes to
+``<topic>.dlq`` at once; an outage (broker, database, SMTP) is retried in place with capped
+backoff, never skipped; anything else is retried ``max_attempts`` times, then dead-lettered
+with the exception as its reason. A dead letter keeps the original key and bytes and says which
+consumer group wrote it (``shared.dlq``); each group dead-letters a message once.
+
+A bad message never makes a batch replay: ``on`` keeps its place within a batch (a retry
+resumes at the failing message), and a batch handler (``on_batch``, ``on_raw_batch``) that
+fails with anything but an outage has its batch split in halves until the poison records are
+alone, so they are dead-lettered once each while the rest is handled.
 ``on_raw_batch`` is the columnar variant: the handler decodes the raw records itself (in bulk)
 and returns the records it rejects, with their reason, for the DLQ; its batches are pipelined
 one deep (the next batch is fetched while one is handled) and commit their own offsets.
-Any other handler error is transient: the message is retried in place with capped backoff and
-never skipped, so a batch's offsets on every partition stay uncommitted until it succeeds.
+Records replayed from a DLQ for another consumer group (``x-replay-for-group``) are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from operator import attrgetter
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -28,11 +38,16 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
+from shared import dlq
 from shared.events import Envelope, EventData, EventRejected, decode
-from shared.kafka import dead_letter
+from shared.failures import Classifier, Failure, classify, reason_of
 from shared.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_MAX_ATTEMPTS = 5
+"""Attempts at a message failing with an error that is neither data nor outage, before it is
+dead-lettered (``MRM_CONSUMER_MAX_ATTEMPTS``)."""
 
 
 class Rejected(EventRejected):
@@ -45,13 +60,14 @@ Record: TypeAlias = ConsumerRecord[Any, Any]
 
 @dataclass(frozen=True, slots=True)
 class Consumed:
-    """A validated message with where it came from."""
+    """A validated message with where it came from (and the record itself, for its DLQ)."""
 
     envelope: Envelope
     data: EventData
     topic: str
     partition: int
     offset: int
+    record: Record | None = None
 
 
 Handler = Callable[[Consumed], Awaitable[None]]
@@ -60,17 +76,25 @@ BatchHandler = Callable[[Sequence[Consumed]], Awaitable[Sequence[tuple[Consumed,
 RawBatchHandler = Callable[[Sequence[Any]], Awaitable[Sequence[tuple[Any, str]] | None]]
 """Gets the batch's raw ConsumerRecords; returns (record, reason) pairs for the DLQ."""
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Backoff:
-    """Capped exponential backoff for transient handler failures."""
+    """Capped exponential backoff for retried handler failures."""
 
     initial_s: float = 0.1
     maximum_s: float = 5.0
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
-        return min(self.maximum_s, self.initial_s * (2 ** (attempt - 1)))
+        return min(self.maximum_s, self.initial_s * (2 ** (min(attempt, 32) - 1)))
+
+
+def max_attempts_from_env() -> int:
+    """``MRM_CONSUMER_MAX_ATTEMPTS`` (default 5, at least 1)."""
+    raw = os.environ.get("MRM_CONSUMER_MAX_ATTEMPTS", "")
+    return max(1, int(raw)) if raw.strip().isdigit() else DEFAULT_MAX_ATTEMPTS
 
 
 class EventConsumer:
@@ -84,15 +108,21 @@ class EventConsumer:
         metrics: ServiceMetrics,
         backoff: Backoff | None = None,
         fetch_max_wait_ms: int = 100,
+        max_attempts: int | None = None,
+        classifiers: Sequence[Classifier] = (),
+        dead_letter_max_bytes: int = dlq.MAX_BODY_BYTES,
     ) -> None:
         self.broker = broker
         self.group_id = group_id
         self.metrics = metrics
         self.backoff = backoff or Backoff()
         # how long the broker may hold a fetch for data to arrive: an upper bound on the time
-        # an event waits before we see it (aiokafka's 500 ms default delays every event by up
-        # to that much on brokers that hold fetches for their full wait, e.g. Tansu)
+        # an event waits before we see it (aiokafka's 500 ms default delays every event by
+        # up to that much on brokers that hold fetches for their full wait, e.g. Tansu)
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.max_attempts = max(1, max_attempts or max_attempts_from_env())
+        self.classifiers = tuple(classifiers)
+        self.dead_letter_max_bytes = dead_letter_max_bytes
         self._subscribed = False
         self._lag: dict[tuple[str, int], int] = {}
         self._counters: dict[tuple[str, str], Any] = {}
@@ -129,20 +159,21 @@ class EventConsumer:
         committed once, after its every message was handled (a commit per message would cost a
         broker round trip each and cap a consumer near a thousand messages a second); a crash
         mid-batch re-delivers its handled part, which handlers absorb (idempotent on event_id).
+        A failing message is retried or dead-lettered where it stands: the messages before it
+        are not handled again, and after a dead letter the batch's progress is committed, so a
+        restart does not dead-letter it a second time.
         """
         self._claim_subscription()
         name = _name_of(handler)
 
         async def consume(msg: KafkaMessage) -> None:
             records = _records(msg)
-            for record in records:
-                consumed = await self._decode(record)
-                if consumed is None:
+            for index, record in enumerate(records):
+                self._count("messages_in", record.topic)
+                if self._meant_for_another_group(record):
                     continue
-                with structlog.contextvars.bound_contextvars(**_log_context(consumed)):
-                    await self._with_retries(
-                        name, record.topic, partial(self._run_one, handler, consumed)
-                    )
+                if not await self._handle_one(name, handler, record):
+                    await _commit(msg, records[: index + 1])
             self._observe_lag(msg, records)
 
         self._subscribe_batches(topics, consume, max_records, batch_timeout_ms=50)
@@ -154,28 +185,24 @@ class EventConsumer:
         max_records: int = 5000,
         batch_timeout_ms: int = 50,
     ) -> None:
-        """Handle validated messages of ``topics`` in batches."""
+        """Handle validated messages of ``topics`` in batches (split on a poison message)."""
         self._claim_subscription()
+        name = _name_of(handler)
 
         async def consume(msg: KafkaMessage) -> None:
             records = _records(msg)
-            decoded = [await self._decode(record) for record in records]
-            batch = [item for item in decoded if item is not None]
-            if not batch:
-                self._observe_lag(msg, records)
-                return
-            name = _name_of(handler)
-
-            async def attempt() -> None:
-                started = time.perf_counter()
-                rejected = await handler(batch)
-                self.metrics.handler_seconds.labels(handler=name).observe(
-                    time.perf_counter() - started
-                )
-                for item in rejected or ():
-                    await self._reject_consumed(item[0], item[1])
-
-            await self._with_retries(name, records[0].topic, attempt)
+            batch: list[Consumed] = []
+            for record in records:
+                self._count("messages_in", record.topic)
+                if self._meant_for_another_group(record):
+                    continue
+                try:
+                    batch.append(_consumed(record))
+                except Exception as exc:  # noqa: BLE001 - decoding is pure: its failure is data
+                    self._count_failure(record.topic, Failure.DATA)
+                    await self._dead_letter(record, reason_of(exc))
+            if batch:
+                await self._settle(name, batch, handler, _record_of_consumed)
             self._observe_lag(msg, records)
 
         self._subscribe_batches(topics, consume, max_records, batch_timeout_ms)
@@ -191,7 +218,8 @@ class EventConsumer:
 
         The handler decodes and validates the records itself and returns ``(record, reason)``
         for each one it rejects (malformed or unacceptable); those go to the DLQ with the
-        original bytes. A raising handler gets the whole batch again (retried in place).
+        original bytes. A handler that raises is retried in place on an outage; on any other
+        error its batch is split in halves until the failing records are isolated.
 
         Batches are pipelined one deep: while the handler works on a batch (mostly off the
         event loop, on worker threads), the next one is fetched; it is handed over only when
@@ -203,23 +231,11 @@ class EventConsumer:
         in_flight: asyncio.Task[None] | None = None
 
         async def process(msg: KafkaMessage, records: tuple[Record, ...]) -> None:
-            async def attempt() -> None:
-                started = time.perf_counter()
-                rejected = await handler(records)
-                self.metrics.handler_seconds.labels(handler=name).observe(
-                    time.perf_counter() - started
-                )
-                for record, reason in rejected or ():
-                    await dead_letter(
-                        self.broker,
-                        topic=record.topic,
-                        value=record.value,
-                        key=record.key,
-                        reason=reason,
-                        metrics=self.metrics,
-                    )
-
-            await self._with_retries(name, records[0].topic, attempt)
+            # records replayed for another group are rare: one look at each record's headers
+            # (usually none) finds them
+            mine = [r for r in records if not r.headers or not self._meant_for_another_group(r)]
+            if mine:
+                await self._settle(name, mine, handler, _same)
             await _commit(msg, records)
             self._observe_lag(msg, records)
 
@@ -277,74 +293,184 @@ class EventConsumer:
             total = sum(lag for (name, _), lag in self._lag.items() if name == topic)
             self.metrics.consumer_lag.labels(topic=topic).set(total)
 
-    async def _decode(self, record: Record) -> Consumed | None:
-        topic, value = record.topic, record.value
-        self._count("messages_in", topic)
-        try:
-            envelope, data = decode(value, topic=topic)
-        except EventRejected as exc:
-            await dead_letter(
-                self.broker,
-                topic=topic,
-                value=value,
-                key=record.key,
-                reason=exc.reason,
-                metrics=self.metrics,
-            )
-            return None
-        return Consumed(
-            envelope=envelope,
-            data=data,
-            topic=topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
+    # --- the failure policy ------------------------------------------------------------------
 
-    async def _run_one(self, handler: Handler, consumed: Consumed) -> None:
-        started = time.perf_counter()
-        try:
-            await handler(consumed)
-        except Rejected as exc:
-            await self._reject_consumed(consumed, exc.reason)
-        finally:
-            self.metrics.handler_seconds.labels(handler=_name_of(handler)).observe(
-                time.perf_counter() - started
-            )
+    def classify(self, exc: BaseException) -> Failure:
+        """The kind of a handler failure: the service's classifiers first, then the platform's."""
+        return classify(exc, extra=self.classifiers)
 
-    async def _reject_consumed(self, consumed: Consumed, reason: str) -> None:
-        key = consumed.data.key()
-        await dead_letter(
-            self.broker,
-            topic=consumed.topic,
-            value=consumed.envelope.to_bytes(),
-            key=key.encode() if key else None,
-            reason=reason,
-            metrics=self.metrics,
-        )
+    def _meant_for_another_group(self, record: Record) -> bool:
+        target = dlq.replay_target(record.headers)
+        if target is None or target == self.group_id:
+            return False
+        self._count("replays_skipped", record.topic)
+        return True
 
-    async def _with_retries(
-        self, name: str, topic: str, attempt: Callable[[], Awaitable[None]]
-    ) -> None:
-        tries = 0
+    async def _handle_one(self, name: str, handler: Handler, record: Record) -> bool:
+        """Decode and handle one record until it is done; False when it was dead-lettered."""
+        attempt = 0
         while True:
-            tries += 1
+            attempt += 1
             try:
-                await attempt()
-                return
+                consumed = _consumed(record)
+                with structlog.contextvars.bound_contextvars(**_log_context(consumed)):
+                    await self._timed(name, handler, consumed)
+                return True
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - transient by contract; retried, never skipped
-                self.metrics.messages_failed.labels(topic=topic).inc()
-                delay = self.backoff.delay(tries)
+            except Exception as exc:  # noqa: BLE001 - sorted by the failure policy right here
+                if not await self._after_failure(name, record, exc, attempt, alone=True):
+                    return False
+
+    async def _settle(
+        self,
+        name: str,
+        items: Sequence[T],
+        handler: Callable[[Sequence[T]], Awaitable[Sequence[tuple[T, str]] | None]],
+        record_of: Callable[[T], Record],
+    ) -> None:
+        """Run a batch handler on ``items`` until every item is handled or dead-lettered.
+
+        An outage retries the batch in place; any other failure of a batch of several splits
+        it in halves, each settled in turn, so poison records end up alone and are dead-lettered
+        once each while the others are handled (the handlers are idempotent on event_id, so
+        what a failed attempt had already written is absorbed)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                rejected = await self._timed(name, handler, items)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - sorted by the failure policy right here
+                first = record_of(items[0])
+                if len(items) == 1:
+                    if await self._after_failure(name, first, exc, attempt, alone=True):
+                        continue
+                    return
+                if await self._after_failure(name, first, exc, attempt, alone=False):
+                    continue
+                middle = len(items) // 2
+                log.info("batch_split", handler=name, size=len(items), error=repr(exc))
+                await self._settle(name, items[:middle], handler, record_of)
+                await self._settle(name, items[middle:], handler, record_of)
+                return
+        for item, reason in rejected or ():
+            self._count_failure(record_of(item).topic, Failure.DATA)
+            await self._dead_letter(record_of(item), reason)
+
+    async def _after_failure(
+        self, name: str, record: Record, exc: Exception, attempt: int, *, alone: bool
+    ) -> bool:
+        """Act on a failed attempt; True to try again. ``alone``: the attempt was at ``record``
+        only (else it was at a batch, which the caller splits when this returns False)."""
+        kind = self.classify(exc)
+        self._count_failure(record.topic, kind)
+        if kind is Failure.OUTAGE or (
+            alone and kind is Failure.UNKNOWN and attempt < self.max_attempts
+        ):
+            delay = self.backoff.delay(attempt)
+            log.warning(
+                "handler_failed_retrying",
+                handler=name,
+                topic=record.topic,
+                kind=kind.value,
+                attempt=attempt,
+                retry_in_s=delay,
+                error=repr(exc),
+            )
+            await asyncio.sleep(delay)
+            return True
+        if not alone:
+            return False
+        reason = reason_of(exc)
+        if kind is Failure.UNKNOWN:
+            reason = f"failed {attempt} times: {reason}"
+        await self._dead_letter(record, reason)
+        return False
+
+    def _count_failure(self, topic: str, kind: Failure) -> None:
+        self.metrics.consumer_failures.labels(topic=topic, kind=kind.value).inc()
+
+    async def _dead_letter(self, record: Record, reason: str) -> None:
+        """Write ``record``'s dead letter; a broker that cannot take it now is an outage."""
+        letter = dlq.letter_of(record, reason=reason, group=self.group_id)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                truncated = await dlq.publish(
+                    self.broker, letter, max_body_bytes=self.dead_letter_max_bytes
+                )
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a dead letter is never dropped: retried
+                self._count_failure(record.topic, Failure.OUTAGE)
+                delay = self.backoff.delay(attempt)
                 log.warning(
-                    "handler_failed_retrying",
-                    handler=name,
-                    topic=topic,
-                    attempt=tries,
+                    "dead_letter_failed_retrying",
+                    topic=record.topic,
+                    attempt=attempt,
                     retry_in_s=delay,
                     error=repr(exc),
                 )
                 await asyncio.sleep(delay)
+        self._count("dead_letters", record.topic)
+        log.warning(
+            "dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            group=self.group_id,
+            reason=reason[: dlq.MAX_REASON_CHARS],
+            truncated_from=truncated,
+        )
+
+    async def _timed(self, name: str, handler: Callable[[Any], Awaitable[Any]], arg: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await handler(arg)
+        finally:
+            self.metrics.handler_seconds.labels(handler=name).observe(time.perf_counter() - started)
+
+
+def _consumed(record: Record) -> Consumed:
+    """The validated message of ``record``; ``EventRejected`` naming the field otherwise."""
+    envelope, data = decode(record.value, topic=record.topic)
+    return Consumed(
+        envelope=envelope,
+        data=data,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        record=record,
+    )
+
+
+def _record_of_consumed(consumed: Consumed) -> Record:
+    if consumed.record is not None:
+        return consumed.record
+    # a message built without its record (tests): its envelope stands in for the bytes
+    key = consumed.data.key()
+    return ConsumerRecord(
+        topic=consumed.topic,
+        partition=consumed.partition,
+        offset=consumed.offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=key.encode() if key else None,
+        value=consumed.envelope.to_bytes(),
+        checksum=None,
+        serialized_key_size=-1,
+        serialized_value_size=-1,
+        headers=(),
+    )
+
+
+def _same(record: Record) -> Record:
+    return record
 
 
 async def _commit(msg: KafkaMessage, records: Sequence[Record]) -> None:

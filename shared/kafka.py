@@ -1,4 +1,5 @@
-"""Kafka plumbing shared by the services: topic creation, the broker, publishing, dead letters."""
+"""Kafka plumbing shared by the services: topic creation, the broker, publishing (dead letters:
+``shared.dlq``)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,11 @@ from faststream.kafka import KafkaBroker
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from shared.dlq import ERROR_HEADER, ORIGINAL_TOPIC_HEADER  # noqa: F401 - former home
 from shared.events import Envelope
 from shared.metrics import ServiceMetrics
-from shared.topics import dlq
 
 log = structlog.get_logger(__name__)
-
-ERROR_HEADER = "x-error"
-ORIGINAL_TOPIC_HEADER = "x-original-topic"
 
 
 def ensure_topics(
@@ -95,27 +93,6 @@ async def publish(
     )
     if metrics is not None:
         metrics.messages_out.labels(topic=topic).inc()
-
-
-async def dead_letter(
-    broker: KafkaBroker,
-    *,
-    topic: str,
-    value: bytes,
-    key: bytes | None,
-    reason: str,
-    metrics: ServiceMetrics | None = None,
-) -> None:
-    """Send an unprocessable message to ``<topic>.dlq`` with its reason in ``x-error``."""
-    await broker.publish(
-        value,
-        topic=dlq(topic),
-        key=key,
-        headers={ERROR_HEADER: reason[:2000], ORIGINAL_TOPIC_HEADER: topic},
-    )
-    log.warning("dead_lettered", topic=topic, reason=reason)
-    if metrics is not None:
-        metrics.dead_letters.labels(topic=topic).inc()
 
 
 async def wait_for_kafka(bootstrap: str, *, timeout_s: float = 60.0) -> None:

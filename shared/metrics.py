@@ -36,6 +36,19 @@ class ServiceMetrics:
             ["topic"],
             registry=self.registry,
         )
+        self.consumer_failures = Counter(
+            f"{prefix}_consumer_failures_total",
+            "Failed handling attempts by kind: data (dead-lettered at once), outage (retried "
+            "until it passes), unknown (retried a bounded number of times, then dead-lettered).",
+            ["topic", "kind"],
+            registry=self.registry,
+        )
+        self.replays_skipped = Counter(
+            f"{prefix}_replays_skipped_total",
+            "Replayed dead letters skipped because they are meant for another consumer group.",
+            ["topic"],
+            registry=self.registry,
+        )
         self.handler_seconds = Histogram(
             f"{prefix}_handler_seconds",
             "Time spent handling a message or batch.",
