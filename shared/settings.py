@@ -37,6 +37,13 @@ class CommonSettings(BaseSettings):
         le=30000,
         description="Longest a fetch waits at the broker for new events (bounds their delay).",
     )
+    consumer_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Attempts at a message whose handler fails with an error that is neither "
+        "invalid data nor an outage, before it is dead-lettered.",
+    )
     tokens: dict[str, TokenGrant] = Field(
         default_factory=dict,
         description='Bearer tokens as JSON: {"<token>": {"subject": "ann", "role": "manager"}}.',

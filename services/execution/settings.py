@@ -20,6 +20,11 @@ class ExecutionSettings(CommonSettings):
         validation_alias=AliasChoices("MRM_EXECUTION_PORT", "MRM_PORT"),
         description="HTTP port.",
     )
+    consumer_group: str = Field(
+        default="mrm-execution",
+        min_length=1,
+        validation_alias=AliasChoices("MRM_EXECUTION_CONSUMER_GROUP"),
+    )
     database_url: str = Field(
         default="",
         validation_alias=AliasChoices("MRM_EXECUTION_DATABASE_URL", "MRM_DATABASE_URL"),

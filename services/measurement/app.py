@@ -48,7 +48,9 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         handlers.register(
             EventConsumer(
                 broker=broker,
-                group_id=f"mrm-{SERVICE}",
+                group_id=settings.consumer_group,
+                max_attempts=settings.consumer_max_attempts,
+                classifiers=[handlers.classify_failure],
                 metrics=metrics,
                 fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             ),

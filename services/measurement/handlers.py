@@ -7,8 +7,10 @@ pydantic gate (``shared.events.decode``) and the domain one by one, so a malform
 message reaches the DLQ with the same field-naming reason as everywhere else.
 
 A batch is durable in ClickHouse before the handler returns, so its offsets (on every
-partition it spans) are committed only then; a failed insert is retried whole, which is safe
-because the tables collapse repeated event_ids and queries count each event_id once.
+partition it spans) are committed only then. A batch failing on an outage is retried whole;
+on any other error the consumer splits it to isolate the failing records (``classify_failure``
+tells it which errors are the data's) — both safe because the tables collapse repeated
+event_ids and queries count each event_id once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
 import structlog
 
 from services.measurement import analytics, columnar, domain
@@ -24,6 +27,7 @@ from services.measurement.analytics import StoredEvent, Warehouse
 from shared.consumer import EventConsumer
 from shared.events import EventRejected, decode
 from shared.events.ingest import SaleCompleted, SpendRecorded
+from shared.failures import Failure
 from shared.money import CurrencyNotConvertible, FxRates
 from shared.topics import INGEST_TOPICS, PLANNING
 
@@ -125,6 +129,15 @@ def _with_data(event: StoredEvent, data: Any) -> StoredEvent:
         offset=event.offset,
         source=event.source,
     )
+
+
+def classify_failure(exc: BaseException) -> Failure | None:
+    """Measurement's own rule: a value Arrow cannot put in its column type (an overflowing
+    count, a mistyped field that slipped past the checks) is the record's fault, not an
+    outage; the consumer isolates the record and dead-letters it."""
+    if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError | OverflowError):
+        return Failure.DATA
+    return None
 
 
 def register(

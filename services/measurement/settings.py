@@ -17,6 +17,11 @@ class MeasurementSettings(CommonSettings):
     port: int = Field(
         default=8003, validation_alias=AliasChoices("MRM_MEASUREMENT_PORT", "MRM_PORT")
     )
+    consumer_group: str = Field(
+        default="mrm-measurement",
+        min_length=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_CONSUMER_GROUP"),
+    )
     clickhouse_url: str = Field(default="", description="ClickHouse server or chDB path.")
     clickhouse_database: str = Field(default="mrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     batch_max_records: int = Field(

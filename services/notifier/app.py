@@ -88,6 +88,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             consumer = EventConsumer(
                 broker=broker,
                 group_id=settings.consumer_group,
+                max_attempts=settings.consumer_max_attempts,
                 metrics=metrics,
                 fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             )

@@ -37,7 +37,8 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         handlers.register(
             EventConsumer(
                 broker=broker,
-                group_id=f"mrm-{SERVICE}",
+                group_id=settings.consumer_group,
+                max_attempts=settings.consumer_max_attempts,
                 metrics=metrics,
                 fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             ),
