@@ -1,5 +1,6 @@
 """The ``mrm`` command: ``up`` runs the platform, ``demo`` plays the other systems,
-``publish`` sends one event as another internal system would, ``report`` fetches a plan report."""
+``publish`` sends one event as another internal system would, ``report`` fetches a plan report,
+``dlq`` lists, shows and replays dead letters."""
 
 from __future__ import annotations
 
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.set_defaults(func=_publish)
 
     add_report_command(commands)
+    add_dlq_command(commands)
 
     bench = commands.add_parser("bench", help="measure ingestion, freshness, queries, memory")
     bench.add_argument("--events", type=int, default=1_000_000, help="lead events to ingest")
@@ -215,6 +217,103 @@ def add_report_command(commands: argparse._SubParsersAction) -> None:  # type: i
     report.add_argument("--token", help="bearer token (default: one of `mrm up`'s dev tokens)")
     report.add_argument("--timeout", type=float, default=60.0, help="HTTP timeout in seconds")
     report.set_defaults(func=_report)
+
+
+# --------------------------------------------------------------------------------------------
+# mrm dlq
+# --------------------------------------------------------------------------------------------
+
+
+def _dlq_bootstrap() -> str:
+    from mrm import runtime
+
+    return runtime.load(Path(CommonSettings().data_dir)).broker()
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from mrm import dlq
+
+    topics = [dlq.dlq_topic_name(args.topic)] if args.topic else dlq.all_dlq_topics()
+    records = dlq.read(_dlq_bootstrap(), topics, group=args.group, timeout_s=args.timeout)
+    dlq.print_list(records, out=sys.stdout, as_json=args.json)
+    return 0
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    from mrm import dlq
+
+    try:
+        record = dlq.fetch(
+            _dlq_bootstrap(),
+            dlq.dlq_topic_name(args.dlq_topic),
+            args.offset,
+            partition=args.partition,
+            timeout_s=args.timeout,
+        )
+    except dlq.DlqError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    dlq.print_record(record, out=sys.stdout)
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    from mrm import dlq
+
+    bootstrap = _dlq_bootstrap()
+    topic = dlq.dlq_topic_name(args.dlq_topic)
+    try:
+        if args.all:
+            records = dlq.read(bootstrap, [topic], timeout_s=args.timeout)
+        else:
+            records = [
+                dlq.fetch(
+                    bootstrap, topic, args.offset, partition=args.partition, timeout_s=args.timeout
+                )
+            ]
+        sent = dlq.replay(bootstrap, records, group=args.group)
+    except dlq.DlqError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    for record, group in sent:
+        print(f"replayed {record.ref} to {record.original_topic} for group {group}")
+    if not sent:
+        print("nothing to replay", file=sys.stderr)
+    return 0
+
+
+def add_dlq_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``mrm dlq list|show|replay``."""
+    dlq = commands.add_parser("dlq", help="dead letters: list, show, replay")
+    actions = dlq.add_subparsers(dest="dlq_command", required=True)
+
+    listing = actions.add_parser("list", help="dead letters: topic, offset, group, reason, size")
+    listing.add_argument("--topic", help="one topic (e.g. mrm.spend.v1 or its .dlq); default all")
+    listing.add_argument("--group", help="only those this consumer group rejected")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(func=_dlq_list)
+
+    show = actions.add_parser("show", help="one dead letter's headers and body")
+    show.add_argument("dlq_topic", help="e.g. mrm.spend.v1.dlq")
+    show.add_argument("offset", type=int)
+    show.set_defaults(func=_dlq_show)
+
+    replay = actions.add_parser(
+        "replay", help="send dead letters back to the consumer group that rejected them"
+    )
+    replay.add_argument("dlq_topic", help="e.g. mrm.spend.v1.dlq")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--offset", type=int, help="the dead letter at this offset")
+    which.add_argument("--all", action="store_true", help="every dead letter of the topic")
+    replay.add_argument(
+        "--group", help="only those of this group (or: the group of records that name none)"
+    )
+    replay.set_defaults(func=_dlq_replay)
+
+    for action in (listing, show, replay):
+        action.add_argument("--timeout", type=float, default=10.0, help="read timeout, seconds")
+    for action in (show, replay):
+        action.add_argument("--partition", type=int, default=0, help="DLQ partition (default 0)")
 
 
 def main(argv: list[str] | None = None) -> int:
