@@ -277,3 +277,52 @@ async def test_a_dead_letter_too_large_keeps_its_headers_and_a_truncated_body() 
     )
     assert await dlq.publish(broker, small) is None  # type: ignore[arg-type]
     assert broker.sent[-1][0] == b"" and broker.sent[-1][2][dlq.TOMBSTONE_HEADER] == "true"
+
+
+class _BrokerDownTwice:
+    """A broker stand-in whose first two publishes fail as if it were unreachable."""
+
+    def __init__(self) -> None:
+        self.failures = 2
+        self.sent: list[tuple[bytes, str, dict[str, str]]] = []
+
+    async def publish(self, value: bytes, *, topic: str, key: bytes | None, headers: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise aiokafka.errors.KafkaConnectionError("broker unreachable")
+        self.sent.append((value, topic, headers))
+
+
+async def test_a_dead_letter_the_broker_cannot_take_now_is_retried_not_lost() -> None:
+    from aiokafka import ConsumerRecord
+
+    broker = _BrokerDownTwice()
+    metrics = ServiceMetrics("unit")
+    consumer = EventConsumer(
+        broker=broker,  # type: ignore[arg-type]
+        group_id="g-unit",
+        metrics=metrics,
+        backoff=FAST,
+    )
+    record = ConsumerRecord(
+        topic=topics.SPEND,
+        partition=2,
+        offset=41,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"c1",
+        value=b"{not json",
+        checksum=None,
+        serialized_key_size=2,
+        serialized_value_size=9,
+        headers=(),
+    )
+    await consumer._dead_letter(record, "body: not valid UTF-8 JSON")
+
+    [(body, topic, headers)] = broker.sent
+    assert (body, topic) == (b"{not json", topics.dlq(topics.SPEND))
+    assert headers[dlq.ORIGINAL_PARTITION_HEADER] == "2"
+    assert headers[dlq.ORIGINAL_OFFSET_HEADER] == "41"
+    outages = metrics.consumer_failures.labels(topic=topics.SPEND, kind="outage")
+    assert outages._value.get() == 2
+    assert metrics.dead_letters.labels(topic=topics.SPEND)._value.get() == 1
