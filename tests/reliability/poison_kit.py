@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -200,6 +201,37 @@ def wait_for(probe: Callable[[], Any], *, timeout_s: float = 60.0, what: str = "
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
+class ServedApp:
+    """An ASGI app served by uvicorn on a free loopback port in a thread of its own (the suite's
+    ``serve_app`` fixture does the same per test; these services live for a whole module)."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        from shared.embedded import free_port
+
+        self.url = f"http://127.0.0.1:{free_port()}"
+        port = int(self.url.rsplit(":", 1)[1])
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the app did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
 @dataclass
 class Platform:
     """The four services running in-process, with an HTTP client each."""
@@ -214,9 +246,7 @@ class Platform:
 
 
 @contextmanager
-def running_platform(
-    *, bootstrap: str, chdb_url: str, data_dir: Path, serve: Callable[[Any], Any]
-) -> Iterator[Platform]:
+def running_platform(*, bootstrap: str, chdb_url: str, data_dir: Path) -> Iterator[Platform]:
     """Start planning, execution, measurement and notifier (fresh stores, consumer groups of
     their own at the end of their topics, a local SMTP mailbox) and stop them on exit."""
     from mrm.mailbox import DevMailbox
@@ -278,7 +308,7 @@ def running_platform(
     producer = Producer(bootstrap)
     try:
         with ExitStack() as stack:
-            runners = {service: serve(app) for service, app in apps.items()}
+            runners = {service: ServedApp(app) for service, app in apps.items()}
             # started side by side: each lifespan waits on its own store and broker
             with ThreadPoolExecutor(len(runners)) as pool:
                 started = {s: pool.submit(r.__enter__) for s, r in runners.items()}

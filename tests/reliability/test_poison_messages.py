@@ -41,13 +41,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def platform(kafka_bootstrap: str, chdb_url: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from conftest import RunningApp  # the suite's uvicorn runner (its fixture is per test)
-
     with running_platform(
         bootstrap=kafka_bootstrap,
         chdb_url=chdb_url,
         data_dir=tmp_path_factory.mktemp("reliability"),
-        serve=RunningApp,
     ) as running:
         yield running
 
