@@ -11,13 +11,25 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.errors import DomainError, NotFound
 from shared.metrics import CONTENT_TYPE, ServiceMetrics
 
-__all__ = ["DomainError", "NotFound", "create_service_app", "readiness_of"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DomainError",
+    "NotFound",
+    "create_service_app",
+    "readiness_of",
+]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""The largest request body a service reads (``MRM_HTTP_MAX_BODY_BYTES``): JSON bodies of the
+APIs are a few kilobytes; a larger one is refused with 413 before it is parsed."""
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -39,9 +51,15 @@ def create_service_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     metrics: ServiceMetrics,
     tokens: dict[str, Any],
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """A FastAPI app with the platform's common endpoints and error format."""
-    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    """A FastAPI app with the platform's common endpoints and error format.
+
+    Request bodies are counted while they stream in (Starlette's body-limit middleware, for a
+    declared ``Content-Length`` and for chunked bodies alike): past ``max_body_bytes`` the
+    request gets 413 before anything parses it.
+    """
+    app = FastAPI(title=title, version="1", lifespan=lifespan, max_body_size=max_body_bytes)
     app.state.tokens = tokens
     app.state.metrics = metrics
     app.state.readiness = None
@@ -70,6 +88,16 @@ def create_service_app(
         return JSONResponse(
             {"detail": [{"loc": loc, "field": exc.field, "msg": exc.message, "type": "domain"}]},
             status_code=exc.status_code,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code != 413:
+            return await http_exception_handler(request, exc)
+        message = f"the request body exceeds {max_body_bytes} bytes"
+        return JSONResponse(
+            {"detail": [{"loc": ["body"], "field": None, "msg": message, "type": "too_large"}]},
+            status_code=413,
         )
 
     @app.exception_handler(RequestValidationError)

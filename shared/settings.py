@@ -46,6 +46,11 @@ class CommonSettings(BaseSettings):
         default_factory=dict,
         description='Rates to the default currency as JSON, e.g. {"EUR": "1.08"}.',
     )
+    http_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest HTTP request body read (bytes); a larger one gets 413.",
+    )
     data_dir: Path = Field(default=Path(".mrm"), description="Where embedded data files live.")
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
     log_level: str = Field(default="INFO")

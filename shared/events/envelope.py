@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
@@ -35,10 +36,16 @@ MAX_TEXT = 2000
 MAX_LONG_TEXT = 100_000
 
 
+_NUMERIC_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
 def _not_a_number(value: Any) -> Any:
     # pydantic reads a bare number as Unix time; a publisher sending one almost certainly means
-    # something else (SPEC §3 wants RFC 3339), so a number is rejected rather than read as 1970
-    if isinstance(value, int | float | Decimal):
+    # something else (SPEC §3 wants RFC 3339), so a number is rejected rather than read as 1970;
+    # so is a number given as text, as every value of a query string is ("?to=0.5")
+    if isinstance(value, int | float | Decimal) or (
+        isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value)
+    ):
         raise ValueError("must be an RFC 3339 date or timestamp string, not a number")
     return value
 
