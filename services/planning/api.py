@@ -27,7 +27,7 @@ from shared.events.envelope import (
     Weight,
 )
 from shared.events.planning import CampaignStatus
-from shared.kpis import Direction
+from shared.kpis import KPI_NAMES, Direction
 
 router = APIRouter(prefix="/api/v1", tags=["planning"])
 
@@ -100,7 +100,7 @@ class StageIn(_Body):
 class KpiTargetIn(_Body):
     """A KPI target of a campaign."""
 
-    kpi: Identifier
+    kpi: Annotated[Identifier, Field(json_schema_extra={"enum": list(KPI_NAMES)})]
     target: Measure
     direction: Direction | None = None
     weight: Weight = Decimal("1")

@@ -9,15 +9,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, func, select
 
+from shared.embedded import EmbeddedBroker
+from shared.kafka import ensure_topics
+from shared.topics import all_topics_with_dlq
+
 ROLES = ("admin", "cmo", "manager", "executor", "viewer")
 TOKENS: dict[str, dict[str, str]] = {
-    f"t-{role}": {"subject": f"{role}-user", "role": role} for role in ROLES
+    **{f"t-{role}": {"subject": f"{role}-user", "role": role} for role in ROLES},
+    "t-other-executor": {"subject": "other-executor", "role": "executor"},
 }
 SQL_SERVICES = ("planning", "execution", "notifier")
+
+
+@pytest.fixture
+def own_broker() -> Iterator[str]:
+    """A broker of one test alone (Tansu starts in a fraction of a second): no other test's
+    events reach the service's consumers while its rows are counted. One partition per topic,
+    so the events a test publishes are consumed in order."""
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, all_topics_with_dlq(), partitions=1)
+        yield broker.bootstrap
 
 
 def auth(role: str) -> dict[str, str]:
@@ -36,9 +53,10 @@ class Service:
 
     name: str
     app: FastAPI
-    client: TestClient
+    client: Any  # a TestClient or an httpx.Client on a served app
     engine: Engine | None
     metadata: MetaData | None
+    port: int | None = None
 
     def rows(self) -> dict[str, int]:
         """Row counts of every table of the service's store (outbox and inbox included)."""
@@ -52,7 +70,13 @@ class Service:
 
 
 def build_app(
-    name: str, *, bootstrap: str, database_url: str, chdb_url: str | None, data_dir: Path, **extra: Any
+    name: str,
+    *,
+    bootstrap: str,
+    database_url: str,
+    chdb_url: str | None,
+    data_dir: Path,
+    **extra: Any,
 ) -> FastAPI:
     """The app of service ``name`` on the given broker and store, with the test tokens."""
     common: dict[str, Any] = {
@@ -86,7 +110,8 @@ def build_app(
     raise ValueError(name)
 
 
-def _store_of(name: str, app: FastAPI) -> tuple[Engine | None, MetaData | None]:
+def store_of(name: str, app: FastAPI) -> tuple[Engine | None, MetaData | None]:
+    """The engine (from the running app) and table metadata of a SQL service's store."""
     if name == "planning":
         from services.planning import store as planning_store
 
@@ -122,8 +147,36 @@ def running(
         **extra,
     )
     with TestClient(app, raise_server_exceptions=False) as client:
-        engine, metadata = _store_of(name, app)
+        engine, metadata = store_of(name, app)
         yield Service(name=name, app=app, client=client, engine=engine, metadata=metadata)
+
+
+@contextmanager
+def serving(
+    name: str,
+    *,
+    serve_app: Any,
+    bootstrap: str,
+    database_url: str,
+    chdb_url: str | None = None,
+    data_dir: Path,
+    **extra: Any,
+) -> Iterator[Service]:
+    """Service ``name`` served by uvicorn on a free loopback port (``serve_app`` fixture), with
+    an HTTP client on it; ``service.port`` is where it listens."""
+    app = build_app(
+        name,
+        bootstrap=bootstrap,
+        database_url=database_url,
+        chdb_url=chdb_url,
+        data_dir=data_dir,
+        **extra,
+    )
+    with serve_app(app) as served, httpx.Client(base_url=served.url, timeout=30) as client:
+        engine, metadata = store_of(name, app)
+        yield Service(
+            name=name, app=app, client=client, engine=engine, metadata=metadata, port=served.port
+        )
 
 
 def error_fields(response: Any) -> set[str]:
@@ -139,7 +192,7 @@ def error_fields(response: Any) -> set[str]:
     return fields
 
 
-def make_plan_and_campaign(client: TestClient, *, name: str) -> tuple[str, str]:
+def make_plan_and_campaign(client: Any, *, name: str) -> tuple[str, str]:
     """A draft plan for 2027 with one search campaign; returns (plan_id, campaign_id)."""
     plan = client.post(
         "/api/v1/plans",
