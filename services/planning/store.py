@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    inspect,
     select,
     text,
 )
@@ -175,18 +176,22 @@ class Store:
         """Create planning's tables if they do not exist; widen older numeric columns."""
         Base.metadata.create_all(self.engine)
         if self.engine.dialect.name == "postgresql":
-            # columns created before they held what the event contract allows (Measure, Weight,
-            # Share): widening is idempotent and keeps every stored value
-            with self.engine.begin() as connection:
-                for table, column in _WIDENED:
-                    sql_type = (
-                        Base.metadata.tables[table]
-                        .c[column]
-                        .type.compile(dialect=self.engine.dialect)
-                    )
-                    connection.execute(
-                        text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {sql_type}")
-                    )
+            self._widen_numeric_columns()
+
+    def _widen_numeric_columns(self) -> None:
+        # columns created before they held what the event contract allows (Measure, Weight,
+        # Share) are widened, once; widening keeps every stored value
+        inspector = inspect(self.engine)
+        with self.engine.begin() as connection:
+            for table, column in _WIDENED:
+                wanted = Base.metadata.tables[table].c[column].type
+                found = next(c["type"] for c in inspector.get_columns(table) if c["name"] == column)
+                if (found.precision, found.scale) == (wanted.precision, wanted.scale):  # type: ignore[attr-defined]
+                    continue
+                sql_type = wanted.compile(dialect=self.engine.dialect)
+                connection.execute(
+                    text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {sql_type}")
+                )
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
