@@ -6,6 +6,7 @@ receiver can refuse a replay."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import json
@@ -679,3 +680,44 @@ async def test_webhook_signature_verifies_and_a_replay_is_refused(receiver: Rece
     # nor does another body under a valid signature
     with pytest.raises(WebhookVerificationError):
         verifier.verify(b'{"subject":"t"}', headers)
+
+
+async def test_webhook_goes_to_the_address_checked_after_resolution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The POST connects to the public address the lookup returned (no second lookup that DNS
+    could answer differently), naming the host in Host and TLS; a name with any non-public
+    address is refused."""
+    answers = {
+        "hooks.example.com": ["93.184.216.34"],
+        "rebind.example.com": ["93.184.216.34", "10.0.0.7"],
+    }
+
+    async def getaddrinfo(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+            for address in answers[host]
+        ]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+    sent: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(204)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+        sender = HttpWebhookSender(client=client, secret=SECRET)
+        await sender.post_json(
+            url="https://hooks.example.com:8443/hook", payload={"a": 1}, notification_id="n1"
+        )
+        with pytest.raises(DeliveryError, match="non-public") as refused:
+            await sender.post_json(
+                url="https://rebind.example.com/hook", payload={"a": 1}, notification_id="n2"
+            )
+        assert refused.value.permanent
+    (request,) = sent
+    assert str(request.url) == "https://93.184.216.34:8443/hook"
+    assert request.headers["host"] == "hooks.example.com:8443"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"
+    assert Webhook(SECRET).verify(request.content, dict(request.headers)) == {"a": 1}
