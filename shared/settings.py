@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.http import DEFAULT_MAX_BODY_BYTES
+
 Role = Literal["admin", "cmo", "manager", "executor", "viewer"]
 
 
@@ -47,7 +49,7 @@ class CommonSettings(BaseSettings):
         description='Rates to the default currency as JSON, e.g. {"EUR": "1.08"}.',
     )
     http_max_body_bytes: int = Field(
-        default=1024 * 1024,
+        default=DEFAULT_MAX_BODY_BYTES,
         ge=1024,
         description="Largest HTTP request body read (bytes); a larger one gets 413.",
     )

@@ -1,8 +1,9 @@
 """HTTP routes of the notifier: recipients (channels, preferences) and the delivery log.
 
 Access: admin, cmo and manager manage and read every recipient and the whole log; an executor
-or viewer manages and reads only the recipient whose id is its own subject and sees only its
-own notifications (``recipient`` defaults to itself; asking for someone else is a 403).
+manages and reads only the recipient whose id is its own subject, a viewer only reads it; both
+see only their own notifications (``recipient`` defaults to itself; asking for someone else is
+a 403). Webhook URLs must name public addresses unless the notifier allows private ones.
 """
 
 from __future__ import annotations
@@ -36,13 +37,16 @@ def _email(value: str) -> str:
     return value
 
 
+MAX_URL = 2000
+"""The longest webhook URL the store keeps."""
+
+
 def _storable_url(url: HttpUrl) -> HttpUrl:
     if len(str(url)) > MAX_URL:
         raise ValueError(f"must be at most {MAX_URL} characters")
     return url
 
 
-MAX_URL = 2000
 EmailAddress = Annotated[Text, AfterValidator(_email)]
 WebhookUrl = Annotated[HttpUrl, AfterValidator(_storable_url)]
 RecipientId = Annotated[Identifier, Path(pattern=r"^[^\s/]+$")]

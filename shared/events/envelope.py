@@ -36,7 +36,9 @@ MAX_TEXT = 2000
 MAX_LONG_TEXT = 100_000
 
 
-_NUMERIC_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+DECIMAL_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+"""How a number given as a string looks (the JSON Schema pattern of a decimal's string form)."""
+_NUMERIC_TEXT = re.compile(DECIMAL_TEXT)
 
 
 def _not_a_number(value: Any) -> Any:
@@ -102,9 +104,6 @@ rejected), within the stores' range."""
 
 Date = Annotated[dt.date, BeforeValidator(_not_a_number), AfterValidator(_date_in_range)]
 """A calendar date (``YYYY-MM-DD``) within the stores' range."""
-
-DECIMAL_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-"""How a decimal given as a string looks (JSON Schema pattern of the string form)."""
 
 
 def _decimal_text_schema(schema: dict[str, Any]) -> None:
