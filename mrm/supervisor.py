@@ -97,6 +97,10 @@ class Platform:
             f"MRM_{name.upper()}_PORT": str(port),
             "MRM_LOG_JSON": os.environ.get("MRM_LOG_JSON", "true"),
         }
+        # the development set-up runs on one machine: webhooks may go to local receivers
+        env["MRM_NOTIFIER_WEBHOOK_ALLOW_PRIVATE"] = os.environ.get(
+            "MRM_NOTIFIER_WEBHOOK_ALLOW_PRIVATE", "true"
+        )
         if "MRM_PORT" in os.environ:  # one port for all four would collide
             env["MRM_PORT"] = str(port)
         if self.mailbox is not None:

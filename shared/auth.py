@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hmac
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fastapi import Depends, HTTPException, Request, status
@@ -11,6 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from shared.settings import Role, TokenGrant
 
 READERS: tuple[Role, ...] = ("admin", "cmo", "manager", "executor", "viewer")
+WRITERS: tuple[Role, ...] = ("admin", "cmo", "manager", "executor")
+"""Roles that change anything at all (viewers only read); routes narrow this further."""
 PLANNERS: tuple[Role, ...] = ("admin", "cmo", "manager")
 APPROVERS: tuple[Role, ...] = ("admin", "cmo")
 
@@ -25,6 +28,17 @@ class Principal:
     role: Role
 
 
+def grant_for(tokens: Mapping[str, TokenGrant], presented: str) -> TokenGrant | None:
+    """The grant of the ``presented`` token, compared in constant time with every known token
+    (a dictionary lookup would let response times hint at a token's prefix)."""
+    candidate = presented.encode()
+    found: TokenGrant | None = None
+    for token, grant in tokens.items():
+        if hmac.compare_digest(token.encode(), candidate):
+            found = grant
+    return found
+
+
 def authenticate(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
@@ -37,7 +51,7 @@ def authenticate(
             detail=[{"loc": ["header", "Authorization"], "msg": "a bearer token is required"}],
             headers={"WWW-Authenticate": "Bearer"},
         )
-    grant = tokens.get(credentials.credentials)
+    grant = grant_for(tokens, credentials.credentials)
     if grant is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

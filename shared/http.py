@@ -11,13 +11,28 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.errors import DomainError, NotFound
 from shared.metrics import CONTENT_TYPE, ServiceMetrics
 
-__all__ = ["DomainError", "NotFound", "create_service_app", "readiness_of"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DomainError",
+    "NotFound",
+    "create_service_app",
+    "readiness_of",
+]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""The largest request body a service reads (``MRM_HTTP_MAX_BODY_BYTES``): JSON bodies of the
+APIs are a few kilobytes; a larger one is refused with 413 before it is parsed."""
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -32,6 +47,32 @@ def readiness_of(**probes: Callable[[], bool]) -> ReadinessCheck:
     return check
 
 
+def _too_large(max_body_bytes: int) -> JSONResponse:
+    message = f"the request body exceeds {max_body_bytes} bytes"
+    return JSONResponse(
+        {"detail": [{"loc": ["body"], "field": None, "msg": message, "type": "too_large"}]},
+        status_code=413,
+    )
+
+
+class DeclaredLengthLimit:
+    """Answers 413 (JSON) at once to a request whose ``Content-Length`` announces more than the
+    limit, before any route runs; Starlette's limit inside it covers chunked bodies, failing
+    the route's read of the body with a 413 that the error handler renders."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = Headers(scope=scope).get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                await _too_large(self.max_body_bytes)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_service_app(
     *,
     service: str,
@@ -39,9 +80,19 @@ def create_service_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     metrics: ServiceMetrics,
     tokens: dict[str, Any],
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
-    """A FastAPI app with the platform's common endpoints and error format."""
+    """A FastAPI app with the platform's common endpoints and error format.
+
+    Request bodies are counted while they stream in (Starlette's body-limit middleware, for a
+    declared ``Content-Length`` and for chunked bodies alike): past ``max_body_bytes`` the
+    request gets 413 with a JSON body before anything parses it.
+    """
     app = FastAPI(title=title, version="1", lifespan=lifespan)
+    # Starlette's limit counts the bytes as they stream in (declared or chunked) and fails the
+    # route's read of the body; the declared length is judged first, before any route runs
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body_bytes)
+    app.add_middleware(DeclaredLengthLimit, max_body_bytes=max_body_bytes)
     app.state.tokens = tokens
     app.state.metrics = metrics
     app.state.readiness = None
@@ -71,6 +122,12 @@ def create_service_app(
             {"detail": [{"loc": loc, "field": exc.field, "msg": exc.message, "type": "domain"}]},
             status_code=exc.status_code,
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code != 413:
+            return await http_exception_handler(request, exc)
+        return _too_large(max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.http import DEFAULT_MAX_BODY_BYTES
+
 Role = Literal["admin", "cmo", "manager", "executor", "viewer"]
 
 
@@ -52,6 +54,11 @@ class CommonSettings(BaseSettings):
     fx_rates: dict[str, Decimal] = Field(
         default_factory=dict,
         description='Rates to the default currency as JSON, e.g. {"EUR": "1.08"}.',
+    )
+    http_max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        description="Largest HTTP request body read (bytes); a larger one gets 413.",
     )
     data_dir: Path = Field(default=Path(".mrm"), description="Where embedded data files live.")
     host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")

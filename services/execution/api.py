@@ -16,12 +16,16 @@ from services.execution import service, store
 from services.execution.domain import NotAllowed
 from shared.auth import READERS, Principal, require
 from shared.clock import Clock
+from shared.events.envelope import Identifier, Text
 from shared.events.ingest import TaskStatus
+from shared.events.planning import CampaignStatus
 from shared.http import NotFound
 from shared.money import FxRates
 from shared.outbox import OutboxRelay
 
 router = APIRouter(prefix="/api/v1", tags=["execution"])
+MAX_OFFSET = 1_000_000
+"""The deepest page of a listing (a larger offset would overflow the databases' integers)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ class StageStatusChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: TaskStatus
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: Text | None = None
 
 
 Deps = Annotated[ApiDeps, Depends(deps)]
@@ -108,10 +112,10 @@ Reader = Annotated[Principal, Depends(require(*READERS))]
 async def list_campaigns(
     d: Deps,
     _principal: Reader,
-    plan_id: str | None = None,
-    campaign_status: Annotated[str | None, Query(alias="status")] = None,
+    plan_id: Identifier | None = None,
+    campaign_status: Annotated[CampaignStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[service.CampaignProgress]:
     """Campaigns known to execution with their spend against plan."""
 
@@ -132,7 +136,7 @@ async def list_campaigns(
 
 @router.get("/campaigns/{campaign_id}/progress", response_model=CampaignProgressOut)
 async def campaign_progress(
-    campaign_id: Annotated[str, Path(min_length=1, max_length=128)],
+    campaign_id: Annotated[Identifier, Path()],
     d: Deps,
     _principal: Reader,
 ) -> service.CampaignProgress:
@@ -152,7 +156,7 @@ async def campaign_progress(
 
 @router.get("/stages/{stage_id}", response_model=StageOut)
 async def get_stage(
-    stage_id: Annotated[str, Path(min_length=1, max_length=128)],
+    stage_id: Annotated[Identifier, Path()],
     d: Deps,
     _principal: Reader,
 ) -> service.StageProgress:
@@ -171,7 +175,7 @@ async def get_stage(
 
 @router.post("/stages/{stage_id}/status", response_model=StageOut)
 async def change_stage_status(
-    stage_id: Annotated[str, Path(min_length=1, max_length=128)],
+    stage_id: Annotated[Identifier, Path()],
     change: StageStatusChange,
     d: Deps,
     principal: Reader,

@@ -89,6 +89,7 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
         lifespan=lifespan,
         metrics=metrics,
         tokens=settings.tokens,
+        max_body_bytes=settings.http_max_body_bytes,
     )
     app.include_router(api.router)
     return app

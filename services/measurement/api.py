@@ -8,23 +8,24 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import AwareDatetime, TypeAdapter
+from pydantic import TypeAdapter
 
 from services.measurement import analytics, report
 from services.measurement.analytics import Warehouse
 from shared.auth import READERS, Principal, require
 from shared.errors import DomainError, NotFound
+from shared.events.envelope import Channel, Identifier, UtcDatetime
 
 router = APIRouter(prefix="/api/v1", tags=["measurement"])
 _json = TypeAdapter(Any)
 
 Reader = Annotated[Principal, Depends(require(*READERS))]
 From = Annotated[
-    AwareDatetime | None,
+    UtcDatetime | None,
     Query(alias="from", description="Start of the period (inclusive), RFC 3339 with offset."),
 ]
 To = Annotated[
-    AwareDatetime | None,
+    UtcDatetime | None,
     Query(alias="to", description="End of the period (exclusive), RFC 3339 with offset."),
 ]
 
@@ -50,7 +51,7 @@ def _respond(payload: dict[str, Any]) -> JSONResponse:
 
 @router.get("/kpis/campaigns/{campaign_id}")
 async def campaign_kpis(
-    campaign_id: str, warehouse: Store, _: Reader, start: From = None, end: To = None
+    campaign_id: Identifier, warehouse: Store, _: Reader, start: From = None, end: To = None
 ) -> JSONResponse:
     """Every KPI of a campaign over [from, to) (whole history when omitted)."""
     kpis = await warehouse.run(
@@ -63,7 +64,7 @@ async def campaign_kpis(
 
 @router.get("/kpis/plans/{plan_id}")
 async def plan_kpis(
-    plan_id: str, warehouse: Store, _: Reader, start: From = None, end: To = None
+    plan_id: Identifier, warehouse: Store, _: Reader, start: From = None, end: To = None
 ) -> JSONResponse:
     """The KPIs of a plan as one scope, with a per-campaign breakdown."""
     kpis = await warehouse.run(analytics.plan_kpis, plan_id=plan_id, **_period(start, end))
@@ -76,7 +77,7 @@ async def plan_kpis(
 async def funnel(
     warehouse: Store,
     _: Reader,
-    campaign_id: str | None = None,
+    campaign_id: Identifier | None = None,
     start: From = None,
     end: To = None,
 ) -> JSONResponse:
@@ -108,7 +109,7 @@ def _report_filename(plan_id: str, extension: str) -> str:
     responses={200: {"content": {"text/html": {}, "text/csv": {}}}},
 )
 async def plan_report(
-    plan_id: str,
+    plan_id: Identifier,
     warehouse: Store,
     _: Reader,
     report_format: ReportFormat = "html",
@@ -150,21 +151,21 @@ SeriesScope = Annotated[
 ]
 Bucket = Annotated[Literal["day", "week"], Query(description="UTC days or ISO weeks.")]
 Required = Annotated[
-    AwareDatetime,
+    UtcDatetime,
     Query(alias="from", description="Start of the period (inclusive), RFC 3339 with offset."),
 ]
 RequiredTo = Annotated[
-    AwareDatetime,
+    UtcDatetime,
     Query(alias="to", description="End of the period (exclusive), RFC 3339 with offset."),
 ]
 
 
 @router.get("/kpis/channels/{channel}")
 async def channel_kpis(
-    channel: str,
+    channel: Channel,
     warehouse: Store,
     _: Reader,
-    plan_id: str | None = None,
+    plan_id: Identifier | None = None,
     start: From = None,
     end: To = None,
 ) -> JSONResponse:
@@ -194,7 +195,7 @@ async def kpi_series(
     scope: SeriesScope,
     start: Required,
     end: RequiredTo,
-    scope_id: Annotated[str | None, Query(alias="id")] = None,
+    scope_id: Annotated[Identifier | None, Query(alias="id")] = None,
     bucket: Bucket = "day",
 ) -> JSONResponse:
     """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [from, to)."""
@@ -223,7 +224,7 @@ async def kpi_series(
 async def stage_durations(
     warehouse: Store,
     _: Reader,
-    campaign_id: str | None = None,
+    campaign_id: Identifier | None = None,
     start: From = None,
     end: To = None,
 ) -> JSONResponse:
@@ -237,7 +238,7 @@ async def stage_durations(
 
 @router.get("/campaigns/{campaign_id}/comparison")
 async def compare_campaign(
-    campaign_id: str,
+    campaign_id: Identifier,
     warehouse: Store,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=100, description="Most past peers to list.")] = 10,

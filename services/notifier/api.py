@@ -1,8 +1,9 @@
 """HTTP routes of the notifier: recipients (channels, preferences) and the delivery log.
 
 Access: admin, cmo and manager manage and read every recipient and the whole log; an executor
-or viewer manages and reads only the recipient whose id is its own subject and sees only its
-own notifications (``recipient`` defaults to itself; asking for someone else is a 403).
+manages and reads only the recipient whose id is its own subject, a viewer only reads it; both
+see only their own notifications (``recipient`` defaults to itself; asking for someone else is
+a 403). Webhook URLs must name public addresses unless the notifier allows private ones.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, fiel
 from sqlalchemy import Engine
 
 from services.notifier import domain, store
-from shared.auth import PLANNERS, READERS, Principal, authenticate, require
-from shared.events.envelope import Name
+from services.notifier.senders import webhook_url_problem
+from shared.auth import PLANNERS, READERS, WRITERS, Principal, require
+from shared.events.envelope import Identifier, Name, Text
 from shared.http import DomainError, NotFound
 from shared.sql import utcnow
 
@@ -35,8 +37,19 @@ def _email(value: str) -> str:
     return value
 
 
-EmailAddress = Annotated[str, AfterValidator(_email)]
-RecipientId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s/]+$")]
+MAX_URL = 2000
+"""The longest webhook URL the store keeps."""
+
+
+def _storable_url(url: HttpUrl) -> HttpUrl:
+    if len(str(url)) > MAX_URL:
+        raise ValueError(f"must be at most {MAX_URL} characters")
+    return url
+
+
+EmailAddress = Annotated[Text, AfterValidator(_email)]
+WebhookUrl = Annotated[HttpUrl, AfterValidator(_storable_url)]
+RecipientId = Annotated[Identifier, Path(pattern=r"^[^\s/]+$")]
 StatusFilter = Literal["pending", "delivered", "failed", "skipped"]
 
 
@@ -47,9 +60,13 @@ class RecipientIn(BaseModel):
 
     name: Name | None = None
     email: EmailAddress | None = None
-    webhook_url: HttpUrl | None = Field(default=None, description="http(s) URL for JSON POSTs.")
+    webhook_url: WebhookUrl | None = Field(
+        default=None,
+        description="http(s) URL for JSON POSTs; public addresses only unless the notifier "
+        "allows private ones (MRM_NOTIFIER_WEBHOOK_ALLOW_PRIVATE).",
+    )
     channels: list[domain.Channel] = Field(default_factory=list, max_length=2)
-    muted_event_types: list[domain.CauseType] = Field(default_factory=list)
+    muted_event_types: list[domain.CauseType] = Field(default_factory=list, max_length=50)
 
     @field_validator("channels")
     @classmethod
@@ -136,11 +153,18 @@ def put_recipient(
     recipient_id: RecipientId,
     body: RecipientIn,
     response: Response,
-    principal: Principal = Depends(authenticate),
+    request: Request,
+    principal: Principal = Depends(require(*WRITERS)),
     engine: Engine = Depends(get_engine),
 ) -> RecipientOut:
-    """Create or replace a recipient (201 when created, 200 when replaced)."""
+    """Create or replace a recipient (201 when created, 200 when replaced; viewers only read)."""
     _ensure_self_or_planner(principal, recipient_id)
+    if body.webhook_url is not None:
+        problem = webhook_url_problem(
+            str(body.webhook_url), allow_private=request.app.state.webhook_allow_private
+        )
+        if problem is not None:
+            raise DomainError(problem, field="webhook_url", status_code=422)
     if "email" in body.channels and body.email is None:
         raise DomainError("required when channels include 'email'", field="email", status_code=422)
     if "webhook" in body.channels and body.webhook_url is None:
@@ -179,9 +203,9 @@ def get_recipient(
 
 @router.get("/notifications", response_model=NotificationList)
 def list_notifications(
-    recipient: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    recipient: Annotated[Identifier | None, Query()] = None,
     status_: Annotated[StatusFilter | None, Query(alias="status")] = None,
-    cause_event_id: Annotated[str | None, Query(min_length=1, max_length=36)] = None,
+    cause_event_id: Annotated[Identifier | None, Query(max_length=36)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     principal: Principal = Depends(require(*READERS)),
     engine: Engine = Depends(get_engine),

@@ -58,6 +58,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
                     secret=settings.webhook_secret.get_secret_value()
                     if settings.webhook_secret
                     else None,
+                    allow_private=settings.webhook_allow_private,
                 ),
             )
             worker = DeliveryWorker(
@@ -116,6 +117,8 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         lifespan=lifespan,
         metrics=metrics,
         tokens=settings.tokens,
+        max_body_bytes=settings.http_max_body_bytes,
     )
+    app.state.webhook_allow_private = settings.webhook_allow_private
     app.include_router(api.router)
     return app

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.notifier.senders import webhook_key
 from shared.settings import CommonSettings
 
 
@@ -40,7 +41,19 @@ class NotifierSettings(CommonSettings):
 
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_secret: SecretStr | None = Field(
-        default=None, description="When set, webhooks carry X-MRM-Signature: sha256=<hmac hex>."
+        default=None,
+        description=(
+            "When set, webhooks are signed (Standard Webhooks: webhook-id, webhook-timestamp, "
+            "webhook-signature); a whsec_<base64> secret or any other string (its UTF-8 bytes)."
+        ),
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("MRM_NOTIFIER_WEBHOOK_ALLOW_PRIVATE"),
+        description=(
+            "Allow webhook URLs on loopback, link-local and private addresses (development); "
+            "by default they are refused when set and again, after DNS resolution, at each send."
+        ),
     )
 
     max_attempts: int = Field(
@@ -80,6 +93,16 @@ class NotifierSettings(CommonSettings):
             "dropped (logged as parked_cause_expired and counted)."
         ),
     )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _usable_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            try:
+                webhook_key(secret.get_secret_value())
+            except ValueError as exc:
+                raise ValueError("a whsec_ secret must be followed by base64") from exc
+        return secret
 
     @model_validator(mode="after")
     def _default_database_url(self) -> NotifierSettings:

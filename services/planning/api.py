@@ -7,15 +7,27 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from services.planning import store, usecases
 from services.planning.store import Store
 from shared.auth import APPROVERS, PLANNERS, READERS, Principal, require
 from shared.errors import NotFound
-from shared.events.envelope import Channel, Currency, Identifier, Money, Name
+from shared.events.envelope import (
+    Channel,
+    Currency,
+    Date,
+    Identifier,
+    Measure,
+    Money,
+    Name,
+    Share,
+    Text,
+    UtcDatetime,
+    Weight,
+)
 from shared.events.planning import CampaignStatus
-from shared.kpis import Direction
+from shared.kpis import KPI_NAMES, Direction
 
 router = APIRouter(prefix="/api/v1", tags=["planning"])
 
@@ -31,6 +43,9 @@ Planner = Annotated[Principal, Depends(require(*PLANNERS))]
 Approver = Annotated[Principal, Depends(require(*APPROVERS))]
 
 
+Tolerance = Annotated[Share, Field(lt=1)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -39,8 +54,8 @@ class PlanIn(_Body):
     """A new plan."""
 
     name: Name
-    period_start: dt.date
-    period_end: dt.date
+    period_start: Date
+    period_end: Date
     currency: Currency | None = None
     owner: Identifier | None = None
 
@@ -50,45 +65,46 @@ class CampaignIn(_Body):
 
     name: Name
     channel: Channel
-    brand: Annotated[str, StringConstraints(max_length=200)] | None = None
+    brand: Name | None = None
     owner: Identifier
     budget: Money
-    start_date: dt.date
-    end_date: dt.date
-    gross_margin: Decimal = Field(default=Decimal("1"), ge=0, le=1)
+    start_date: Date
+    end_date: Date
+    gross_margin: Share = Decimal("1")
 
 
 class CampaignPatch(_Body):
-    """Changes to a campaign; absent fields stay as they are."""
+    """Changes to a campaign; absent fields stay as they are. Only ``brand`` may be null (no
+    brand): every other attribute is required, so an explicit null is refused (422)."""
 
-    name: Name | None = None
-    channel: Channel | None = None
-    brand: Annotated[str, StringConstraints(max_length=200)] | None = None
-    owner: Identifier | None = None
-    budget: Money | None = None
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
-    gross_margin: Decimal | None = Field(default=None, ge=0, le=1)
-    status: CampaignStatus | None = None
+    name: Name | MISSING = MISSING
+    channel: Channel | MISSING = MISSING
+    brand: Name | MISSING | None = MISSING
+    owner: Identifier | MISSING = MISSING
+    budget: Money | MISSING = MISSING
+    start_date: Date | MISSING = MISSING
+    end_date: Date | MISSING = MISSING
+    gross_margin: Share | MISSING = MISSING
+    status: CampaignStatus | MISSING = MISSING
 
 
 class StageIn(_Body):
     """A stage with a deadline."""
 
     name: Name
-    deadline: AwareDatetime
-    starts_at: AwareDatetime | None = None
+    deadline: UtcDatetime
+    starts_at: UtcDatetime | None = None
     assignee: Identifier | None = None
 
 
 class KpiTargetIn(_Body):
     """A KPI target of a campaign."""
 
-    kpi: Identifier
-    target: Decimal
+    kpi: Annotated[Identifier, Field(json_schema_extra={"enum": list(KPI_NAMES)})]
+    target: Measure
     direction: Direction | None = None
-    weight: Decimal = Field(default=Decimal("1"), gt=0)
-    tolerance: Decimal = Field(default=Decimal("0.05"), ge=0, lt=1)
+    weight: Weight = Decimal("1")
+    tolerance: Tolerance = Decimal("0.05")
 
 
 class ReallocationIn(_Body):
@@ -99,7 +115,7 @@ class ReallocationIn(_Body):
     from_campaign_id: Identifier | None = None
     to_campaign_id: Identifier | None = None
     amount: Money | None = None
-    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    reason: Text | None = None
     proposal_id: Identifier | None = None
 
 
@@ -274,13 +290,13 @@ def list_plans(db: DB, _: Reader) -> list[PlanOut]:
 
 
 @router.get("/plans/{plan_id}", response_model=PlanOut)
-def get_plan(plan_id: str, db: DB, _: Reader) -> PlanOut:
+def get_plan(plan_id: Identifier, db: DB, _: Reader) -> PlanOut:
     """A plan with its campaigns."""
     return _load_plan(db, plan_id, deep=True)
 
 
 @router.post("/plans/{plan_id}/approve", response_model=PlanOut)
-def approve_plan(plan_id: str, db: DB, principal: Approver) -> PlanOut:
+def approve_plan(plan_id: Identifier, db: DB, principal: Approver) -> PlanOut:
     """Approve a plan (cmo, admin)."""
     usecases.approve_plan(db=db, plan_id=plan_id, principal=principal)
     return _load_plan(db, plan_id, deep=True)
@@ -289,20 +305,20 @@ def approve_plan(plan_id: str, db: DB, principal: Approver) -> PlanOut:
 @router.post(
     "/plans/{plan_id}/campaigns", status_code=status.HTTP_201_CREATED, response_model=CampaignOut
 )
-def create_campaign(plan_id: str, body: CampaignIn, db: DB, _: Planner) -> CampaignOut:
+def create_campaign(plan_id: Identifier, body: CampaignIn, db: DB, _: Planner) -> CampaignOut:
     """Add a campaign to a plan."""
     campaign_id = usecases.plan_campaign(db=db, plan_id=plan_id, **body.model_dump())
     return _load_campaign(db, campaign_id)
 
 
 @router.get("/plans/{plan_id}/campaigns", response_model=list[CampaignOut])
-def list_campaigns(plan_id: str, db: DB, _: Reader) -> list[CampaignOut]:
+def list_campaigns(plan_id: Identifier, db: DB, _: Reader) -> list[CampaignOut]:
     """The campaigns of a plan."""
     return _load_plan(db, plan_id, deep=True).campaigns
 
 
 @router.get("/plans/{plan_id}/reallocation-proposals", response_model=list[ProposalOut])
-def list_proposals(plan_id: str, db: DB, _: Reader) -> list[ProposalOut]:
+def list_proposals(plan_id: Identifier, db: DB, _: Reader) -> list[ProposalOut]:
     """Budget reallocations measurement proposed for a plan."""
     _load_plan(db, plan_id, deep=False)
     with db.reading() as session:
@@ -321,20 +337,20 @@ def list_proposals(plan_id: str, db: DB, _: Reader) -> list[ProposalOut]:
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
-def get_campaign(campaign_id: str, db: DB, _: Reader) -> CampaignOut:
+def get_campaign(campaign_id: Identifier, db: DB, _: Reader) -> CampaignOut:
     """A campaign with its stages and KPI targets."""
     return _load_campaign(db, campaign_id)
 
 
 @router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
 def patch_campaign(
-    campaign_id: str, body: CampaignPatch, db: DB, principal: Planner
+    campaign_id: Identifier, body: CampaignPatch, db: DB, principal: Planner
 ) -> CampaignOut:
     """Change a campaign; a budget change on an approved plan needs cmo or admin."""
     usecases.update_campaign(
         db=db,
         campaign_id=campaign_id,
-        changes=body.model_dump(exclude_unset=True),
+        changes=body.model_dump(),
         principal=principal,
     )
     return _load_campaign(db, campaign_id)
@@ -343,7 +359,7 @@ def patch_campaign(
 @router.post(
     "/campaigns/{campaign_id}/stages", status_code=status.HTTP_201_CREATED, response_model=StageOut
 )
-def create_stage(campaign_id: str, body: StageIn, db: DB, _: Planner) -> StageOut:
+def create_stage(campaign_id: Identifier, body: StageIn, db: DB, _: Planner) -> StageOut:
     """Schedule a stage of a campaign."""
     stage_id = usecases.schedule_stage(db=db, campaign_id=campaign_id, **body.model_dump())
     return next(s for s in _load_campaign(db, campaign_id).stages if s.stage_id == stage_id)
@@ -354,7 +370,7 @@ def create_stage(campaign_id: str, body: StageIn, db: DB, _: Planner) -> StageOu
     status_code=status.HTTP_201_CREATED,
     response_model=KpiTargetOut,
 )
-def set_kpi_target(campaign_id: str, body: KpiTargetIn, db: DB, _: Planner) -> KpiTargetOut:
+def set_kpi_target(campaign_id: Identifier, body: KpiTargetIn, db: DB, _: Planner) -> KpiTargetOut:
     """Set a campaign's target for a KPI (replacing an earlier one for that KPI)."""
     target_id = usecases.set_kpi_target(db=db, campaign_id=campaign_id, **body.model_dump())
     return next(t for t in _load_campaign(db, campaign_id).kpi_targets if t.target_id == target_id)

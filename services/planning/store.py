@@ -16,7 +16,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -66,7 +68,7 @@ class Campaign(Base):
     currency: Mapped[str] = mapped_column(String(3))
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date] = mapped_column(Date)
-    gross_margin: Mapped[Decimal] = mapped_column(Numeric(6, 4), default=Decimal("1"))
+    gross_margin: Mapped[Decimal] = mapped_column(Numeric(7, 6), default=Decimal("1"))
     status: Mapped[str] = mapped_column(String(20), default="draft")
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
@@ -96,10 +98,10 @@ class KpiTarget(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     campaign_id: Mapped[str] = mapped_column(ForeignKey("planning_campaigns.id"), index=True)
     kpi: Mapped[str] = mapped_column(String(64))
-    target: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    target: Mapped[Decimal] = mapped_column(Numeric(28, 10))
     direction: Mapped[str] = mapped_column(String(20))
-    weight: Mapped[Decimal] = mapped_column(Numeric(10, 4), default=Decimal("1"))
-    tolerance: Mapped[Decimal] = mapped_column(Numeric(6, 4), default=Decimal("0.05"))
+    weight: Mapped[Decimal] = mapped_column(Numeric(18, 6), default=Decimal("1"))
+    tolerance: Mapped[Decimal] = mapped_column(Numeric(7, 6), default=Decimal("0.05"))
 
 
 class BudgetReallocation(Base):
@@ -133,6 +135,14 @@ class ReallocationProposal(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
 
 
+_WIDENED = (
+    ("planning_campaigns", "gross_margin"),
+    ("planning_kpi_targets", "target"),
+    ("planning_kpi_targets", "weight"),
+    ("planning_kpi_targets", "tolerance"),
+)
+
+
 class UnitOfWork:
     """One transaction: state changes plus the outbox rows of the events they produce."""
 
@@ -163,8 +173,25 @@ class Store:
         self._on_commit = on_commit
 
     def create_schema(self) -> None:
-        """Create planning's tables if they do not exist."""
+        """Create planning's tables if they do not exist; widen older numeric columns."""
         Base.metadata.create_all(self.engine)
+        if self.engine.dialect.name == "postgresql":
+            self._widen_numeric_columns()
+
+    def _widen_numeric_columns(self) -> None:
+        # columns created before they held what the event contract allows (Measure, Weight,
+        # Share) are widened, once; widening keeps every stored value
+        inspector = inspect(self.engine)
+        with self.engine.begin() as connection:
+            for table, column in _WIDENED:
+                wanted = Base.metadata.tables[table].c[column].type
+                found = next(c["type"] for c in inspector.get_columns(table) if c["name"] == column)
+                if (found.precision, found.scale) == (wanted.precision, wanted.scale):  # type: ignore[attr-defined]
+                    continue
+                sql_type = wanted.compile(dialect=self.engine.dialect)
+                connection.execute(
+                    text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {sql_type}")
+                )
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:

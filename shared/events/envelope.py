@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
@@ -35,10 +36,18 @@ MAX_TEXT = 2000
 MAX_LONG_TEXT = 100_000
 
 
+DECIMAL_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+"""How a number given as a string looks (the JSON Schema pattern of a decimal's string form)."""
+_NUMERIC_TEXT = re.compile(DECIMAL_TEXT)
+
+
 def _not_a_number(value: Any) -> Any:
     # pydantic reads a bare number as Unix time; a publisher sending one almost certainly means
-    # something else (SPEC §3 wants RFC 3339), so a number is rejected rather than read as 1970
-    if isinstance(value, int | float | Decimal):
+    # something else (SPEC §3 wants RFC 3339), so a number is rejected rather than read as 1970;
+    # so is a number given as text, as every value of a query string is ("?to=0.5")
+    if isinstance(value, int | float | Decimal) or (
+        isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value)
+    ):
         raise ValueError("must be an RFC 3339 date or timestamp string, not a number")
     return value
 
@@ -96,18 +105,35 @@ rejected), within the stores' range."""
 Date = Annotated[dt.date, BeforeValidator(_not_a_number), AfterValidator(_date_in_range)]
 """A calendar date (``YYYY-MM-DD``) within the stores' range."""
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False)]
+
+def _decimal_text_schema(schema: dict[str, Any]) -> None:
+    # the JSON Schema of a Decimal is "a number or any string": say which strings, so that API
+    # clients (and property-based tests generating from the OpenAPI) know the form
+    for branch in schema.get("anyOf", ()):
+        if branch.get("type") == "string":
+            branch["pattern"] = DECIMAL_TEXT
+
+
+_DECIMAL = Field(json_schema_extra=_decimal_text_schema)
+
+Money = Annotated[
+    Decimal, Field(ge=0, max_digits=18, decimal_places=2, allow_inf_nan=False), _DECIMAL
+]
 """A non-negative amount with at most two decimals, given as a decimal string or a number."""
 
-SignedMoney = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False)]
+SignedMoney = Annotated[
+    Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False), _DECIMAL
+]
 
-Measure = Annotated[Decimal, Field(max_digits=28, decimal_places=10, allow_inf_nan=False)]
+Measure = Annotated[Decimal, Field(max_digits=28, decimal_places=10, allow_inf_nan=False), _DECIMAL]
 """A KPI value or target: finite, at most 18 integer digits and 10 decimals."""
 
-Share = Annotated[Decimal, Field(ge=0, le=1, max_digits=7, decimal_places=6)]
+Share = Annotated[Decimal, Field(ge=0, le=1, max_digits=7, decimal_places=6), _DECIMAL]
 """A fraction between 0 and 1 with at most six decimals (gross margin, tolerance)."""
 
-Weight = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False)]
+Weight = Annotated[
+    Decimal, Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False), _DECIMAL
+]
 """A positive weight with at most six decimals."""
 
 Count = Annotated[int, BeforeValidator(_not_a_bool), Field(ge=0, le=MAX_COUNT)]

@@ -8,16 +8,16 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from notifier_testkit import FakeEmailSender, FakeWebhookSender, SmtpServer, WebhookReceiver
+from standardwebhooks import Webhook
 
 from services.notifier.senders import (
     NOTIFICATION_ID_HEADER,
-    SIGNATURE_HEADER,
     DeliveryError,
     EmailSender,
     HttpWebhookSender,
     SmtpEmailSender,
     WebhookSender,
-    sign,
+    webhook_key,
 )
 from shared.embedded import free_port
 
@@ -72,7 +72,7 @@ async def webhook_channel(
         return
     async with httpx.AsyncClient(timeout=5) as client:
         yield WebhookChannel(
-            sender=HttpWebhookSender(client=client, secret="s"),
+            sender=HttpWebhookSender(client=client, secret="s", allow_private=True),
             url=f"{webhook_receiver.base_url}/hook",
             received=lambda: [
                 (p.headers[NOTIFICATION_ID_HEADER], p.json()) for p in webhook_receiver.received()
@@ -113,7 +113,7 @@ async def test_webhook_errors_are_classified(
 ) -> None:
     webhook_receiver.fail("/hook", status)
     async with httpx.AsyncClient(timeout=5) as client:
-        sender = HttpWebhookSender(client=client, secret="topsecret")
+        sender = HttpWebhookSender(client=client, secret="topsecret", allow_private=True)
         with pytest.raises(DeliveryError) as caught:
             await sender.post_json(
                 url=f"{webhook_receiver.base_url}/hook", payload={"a": 1}, notification_id="n1"
@@ -121,12 +121,12 @@ async def test_webhook_errors_are_classified(
     assert caught.value.permanent is permanent
     assert f"HTTP {status}" in caught.value.reason
     (post,) = webhook_receiver.received()
-    assert post.headers[SIGNATURE_HEADER] == sign(post.body, secret="topsecret")
+    assert Webhook(webhook_key("topsecret")).verify(post.body, post.headers) == {"a": 1}
 
 
 async def test_webhook_unreachable_is_a_transient_error() -> None:
     async with httpx.AsyncClient(timeout=2) as client:
-        sender = HttpWebhookSender(client=client)
+        sender = HttpWebhookSender(client=client, allow_private=True)
         with pytest.raises(DeliveryError) as caught:
             await sender.post_json(
                 url=f"http://127.0.0.1:{free_port()}/hook", payload={}, notification_id="n1"
