@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -31,18 +32,30 @@ from poison_kit import (
 )
 
 from shared import dlq, topics
+from shared.embedded import EmbeddedBroker
 from shared.events.execution import BudgetThresholdCrossed
 from shared.events.ingest import AdMetricsReported, SpendRecorded
 from shared.events.kpi import BudgetReallocationProposed
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
+from shared.kafka import ensure_topics
+from shared.topics import all_topics_with_dlq
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def platform(kafka_bootstrap: str, chdb_url: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def poisoned_bootstrap() -> Iterator[str]:
+    """A broker of this module alone: the poison it publishes (5 MB values, JSON nested 3,000
+    deep …) stays off the session's shared topics, which other tests read from the start."""
+    with EmbeddedBroker() as broker:
+        ensure_topics(broker.bootstrap, all_topics_with_dlq(), partitions=3)
+        yield broker.bootstrap
+
+
+@pytest.fixture(scope="module")
+def platform(poisoned_bootstrap: str, chdb_url: str, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     with running_platform(
-        bootstrap=kafka_bootstrap,
+        bootstrap=poisoned_bootstrap,
         chdb_url=chdb_url,
         data_dir=tmp_path_factory.mktemp("reliability"),
     ) as running:
