@@ -40,6 +40,7 @@ class SpendRun:
 
     offered_rate: float
     campaigns: int
+    sample_every_s: float
     events: int = 0
     """Distinct spend events published (redeliveries not counted)."""
     duplicates: int = 0
@@ -126,7 +127,7 @@ async def measure_execution(
     seconds: float,
     campaigns: int = 20,
     duplicate_every: int = 50,
-    sample_every_s: float = 0.5,
+    sample_every_s: float = 1.0,
     catch_up_timeout_s: float = 180.0,
 ) -> SpendRun:
     """Publish spend at ``rate``/s for ``seconds`` to ``campaigns`` campaigns and sample the
@@ -140,7 +141,7 @@ async def measure_execution(
     }
     budgets = {c: (n * AMOUNT * BUDGET_SHARE).quantize(AMOUNT) for c, n in per_campaign.items()}
     templates = {c: spend_template(campaign_id=c, amount=AMOUNT) for c in ids}
-    result = SpendRun(offered_rate=rate, campaigns=campaigns)
+    result = SpendRun(offered_rate=rate, campaigns=campaigns, sample_every_s=sample_every_s)
     producer = AIOKafkaProducer(bootstrap_servers=service.bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
