@@ -192,7 +192,8 @@ async def measure_execution(
 
 async def _threshold_events(bootstrap: str, ids: set[str]) -> dict[int, int]:
     """Distinct ``budget.threshold_crossed`` of the campaigns per threshold on
-    ``mrm.execution.v1``, read from the start until a few seconds pass without a record."""
+    ``mrm.execution.v1``, read from the start until both thresholds of every campaign are seen
+    and then 2 s pass without another record (any extra one would be counted), or 30 s."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -210,11 +211,14 @@ async def _threshold_events(bootstrap: str, ids: set[str]) -> dict[int, int]:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + 30
-        quiet_until = time.monotonic() + 5
-        while time.monotonic() < min(deadline, quiet_until):
-            fetched = await consumer.getmany(timeout_ms=500)
+        last_record = time.monotonic()
+        while time.monotonic() < deadline:
+            complete = sum(len(found) for found in seen.values()) >= 2 * len(ids)
+            if complete and time.monotonic() - last_record >= 2:
+                break
+            fetched = await consumer.getmany(timeout_ms=200)
             for record in (r for records in fetched.values() for r in records):
-                quiet_until = time.monotonic() + 3
+                last_record = time.monotonic()
                 document = json.loads(record.value)
                 data = document.get("data", {})
                 if (
