@@ -79,6 +79,7 @@ def _bench(args: argparse.Namespace) -> int:
         profile_seconds=args.profile_seconds,
         execution_rate=args.execution_rate,
         execution_seconds=args.execution_seconds,
+        execution_backlog=args.execution_backlog,
         output=None if args.output == "-" else Path(args.output),
         work_dir=Path(args.work_dir) if args.work_dir else None,
     )
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--execution-seconds", type=float, default=60.0, help="execution run; 0 = skip it"
+    )
+    bench.add_argument(
+        "--execution-backlog", type=int, default=100_000, help="spend events drained at once"
     )
     bench.add_argument("--output", default="BENCHMARKS.md", help="report file; - = none")
     bench.add_argument("--work-dir", default=None, help="keep data here (default: temp dir)")

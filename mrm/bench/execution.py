@@ -22,7 +22,7 @@ from decimal import Decimal
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from mrm.bench.data import spend_template, with_event_id
-from mrm.bench.kafka import BenchTimeout
+from mrm.bench.kafka import BenchTimeout, publish_fast
 from mrm.bench.service import ExecutionProcess
 from shared.events import new_envelope
 from shared.events.planning import CampaignPlanned
@@ -49,6 +49,10 @@ class SpendRun:
     """(seconds since the first publish, events applied) as sampled from the API."""
     caught_up_s: float | None = None
     """Seconds from the last publish until every event was applied; None if it never was."""
+    backlog: int = 0
+    """Spend events then published at once (a backlog to drain); 0 when not measured."""
+    backlog_seconds: float | None = None
+    """First backlog publish → every backlog event applied; None if they never all were."""
     spend_exact: bool = False
     threshold_events: dict[int, int] = field(default_factory=dict)
     """threshold % → distinct ``budget.threshold_crossed`` events of the run's campaigns."""
@@ -67,6 +71,11 @@ class SpendRun:
         return self.applied / end if end > 0 else 0.0
 
     @property
+    def backlog_rate(self) -> float:
+        """Backlog events applied per second (the service's capacity), 0 when not measured."""
+        return self.backlog / self.backlog_seconds if self.backlog_seconds else 0.0
+
+    @property
     def behind_s(self) -> float:
         """How far behind the publisher the service ended: the catch-up time, or (never caught
         up) the waiting so far plus what was left at the measured rate."""
@@ -81,6 +90,7 @@ class SpendRun:
         """Every event counted once, to the cent, each threshold announced once per campaign."""
         return (
             self.caught_up_s is not None
+            and (self.backlog == 0 or self.backlog_seconds is not None)
             and self.spend_exact
             and self.threshold_events == {80: self.campaigns, 100: self.campaigns}
         )
@@ -129,10 +139,13 @@ async def measure_execution(
     duplicate_every: int = 50,
     sample_every_s: float = 1.0,
     catch_up_timeout_s: float = 180.0,
+    backlog: int = 0,
+    partitions: int = 3,
 ) -> SpendRun:
     """Publish spend at ``rate``/s for ``seconds`` to ``campaigns`` campaigns and sample the
     service's applied spend until all of it counts (or ``catch_up_timeout_s`` after the last
-    publish); then check the spend and the threshold events."""
+    publish); if it caught up, publish ``backlog`` more at once and time their draining; then
+    check the spend and the threshold events."""
     plan_id = f"bench-{run}-exec"
     ids = [f"bench-{run}-x{k:02d}" for k in range(campaigns)]
     total = int(rate * seconds)
@@ -168,11 +181,12 @@ async def measure_execution(
         while n < total:
             due = min(total, int((time.perf_counter() - started) * rate) + 1)
             while n < due:
-                campaign_id = ids[n % campaigns]
-                value = with_event_id(templates[campaign_id], str(uuid.uuid4()))
-                await producer.send(SPEND, value, key=campaign_id.encode())
+                k = n % campaigns
+                key, partition = ids[k].encode(), k % partitions
+                value = with_event_id(templates[ids[k]], str(uuid.uuid4()))
+                await producer.send(SPEND, value, key=key, partition=partition)
                 if duplicate_every and n % duplicate_every == duplicate_every - 1:
-                    await producer.send(SPEND, value, key=campaign_id.encode())
+                    await producer.send(SPEND, value, key=key, partition=partition)
                     result.duplicates += 1
                 n += 1
             await asyncio.sleep(0.005)
@@ -183,11 +197,60 @@ async def measure_execution(
         await sampler
     finally:
         await producer.stop()
+    if backlog and result.caught_up_s is not None:
+        result.backlog = backlog
+        result.backlog_seconds = await _drain(
+            service,
+            plan_id=plan_id,
+            ids=ids,
+            templates=templates,
+            count=backlog,
+            applied_before=result.applied,
+            partitions=partitions,
+            timeout_s=catch_up_timeout_s,
+        )
+        for k in range(backlog):
+            per_campaign[ids[k % campaigns]] += 1
     _, spend = await asyncio.to_thread(_applied, service, plan_id)
     result.spend_exact = spend == {c: n * AMOUNT for c, n in per_campaign.items()}
     if result.caught_up_s is not None:
         result.threshold_events = await _threshold_events(service.bootstrap, set(ids))
     return result
+
+
+async def _drain(
+    service: ExecutionProcess,
+    *,
+    plan_id: str,
+    ids: list[str],
+    templates: dict[str, bytes],
+    count: int,
+    applied_before: int,
+    partitions: int,
+    timeout_s: float,
+) -> float | None:
+    """Publish ``count`` spend events at once (each campaign on one partition, as keyed) and
+    return the seconds until the service applied them all (None after ``timeout_s``)."""
+    messages = (
+        (
+            SPEND,
+            k % len(ids) % partitions,
+            ids[k % len(ids)].encode(),
+            with_event_id(templates[ids[k % len(ids)]], str(uuid.uuid4())),
+        )
+        for k in range(count)
+    )
+    started = time.perf_counter()
+    await publish_fast(service.bootstrap, messages)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        service.check_alive()
+        applied, _ = await asyncio.to_thread(_applied, service, plan_id)
+        if applied >= applied_before + count:
+            return time.perf_counter() - started
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.5)
 
 
 async def _threshold_events(bootstrap: str, ids: set[str]) -> dict[int, int]:

@@ -174,6 +174,18 @@ def _execution_figures(e: SpendRun, bare: Counted | None) -> list[Any]:
             "execution: behind the spend publisher at the end",
             f"{e.behind_s:,.1f} s" + ("" if e.caught_up_s is not None else " (estimated)"),
         ),
+        *(
+            [
+                Figure(
+                    f"execution: a backlog of {e.backlog:,} spend.recorded applied",
+                    _rate(e.backlog_rate) if e.backlog_seconds else "not drained",
+                    raw_limit=f"{_rate(bare.rate)} (bare consumer)" if bare else "—",
+                    ratio=f"{e.backlog_rate / bare.rate:.3f}" if bare and bare.rate else "—",
+                )
+            ]
+            if e.backlog
+            else []
+        ),
     ]
 
 
@@ -322,8 +334,15 @@ def details(r: Results) -> list[str]:
             "sent twice with the same event_id; budgets at 90 % of each campaign's spend, so "
             "every campaign crosses 80 % and 100 % during the run. Applied spend sampled through "
             f"`GET /api/v1/campaigns` every {e.sample_every_s:g} s; rate = events applied / (last "
-            "applied − first publish); behind = last applied − last publish. Then every "
-            "campaign's spend was "
+            "applied − first publish); behind = last applied − last publish. "
+            + (
+                f"Then {e.backlog:,} more were published at once (`send_batch`) and timed from "
+                "the first publish until all were applied (polled every 0.5 s): the service's "
+                "capacity, comparable with the bare consumer. "
+                if e.backlog
+                else ""
+            )
+            + "Finally every campaign's spend was "
             f"compared to the cent ({'equal' if e.spend_exact else 'NOT equal'}) and "
             "`budget.threshold_crossed` counted on `mrm.execution.v1` by distinct event_id "
             f"(80 %: {e.threshold_events.get(80, 0)}, 100 %: {e.threshold_events.get(100, 0)})."

@@ -63,6 +63,7 @@ class BenchConfig:
     execution_rate: float = 5000.0
     execution_seconds: float = 60.0
     execution_campaigns: int = 20
+    execution_backlog: int = 100_000
     output: Path | None = Path("BENCHMARKS.md")
     work_dir: Path | None = None
     keep: bool = False
@@ -261,12 +262,15 @@ def _execution_phase(
                 rate=config.execution_rate,
                 seconds=config.execution_seconds,
                 campaigns=config.execution_campaigns,
+                backlog=config.execution_backlog,
+                partitions=config.partitions,
             )
         )
     spend = results.execution
     console.print(
-        f"    applied {spend.rate:,.0f} events/s; {spend.behind_s:,.1f} s behind at the end"
-        + ("" if spend.verified else " (NOT verified: spend or threshold events off)")
+        f"    applied {spend.rate:,.0f} events/s; {spend.behind_s:,.1f} s behind at the end; "
+        f"a backlog of {spend.backlog:,} drained at {spend.backlog_rate:,.0f} events/s"
+        + ("" if spend.verified else " (NOT verified: spend, backlog or threshold events off)")
     )
 
 

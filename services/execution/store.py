@@ -244,19 +244,7 @@ def lock_campaign(*, session: Session, campaign_id: str) -> Campaign:
     Locking serialises concurrent spend and planning updates of one campaign, so a threshold
     is evaluated against every committed spend and budget.
     """
-    campaign = session.get(Campaign, campaign_id, with_for_update=True)
-    if campaign is None:
-        campaign = Campaign(
-            campaign_id=campaign_id,
-            version=0,
-            status_version=0,
-            overspend_flagged=False,
-            overspend_alerts=0,
-            updated_at=utcnow(),
-        )
-        session.add(campaign)
-        session.flush()
-    return campaign
+    return lock_campaigns(session=session, campaign_ids=[campaign_id])[campaign_id]
 
 
 def lock_campaigns(*, session: Session, campaign_ids: Iterable[str]) -> dict[str, Campaign]:
@@ -326,7 +314,7 @@ def campaigns_to_watch(*, session: Session) -> list[str]:
     return list(session.scalars(query))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SpendRow:
     """One ``spend.recorded`` to record."""
 

@@ -146,6 +146,7 @@ config = BenchConfig(
     events=3000, query_events=6000, freshness_rate=300, freshness_seconds=2, probe_every=10,
     probe_campaigns=2, query_calls=3, campaigns=4, plans=2, memory_events=0, profile_events=0,
     profile_seconds=0, execution_rate=300, execution_seconds=2, execution_campaigns=3,
+    execution_backlog=600,
     output=out / "BENCHMARKS.md", work_dir=out / "work",
 )
 report = run(config, command="mrm bench (smoke)")
@@ -183,6 +184,8 @@ def test_tiny_full_run_writes_a_complete_report(tmp_path: Path) -> None:
     execution = row("execution: spend.recorded applied")
     assert execution["value"].endswith("/s") and float(execution["ratio"]) > 0
     assert execution["met"] is not None
+    backlog = row("execution: a backlog of 600 spend.recorded applied")
+    assert backlog["value"].endswith("/s") and float(backlog["ratio"]) > 0
     assert "(80 %: 3, 100 %: 3)" in (tmp_path / "BENCHMARKS.md").read_text()
     report = (tmp_path / "BENCHMARKS.md").read_text()
     for heading in ("## Run", "## Results", "## How each figure is measured", "nproc", "cpu"):
