@@ -130,9 +130,12 @@ def forecast_at_completion(
     *, spend: Decimal, start_date: dt.date, end_date: dt.date, now: dt.datetime
 ) -> Decimal | None:
     """Spend / elapsed share of the duration (SPEC §4); None before the campaign starts."""
-    share = elapsed_share(start_date=start_date, end_date=end_date, now=now)
+    return _forecast(spend, elapsed_share(start_date=start_date, end_date=end_date, now=now))
+
+
+def _forecast(spend: Decimal, share: Decimal | None) -> Decimal | None:
     # seconds into a campaign the share is tiny; cap so the figure always fits an event
-    return None if share == 0 else to_money(min(spend / share, MONEY_MAX))
+    return None if share is None or share == 0 else to_money(min(spend / share, MONEY_MAX))
 
 
 def utilisation(*, spend: Decimal, budget: Decimal) -> Decimal | None:
@@ -242,8 +245,7 @@ def evaluate_spend(
                     crossings[open_new[pct]] = replace(crossings[open_new.pop(pct)], rearmed=True)
                 else:
                     rearmed.append(pct)
-        # seconds into a campaign the share is tiny; cap so the figure always fits an event
-        forecast = None if share is None or share == 0 else to_money(min(spend / share, MONEY_MAX))
+        forecast = _forecast(spend, share)
         overspend = forecast is not None and forecast > p.budget
         if overspend and not flagged and forecast is not None:
             alerts += 1
