@@ -78,6 +78,9 @@ def _bench(args: argparse.Namespace) -> int:
         probe_every=args.probe_every,
         poll_interval_s=args.poll_interval,
         profile_seconds=args.profile_seconds,
+        execution_rate=args.execution_rate,
+        execution_seconds=args.execution_seconds,
+        execution_backlog=args.execution_backlog,
         output=None if args.output == "-" else Path(args.output),
         work_dir=Path(args.work_dir) if args.work_dir else None,
     )
@@ -130,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--probe-every", type=int, default=100, help="every n-th spend is a probe")
     bench.add_argument("--poll-interval", type=float, default=0.1, help="probe poll pause, s")
     bench.add_argument("--profile-seconds", type=float, default=15.0, help="py-spy; 0 = off")
+    bench.add_argument(
+        "--execution-rate", type=float, default=5000.0, help="spend events/s for execution"
+    )
+    bench.add_argument(
+        "--execution-seconds", type=float, default=60.0, help="execution run; 0 = skip it"
+    )
+    bench.add_argument(
+        "--execution-backlog", type=int, default=100_000, help="spend events drained at once"
+    )
     bench.add_argument("--output", default="BENCHMARKS.md", help="report file; - = none")
     bench.add_argument("--work-dir", default=None, help="keep data here (default: temp dir)")
     bench.set_defaults(func=_bench)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from mrm.bench.execution import SpendRun
 from mrm.bench.ingest import Ingestion, Profile
 from mrm.bench.kafka import Counted, DeadLetters, Published
 from mrm.bench.queries import Inserted, KpiDataset, Latency
@@ -18,6 +19,8 @@ CAMPAIGN_KPI_TARGET_S = 0.100
 PLAN_KPI_TARGET_S = 0.300
 RSS_TARGET_BYTES = int(1.5 * GIB)
 RSS_TARGET_EVENTS = 10_000_000
+EXECUTION_BEHIND_TARGET_S = 5.0
+"""Execution keeps up when it ends at most this far behind the spend publisher."""
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Results:
     dataset: KpiDataset | None = None
     campaign_latency: Latency | None = None
     plan_latency: Latency | None = None
+    execution: SpendRun | None = None
 
 
 def _rate(value: float) -> str:
@@ -95,6 +99,8 @@ def figures(r: Results) -> list[Any]:
                     ratio=f"{r.ingestion.rate / r.bare_insert.rate:.2f}",
                 )
             )
+    if r.execution is not None:
+        out += _execution_figures(r.execution, r.bare_consumer)
     if r.dead_letters is not None:
         found = len(r.dead_letters.found) - len(r.dead_letters.without_reason)
         out.append(
@@ -151,6 +157,38 @@ def figures(r: Results) -> list[Any]:
     return out
 
 
+def _execution_figures(e: SpendRun, bare: Counted | None) -> list[Any]:
+    from mrm.bench.report import Figure
+
+    offered = f"{e.offered_rate:,.0f}/s offered for {e.publish_seconds:.0f} s"
+    return [
+        Figure(
+            f"execution: spend.recorded applied to budgets ({offered}, {e.campaigns} campaigns)",
+            _rate(e.rate),
+            raw_limit=f"{_rate(bare.rate)} (bare consumer)" if bare else "—",
+            ratio=f"{e.rate / bare.rate:.3f}" if bare and bare.rate else "—",
+            target=f"keeps up (≤ {EXECUTION_BEHIND_TARGET_S:.0f} s behind at the end)",
+            met=e.behind_s <= EXECUTION_BEHIND_TARGET_S and e.verified,
+        ),
+        Figure(
+            "execution: behind the spend publisher at the end",
+            f"{e.behind_s:,.1f} s" + ("" if e.caught_up_s is not None else " (estimated)"),
+        ),
+        *(
+            [
+                Figure(
+                    f"execution: a backlog of {e.backlog:,} spend.recorded applied",
+                    _rate(e.backlog_rate) if e.backlog_seconds else "not drained",
+                    raw_limit=f"{_rate(bare.rate)} (bare consumer)" if bare else "—",
+                    ratio=f"{e.backlog_rate / bare.rate:.3f}" if bare and bare.rate else "—",
+                )
+            ]
+            if e.backlog
+            else []
+        ),
+    ]
+
+
 def notes(r: Results) -> list[str]:
     """Why targets are not met (or could not be checked), in plain words."""
     out = []
@@ -170,6 +208,20 @@ def notes(r: Results) -> list[str]:
                 "broker, chDB's background merges and the benchmark; see the profile."
                 + _profile_headline(r.profile)
             )
+    e = r.execution
+    if e is not None and not (e.behind_s <= EXECUTION_BEHIND_TARGET_S and e.verified):
+        out.append(
+            f"- **Execution applied {e.rate:,.0f} spend events/s of {e.offered_rate:,.0f} "
+            f"offered and ended {e.behind_s:,.1f} s behind**"
+            + (
+                ""
+                if e.caught_up_s is not None
+                else " (estimated: it had not caught up when the benchmark stopped waiting)"
+            )
+            + f"; spend exact to the cent: {'yes' if e.spend_exact else 'no'}; threshold events "
+            f"(80 %, 100 %): {e.threshold_events.get(80, 0)}, {e.threshold_events.get(100, 0)} "
+            f"for {e.campaigns} campaigns."
+        )
     if r.dead_letters is not None and len(r.dead_letters.found) < r.malformed:
         out.append(
             f"- **DLQ: {r.malformed - len(r.dead_letters.found)} malformed messages were not "
@@ -271,6 +323,29 @@ def details(r: Results) -> list[str]:
             f"last row = the company funnel (`GET /api/v1/funnel`) equal to the expected stage "
             f"counts of all {r.ingestion.rows:,} leads, {r.ingestion.seconds:.1f} s after the "
             "first batch. Rate = rows / that time."
+        )
+    if r.execution is not None:
+        e = r.execution
+        out.append(
+            f"- Execution: `python -m services.execution` as a child process (SQLite in its own "
+            f"data dir) on a fresh embedded broker; {e.campaigns} campaigns planned, then "
+            f"{e.events:,} spend.recorded of 1.00 published at {e.offered_rate:,.0f}/s in "
+            f"{e.publish_seconds:.1f} s (aiokafka, paced every 5 ms), {e.duplicates:,} of them "
+            "sent twice with the same event_id; budgets at 90 % of each campaign's spend, so "
+            "every campaign crosses 80 % and 100 % during the run. Applied spend sampled through "
+            f"`GET /api/v1/campaigns` every {e.sample_every_s:g} s; rate = events applied / (last "
+            "applied − first publish); behind = last applied − last publish. "
+            + (
+                f"Then {e.backlog:,} more were published at once (`send_batch`) and timed from "
+                "the first publish until all were applied (polled every 0.5 s): the service's "
+                "capacity, comparable with the bare consumer. "
+                if e.backlog
+                else ""
+            )
+            + "Finally every campaign's spend was "
+            f"compared to the cent ({'equal' if e.spend_exact else 'NOT equal'}) and "
+            "`budget.threshold_crossed` counted on `mrm.execution.v1` by distinct event_id "
+            f"(80 %: {e.threshold_events.get(80, 0)}, 100 %: {e.threshold_events.get(100, 0)})."
         )
     if r.dead_letters is not None:
         reasons = "; ".join(f"{k}: `{v[:90]}`" for k, v in sorted(r.dead_letters.reasons.items()))

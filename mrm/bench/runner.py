@@ -2,8 +2,8 @@
 
 Order matters on a small machine, so phases never overlap: broker + pre-published leads →
 bare consumer → bare chDB insert → the real measurement service (sustained ingestion, DLQ,
-freshness, memory, profile) → service stopped → KPI queries on a large history in the
-benchmark's own chDB.
+freshness, memory, profile) → service stopped → the real execution service on a fresh broker
+(spend at a steady rate) → KPI queries on a large history in the benchmark's own chDB.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rich.console import Console
 
 from mrm.bench import figures as fig
 from mrm.bench.data import LeadStream, interleave, malformed_messages
+from mrm.bench.execution import measure_execution
 from mrm.bench.freshness import measure_freshness
 from mrm.bench.ingest import (
     expected_company_funnel,
@@ -31,7 +32,7 @@ from mrm.bench.ingest import (
 from mrm.bench.kafka import count_messages, publish_fast, scan_dead_letters
 from mrm.bench.queries import bare_insert, build_kpi_dataset, time_kpi_queries
 from mrm.bench.report import Report, machine, markdown, print_table
-from mrm.bench.service import MeasurementProcess, metric
+from mrm.bench.service import ExecutionProcess, MeasurementProcess, metric
 from services.measurement import analytics
 from shared.embedded import EmbeddedBroker
 from shared.kafka import ensure_topics
@@ -59,6 +60,10 @@ class BenchConfig:
     memory_budget_s: float = 720.0
     profile_events: int = 300_000
     profile_seconds: float = 15.0
+    execution_rate: float = 5000.0
+    execution_seconds: float = 60.0
+    execution_campaigns: int = 20
+    execution_backlog: int = 100_000
     output: Path | None = Path("BENCHMARKS.md")
     work_dir: Path | None = None
     keep: bool = False
@@ -76,6 +81,9 @@ def run(config: BenchConfig, *, command: str, console: Console | None = None) ->
     try:
         with EmbeddedBroker(log_file=work / "broker.log") as broker:
             _service_phases(config, broker.bootstrap, work, run_id, results, console)
+        if config.execution_seconds > 0 and config.execution_rate > 0:
+            with EmbeddedBroker(log_file=work / "broker-execution.log") as broker:
+                _execution_phase(config, broker.bootstrap, work, run_id, results, console)
         _query_phase(config, work, run_id, results, console)
     finally:
         if not config.keep and config.work_dir is None:
@@ -108,11 +116,11 @@ def _service_phases(
     bad_on_leads = sum(1 for m in bad if m.topic == LEADS)
     every = max(1, config.events // len(bad))
 
-    console.print(f"[bold]1/7[/] pre-publishing {config.events:,} lead events (+{len(bad)} bad)")
+    console.print(f"[bold]1/8[/] pre-publishing {config.events:,} lead events (+{len(bad)} bad)")
     results.published = asyncio.run(
         publish_fast(bootstrap, interleave(stream.messages(0, config.events), bad, every=every))
     )
-    console.print("[bold]2/7[/] bare consumer (aiokafka, counts only)")
+    console.print("[bold]2/8[/] bare consumer (aiokafka, counts only)")
     results.bare_consumer = asyncio.run(
         count_messages(bootstrap, LEADS, expect=config.events + bad_on_leads)
     )
@@ -120,7 +128,7 @@ def _service_phases(
         f"    published {results.published.rate:,.0f} msgs/s; "
         f"bare consumer {results.bare_consumer.rate:,.0f} msgs/s"
     )
-    console.print("[bold]3/7[/] bare insert_arrow into chDB")
+    console.print("[bold]3/8[/] bare insert_arrow into chDB")
     client = analytics.connect(f"chdb://{work / 'bench-clickhouse'}", database="default")
     try:
         results.bare_insert = bare_insert(
@@ -135,7 +143,7 @@ def _service_phases(
     finally:
         client.close()
 
-    console.print("[bold]4/7[/] the measurement service ingests the backlog")
+    console.print("[bold]4/8[/] the measurement service ingests the backlog")
     with MeasurementProcess(bootstrap=bootstrap, data_dir=work / "measurement") as service:
         results.startup_s = service.start()
         ready_at = time.perf_counter()
@@ -164,7 +172,7 @@ def _service_phases(
         )
 
         console.print(
-            f"[bold]5/7[/] freshness: {config.freshness_rate:,.0f} spend/s "
+            f"[bold]5/8[/] freshness: {config.freshness_rate:,.0f} spend/s "
             f"for {config.freshness_seconds:.0f} s"
         )
         results.freshness = asyncio.run(
@@ -210,7 +218,7 @@ def _memory_and_profile(
         results.rss_events = config.events
         return
     console.print(
-        f"[bold]6/7[/] {extra:,} more lead events (memory"
+        f"[bold]6/8[/] {extra:,} more lead events (memory"
         + (f", py-spy {config.profile_seconds:.0f} s" if config.profile_seconds > 0 else "")
         + ")"
     )
@@ -232,11 +240,45 @@ def _memory_and_profile(
     results.final_funnel_ok = service.funnel() == expected
 
 
+def _execution_phase(
+    config: BenchConfig,
+    bootstrap: str,
+    work: Path,
+    run_id: str,
+    results: fig.Results,
+    console: Console,
+) -> None:
+    console.print(
+        f"[bold]7/8[/] execution: {config.execution_rate:,.0f} spend/s for "
+        f"{config.execution_seconds:.0f} s on a fresh broker"
+    )
+    ensure_topics(bootstrap, all_topics_with_dlq(), partitions=config.partitions)
+    with ExecutionProcess(bootstrap=bootstrap, data_dir=work / "execution") as service:
+        service.start()
+        results.execution = asyncio.run(
+            measure_execution(
+                service,
+                run=run_id,
+                rate=config.execution_rate,
+                seconds=config.execution_seconds,
+                campaigns=config.execution_campaigns,
+                backlog=config.execution_backlog,
+                partitions=config.partitions,
+            )
+        )
+    spend = results.execution
+    console.print(
+        f"    applied {spend.rate:,.0f} events/s; {spend.behind_s:,.1f} s behind at the end; "
+        f"a backlog of {spend.backlog:,} drained at {spend.backlog_rate:,.0f} events/s"
+        + ("" if spend.verified else " (NOT verified: spend, backlog or threshold events off)")
+    )
+
+
 def _query_phase(
     config: BenchConfig, work: Path, run_id: str, results: fig.Results, console: Console
 ) -> None:
     console.print(
-        f"[bold]7/7[/] KPI queries on {config.query_events:,} lead events "
+        f"[bold]8/8[/] KPI queries on {config.query_events:,} lead events "
         f"({config.campaigns} campaigns, {config.plans} plans)"
     )
     client = analytics.connect(f"chdb://{work / 'bench-clickhouse'}", database="default")

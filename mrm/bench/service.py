@@ -1,8 +1,8 @@
-"""The real measurement service as a child process, observed only from outside.
+"""The real services (measurement, execution) as child processes, observed only from outside.
 
-It gets its own data directory and chDB path; the benchmark sees it through its HTTP API
-(``/metrics``, the funnel and KPI endpoints) and ``/proc/<pid>/status``, never by opening its
-ClickHouse files (chDB allows one engine per process, and the service's is its own).
+Each gets its own data directory (and measurement its chDB path); the benchmark sees it through
+its HTTP API (``/metrics``, the funnel, KPI and progress endpoints) and ``/proc/<pid>/status``,
+never by opening its files (chDB allows one engine per process, and the service's is its own).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Self
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,11 +23,12 @@ from mrm.supervisor import spawn_service
 from shared.embedded import free_port
 
 TOKEN = "bench-viewer"
-_PREFIX = "mrm_measurement_"
 
 
-class MeasurementProcess:
-    """``python -m services.measurement`` against a given broker, in a data dir of its own."""
+class ServiceProcess:
+    """``python -m services.<name>`` against a given broker, in a data dir of its own."""
+
+    name = "service"
 
     def __init__(self, *, bootstrap: str, data_dir: Path, extra_env: dict[str, str] | None = None):
         self.bootstrap = bootstrap
@@ -35,7 +37,7 @@ class MeasurementProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = data_dir / "measurement.log"
+        self.log_path = data_dir / f"{self.name}.log"
         self.http = httpx.Client(
             base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"}
         )
@@ -46,22 +48,24 @@ class MeasurementProcess:
         assert self.process is not None, "not started"
         return self.process.pid
 
+    def own_env(self) -> dict[str, str]:
+        """The service's own settings (beyond broker, data dir, port, tokens and logging)."""
+        return {}
+
     def start(self, *, ready_timeout_s: float = 120.0) -> float:
         """Start the service and wait for ``/ready``; return the seconds that took."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {
             "MRM_KAFKA_BOOTSTRAP": self.bootstrap,
             "MRM_DATA_DIR": str(self.data_dir),
-            "MRM_CLICKHOUSE_URL": f"chdb://{self.data_dir / 'clickhouse'}",
-            "MRM_MEASUREMENT_PORT": str(self.port),
+            f"MRM_{self.name.upper()}_PORT": str(self.port),
             "MRM_TOKENS": json.dumps({TOKEN: {"subject": "bench", "role": "viewer"}}),
             "MRM_LOG_JSON": "true",
+            **self.own_env(),
             **self.extra_env,
         }
         started = time.perf_counter()
-        self.process = spawn_service(
-            "measurement", env=env, log_path=self.log_path, inherit_mrm=False
-        )
+        self.process = spawn_service(self.name, env=env, log_path=self.log_path, inherit_mrm=False)
         deadline = time.monotonic() + ready_timeout_s
         while True:
             self.check_alive()
@@ -71,14 +75,14 @@ class MeasurementProcess:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise BenchTimeout(f"measurement not ready after {ready_timeout_s:.0f} s")
+                raise BenchTimeout(f"{self.name} not ready after {ready_timeout_s:.0f} s")
             time.sleep(0.1)
 
     def check_alive(self) -> None:
         """Raise if the service has exited (with the tail of its log)."""
         if self.process is not None and self.process.poll() is not None:
             tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
-            raise RuntimeError("measurement exited:\n" + "\n".join(tail))
+            raise RuntimeError(f"{self.name} exited:\n" + "\n".join(tail))
 
     def metrics(self) -> dict[str, float]:
         """The service's Prometheus samples, ``name{label=value}`` → value (prefix dropped)."""
@@ -87,16 +91,9 @@ class MeasurementProcess:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                name = sample.name.removeprefix(_PREFIX)
+                name = sample.name.removeprefix(f"mrm_{self.name}_")
                 out[f"{name}{{{labels}}}" if labels else name] = sample.value
         return out
-
-    def funnel(self, campaign_id: str | None = None) -> dict[str, int]:
-        """The funnel's stage counts (company-wide without ``campaign_id``)."""
-        params = {"campaign_id": campaign_id} if campaign_id else {}
-        response = self.http.get("/api/v1/funnel", params=params)
-        response.raise_for_status()
-        return dict(response.json()["stages"])
 
     def rss_bytes(self) -> dict[str, int]:
         """VmRSS (now) and VmHWM (peak) of the service process, in bytes."""
@@ -119,7 +116,7 @@ class MeasurementProcess:
             self.process.kill()
             self.process.wait()
 
-    def __enter__(self) -> MeasurementProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -129,6 +126,35 @@ class MeasurementProcess:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class MeasurementProcess(ServiceProcess):
+    """The measurement service, with its own chDB path."""
+
+    name = "measurement"
+
+    def own_env(self) -> dict[str, str]:
+        """Its chDB path inside its data dir."""
+        return {"MRM_CLICKHOUSE_URL": f"chdb://{self.data_dir / 'clickhouse'}"}
+
+    def funnel(self, campaign_id: str | None = None) -> dict[str, int]:
+        """The funnel's stage counts (company-wide without ``campaign_id``)."""
+        params = {"campaign_id": campaign_id} if campaign_id else {}
+        response = self.http.get("/api/v1/funnel", params=params)
+        response.raise_for_status()
+        return dict(response.json()["stages"])
+
+
+class ExecutionProcess(ServiceProcess):
+    """The execution service (its default store: a SQLite file in its data dir)."""
+
+    name = "execution"
+
+    def campaigns(self, plan_id: str) -> list[dict[str, Any]]:
+        """The plan's campaigns with their spend against plan (``GET /api/v1/campaigns``)."""
+        response = self.http.get("/api/v1/campaigns", params={"plan_id": plan_id, "limit": 500})
+        response.raise_for_status()
+        return list(response.json())
 
 
 def metric(samples: dict[str, float], name: str, **labels: str) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -130,9 +130,12 @@ def forecast_at_completion(
     *, spend: Decimal, start_date: dt.date, end_date: dt.date, now: dt.datetime
 ) -> Decimal | None:
     """Spend / elapsed share of the duration (SPEC §4); None before the campaign starts."""
-    share = elapsed_share(start_date=start_date, end_date=end_date, now=now)
+    return _forecast(spend, elapsed_share(start_date=start_date, end_date=end_date, now=now))
+
+
+def _forecast(spend: Decimal, share: Decimal | None) -> Decimal | None:
     # seconds into a campaign the share is tiny; cap so the figure always fits an event
-    return None if share == 0 else to_money(min(spend / share, MONEY_MAX))
+    return None if share is None or share == 0 else to_money(min(spend / share, MONEY_MAX))
 
 
 def utilisation(*, spend: Decimal, budget: Decimal) -> Decimal | None:
@@ -173,15 +176,29 @@ class BudgetPosition:
 
 
 @dataclass(frozen=True)
+class Crossing:
+    """A threshold announced by a decision: its generation and the spend that reached it."""
+
+    threshold_pct: int
+    generation: int
+    spend: Decimal
+    rearmed: bool = False
+    """Re-armed again later in the same decision (the spend fell back below it)."""
+
+
+@dataclass(frozen=True)
 class BudgetDecision:
     """What to record after evaluating a budget position, and the events to publish."""
 
     newly_crossed: tuple[int, ...]
     rearmed: tuple[int, ...]
+    """Thresholds crossed before the decision and re-armed by it."""
     forecast: Decimal | None
     overspend_flagged: bool
     overspend_alerts: int
     events: tuple[Outgoing, ...]
+    crossings: tuple[Crossing, ...] = ()
+    """The announcements behind ``newly_crossed``, in order."""
 
 
 def evaluate_budget(*, position: BudgetPosition, now: dt.datetime) -> BudgetDecision:
@@ -190,59 +207,110 @@ def evaluate_budget(*, position: BudgetPosition, now: dt.datetime) -> BudgetDeci
     A threshold is announced once; it is re-armed only when a raised budget brings the spend
     back below it, so a later crossing is announced again (a new, distinct event).
     """
+    return evaluate_spend(position=position, totals=(position.spend,), now=now)
+
+
+def evaluate_spend(
+    *, position: BudgetPosition, totals: Sequence[Decimal], now: dt.datetime
+) -> BudgetDecision:
+    """``evaluate_budget`` after each of several spend events in order, as one decision.
+
+    ``totals`` are the campaign's spend after each event (``position.spend`` is ignored):
+    every threshold and overspend alert is announced once, carrying the spend (and forecast)
+    of the event that reached it, exactly as if the events had been evaluated one by one.
+    """
     p = position
-    events: list[Outgoing] = []
-    newly_crossed: list[int] = []
+    share = None
+    if p.start_date is not None and p.end_date is not None:
+        share = elapsed_share(start_date=p.start_date, end_date=p.end_date, now=now)
+    crossed, counts = set(p.crossed), dict(p.crossings)
+    open_new: dict[int, int] = {}  # threshold → index in ``crossings`` of its open announcement
+    crossings: list[Crossing] = []
     rearmed: list[int] = []
-    for pct in THRESHOLDS:
-        reached = threshold_reached(spend=p.spend, budget=p.budget, threshold_pct=pct)
-        if reached and pct not in p.crossed:
-            generation = p.crossings.get(pct, 0) + 1
-            newly_crossed.append(pct)
+    events: list[Outgoing] = []
+    flagged, alerts = p.overspend_flagged, p.overspend_alerts
+    forecast: Decimal | None = None
+    for spend in totals:
+        for pct in THRESHOLDS:
+            reached = threshold_reached(spend=spend, budget=p.budget, threshold_pct=pct)
+            if reached and pct not in crossed:
+                crossed.add(pct)
+                counts[pct] = counts.get(pct, 0) + 1
+                open_new[pct] = len(crossings)
+                crossings.append(Crossing(pct, counts[pct], spend))
+                events.append(_threshold_event(p, pct=pct, generation=counts[pct], spend=spend))
+            elif not reached and pct in crossed:
+                crossed.discard(pct)
+                if pct in open_new:
+                    crossings[open_new[pct]] = replace(crossings[open_new.pop(pct)], rearmed=True)
+                else:
+                    rearmed.append(pct)
+        forecast = _forecast(spend, share)
+        overspend = forecast is not None and forecast > p.budget
+        if overspend and not flagged and forecast is not None:
+            alerts += 1
             events.append(
                 Outgoing(
-                    event_id=event_id_for(p.campaign_id, "threshold", pct, generation),
-                    data=BudgetThresholdCrossed(
+                    event_id=event_id_for(p.campaign_id, "overspend_forecast", alerts),
+                    data=BudgetOverspendForecast(
                         campaign_id=p.campaign_id,
-                        threshold_pct=pct,  # type: ignore[arg-type]
-                        spend=p.spend,
+                        spend=spend,
                         budget=p.budget,
+                        forecast_at_completion=forecast,
                         currency=p.currency,
                     ),
                 )
             )
-        elif not reached and pct in p.crossed:
-            rearmed.append(pct)
-
-    forecast = None
-    if p.start_date is not None and p.end_date is not None:
-        forecast = forecast_at_completion(
-            spend=p.spend, start_date=p.start_date, end_date=p.end_date, now=now
-        )
-    overspend = forecast is not None and forecast > p.budget
-    alerts = p.overspend_alerts
-    if overspend and not p.overspend_flagged and forecast is not None:
-        alerts += 1
-        events.append(
-            Outgoing(
-                event_id=event_id_for(p.campaign_id, "overspend_forecast", alerts),
-                data=BudgetOverspendForecast(
-                    campaign_id=p.campaign_id,
-                    spend=p.spend,
-                    budget=p.budget,
-                    forecast_at_completion=forecast,
-                    currency=p.currency,
-                ),
-            )
-        )
+        flagged = overspend
     return BudgetDecision(
-        newly_crossed=tuple(newly_crossed),
+        newly_crossed=tuple(c.threshold_pct for c in crossings),
         rearmed=tuple(rearmed),
         forecast=forecast,
-        overspend_flagged=overspend,
+        overspend_flagged=flagged,
         overspend_alerts=alerts,
         events=tuple(events),
+        crossings=tuple(crossings),
     )
+
+
+def _threshold_event(p: BudgetPosition, *, pct: int, generation: int, spend: Decimal) -> Outgoing:
+    return Outgoing(
+        event_id=event_id_for(p.campaign_id, "threshold", pct, generation),
+        data=BudgetThresholdCrossed(
+            campaign_id=p.campaign_id,
+            threshold_pct=pct,  # type: ignore[arg-type]
+            spend=spend,
+            budget=p.budget,
+            currency=p.currency,
+        ),
+    )
+
+
+def running_totals(
+    *,
+    by_currency: Mapping[str, Decimal],
+    spends: Sequence[tuple[str, Decimal]],
+    currency: str,
+    fx: FxRates,
+) -> list[Decimal]:
+    """A campaign's spend in ``currency`` (as ``total_spend`` counts it) after each of
+    ``spends`` ((currency, amount), in order), starting from ``by_currency``."""
+    sums = dict(by_currency)
+    converted = {c: _converted(a, source=c, target=currency, fx=fx) for c, a in sums.items()}
+    out = []
+    for source, amount in spends:
+        sums[source] = sums.get(source, Decimal(0)) + amount
+        converted[source] = _converted(sums[source], source=source, target=currency, fx=fx)
+        out.append(to_money(sum(converted.values(), Decimal(0))))
+    return out
+
+
+def _converted(amount: Decimal, *, source: str, target: str, fx: FxRates) -> Decimal:
+    """``amount`` in ``target``; 0 when it cannot be converted (``total_spend`` sets it aside)."""
+    try:
+        return fx.convert(amount, source=source, target=target)
+    except CurrencyNotConvertible:
+        return Decimal(0)
 
 
 # --- stages ---------------------------------------------------------------------------------

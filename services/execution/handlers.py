@@ -1,47 +1,23 @@
-"""Execution's subscribers: one per topic, each a thin ``on_<event>`` → use case in one transaction.
+"""Execution's subscriber: one batch of planning, spend and task events → one transaction.
 
-Every handler claims the event's id in the inbox, runs its use case and writes the outbox rows
-in the same transaction, commits, then wakes the outbox relay.
+The handler hands the batch, in order, to the use cases (``service.apply_events``) inside one
+unit of work: processed event ids, state changes and outbox rows are committed together, then
+the outbox relay is woken. Spend whose currency cannot be converted goes to the DLQ.
+The per-topic ``on_<event>`` methods apply a single event the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Sequence
 
-import structlog
 from sqlalchemy import Engine
 
 from services.execution import service, store
 from shared.clock import Clock
 from shared.consumer import Consumed, Rejected
-from shared.events import EventData
-from shared.events.planning import (
-    BudgetAllocated,
-    BudgetReallocated,
-    CampaignPlanned,
-    CampaignStatusChanged,
-    CampaignUpdated,
-    PlanCreated,
-    StageScheduled,
-)
-from shared.money import CurrencyNotConvertible, FxRates
+from shared.money import FxRates
 from shared.outbox import OutboxRelay
-
-log = structlog.get_logger(__name__)
-
-UseCase = Callable[..., int]
-
-PLANNING_USE_CASES: dict[type[EventData], UseCase] = {
-    PlanCreated: service.apply_plan_created,
-    CampaignPlanned: service.apply_campaign_state,
-    CampaignUpdated: service.apply_campaign_state,
-    CampaignStatusChanged: service.apply_campaign_status,
-    StageScheduled: service.apply_stage_scheduled,
-    BudgetAllocated: service.apply_budget_allocated,
-    BudgetReallocated: service.apply_budget_reallocated,
-}
-"""The planning events execution projects; the others on the topic are not its concern."""
 
 
 class ExecutionHandlers:
@@ -53,38 +29,37 @@ class ExecutionHandlers:
         self.clock = clock
         self.fx = fx
 
+    async def on_events(self, batch: Sequence[Consumed]) -> list[tuple[Consumed, str]]:
+        """Apply a batch of ``mrm.planning.v1``, ``mrm.spend.v1`` and ``mrm.tasks.v1`` events
+        in order; return the spend rejected for the DLQ (unconvertible currency)."""
+        queued, rejected = await asyncio.to_thread(self._apply_in_transaction, batch)
+        if queued:
+            self.relay.wake()
+        return [(batch[index], f"data.currency: {reason}") for index, reason in rejected.items()]
+
     async def on_planning_event(self, consumed: Consumed) -> None:
         """Project plans, campaigns, stages and budgets from ``mrm.planning.v1``."""
-        use_case = PLANNING_USE_CASES.get(type(consumed.data))
-        if use_case is not None:
-            await self._apply(consumed, use_case)
+        await self._one(consumed)
 
     async def on_spend_recorded(self, consumed: Consumed) -> None:
-        """Count spend against the campaign's budget (unconvertible currency → DLQ)."""
-        try:
-            await self._apply(consumed, service.record_spend)
-        except CurrencyNotConvertible as exc:
-            raise Rejected(f"data.currency: {exc}") from None
+        """Count spend against the campaign's budget (unconvertible currency → ``Rejected``)."""
+        await self._one(consumed)
 
     async def on_task_status_changed(self, consumed: Consumed) -> None:
         """Apply a task tracker's stage status."""
-        await self._apply(consumed, service.apply_task_status)
+        await self._one(consumed)
 
-    async def _apply(self, consumed: Consumed, use_case: UseCase) -> None:
-        queued = await asyncio.to_thread(self._apply_in_transaction, consumed, use_case)
-        if queued:
-            self.relay.wake()
+    async def _one(self, consumed: Consumed) -> None:
+        rejected = await self.on_events([consumed])
+        if rejected:
+            raise Rejected(rejected[0][1])
 
-    def _apply_in_transaction(self, consumed: Consumed, use_case: UseCase) -> int:
-        envelope = consumed.envelope
+    def _apply_in_transaction(self, batch: Sequence[Consumed]) -> tuple[int, dict[int, str]]:
+        events = [
+            service.Incoming(c.envelope.event_id, c.envelope.occurred_at, c.data) for c in batch
+        ]
         with store.unit_of_work(engine=self.engine) as session:
-            if not store.claim(session=session, event_id=envelope.event_id):
-                log.info("duplicate_skipped", event_id=str(envelope.event_id))
-                return 0
-            inputs = service.Inputs(
-                event_id=envelope.event_id,
-                occurred_at=envelope.occurred_at,
-                now=self.clock.now(),
-                fx=self.fx,
+            outcome = service.apply_events(
+                session=session, events=events, now=self.clock.now(), fx=self.fx
             )
-            return use_case(session=session, data=consumed.data, inputs=inputs)
+        return outcome.queued, outcome.rejected

@@ -8,22 +8,32 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Generic, TypeVar, cast
 
+import structlog
 from sqlalchemy.orm import Session
 
 from services.execution import domain, store
+from shared.events import EventData
 from shared.events.ingest import SpendRecorded, TaskStatusChanged
 from shared.events.planning import (
     BudgetAllocated,
     BudgetReallocated,
+    CampaignPlanned,
     CampaignState,
     CampaignStatusChanged,
+    CampaignUpdated,
     PlanCreated,
     StageScheduled,
 )
-from shared.money import FxRates
+from shared.money import CurrencyNotConvertible, FxRates
+
+log = structlog.get_logger(__name__)
+
+D = TypeVar("D", bound=EventData)
 
 
 class UnknownStage(LookupError):
@@ -135,25 +145,113 @@ def _set_budget(
 # --- spend ----------------------------------------------------------------------------------
 
 
-def record_spend(*, session: Session, data: SpendRecorded, inputs: Inputs) -> int:
-    """Record spend (kept even for a campaign not known yet) and re-evaluate the budget alerts.
+@dataclass(frozen=True, slots=True)
+class Incoming(Generic[D]):
+    """A consumed event: its envelope's id and time, and its payload."""
 
-    Raises ``CurrencyNotConvertible`` when the amount cannot be converted to the campaign's
-    currency (nothing is written then).
+    event_id: uuid.UUID
+    occurred_at: dt.datetime
+    data: D
+
+
+@dataclass(frozen=True)
+class SpendOutcome:
+    """What applying spend did: events queued, and the spends rejected (index → reason)."""
+
+    queued: int
+    rejected: dict[int, str]
+
+
+def record_spends(
+    *,
+    session: Session,
+    spends: Sequence[Incoming[SpendRecorded]],
+    now: dt.datetime,
+    fx: FxRates,
+) -> SpendOutcome:
+    """Apply many spend events at once: each campaign is locked and read once, its totals
+    updated once and its budget alerts evaluated once, over its spends in order.
+
+    Events recorded before, and repeats of an event within ``spends``, count once: a spend row,
+    unique on its event_id and written in this transaction, is the event's processed record.
+    A spend whose currency cannot be converted to its campaign's is rejected (by index, with
+    the reason) and not recorded, so it can be replayed once a rate is configured.
     """
-    campaign = store.lock_campaign(session=session, campaign_id=data.campaign_id)
-    currency = campaign.currency or store.plan_currency(session=session, plan_id=campaign.plan_id)
-    domain.check_spend_currency(currency=data.currency, campaign_currency=currency, fx=inputs.fx)
-    store.add_spend(
-        session=session,
-        event_id=inputs.event_id,
-        campaign_id=data.campaign_id,
-        channel=data.channel,
-        amount=data.amount,
-        currency=data.currency,
-        occurred_at=inputs.occurred_at,
+    seen = store.spends_recorded(session=session, event_ids=(s.event_id for s in spends))
+    fresh: dict[uuid.UUID, int] = {}
+    for index, spend in enumerate(spends):
+        if spend.event_id not in seen and spend.event_id not in fresh:
+            fresh[spend.event_id] = index
+    if len(fresh) < len(spends):
+        log.info("duplicates_skipped", count=len(spends) - len(fresh))
+    campaigns = store.lock_campaigns(
+        session=session, campaign_ids=(spends[i].data.campaign_id for i in fresh.values())
     )
-    return _evaluate_budget(session=session, campaign=campaign, inputs=inputs)
+    plan_currency = store.plan_currencies(
+        session=session, plan_ids=(c.plan_id for c in campaigns.values() if c.currency is None)
+    )
+    accepted: list[Incoming[SpendRecorded]] = []
+    rejected: dict[int, str] = {}
+    for index in fresh.values():
+        spend = spends[index]
+        campaign = campaigns[spend.data.campaign_id]
+        currency = campaign.currency or plan_currency.get(campaign.plan_id or "")
+        try:
+            domain.check_spend_currency(
+                currency=spend.data.currency, campaign_currency=currency, fx=fx
+            )
+        except CurrencyNotConvertible as exc:
+            rejected[index] = str(exc)
+            continue
+        accepted.append(spend)
+    by_campaign: dict[str, list[tuple[str, Decimal]]] = {}
+    for spend in accepted:
+        by_campaign.setdefault(spend.data.campaign_id, []).append(
+            (spend.data.currency, spend.data.amount)
+        )
+    evaluated = [  # thresholds are evaluated once the budget is known
+        (campaigns[campaign_id], budget, currency)
+        for campaign_id in by_campaign
+        if (budget := campaigns[campaign_id].budget) is not None
+        and (currency := campaigns[campaign_id].currency) is not None
+    ]
+    before = store.spend_totals(session=session, campaign_ids=by_campaign)
+    store.add_spends(
+        session=session,
+        spends=[
+            store.SpendRow(
+                event_id=s.event_id,
+                campaign_id=s.data.campaign_id,
+                channel=s.data.channel,
+                amount=s.data.amount,
+                currency=s.data.currency,
+                occurred_at=s.occurred_at,
+            )
+            for s in accepted
+        ],
+        totals=before,
+    )
+    crossings = store.crossings_of(
+        session=session, campaign_ids=(c.campaign_id for c, *_ in evaluated)
+    )
+    queued = 0
+    for campaign, budget, currency in evaluated:
+        totals = domain.running_totals(
+            by_currency=before.get(campaign.campaign_id, {}),
+            spends=by_campaign[campaign.campaign_id],
+            currency=currency,
+            fx=fx,
+        )
+        queued += _decide(
+            session=session,
+            campaign=campaign,
+            budget=budget,
+            currency=currency,
+            totals=totals,
+            crossed=crossings[campaign.campaign_id],
+            now=now,
+        )
+    return SpendOutcome(queued=queued, rejected=rejected)
 
 
 def _evaluate_budget(*, session: Session, campaign: store.Campaign, inputs: Inputs) -> int:
@@ -164,36 +262,58 @@ def _evaluate_budget(*, session: Session, campaign: store.Campaign, inputs: Inpu
         currency=campaign.currency,
         fx=inputs.fx,
     )
-    crossed, counts = store.crossings(session=session, campaign_id=campaign.campaign_id)
-    decision = domain.evaluate_budget(
+    return _decide(
+        session=session,
+        campaign=campaign,
+        budget=campaign.budget,
+        currency=campaign.currency,
+        totals=[spend.total],
+        crossed=store.crossings(session=session, campaign_id=campaign.campaign_id),
+        now=inputs.now,
+    )
+
+
+def _decide(
+    *,
+    session: Session,
+    campaign: store.Campaign,
+    budget: Decimal,
+    currency: str,
+    totals: Sequence[Decimal],
+    crossed: tuple[frozenset[int], dict[int, int]],
+    now: dt.datetime,
+) -> int:
+    """Evaluate a campaign's budget (``budget`` in ``currency``) after each of ``totals``, its
+    spend after each event in order, and record the decision."""
+    decision = domain.evaluate_spend(
         position=domain.BudgetPosition(
             campaign_id=campaign.campaign_id,
-            budget=campaign.budget,
-            currency=campaign.currency,
-            spend=spend.total,
+            budget=budget,
+            currency=currency,
+            spend=totals[-1],
             start_date=campaign.start_date,
             end_date=campaign.end_date,
-            crossed=crossed,
-            crossings=counts,
+            crossed=crossed[0],
+            crossings=crossed[1],
             overspend_flagged=campaign.overspend_flagged,
             overspend_alerts=campaign.overspend_alerts,
         ),
-        now=inputs.now,
+        totals=totals,
+        now=now,
     )
-    store.record_crossings(
-        session=session,
-        campaign_id=campaign.campaign_id,
-        newly_crossed=decision.newly_crossed,
-        rearmed=decision.rearmed,
-        counts=counts,
-        spend=spend.total,
-        budget=campaign.budget,
-        at=inputs.now,
-    )
+    if decision.crossings or decision.rearmed:
+        store.record_crossings(
+            session=session,
+            campaign_id=campaign.campaign_id,
+            crossings=decision.crossings,
+            rearmed=decision.rearmed,
+            budget=budget,
+            at=now,
+        )
     campaign.overspend_flagged = decision.overspend_flagged
     campaign.overspend_alerts = decision.overspend_alerts
-    campaign.updated_at = inputs.now
-    return store.emit(session=session, events=decision.events, occurred_at=inputs.now)
+    campaign.updated_at = now
+    return store.emit(session=session, events=decision.events, occurred_at=now)
 
 
 def reevaluate_budget(*, session: Session, campaign_id: str, now: dt.datetime, fx: FxRates) -> int:
@@ -302,6 +422,69 @@ def check_deadlines(*, session: Session, now: dt.datetime, window: dt.timedelta)
             stage.warned_for, stage.overdue_for = decision.warned_for, decision.overdue_for
             queued += store.emit(session=session, events=decision.events, occurred_at=now)
     return queued
+
+
+# --- a batch of incoming events -------------------------------------------------------------
+
+
+UseCase = Callable[..., int]
+
+USE_CASES: dict[type[EventData], UseCase] = {
+    PlanCreated: apply_plan_created,
+    CampaignPlanned: apply_campaign_state,
+    CampaignUpdated: apply_campaign_state,
+    CampaignStatusChanged: apply_campaign_status,
+    StageScheduled: apply_stage_scheduled,
+    BudgetAllocated: apply_budget_allocated,
+    BudgetReallocated: apply_budget_reallocated,
+    TaskStatusChanged: apply_task_status,
+}
+"""The use case of each event type execution consumes, spend aside (applied in runs); the
+other planning events are not its concern."""
+
+
+def apply_event(
+    *, session: Session, event: Incoming[EventData], now: dt.datetime, fx: FxRates
+) -> int:
+    """Apply one event once (its id claimed in this transaction); events queued."""
+    use_case = USE_CASES.get(type(event.data))
+    if use_case is None:
+        return 0
+    if not store.claim(session=session, event_id=event.event_id):
+        log.info("duplicate_skipped", event_id=str(event.event_id))
+        return 0
+    inputs = Inputs(event_id=event.event_id, occurred_at=event.occurred_at, now=now, fx=fx)
+    return use_case(session=session, data=event.data, inputs=inputs)
+
+
+def apply_events(
+    *, session: Session, events: Sequence[Incoming[EventData]], now: dt.datetime, fx: FxRates
+) -> SpendOutcome:
+    """Apply a batch in order, each consecutive run of spend at once (``record_spends``).
+
+    Other events end a run: spend before a campaign's planning event is applied before it,
+    spend after it sees its effect, as when events are applied one by one."""
+    queued = 0
+    rejected: dict[int, str] = {}
+    run: list[tuple[int, Incoming[SpendRecorded]]] = []
+
+    def flush() -> None:
+        nonlocal queued
+        outcome = record_spends(session=session, spends=[s for _, s in run], now=now, fx=fx)
+        queued += outcome.queued
+        rejected.update((run[i][0], reason) for i, reason in outcome.rejected.items())
+        run.clear()
+
+    for index, event in enumerate(events):
+        if isinstance(event.data, SpendRecorded):
+            run.append((index, cast(Incoming[SpendRecorded], event)))
+            continue
+        if run:
+            flush()
+        queued += apply_event(session=session, event=event, now=now, fx=fx)
+    if run:
+        flush()
+    return SpendOutcome(queued=queued, rejected=rejected)
 
 
 # --- read side ------------------------------------------------------------------------------

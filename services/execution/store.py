@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -20,13 +22,17 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     func,
+    insert,
+    inspect,
     select,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from services.execution.domain import CLOSED_STAGE_STATUSES, Outgoing
+from services.execution.domain import CLOSED_STAGE_STATUSES, Crossing, Outgoing
 from shared.events import new_envelope
 from shared.sql import (
     Cents,
@@ -40,6 +46,8 @@ from shared.sql import (
 SOURCE = "execution"
 CONSUMER = "execution"
 """The inbox consumer name of every handler (each event_id is applied once)."""
+_IDS_PER_QUERY = 500
+"""Ids per ``IN (...)`` list: far below every backend's bound-parameter limit."""
 
 
 class Base(DeclarativeBase):
@@ -119,6 +127,20 @@ class Spend(Base):
     occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
+_SPEND_TABLE = cast(Table, Spend.__table__)
+
+
+class SpendTotal(Base):
+    """A campaign's recorded spend in one currency: the sum of its ``Spend`` rows, kept with
+    them in the same transaction so a budget check reads one row, not the whole history."""
+
+    __tablename__ = "execution_spend_totals"
+
+    campaign_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Cents)
+
+
 class Stage(Base):
     """A campaign stage: its schedule (from planning) and its status (owned here).
 
@@ -146,8 +168,20 @@ class Stage(Base):
 
 
 def create_schema(*, engine: Engine) -> None:
-    """Create the service's tables that do not exist yet."""
-    Base.metadata.create_all(engine)
+    """Create the service's tables that do not exist yet; spend totals are filled from the
+    spend recorded before they existed."""
+    with engine.begin() as connection:
+        had_totals = inspect(connection).has_table(SpendTotal.__tablename__)
+        Base.metadata.create_all(connection)
+        if not had_totals:
+            connection.execute(
+                insert(SpendTotal).from_select(
+                    ["campaign_id", "currency", "amount"],
+                    select(Spend.campaign_id, Spend.currency, func.sum(Spend.amount)).group_by(
+                        Spend.campaign_id, Spend.currency
+                    ),
+                )
+            )
 
 
 @contextmanager
@@ -210,9 +244,25 @@ def lock_campaign(*, session: Session, campaign_id: str) -> Campaign:
     Locking serialises concurrent spend and planning updates of one campaign, so a threshold
     is evaluated against every committed spend and budget.
     """
-    campaign = session.get(Campaign, campaign_id, with_for_update=True)
-    if campaign is None:
-        campaign = Campaign(
+    return lock_campaigns(session=session, campaign_ids=[campaign_id])[campaign_id]
+
+
+def lock_campaigns(*, session: Session, campaign_ids: Iterable[str]) -> dict[str, Campaign]:
+    """The campaign rows, locked for this transaction in id order (placeholders created for
+    the missing ones): ``lock_campaign`` for many in one query."""
+    ids = sorted(set(campaign_ids))
+    found: dict[str, Campaign] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        query = (
+            select(Campaign)
+            .where(Campaign.campaign_id.in_(ids[start : start + _IDS_PER_QUERY]))
+            .order_by(Campaign.campaign_id)
+            .with_for_update()
+        )
+        found.update((campaign.campaign_id, campaign) for campaign in session.scalars(query))
+    missing = [campaign_id for campaign_id in ids if campaign_id not in found]
+    for campaign_id in missing:
+        found[campaign_id] = Campaign(
             campaign_id=campaign_id,
             version=0,
             status_version=0,
@@ -220,9 +270,19 @@ def lock_campaign(*, session: Session, campaign_id: str) -> Campaign:
             overspend_alerts=0,
             updated_at=utcnow(),
         )
-        session.add(campaign)
+        session.add(found[campaign_id])
+    if missing:
         session.flush()
-    return campaign
+    return found
+
+
+def plan_currencies(*, session: Session, plan_ids: Iterable[str | None]) -> dict[str, str]:
+    """The currency of each given plan that is known."""
+    ids = sorted({plan_id for plan_id in plan_ids if plan_id})
+    if not ids:
+        return {}
+    rows = session.execute(select(Plan.plan_id, Plan.currency).where(Plan.plan_id.in_(ids)))
+    return {plan_id: currency for plan_id, currency in rows}
 
 
 def get_campaign(*, session: Session, campaign_id: str) -> Campaign | None:
@@ -254,75 +314,133 @@ def campaigns_to_watch(*, session: Session) -> list[str]:
     return list(session.scalars(query))
 
 
-def add_spend(
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    """One ``spend.recorded`` to record."""
+
+    event_id: uuid.UUID
+    campaign_id: str
+    channel: str
+    amount: Decimal
+    currency: str
+    occurred_at: dt.datetime
+
+
+def spends_recorded(*, session: Session, event_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these spend events are recorded already (a spend row is its event's processed
+    record: its event_id is unique, and it is written in the transaction that applies it)."""
+    wanted = sorted({str(event_id) for event_id in event_ids})
+    seen: set[uuid.UUID] = set()
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        rows = session.scalars(
+            select(Spend.event_id).where(Spend.event_id.in_(wanted[start : start + _IDS_PER_QUERY]))
+        )
+        seen.update(uuid.UUID(event_id) for event_id in rows)
+    return seen
+
+
+def add_spends(
     *,
     session: Session,
-    event_id: uuid.UUID,
-    campaign_id: str,
-    channel: str,
-    amount: Decimal,
-    currency: str,
-    occurred_at: dt.datetime,
+    spends: Sequence[SpendRow],
+    totals: Mapping[str, Mapping[str, Decimal]],
 ) -> None:
-    """Record one spend event."""
-    session.add(
-        Spend(
-            event_id=str(event_id),
-            campaign_id=campaign_id,
-            channel=channel,
-            amount=amount,
-            currency=currency,
-            occurred_at=occurred_at,
-        )
+    """Record spend events (distinct, none recorded yet) and add them to their campaigns'
+    ``totals`` (as ``spend_totals`` read them in this transaction), one statement per table."""
+    if not spends:
+        return
+    session.execute(
+        insert(_SPEND_TABLE),  # Core: the ORM's bulk insert costs more than the insert itself
+        [
+            {
+                "event_id": str(row.event_id),
+                "campaign_id": row.campaign_id,
+                "channel": row.channel,
+                "amount": row.amount,
+                "currency": row.currency,
+                "occurred_at": row.occurred_at,
+            }
+            for row in spends
+        ],
     )
-    session.flush()
+    added: dict[tuple[str, str], Decimal] = {}
+    for row in spends:
+        key = (row.campaign_id, row.currency)
+        added[key] = added.get(key, Decimal(0)) + row.amount
+    updates: list[dict[str, object]] = []
+    inserts: list[dict[str, object]] = []
+    for (campaign_id, currency), amount in added.items():
+        current = totals.get(campaign_id, {}).get(currency)
+        total = {
+            "campaign_id": campaign_id,
+            "currency": currency,
+            "amount": (current or 0) + amount,
+        }
+        (inserts if current is None else updates).append(total)
+    if updates:
+        session.execute(update(SpendTotal), updates)  # by primary key, one executemany
+    if inserts:
+        session.execute(insert(SpendTotal), inserts)
+
+
+def spend_totals(*, session: Session, campaign_ids: Iterable[str]) -> dict[str, dict[str, Decimal]]:
+    """Campaign → currency → recorded spend, for the given campaigns."""
+    ids = sorted(set(campaign_ids))
+    out: dict[str, dict[str, Decimal]] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        rows = session.execute(
+            select(SpendTotal.campaign_id, SpendTotal.currency, SpendTotal.amount).where(
+                SpendTotal.campaign_id.in_(ids[start : start + _IDS_PER_QUERY])
+            )
+        )
+        for campaign_id, currency, amount in rows:
+            out.setdefault(campaign_id, {})[currency] = amount
+    return out
 
 
 def spend_by_currency(*, session: Session, campaign_id: str) -> dict[str, Decimal]:
     """A campaign's recorded spend summed per currency."""
-    rows = session.execute(
-        select(Spend.currency, func.sum(Spend.amount))
-        .where(Spend.campaign_id == campaign_id)
-        .group_by(Spend.currency)
-    ).all()
-    return {currency: total for currency, total in rows}
+    return spend_totals(session=session, campaign_ids=[campaign_id]).get(campaign_id, {})
 
 
 def crossings(*, session: Session, campaign_id: str) -> tuple[frozenset[int], dict[int, int]]:
     """The thresholds currently crossed, and how often each was announced."""
-    rows = session.scalars(
-        select(ThresholdCrossing).where(ThresholdCrossing.campaign_id == campaign_id)
-    ).all()
-    crossed = frozenset(row.threshold_pct for row in rows if row.rearmed_at is None)
-    counts: dict[int, int] = {}
-    for row in rows:
-        counts[row.threshold_pct] = max(counts.get(row.threshold_pct, 0), row.generation)
-    return crossed, counts
+    return crossings_of(session=session, campaign_ids=[campaign_id])[campaign_id]
+
+
+def crossings_of(
+    *, session: Session, campaign_ids: Iterable[str]
+) -> dict[str, tuple[frozenset[int], dict[int, int]]]:
+    """``crossings`` of each given campaign, in one query per 500 campaigns."""
+    ids = sorted(set(campaign_ids))
+    open_: dict[str, set[int]] = {campaign_id: set() for campaign_id in ids}
+    counts: dict[str, dict[int, int]] = {campaign_id: {} for campaign_id in ids}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        rows = session.execute(
+            select(
+                ThresholdCrossing.campaign_id,
+                ThresholdCrossing.threshold_pct,
+                ThresholdCrossing.generation,
+                ThresholdCrossing.rearmed_at,
+            ).where(ThresholdCrossing.campaign_id.in_(ids[start : start + _IDS_PER_QUERY]))
+        )
+        for campaign_id, pct, generation, rearmed_at in rows:
+            if rearmed_at is None:
+                open_[campaign_id].add(pct)
+            counts[campaign_id][pct] = max(counts[campaign_id].get(pct, 0), generation)
+    return {c: (frozenset(open_[c]), counts[c]) for c in ids}
 
 
 def record_crossings(
     *,
     session: Session,
     campaign_id: str,
-    newly_crossed: Iterable[int],
+    crossings: Iterable[Crossing],
     rearmed: Iterable[int],
-    counts: dict[int, int],
-    spend: Decimal,
     budget: Decimal,
     at: dt.datetime,
 ) -> None:
-    """Record newly announced thresholds and re-arm the recovered ones."""
-    for pct in newly_crossed:
-        session.add(
-            ThresholdCrossing(
-                campaign_id=campaign_id,
-                threshold_pct=pct,
-                generation=counts.get(pct, 0) + 1,
-                crossed_at=at,
-                spend=spend,
-                budget=budget,
-            )
-        )
+    """Re-arm the recovered thresholds and record the newly announced ones."""
     for pct in rearmed:
         for row in session.scalars(
             select(ThresholdCrossing).where(
@@ -332,6 +450,18 @@ def record_crossings(
             )
         ):
             row.rearmed_at = at
+    for crossing in crossings:
+        session.add(
+            ThresholdCrossing(
+                campaign_id=campaign_id,
+                threshold_pct=crossing.threshold_pct,
+                generation=crossing.generation,
+                crossed_at=at,
+                spend=crossing.spend,
+                budget=budget,
+                rearmed_at=at if crossing.rearmed else None,
+            )
+        )
     session.flush()
 
 

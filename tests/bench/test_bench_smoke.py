@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mrm.bench.data import LeadStream, company_funnel, interleave, malformed_messages
+from mrm.bench.execution import SpendRun
 from mrm.bench.figures import Results, figures, notes
 from mrm.bench.ingest import Ingestion, summarise_profile
 from mrm.bench.kafka import Counted, count_messages, publish_fast, scan_dead_letters
@@ -93,6 +94,30 @@ def test_figures_compute_ratios_and_verdicts() -> None:
     assert any("Ingestion ratio 0.10" in note for note in notes(results))
 
 
+def test_execution_figures_say_how_far_behind_it_ended_and_whether_it_was_exact() -> None:
+    results = Results(config=BenchConfig(events=1000))
+    results.bare_consumer = Counted(messages=1000, seconds=0.01)  # 100,000/s
+    kept_up = SpendRun(offered_rate=1000, campaigns=2, sample_every_s=1, events=10_000)
+    kept_up.publish_seconds, kept_up.caught_up_s = 10.0, 0.5
+    kept_up.samples = [(5.0, 4_000), (10.5, 10_000)]
+    kept_up.spend_exact, kept_up.threshold_events = True, {80: 2, 100: 2}
+    results.execution = kept_up
+    rows = {f.name: f for f in figures(results)}
+    applied = next(f for name, f in rows.items() if name.startswith("execution: spend"))
+    assert (applied.value, applied.ratio, applied.met) == ("952/s", "0.010", True)
+    assert rows["execution: behind the spend publisher at the end"].value == "0.5 s"
+    assert not any("Execution applied" in note for note in notes(results))
+
+    behind = SpendRun(offered_rate=1000, campaigns=2, sample_every_s=1, events=10_000)
+    behind.publish_seconds = 10.0
+    behind.samples = [(10.0, 2_000), (20.0, 4_000)]  # 200/s, 6,000 left after 10 s waiting
+    results.execution = behind
+    rows = {f.name: f for f in figures(results)}
+    assert rows["execution: behind the spend publisher at the end"].value == "40.0 s (estimated)"
+    assert next(f for n, f in rows.items() if n.startswith("execution: spend")).met is False
+    assert any("Execution applied 200 spend events/s" in note for note in notes(results))
+
+
 @pytest.mark.integration
 async def test_publish_count_and_dead_letter_scan_on_a_real_broker(
     kafka_bootstrap: str, unique_id: str
@@ -120,7 +145,9 @@ out = Path(sys.argv[1])
 config = BenchConfig(
     events=3000, query_events=6000, freshness_rate=300, freshness_seconds=2, probe_every=10,
     probe_campaigns=2, query_calls=3, campaigns=4, plans=2, memory_events=0, profile_events=0,
-    profile_seconds=0, output=out / "BENCHMARKS.md", work_dir=out / "work",
+    profile_seconds=0, execution_rate=300, execution_seconds=2, execution_campaigns=3,
+    execution_backlog=600,
+    output=out / "BENCHMARKS.md", work_dir=out / "work",
 )
 report = run(config, command="mrm bench (smoke)")
 (out / "figures.json").write_text(json.dumps([dataclasses.asdict(f) for f in report.figures]))
@@ -154,6 +181,12 @@ def test_tiny_full_run_writes_a_complete_report(tmp_path: Path) -> None:
     for prefix in ("campaign KPIs", "plan KPIs"):
         assert row(prefix)["value"].endswith(" ms")
     assert row("measurement RSS")["value"].endswith(" GiB")
+    execution = row("execution: spend.recorded applied")
+    assert execution["value"].endswith("/s") and float(execution["ratio"]) > 0
+    assert execution["met"] is not None
+    backlog = row("execution: a backlog of 600 spend.recorded applied")
+    assert backlog["value"].endswith("/s") and float(backlog["ratio"]) > 0
+    assert "(80 %: 3, 100 %: 3)" in (tmp_path / "BENCHMARKS.md").read_text()
     report = (tmp_path / "BENCHMARKS.md").read_text()
     for heading in ("## Run", "## Results", "## How each figure is measured", "nproc", "cpu"):
         assert heading in report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -386,3 +387,85 @@ def test_a_forecast_seconds_into_a_campaign_still_fits_an_event() -> None:
     )
     (overspend,) = [e.data for e in decision.events if isinstance(e.data, BudgetOverspendForecast)]
     assert overspend.forecast_at_completion == domain.MONEY_MAX
+
+
+# --- spend of a batch, evaluated at once ------------------------------------------------------
+
+
+def one_by_one(start: BudgetPosition, totals: list[Decimal], now: dt.datetime) -> list:
+    """``evaluate_budget`` after each total, carrying what each decision records."""
+    p, events, crossings = start, [], []
+    for total in totals:
+        d = domain.evaluate_budget(position=replace(p, spend=total), now=now)
+        events += d.events
+        crossings += [(pct, total) for pct in d.newly_crossed]
+        counts = dict(p.crossings)
+        for pct in d.newly_crossed:
+            counts[pct] = counts.get(pct, 0) + 1
+        p = replace(
+            p,
+            crossed=(p.crossed | set(d.newly_crossed)) - set(d.rearmed),
+            crossings=counts,
+            overspend_flagged=d.overspend_flagged,
+            overspend_alerts=d.overspend_alerts,
+        )
+    return [events, crossings, p.overspend_flagged, p.overspend_alerts]
+
+
+@pytest.mark.parametrize(
+    ("start", "totals"),
+    [
+        # crosses 80 % then 100 % on later events; the forecast goes over the budget on the way
+        (
+            position("0", start_date=dt.date(2027, 3, 1), end_date=dt.date(2027, 3, 31)),
+            ["100", "250", "799.99", "800", "950", "1000", "1200"],
+        ),
+        # both at once, then nothing new
+        (position("0"), ["1200", "1300"]),
+        # 80 % crossed before a raised budget: re-armed by the first event, announced again later
+        (
+            position("0", budget="2000", crossed=frozenset({80}), crossings={80: 1}),
+            ["900", "1500", "1700"],
+        ),
+        # flagged earlier, the forecast is back under the budget, then over it again: a new alert
+        (
+            position(
+                "0",
+                start_date=dt.date(2027, 3, 1),
+                end_date=dt.date(2027, 3, 31),
+                overspend_flagged=True,
+                overspend_alerts=1,
+            ),
+            ["100", "200", "400"],
+        ),
+    ],
+)
+def test_a_run_of_spend_decides_what_one_event_at_a_time_decides(
+    start: BudgetPosition, totals: list[str]
+) -> None:
+    amounts = [Decimal(t) for t in totals]
+    batch = domain.evaluate_spend(position=start, totals=amounts, now=NOW)
+    expected = one_by_one(start, amounts, NOW)
+    assert [
+        list(batch.events),
+        [(c.threshold_pct, c.spend) for c in batch.crossings],
+        batch.overspend_flagged,
+        batch.overspend_alerts,
+    ] == expected
+    assert expected[0], "every case announces something"
+
+
+def test_running_totals_are_total_spend_after_each_event() -> None:
+    before = {"USD": Decimal("10.00"), "EUR": Decimal("3.33"), "JPY": Decimal("500")}
+    spends = [
+        ("EUR", Decimal("0.01")),
+        ("USD", Decimal("5")),
+        ("GBP", Decimal("7.77")),
+        ("JPY", Decimal("1")),
+    ]
+    running = domain.running_totals(by_currency=before, spends=spends, currency="EUR", fx=FX)
+    sums, expected = dict(before), []
+    for currency, amount in spends:
+        sums[currency] = sums.get(currency, Decimal(0)) + amount
+        expected.append(domain.total_spend(by_currency=sums, currency="EUR", fx=FX).total)
+    assert running == expected
