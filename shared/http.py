@@ -20,6 +20,8 @@ from shared.metrics import CONTENT_TYPE, ServiceMetrics
 __all__ = ["DomainError", "NotFound", "create_service_app", "readiness_of"]
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+READY_TIMEOUT_S = 1.5
+"""Longest /ready waits for its checks before answering 503."""
 
 
 def readiness_of(**probes: Callable[[], bool]) -> ReadinessCheck:
@@ -55,7 +57,14 @@ def create_service_app(
     async def ready() -> JSONResponse:
         """Readiness: the broker and the stores are reachable."""
         check: ReadinessCheck | None = app.state.readiness
-        checks = await check() if check is not None else {"starting": False}
+        try:  # a probe that hangs must not hang the answer
+            checks = (
+                await asyncio.wait_for(check(), timeout=READY_TIMEOUT_S)
+                if check is not None
+                else {"starting": False}
+            )
+        except TimeoutError:
+            checks = {"answered_in_time": False}
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 

@@ -7,7 +7,10 @@ import contextlib
 import time
 from collections.abc import Iterable
 
+import aiokafka.admin.client
+import aiokafka.client
 import structlog
+from aiokafka.protocol.metadata import MetadataRequest
 from faststream.kafka import KafkaBroker
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -67,8 +70,30 @@ def kafka_reachable(bootstrap: str) -> bool:
         admin.close()
 
 
+class _MetadataRequestWithoutAutoCreation(MetadataRequest):
+    """A metadata request that never asks the broker to create the topics it names."""
+
+    def __init__(
+        self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = False
+    ) -> None:
+        super().__init__(topics, allow_auto_topic_creation=bool(allow_auto_topic_creation))
+
+
+def forbid_topic_autocreation() -> None:
+    """Make this process's aiokafka clients stop asking for topic auto-creation.
+
+    aiokafka sends every metadata request with ``allow_auto_topic_creation`` set and offers no
+    option against it; a broker that honours it (Tansu does, with 4 partitions and no DLQ)
+    would re-create a lost topic with the wrong shape as soon as a producer or consumer asks
+    about it. The platform creates its topics itself (``ensure_topics``, ``shared.watch``), so
+    a missing topic stays missing until then. Idempotent."""
+    aiokafka.client.MetadataRequest = _MetadataRequestWithoutAutoCreation  # type: ignore[misc]
+    aiokafka.admin.client.MetadataRequest = _MetadataRequestWithoutAutoCreation  # type: ignore[misc]
+
+
 def make_broker(bootstrap: str, *, client_id: str) -> KafkaBroker:
     """A FastStream Kafka broker; subscribers are added by the service's composition root."""
+    forbid_topic_autocreation()
     return KafkaBroker(
         bootstrap,
         client_id=client_id,

@@ -37,6 +37,11 @@ class CommonSettings(BaseSettings):
         le=30000,
         description="Longest a fetch waits at the broker for new events (bounds their delay).",
     )
+    consumer_stall_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Lag without progress for this long marks a partition stalled (/ready 503).",
+    )
     tokens: dict[str, TokenGrant] = Field(
         default_factory=dict,
         description='Bearer tokens as JSON: {"<token>": {"subject": "ann", "role": "manager"}}.',

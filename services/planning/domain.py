@@ -301,6 +301,40 @@ def reallocate_budget(
     return source_after, destination_after, events
 
 
+def current_state(
+    *,
+    plans: list[tuple[PlanFacts, str | None]],
+    campaigns: list[CampaignFacts],
+    stages: list[StageScheduled],
+    targets: list[KpiTargetSet],
+) -> list[EventData]:
+    """The events that tell a consumer starting from nothing everything planning holds now:
+    each plan (with its approval), each campaign with its budget at its current version, its
+    stages and KPI targets. Consumers upsert by version, so sending them again changes nothing
+    where they are known; ``plans`` pairs each plan with who approved it."""
+    events: list[EventData] = []
+    for plan, approved_by in plans:
+        events.append(
+            PlanCreated(
+                plan_id=plan.plan_id,
+                name=plan.name,
+                period_start=plan.period_start,
+                period_end=plan.period_end,
+                currency=plan.currency,
+                owner=plan.owner,
+                status="approved" if plan.status == "approved" else "draft",
+            )
+        )
+        if plan.status == "approved" and approved_by:
+            events.append(PlanApproved(plan_id=plan.plan_id, approved_by=approved_by))
+    for campaign in campaigns:
+        events.append(CampaignPlanned(**campaign.state()))  # type: ignore[arg-type]
+        events.append(_allocated(campaign))
+    events.extend(stages)
+    events.extend(targets)
+    return events
+
+
 def _allocated(campaign: CampaignFacts) -> BudgetAllocated:
     return BudgetAllocated(
         campaign_id=campaign.campaign_id,
