@@ -29,7 +29,7 @@ from restart_kit import (
 
 from shared.consumer import EventConsumer
 from shared.http import create_service_app, readiness_of
-from shared.kafka import ensure_topics, forbid_topic_autocreation
+from shared.kafka import ensure_topics, forbid_topic_autocreation, make_broker
 from shared.metrics import ServiceMetrics
 from shared.topics import ALL_TOPICS, PLANNING, all_topics_with_dlq, dlq
 from shared.watch import BrokerWatch, Subscription
@@ -242,3 +242,50 @@ def _no_lifespan(_app):  # type: ignore[no-untyped-def]
 
 
 assert set(all_topics_with_dlq()) == {*ALL_TOPICS, *map(dlq, ALL_TOPICS)}
+
+
+async def test_a_consumer_past_the_end_of_a_reset_topic_reads_it_again(
+    kafka_bootstrap: str, unique_id: str
+) -> None:
+    topic = f"reset.{unique_id}"
+    ensure_topics(kafka_bootstrap, [topic], partitions=1)
+    metrics = ServiceMetrics("resettest")
+    broker = make_broker(kafka_bootstrap, client_id="reset-test")
+    consumer = EventConsumer(broker=broker, group_id=f"reset-{unique_id}", metrics=metrics)
+    handled: list[bytes] = []
+
+    async def record(records):  # type: ignore[no-untyped-def]
+        handled.extend(record.value for record in records)
+
+    consumer.on_raw_batch(topic, handler=record)
+    watch = BrokerWatch(
+        bootstrap=kafka_bootstrap,
+        metrics=metrics,
+        partitions=1,
+        group_id=consumer.group_id,
+        subscriptions=consumer.subscriptions,
+        topics=[topic],
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await broker.start()
+    await producer.start()
+    await admin.start()
+    watching = asyncio.create_task(watch.run())
+    try:
+        for number in range(10):
+            await producer.send_and_wait(topic, b"old-%d" % number, partition=0)
+        await _until(lambda: len(handled) == 10, timeout_s=30)
+
+        await admin.delete_topics([topic])  # the broker loses the topic; the watch re-creates it
+        await _until(lambda: watch._ends.get(TopicPartition(topic, 0)) == 0, timeout_s=20)
+        for number in range(3):
+            await producer.send_and_wait(topic, b"new-%d" % number, partition=0)
+        await _until(lambda: b"new-0" in handled, timeout_s=30)
+        assert [v for v in handled if v.startswith(b"new")] == [b"new-0", b"new-1", b"new-2"]
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        await admin.close()
+        await producer.stop()
+        await broker.stop()
