@@ -303,17 +303,19 @@ def reallocate_budget(
 
 def current_state(
     *,
-    plans: list[tuple[PlanFacts, str | None]],
+    plans: list[PlanFacts],
     campaigns: list[CampaignFacts],
     stages: list[StageScheduled],
     targets: list[KpiTargetSet],
 ) -> list[EventData]:
     """The events that tell a consumer starting from nothing everything planning holds now:
-    each plan (with its approval), each campaign with its budget at its current version, its
-    stages and KPI targets. Consumers upsert by version, so sending them again changes nothing
-    where they are known; ``plans`` pairs each plan with who approved it."""
+    each plan (its status says whether it is approved), each campaign with its budget at its
+    current version, its stages and KPI targets. Consumers upsert by version, so sending them
+    again changes nothing where they are known. ``plan.approved`` is not sent again: it is a
+    notification's cause (the plan's owner would be told twice), and ``plan.created`` carries
+    the status."""
     events: list[EventData] = []
-    for plan, approved_by in plans:
+    for plan in plans:
         events.append(
             PlanCreated(
                 plan_id=plan.plan_id,
@@ -325,8 +327,6 @@ def current_state(
                 status="approved" if plan.status == "approved" else "draft",
             )
         )
-        if plan.status == "approved" and approved_by:
-            events.append(PlanApproved(plan_id=plan.plan_id, approved_by=approved_by))
     for campaign in campaigns:
         events.append(CampaignPlanned(**campaign.state()))  # type: ignore[arg-type]
         events.append(_allocated(campaign))

@@ -319,7 +319,7 @@ def republish_state(*, db: Store) -> int:
             for campaign in store.list_campaigns(session=session, plan_id=plan.id)
         ]
         events = domain.current_state(
-            plans=[(store.plan_facts(plan), plan.approved_by) for plan in reversed(plans)],
+            plans=[store.plan_facts(plan) for plan in reversed(plans)],
             campaigns=campaigns,
             stages=[
                 store.stage_event(stage)

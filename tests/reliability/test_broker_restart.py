@@ -5,9 +5,11 @@ DLQs, consumers do not skip, and execution's projection converges to planning's 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 import time
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,6 +29,7 @@ from restart_kit import (
     wait_for,
 )
 
+from services.planning.domain import CampaignFacts, PlanFacts, current_state
 from shared.consumer import EventConsumer
 from shared.http import create_service_app, readiness_of
 from shared.kafka import ensure_topics, forbid_topic_autocreation, make_broker
@@ -289,3 +292,38 @@ async def test_a_consumer_past_the_end_of_a_reset_topic_reads_it_again(
         await admin.close()
         await producer.stop()
         await broker.stop()
+
+
+def test_planning_state_is_told_again_without_repeating_notification_causes() -> None:
+    plan = PlanFacts(
+        plan_id="p1",
+        name="FY",
+        period_start=dt.date(2026, 1, 1),
+        period_end=dt.date(2026, 12, 31),
+        currency="USD",
+        owner="ann",
+        status="approved",
+    )
+    campaign = CampaignFacts(
+        campaign_id="c1",
+        plan_id="p1",
+        name="Search",
+        channel="search",
+        owner="ann",
+        budget=Decimal("900"),
+        currency="USD",
+        start_date=dt.date(2026, 2, 1),
+        end_date=dt.date(2026, 3, 1),
+        status="active",
+        version=4,
+    )
+    events = current_state(plans=[plan], campaigns=[campaign], stages=[], targets=[])
+    assert [type(e).__name__ for e in events] == [
+        "PlanCreated",
+        "CampaignPlanned",
+        "BudgetAllocated",
+    ]
+    created, planned, allocated = events
+    assert created.status == "approved"  # type: ignore[attr-defined]
+    assert (planned.version, planned.status, planned.budget) == (4, "active", Decimal("900"))  # type: ignore[attr-defined]
+    assert (allocated.amount, allocated.version) == (Decimal("900"), 4)  # type: ignore[attr-defined]
