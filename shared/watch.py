@@ -205,7 +205,14 @@ class BrokerWatch:
         """Watch until cancelled."""
         try:
             while True:
-                await self.round()
+                try:
+                    await self.round()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a bad round must not end the watch
+                    log.error("broker_watch_round_failed", error=repr(exc))
+                    self._ok = False
+                    await self._disconnect()
                 await asyncio.sleep(self.interval_s)
         finally:
             for task in self._hooks:

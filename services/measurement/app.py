@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -85,7 +86,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             }
 
         app.state.warehouse = warehouse
-        background = [
+        background: list[Callable[[], Coroutine[Any, Any, None]]] = [
             watch.run,
             partial(
                 supervise,
