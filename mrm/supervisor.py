@@ -5,7 +5,9 @@ dies is started again after a back-off (doubling, capped) while the broker and t
 services keep running, so the events meant for it wait in the broker instead of being lost
 with a memory-only broker; after repeated crashes right after start the supervisor stops trying
 and says so. Ctrl-C stops the services first (SIGTERM: they stop consuming, finish what is in
-flight and publish their outbox) and the broker last, leaving no orphan behind.
+flight and publish their outbox) and the broker last, leaving no orphan behind. An embedded
+broker that dies is started again on its port, empty; the services recover from that on their
+own (``shared.watch``).
 """
 
 from __future__ import annotations
@@ -185,6 +187,11 @@ class Platform:
         now = time.monotonic()
         if self._stopping:
             return
+        broker = self.broker
+        if broker is not None and broker.process is not None and broker.process.poll() is not None:
+            # the services notice, re-create the topics and rewind (see shared.watch)
+            self.echo(f"the embedded broker exited; starting an empty one on {broker.bootstrap}")
+            broker.start()
         for name, child in list(self.children.items()):
             state = self._restarts[name]
             if child.poll() is None or state.gave_up:

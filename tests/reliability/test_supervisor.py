@@ -15,6 +15,7 @@ import httpx
 from restart_kit import create_campaign, progress, running_platform, tag, wait_for
 
 from mrm.supervisor import Platform, RestartPolicy, _Restarts
+from shared.embedded import EmbeddedBroker
 from shared.events.ingest import SpendRecorded
 from shared.publisher import EventPublisher
 from shared.runtime import broker_running
@@ -182,3 +183,22 @@ async def test_a_service_stops_consuming_then_flushes_its_outbox_then_disconnect
         "published 0",
         "disconnect",
     ]
+
+
+def test_an_embedded_broker_that_dies_is_started_again_on_its_port(tmp_path: Path) -> None:
+    messages: list[str] = []
+    platform = Platform(CommonSettings(data_dir=tmp_path), echo=messages.append)
+    platform.broker = EmbeddedBroker().start()
+    try:
+        port, first = platform.broker.port, platform.broker.cluster_id
+        assert platform.broker.process is not None
+        platform.broker.process.kill()
+        platform.broker.process.wait()
+        platform.supervise_once()
+        assert platform.broker.process.poll() is None
+        assert (platform.broker.port, platform.broker.cluster_id != first) == (port, True)
+        assert messages == [
+            f"the embedded broker exited; starting an empty one on 127.0.0.1:{port}"
+        ]
+    finally:
+        platform.stop()
