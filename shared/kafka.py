@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 
 import aiokafka.admin.client
 import aiokafka.client
@@ -70,30 +71,42 @@ def kafka_reachable(bootstrap: str) -> bool:
         admin.close()
 
 
-class _MetadataRequestWithoutAutoCreation(MetadataRequest):
-    """A metadata request that never asks the broker to create the topics it names."""
+_NO_AUTO_CREATION: ContextVar[bool] = ContextVar("mrm_no_topic_autocreation", default=False)
+
+
+class _MetadataRequest(MetadataRequest):
+    """aiokafka's metadata request, asking the broker to auto-create the topics it names only
+    outside ``without_topic_autocreation``."""
 
     def __init__(
-        self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = False
+        self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None
     ) -> None:
-        super().__init__(topics, allow_auto_topic_creation=bool(allow_auto_topic_creation))
+        if allow_auto_topic_creation is None and _NO_AUTO_CREATION.get():
+            allow_auto_topic_creation = False
+        super().__init__(topics, allow_auto_topic_creation=allow_auto_topic_creation)
 
 
-def forbid_topic_autocreation() -> None:
-    """Make this process's aiokafka clients stop asking for topic auto-creation.
+@contextlib.contextmanager
+def without_topic_autocreation() -> Iterator[None]:
+    """aiokafka clients started inside (and the tasks they start) never ask the broker to
+    create a topic by naming it.
 
     aiokafka sends every metadata request with ``allow_auto_topic_creation`` set and offers no
     option against it; a broker that honours it (Tansu does, with 4 partitions and no DLQ)
     would re-create a lost topic with the wrong shape as soon as a producer or consumer asks
     about it. The platform creates its topics itself (``ensure_topics``, ``shared.watch``), so
-    a missing topic stays missing until then. Idempotent."""
-    aiokafka.client.MetadataRequest = _MetadataRequestWithoutAutoCreation  # type: ignore[misc]
-    aiokafka.admin.client.MetadataRequest = _MetadataRequestWithoutAutoCreation  # type: ignore[misc]
+    a missing topic stays missing until then. Clients outside keep aiokafka's behaviour."""
+    aiokafka.client.MetadataRequest = _MetadataRequest  # type: ignore[misc]
+    aiokafka.admin.client.MetadataRequest = _MetadataRequest  # type: ignore[misc]
+    token = _NO_AUTO_CREATION.set(True)
+    try:
+        yield
+    finally:
+        _NO_AUTO_CREATION.reset(token)
 
 
 def make_broker(bootstrap: str, *, client_id: str) -> KafkaBroker:
     """A FastStream Kafka broker; subscribers are added by the service's composition root."""
-    forbid_topic_autocreation()
     return KafkaBroker(
         bootstrap,
         client_id=client_id,

@@ -13,6 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from shared.kafka import without_topic_autocreation
+
 log = structlog.get_logger(__name__)
 
 
@@ -28,20 +30,22 @@ async def broker_running(
     stop consuming (in-flight messages are finished, FastStream's graceful timeout), stop the
     background loops, run each ``drain`` job until a round does nothing (e.g. the outbox relay
     publishes what the last messages produced), then close the broker connection."""
-    await broker.start()
-    tasks = [
-        asyncio.create_task(job(), name=getattr(job, "__qualname__", "job")) for job in background
-    ]
-    try:
-        yield
-    finally:
-        await _stop_consuming(broker)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for job in drain:
-            await _drain(job, timeout_s=drain_timeout_s)
-        await broker.stop()
+    with without_topic_autocreation():  # the platform's topics are created by the platform
+        await broker.start()
+        tasks = [
+            asyncio.create_task(job(), name=getattr(job, "__qualname__", "job"))
+            for job in background
+        ]
+        try:
+            yield
+        finally:
+            await _stop_consuming(broker)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for job in drain:
+                await _drain(job, timeout_s=drain_timeout_s)
+            await broker.stop()
 
 
 async def _stop_consuming(broker: KafkaBroker) -> None:

@@ -8,8 +8,9 @@ waits. Why the rest:
 
 - The embedded broker (Tansu) keeps everything in memory and comes back from a restart with no
   topics and no committed offsets. Clients must not re-create the topics by auto-creation (the
-  broker's default is 4 partitions and no DLQs, see ``shared.kafka.forbid_topic_autocreation``):
-  every round creates the platform's missing topics with the configured partitions.
+  broker's default is 4 partitions and no DLQs, see ``shared.kafka.without_topic_autocreation``):
+  every round creates the platform's missing topics with the configured partitions (and the
+  services' clients run ``without_topic_autocreation``).
 - A consumer whose position (or committed offset) lies beyond a partition's new end would wait
   there and skip everything produced before it gets that far. Partitions of a topic that was
   reset (the broker's cluster id changed, or a partition's end offset went backwards) are sought
@@ -41,7 +42,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from shared.kafka import forbid_topic_autocreation
+from shared.kafka import without_topic_autocreation
 from shared.metrics import ServiceMetrics
 from shared.topics import DLQ_SUFFIX, all_topics_with_dlq
 
@@ -178,7 +179,6 @@ class BrokerWatch:
         self._progress: dict[TopicPartition, _Progress] = {}
         self._stalled: set[TopicPartition] = set()
         self._hooks: set[asyncio.Task[None]] = set()
-        forbid_topic_autocreation()
 
     # --- what /ready reads ---------------------------------------------------------------
 
@@ -204,20 +204,24 @@ class BrokerWatch:
     async def run(self) -> None:
         """Watch until cancelled."""
         try:
-            while True:
-                try:
-                    await self.round()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a bad round must not end the watch
-                    log.error("broker_watch_round_failed", error=repr(exc))
-                    self._ok = False
-                    await self._disconnect()
-                await asyncio.sleep(self.interval_s)
+            with without_topic_autocreation():
+                await self._watch()
         finally:
             for task in self._hooks:
                 task.cancel()
             await self._disconnect()
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bad round must not end the watch
+                log.error("broker_watch_round_failed", error=repr(exc))
+                self._ok = False
+                await self._disconnect()
+            await asyncio.sleep(self.interval_s)
 
     async def round(self) -> None:
         """One look at the broker: probe, topics, resets, rewinds, lag."""
