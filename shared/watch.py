@@ -87,13 +87,16 @@ class Subscription(ConsumerRebalanceListener):  # type: ignore[misc]
         """Nothing to do before a rebalance (offsets are committed by the consumer kit)."""
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        """A new assignment: rewind its partitions that were reset lately."""
+        """A new assignment: rewind its partitions that were reset lately (positions are not
+        known yet here: the watch's next round checks them against the ends)."""
         self._rewound.clear()
-        await self.apply(assigned)
+        await self.apply(assigned, check_ends=False)
 
-    async def apply(self, assigned: Iterable[TopicPartition] | None = None) -> list[TopicPartition]:
-        """Seek assigned partitions to their beginning where a reset asks for it or where the
-        position lies past the partition's end; returns the partitions sought."""
+    async def apply(
+        self, assigned: Iterable[TopicPartition] | None = None, *, check_ends: bool = True
+    ) -> list[TopicPartition]:
+        """Seek assigned partitions to their beginning where a reset asks for it or (with
+        ``check_ends``) where the position lies past the partition's end; returns them."""
         consumer = self.consumer
         if consumer is None:
             return []
@@ -103,7 +106,7 @@ class Subscription(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp in assigned if assigned is not None else consumer.assignment():
             if tp in self._rewind and tp not in self._rewound:
                 reason = "topic_reset"
-            elif await _beyond_end(consumer, tp):
+            elif check_ends and await _beyond_end(consumer, tp):
                 reason = "position_beyond_end"
             else:
                 continue
@@ -189,7 +192,8 @@ class BrokerWatch:
         started = self._probe_started
         if started is not None and now - started > self.timeout_s:
             return False
-        return self._ok and now - self._last_ok < self.timeout_s + 3 * self.interval_s + 2.0
+        # the age bound only matters if rounds stopped coming (each of their steps is bounded)
+        return self._ok and now - self._last_ok < 10.0
 
     def progress_ready(self) -> bool:
         """No partition has had lag without progress for ``stall_after_s``."""
