@@ -191,7 +191,10 @@ class Platform:
         if broker is not None and broker.process is not None and broker.process.poll() is not None:
             # the services notice, re-create the topics and rewind (see shared.watch)
             self.echo(f"the embedded broker exited; starting an empty one on {broker.bootstrap}")
-            broker.start()
+            try:
+                broker.start()
+            except TimeoutError as exc:  # the port is taken meanwhile: tried again next time
+                self.echo(f"the embedded broker did not start: {exc}")
         for name, child in list(self.children.items()):
             state = self._restarts[name]
             if child.poll() is None or state.gave_up:
