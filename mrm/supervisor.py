@@ -188,7 +188,7 @@ class Platform:
         if self._stopping:
             return
         broker = self.broker
-        if broker is not None and broker.process is not None and broker.process.poll() is not None:
+        if broker is not None and (broker.process is None or broker.process.poll() is not None):
             # the services notice, re-create the topics and rewind (see shared.watch)
             self.echo(f"the embedded broker exited; starting an empty one on {broker.bootstrap}")
             try:
