@@ -42,6 +42,7 @@ from shared import dlq
 from shared.events import Envelope, EventData, EventRejected, decode
 from shared.failures import Classifier, Failure, classify, reason_of
 from shared.metrics import ServiceMetrics
+from shared.watch import Subscription
 
 log = structlog.get_logger(__name__)
 
@@ -126,6 +127,8 @@ class EventConsumer:
         self._subscribed = False
         self._lag: dict[tuple[str, int], int] = {}
         self._counters: dict[tuple[str, str], Any] = {}
+        # what shared.watch.BrokerWatch looks at: each subscriber's topics and live consumer
+        self.subscriptions: list[Subscription] = []
 
     def _count(self, metric: str, topic: str, amount: int = 1) -> None:
         """Increment a per-topic counter through a cached labelled child (hot path)."""
@@ -268,7 +271,8 @@ class EventConsumer:
         parsing: dict[str, Any] = (
             {"parser": _parse_lean, "decoder": _no_body} if raw or lean else {}
         )
-        self.broker.subscriber(
+        subscription = Subscription(topics)  # rewinds partitions reset on the broker
+        subscriber = self.broker.subscriber(
             *topics,
             group_id=self.group_id,
             auto_offset_reset="earliest",
@@ -278,8 +282,12 @@ class EventConsumer:
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
             fetch_max_wait_ms=self.fetch_max_wait_ms,
+            listener=subscription,
             **parsing,
-        )(consume)
+        )
+        subscriber(consume)
+        subscription.bind(subscriber)
+        self.subscriptions.append(subscription)
 
     def _observe_lag(self, msg: KafkaMessage, records: Sequence[Record]) -> None:
         """Update the lag gauge from the consumer's last known high watermarks.

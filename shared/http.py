@@ -35,6 +35,8 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 APIs are a few kilobytes; a larger one is refused with 413 before it is parsed."""
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+READY_TIMEOUT_S = 1.5
+"""Longest /ready waits for its checks before answering 503."""
 
 
 def readiness_of(**probes: Callable[[], bool]) -> ReadinessCheck:
@@ -106,7 +108,14 @@ def create_service_app(
     async def ready() -> JSONResponse:
         """Readiness: the broker and the stores are reachable."""
         check: ReadinessCheck | None = app.state.readiness
-        checks = await check() if check is not None else {"starting": False}
+        try:  # a probe that hangs must not hang the answer
+            checks = (
+                await asyncio.wait_for(check(), timeout=READY_TIMEOUT_S)
+                if check is not None
+                else {"starting": False}
+            )
+        except TimeoutError:
+            checks = {"answered_in_time": False}
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 

@@ -6,9 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 
+import aiokafka.admin.client
+import aiokafka.client
 import structlog
+from aiokafka.protocol.metadata import MetadataRequest
 from faststream.kafka import KafkaBroker
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -63,6 +67,40 @@ def kafka_reachable(bootstrap: str) -> bool:
         return False
     finally:
         admin.close()
+
+
+_NO_AUTO_CREATION: ContextVar[bool] = ContextVar("mrm_no_topic_autocreation", default=False)
+
+
+class _MetadataRequest(MetadataRequest):
+    """aiokafka's metadata request, asking the broker to auto-create the topics it names only
+    outside ``without_topic_autocreation``."""
+
+    def __init__(
+        self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None
+    ) -> None:
+        if allow_auto_topic_creation is None and _NO_AUTO_CREATION.get():
+            allow_auto_topic_creation = False
+        super().__init__(topics, allow_auto_topic_creation=allow_auto_topic_creation)
+
+
+@contextlib.contextmanager
+def without_topic_autocreation() -> Iterator[None]:
+    """aiokafka clients started inside (and the tasks they start) never ask the broker to
+    create a topic by naming it.
+
+    aiokafka sends every metadata request with ``allow_auto_topic_creation`` set and offers no
+    option against it; a broker that honours it (Tansu does, with 4 partitions and no DLQ)
+    would re-create a lost topic with the wrong shape as soon as a producer or consumer asks
+    about it. The platform creates its topics itself (``ensure_topics``, ``shared.watch``), so
+    a missing topic stays missing until then. Clients outside keep aiokafka's behaviour."""
+    aiokafka.client.MetadataRequest = _MetadataRequest  # type: ignore[misc]
+    aiokafka.admin.client.MetadataRequest = _MetadataRequest  # type: ignore[misc]
+    token = _NO_AUTO_CREATION.set(True)
+    try:
+        yield
+    finally:
+        _NO_AUTO_CREATION.reset(token)
 
 
 def make_broker(bootstrap: str, *, client_id: str) -> KafkaBroker:

@@ -1,6 +1,8 @@
 """Prometheus metrics of one service, in a registry of its own built by its composition root.
 
 Names follow ``mrm_<service>_<noun>_<unit|total>``; labels stay low-cardinality (topic, handler).
+Newer metrics carry the service as a label under one name across services
+(``mrm_consumer_stalled_partitions{service=…}``), as Prometheus conventions want.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ class ServiceMetrics:
             f"{prefix}_consumer_lag_messages",
             "Messages behind the end of the topic (approximate).",
             ["topic"],
+            registry=self.registry,
+        )
+        self.stalled_partitions = Gauge(
+            "mrm_consumer_stalled_partitions",
+            "Partitions with lag and no progress for MRM_CONSUMER_STALL_AFTER_S.",
+            ["service", "topic"],
             registry=self.registry,
         )
         self.outbox_pending = Gauge(

@@ -13,25 +13,63 @@ import uvicorn
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
+from shared.kafka import without_topic_autocreation
+
 log = structlog.get_logger(__name__)
 
 
 @asynccontextmanager
 async def broker_running(
-    broker: KafkaBroker, *, background: Iterable[Callable[[], Coroutine[Any, Any, None]]] = ()
+    broker: KafkaBroker,
+    *,
+    background: Iterable[Callable[[], Coroutine[Any, Any, None]]] = (),
+    drain: Iterable[Callable[[], Awaitable[int]]] = (),
+    drain_timeout_s: float = 10.0,
 ) -> AsyncIterator[None]:
-    """Start the broker (and its subscribers) and background loops; stop all on exit."""
-    await broker.start()
-    tasks = [
-        asyncio.create_task(job(), name=getattr(job, "__qualname__", "job")) for job in background
-    ]
+    """Start the broker (and its subscribers) and background loops; on exit drain in order:
+    stop consuming (in-flight messages are finished, FastStream's graceful timeout), stop the
+    background loops, run each ``drain`` job until a round does nothing (e.g. the outbox relay
+    publishes what the last messages produced), then close the broker connection."""
+    with without_topic_autocreation():  # the platform's topics are created by the platform
+        await broker.start()
+        tasks = [
+            asyncio.create_task(job(), name=getattr(job, "__qualname__", "job"))
+            for job in background
+        ]
+        try:
+            yield
+        finally:
+            await _stop_consuming(broker)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for job in drain:
+                await _drain(job, timeout_s=drain_timeout_s)
+            await broker.stop()
+
+
+async def _stop_consuming(broker: KafkaBroker) -> None:
+    for subscriber in list(broker.subscribers):
+        try:
+            await subscriber.stop()
+        except Exception as exc:  # noqa: BLE001 - shutting down: report and stop the others
+            log.warning("subscriber_stop_failed", error=repr(exc))
+
+
+async def _drain(job: Callable[[], Awaitable[int]], *, timeout_s: float) -> None:
+    name = getattr(job, "__qualname__", "drain")
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    done = 0
     try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await broker.stop()
+        async with asyncio.timeout_at(deadline):
+            while (count := await job()) > 0:
+                done += count
+    except TimeoutError:
+        log.warning("drain_timed_out", job=name, done=done)
+    except Exception as exc:  # noqa: BLE001 - shutting down: what is left waits for next start
+        log.warning("drain_failed", job=name, done=done, error=repr(exc))
+    else:
+        log.info("drained", job=name, done=done)
 
 
 async def supervise(name: str, job: Callable[[], Awaitable[None]], *, every_s: float) -> None:

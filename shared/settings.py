@@ -46,6 +46,11 @@ class CommonSettings(BaseSettings):
         description="Attempts at a message whose handler fails with an error that is neither "
         "invalid data nor an outage, before it is dead-lettered.",
     )
+    consumer_stall_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Lag without progress for this long marks a partition stalled (/ready 503).",
+    )
     tokens: dict[str, TokenGrant] = Field(
         default_factory=dict,
         description='Bearer tokens as JSON: {"<token>": {"subject": "ann", "role": "manager"}}.',

@@ -18,12 +18,13 @@ from shared import topics
 from shared.clock import Clock, SystemClock
 from shared.consumer import EventConsumer
 from shared.http import create_service_app, readiness_of
-from shared.kafka import kafka_reachable, make_broker, prepare_kafka
+from shared.kafka import make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
 from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running, supervise
 from shared.sql import database_answers, make_engine
+from shared.watch import BrokerWatch
 
 SERVICE = "execution"
 
@@ -64,18 +65,29 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
                 warning_window=dt.timedelta(hours=settings.deadline_warning_hours),
             )
             app.state.execution = api.ApiDeps(engine=engine, relay=relay, clock=clock, fx=fx)
+            await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+            watch = BrokerWatch(
+                bootstrap=settings.bootstrap,
+                metrics=metrics,
+                partitions=settings.topic_partitions,
+                group_id=consumer.group_id,
+                subscriptions=consumer.subscriptions,
+                stall_after_s=settings.consumer_stall_after_s,
+            )
             app.state.readiness = readiness_of(
-                kafka=partial(kafka_reachable, settings.bootstrap),
+                kafka=watch.kafka_ready,
+                consumer_progress=watch.progress_ready,
                 db=partial(database_answers, engine),
             )
-            await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
             scheduling = partial(
                 supervise,
                 "execution_scheduler",
                 scheduler.tick,
                 every_s=settings.scheduler_interval_s,
             )
-            async with broker_running(broker, background=[relay.run, scheduling]):
+            async with broker_running(
+                broker, background=[relay.run, scheduling, watch.run], drain=[relay.relay_once]
+            ):
                 yield
         finally:
             app.state.readiness = None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -16,10 +17,11 @@ from services.measurement.monitor import TargetMonitor
 from services.measurement.settings import MeasurementSettings
 from shared.consumer import EventConsumer
 from shared.http import create_service_app
-from shared.kafka import kafka_reachable, make_broker, prepare_kafka
+from shared.kafka import make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
 from shared.money import FxRates
 from shared.runtime import broker_running, supervise
+from shared.watch import BrokerWatch
 
 SERVICE = "measurement"
 
@@ -45,15 +47,16 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         ingestor = Ingestor(
             warehouse=warehouse, fx=FxRates(base=settings.currency, rates=settings.fx_rates)
         )
+        consumer = EventConsumer(
+            broker=broker,
+            group_id=settings.consumer_group,
+            max_attempts=settings.consumer_max_attempts,
+            classifiers=[handlers.classify_failure],
+            metrics=metrics,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        )
         handlers.register(
-            EventConsumer(
-                broker=broker,
-                group_id=settings.consumer_group,
-                max_attempts=settings.consumer_max_attempts,
-                classifiers=[handlers.classify_failure],
-                metrics=metrics,
-                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            ),
+            consumer,
             ingestor=ingestor,
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
@@ -68,15 +71,25 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             reallocation=settings.reallocation_rule(),
         )
         await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+        watch = BrokerWatch(
+            bootstrap=settings.bootstrap,
+            metrics=metrics,
+            partitions=settings.topic_partitions,
+            group_id=consumer.group_id,
+            subscriptions=consumer.subscriptions,
+            stall_after_s=settings.consumer_stall_after_s,
+        )
 
         async def readiness() -> dict[str, bool]:
             return {
-                "kafka": await asyncio.to_thread(kafka_reachable, settings.bootstrap),
+                "kafka": watch.kafka_ready(),
+                "consumer_progress": watch.progress_ready(),
                 "clickhouse": await warehouse.run(analytics.ping),
             }
 
         app.state.warehouse = warehouse
-        background = [
+        background: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            watch.run,
             partial(
                 supervise,
                 "evaluate_targets",

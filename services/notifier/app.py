@@ -19,11 +19,12 @@ from services.notifier.senders import HttpWebhookSender, Senders, SmtpEmailSende
 from services.notifier.settings import NotifierSettings
 from shared.consumer import EventConsumer
 from shared.http import create_service_app, readiness_of
-from shared.kafka import kafka_reachable, make_broker, prepare_kafka
+from shared.kafka import make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running, supervise
 from shared.sql import database_answers, make_engine
+from shared.watch import BrokerWatch
 
 PARKED_SWEEP_S = 30.0
 
@@ -99,13 +100,26 @@ def create_app(settings: NotifierSettings) -> FastAPI:
                 await supervise("release_parked", handlers.release_ready, every_s=PARKED_SWEEP_S)
 
             app.state.engine = engine
+            await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+            watch = BrokerWatch(
+                bootstrap=settings.bootstrap,
+                metrics=metrics,
+                partitions=settings.topic_partitions,
+                group_id=consumer.group_id,
+                subscriptions=consumer.subscriptions,
+                stall_after_s=settings.consumer_stall_after_s,
+            )
             app.state.readiness = readiness_of(
-                kafka=partial(kafka_reachable, settings.bootstrap),
+                kafka=watch.kafka_ready,
+                consumer_progress=watch.progress_ready,
                 db=partial(database_answers, engine),
             )
-            await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
             try:
-                async with broker_running(broker, background=[relay.run, worker.run, sweep_parked]):
+                async with broker_running(
+                    broker,
+                    background=[relay.run, worker.run, sweep_parked, watch.run],
+                    drain=[relay.relay_once],
+                ):
                     yield
             finally:
                 app.state.readiness = None

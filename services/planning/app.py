@@ -12,13 +12,15 @@ from fastapi import FastAPI
 from services.planning import api, handlers
 from services.planning.settings import PlanningSettings
 from services.planning.store import MESSAGING, Store
+from shared import topics
 from shared.consumer import EventConsumer
 from shared.http import create_service_app, readiness_of
-from shared.kafka import kafka_reachable, make_broker, prepare_kafka
+from shared.kafka import make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running
 from shared.sql import database_answers, make_engine
+from shared.watch import BrokerWatch
 
 SERVICE = "planning"
 
@@ -34,25 +36,36 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         relay = OutboxRelay(engine=engine, tables=MESSAGING, broker=broker, metrics=metrics)
         db = Store(engine, on_commit=relay.wake)
         await asyncio.to_thread(db.create_schema)
-        handlers.register(
-            EventConsumer(
-                broker=broker,
-                group_id=settings.consumer_group,
-                max_attempts=settings.consumer_max_attempts,
-                metrics=metrics,
-                fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            ),
-            db=db,
+        consumer = EventConsumer(
+            broker=broker,
+            group_id=settings.consumer_group,
+            max_attempts=settings.consumer_max_attempts,
+            metrics=metrics,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
+        handlers.register(consumer, db=db)
         await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+        watch = BrokerWatch(
+            bootstrap=settings.bootstrap,
+            metrics=metrics,
+            partitions=settings.topic_partitions,
+            group_id=consumer.group_id,
+            subscriptions=consumer.subscriptions,
+            produced=[topics.PLANNING],
+            on_reset=partial(handlers.on_topic_reset, db=db, relay=relay),
+            stall_after_s=settings.consumer_stall_after_s,
+        )
 
         readiness = readiness_of(
-            kafka=partial(kafka_reachable, settings.bootstrap),
+            kafka=watch.kafka_ready,
+            consumer_progress=watch.progress_ready,
             database=partial(database_answers, engine),
         )
         app.state.store = db
         app.state.settings = settings
-        async with broker_running(broker, background=[relay.run]):
+        async with broker_running(
+            broker, background=[relay.run, watch.run], drain=[relay.relay_once]
+        ):
             app.state.readiness = readiness
             yield
         engine.dispose()

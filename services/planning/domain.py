@@ -301,6 +301,40 @@ def reallocate_budget(
     return source_after, destination_after, events
 
 
+def current_state(
+    *,
+    plans: list[PlanFacts],
+    campaigns: list[CampaignFacts],
+    stages: list[StageScheduled],
+    targets: list[KpiTargetSet],
+) -> list[EventData]:
+    """The events that tell a consumer starting from nothing everything planning holds now:
+    each plan (its status says whether it is approved), each campaign with its budget at its
+    current version, its stages and KPI targets. Consumers upsert by version, so sending them
+    again changes nothing where they are known. ``plan.approved`` is not sent again: it is a
+    notification's cause (the plan's owner would be told twice), and ``plan.created`` carries
+    the status."""
+    events: list[EventData] = []
+    for plan in plans:
+        events.append(
+            PlanCreated(
+                plan_id=plan.plan_id,
+                name=plan.name,
+                period_start=plan.period_start,
+                period_end=plan.period_end,
+                currency=plan.currency,
+                owner=plan.owner,
+                status="approved" if plan.status == "approved" else "draft",
+            )
+        )
+    for campaign in campaigns:
+        events.append(CampaignPlanned(**campaign.state()))  # type: ignore[arg-type]
+        events.append(_allocated(campaign))
+    events.extend(stages)
+    events.extend(targets)
+    return events
+
+
 def _allocated(campaign: CampaignFacts) -> BudgetAllocated:
     return BudgetAllocated(
         campaign_id=campaign.campaign_id,

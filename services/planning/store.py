@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from services.planning.domain import CampaignFacts, PlanFacts
 from shared.events import EventData, new_envelope
+from shared.events.planning import KpiTargetSet, StageScheduled
 from shared.sql import UtcDateTime, add_to_outbox, claim_event, define_messaging_tables, utcnow
 
 SOURCE = "planning"
@@ -298,6 +299,32 @@ def campaign_facts(campaign: Campaign) -> CampaignFacts:
         gross_margin=Decimal(campaign.gross_margin),
         status=campaign.status,
         version=campaign.version,
+    )
+
+
+def stage_event(stage: Stage) -> StageScheduled:
+    """A stage row as the event that announces it."""
+    return StageScheduled(
+        stage_id=stage.id,
+        campaign_id=stage.campaign_id,
+        name=stage.name,
+        deadline=stage.deadline,
+        starts_at=stage.starts_at,
+        assignee=stage.assignee,
+        version=stage.version,
+    )
+
+
+def target_event(target: KpiTarget) -> KpiTargetSet:
+    """A KPI target row as the event that announces it."""
+    return KpiTargetSet(
+        target_id=target.id,
+        campaign_id=target.campaign_id,
+        kpi=target.kpi,
+        target=Decimal(target.target),
+        direction=target.direction,  # type: ignore[arg-type]
+        weight=Decimal(target.weight),
+        tolerance=Decimal(target.tolerance),
     )
 
 

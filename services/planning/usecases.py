@@ -305,3 +305,32 @@ def record_proposal(
             )
         )
     return True
+
+
+def republish_state(*, db: Store) -> int:
+    """Queue every plan, campaign, stage and KPI target as events again (after the broker lost
+    ``mrm.planning.v1``, so projections rebuild from planning's state); returns how many."""
+    with db.unit_of_work() as uow:
+        session = uow.session
+        plans = store.list_plans(session=session)
+        campaigns = [
+            store.campaign_facts(campaign)
+            for plan in plans
+            for campaign in store.list_campaigns(session=session, plan_id=plan.id)
+        ]
+        events = domain.current_state(
+            plans=[store.plan_facts(plan) for plan in reversed(plans)],
+            campaigns=campaigns,
+            stages=[
+                store.stage_event(stage)
+                for campaign in campaigns
+                for stage in store.list_stages(session=session, campaign_id=campaign.campaign_id)
+            ],
+            targets=[
+                store.target_event(target)
+                for campaign in campaigns
+                for target in store.list_targets(session=session, campaign_id=campaign.campaign_id)
+            ],
+        )
+        uow.publish(events)
+    return len(events)
