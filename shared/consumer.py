@@ -125,7 +125,6 @@ class EventConsumer:
         self.classifiers = tuple(classifiers)
         self.dead_letter_max_bytes = dead_letter_max_bytes
         self._subscribed = False
-        self._lag: dict[tuple[str, int], int] = {}
         self._counters: dict[tuple[str, str], Any] = {}
         # what shared.watch.BrokerWatch looks at: each subscriber's topics and live consumer
         self.subscriptions: list[Subscription] = []
@@ -177,7 +176,6 @@ class EventConsumer:
                     continue
                 if not await self._handle_one(name, handler, record):
                     await _commit(msg, records[: index + 1])
-            self._observe_lag(msg, records)
 
         self._subscribe_batches(topics, consume, max_records, batch_timeout_ms=50)
 
@@ -206,7 +204,6 @@ class EventConsumer:
                     await self._dead_letter(record, reason_of(exc))
             if batch:
                 await self._settle(name, batch, handler, _record_of_consumed)
-            self._observe_lag(msg, records)
 
         # consume reads the raw records: FastStream's message objects per record would be built
         # and their JSON bodies decoded for nothing (a fifth of a spend consumer's CPU)
@@ -242,7 +239,6 @@ class EventConsumer:
             if mine:
                 await self._settle(name, mine, handler, _same)
             await _commit(msg, records)
-            self._observe_lag(msg, records)
 
         async def consume(msg: KafkaMessage) -> None:
             nonlocal in_flight
@@ -288,24 +284,6 @@ class EventConsumer:
         subscriber(consume)
         subscription.bind(subscriber)
         self.subscriptions.append(subscription)
-
-    def _observe_lag(self, msg: KafkaMessage, records: Sequence[Record]) -> None:
-        """Update the lag gauge from the consumer's last known high watermarks.
-
-        Approximate by nature (Tansu reports a partition's end as the start of its last batch
-        + 1), so it never goes below zero."""
-        consumer = getattr(msg, "consumer", None)
-        highwater = getattr(consumer, "highwater", None)
-        if highwater is None:
-            return
-        last = _last_offsets(records)
-        for (topic, partition), offset in last.items():
-            end = highwater(TopicPartition(topic, partition))
-            if end is not None:
-                self._lag[(topic, partition)] = max(0, end - offset - 1)
-        for topic in {topic for topic, _ in last}:
-            total = sum(lag for (name, _), lag in self._lag.items() if name == topic)
-            self.metrics.consumer_lag.labels(topic=topic).set(total)
 
     # --- the failure policy ------------------------------------------------------------------
 
