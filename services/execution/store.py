@@ -33,6 +33,7 @@ from shared.sql import (
     UtcDateTime,
     add_to_outbox,
     claim_event,
+    create_tables,
     define_messaging_tables,
     utcnow,
 )
@@ -147,7 +148,7 @@ class Stage(Base):
 
 def create_schema(*, engine: Engine) -> None:
     """Create the service's tables that do not exist yet."""
-    Base.metadata.create_all(engine)
+    create_tables(engine, Base.metadata)
 
 
 @contextmanager

@@ -51,6 +51,15 @@ class MeasurementSettings(CommonSettings):
         validation_alias=AliasChoices("MRM_MEASUREMENT_EVALUATE_INTERVAL_S"),
         description="How often campaigns with new data are checked against their KPI targets.",
     )
+    monitor_group: str = Field(
+        default="mrm-measurement-monitor",
+        min_length=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_MONITOR_GROUP"),
+        description=(
+            "Consumer group electing the replica that runs the target monitor (one alert per "
+            "cause however many replicas run)."
+        ),
+    )
     snapshot_interval_s: float = Field(
         default=60.0,
         gt=0,

@@ -32,7 +32,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.notifier import domain
 from shared.events import Envelope, EventData, new_envelope
-from shared.sql import UtcDateTime, add_to_outbox, claim_event, define_messaging_tables
+from shared.sql import (
+    UtcDateTime,
+    add_to_outbox,
+    claim_event,
+    create_tables,
+    define_messaging_tables,
+)
 
 CONSUMER = "notifier"
 
@@ -146,7 +152,7 @@ class ParkedCauseRow(Base):
 
 def create_schema(engine: Engine) -> None:
     """Create the notifier's tables that do not exist yet."""
-    Base.metadata.create_all(engine)
+    create_tables(engine, Base.metadata)
 
 
 class UnitOfWork:

@@ -1,0 +1,223 @@
+"""Two replicas of every service: one publish, one alert and one e-mail per cause.
+
+Each test starts two in-process replicas of a service (each with its own engine, broker
+connection and background loops, as two processes would have) on the real embedded broker,
+PostgreSQL (skipped without ``MRM_TEST_POSTGRES_URL``) and the session's chDB engine, then reads
+the output topic to its end and counts by event_id *and* by record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from contextlib import ExitStack
+from decimal import Decimal
+
+import httpx
+import pytest
+from replicas_kit import (
+    Publishes,
+    containing,
+    read_to_end,
+    start_replicas,
+    unpublished,
+    wait_until,
+)
+
+from services.measurement import alerts, analytics
+from services.measurement.app import create_app as measurement_app
+from services.measurement.settings import MeasurementSettings
+from services.planning.app import create_app as planning_app
+from services.planning.settings import PlanningSettings
+from services.planning.store import MESSAGING as PLANNING_MESSAGING
+from shared.events.ingest import LeadStageChanged, SpendRecorded
+from shared.events.planning import CampaignPlanned, KpiTargetSet
+from shared.publisher import EventPublisher
+from shared.sql import make_engine
+from shared.topics import KPI, PLANNING
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+TOKENS = {"t-admin": {"subject": "root", "role": "admin"}}
+MONITOR_JOBS = ("evaluate", "reallocate", "snapshot")
+ADMIN = {"Authorization": "Bearer t-admin"}
+
+
+@POSTGRES
+def test_planning_two_replicas_publish_each_event_once(
+    kafka_bootstrap: str, database_url: str, serve_app, topic_reader, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """200 concurrent creates spread over two replicas: every event id on the topic once, and
+    each campaign's events in the order they were written."""
+    settings = PlanningSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        tokens=TOKENS,
+        data_dir=tmp_path,
+        currency="EUR",
+    )
+    engine = make_engine(database_url)
+    with ExitStack() as stack:
+        replicas = start_replicas(stack, serve_app, [planning_app(settings) for _ in range(2)])
+        plan = httpx.post(
+            f"{replicas[0].url}/api/v1/plans",
+            json={"name": "Replicas", "period_start": "2027-01-01", "period_end": "2027-12-31"},
+            headers=ADMIN,
+            timeout=30,
+        )
+        assert plan.status_code == 201, plan.text
+        plan_id = plan.json()["plan_id"]
+
+        async def create_all() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=60, headers=ADMIN) as client:
+                return await asyncio.gather(
+                    *(
+                        client.post(
+                            f"{replicas[n % 2].url}/api/v1/plans/{plan_id}/campaigns",
+                            json={
+                                "name": f"Campaign {n}",
+                                "channel": "search",
+                                "owner": "ann",
+                                "budget": "1000.00",
+                                "start_date": "2027-03-01",
+                                "end_date": "2027-05-31",
+                            },
+                        )
+                        for n in range(200)
+                    )
+                )
+
+        responses = asyncio.run(create_all())
+        assert [r.status_code for r in responses] == [201] * 200, responses[0].text
+        expected = 1 + 2 * 200  # plan.created, then campaign.planned + budget.allocated each
+
+        mine = containing(plan_id)
+        wait_until(
+            lambda: unpublished(engine, PLANNING_MESSAGING.outbox) == 0,
+            what="both relays to empty the outbox",
+        )
+        assert len(topic_reader(kafka_bootstrap, PLANNING, match=mine, expect=expected)) >= expected
+    engine.dispose()
+
+    published = Publishes.of(read_to_end(kafka_bootstrap, PLANNING, match=mine))
+    assert published.duplicates() == {}
+    assert len(published.event_ids) == expected
+    assert len(published) == expected
+    # one relay at a time publishes in outbox order: planned before allocated, per campaign
+    by_campaign: dict[str, list[str]] = {}
+    for record in published.records:
+        if record["data"].get("campaign_id"):
+            by_campaign.setdefault(record["data"]["campaign_id"], []).append(record["event_type"])
+    assert len(by_campaign) == 200
+    assert all(types == ["campaign.planned", "budget.allocated"] for types in by_campaign.values())
+
+
+def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
+    kafka_bootstrap: str, chdb_url: str, serve_app, topic_reader, tmp_path, unique_id: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Two replicas ingest a plan's events (each a share of the partitions): one breach alert,
+    one reallocation proposal, and one snapshot per campaign and round, whichever replica got
+    which event."""
+    database = f"replicas_{unique_id}"
+    settings = MeasurementSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        clickhouse_url=chdb_url,
+        clickhouse_database=database,
+        data_dir=tmp_path,
+        tokens={"t-viewer": {"subject": "vic", "role": "viewer"}},
+        monitor_group=f"mrm-measurement-monitor-{unique_id}",
+        evaluate_interval_s=0.2,
+        reallocation_interval_s=0.2,
+        snapshot_interval_s=0.5,
+        alert_min_spend_share=Decimal(0),
+    )
+    apps = [measurement_app(settings) for _ in range(2)]
+    plan_id = f"p-{unique_id}"
+    under, over = f"c-under-{unique_id}", f"c-over-{unique_id}"
+    at = dt.datetime(2027, 3, 10, 12, tzinfo=dt.UTC)
+    client = analytics.connect(chdb_url, database=database)
+    with ExitStack() as stack:
+        start_replicas(stack, serve_app, apps)
+        stack.callback(client.close)
+        wait_until(
+            lambda: sum(app.state.leadership.leading for app in apps) == 1,
+            what="one replica to lead the monitor",
+        )
+        with EventPublisher(kafka_bootstrap, source="test") as events:
+            for campaign_id, leads in ((under, 20), (over, 80)):
+                events.publish(
+                    CampaignPlanned(
+                        campaign_id=campaign_id,
+                        plan_id=plan_id,
+                        name=campaign_id,
+                        channel="search",
+                        owner="ann",
+                        budget=Decimal("10000"),
+                        currency="USD",
+                        start_date=dt.date(2027, 3, 1),
+                        end_date=dt.date(2027, 3, 31),
+                        status="active",
+                    )
+                )
+                events.publish(
+                    KpiTargetSet(
+                        target_id=f"t-{campaign_id}",
+                        campaign_id=campaign_id,
+                        kpi="cpl",
+                        target=Decimal("50"),
+                        direction="lower_is_better",
+                    )
+                )
+                for _ in range(4):  # keyed by campaign: one partition, one replica
+                    events.publish(
+                        SpendRecorded(
+                            campaign_id=campaign_id,
+                            channel="search",
+                            amount=Decimal("500"),
+                            currency="USD",
+                        ),
+                        occurred_at=at,
+                    )
+                for index in range(leads):  # keyed by lead: every partition, both replicas
+                    events.publish(
+                        LeadStageChanged(
+                            lead_id=f"{campaign_id}-l{index}",
+                            campaign_id=campaign_id,
+                            channel="search",
+                            stage="lead",
+                        ),
+                        occurred_at=at,
+                    )
+
+        # CPL 2,000 / 20 = 100 against 50: breached; 2,000 / 80 = 25: met → CKPI 50 and 150
+        def all_stored() -> bool:
+            rows = client.query(
+                "SELECT count() FROM lead_events FINAL WHERE campaign_id IN {ids:Array(String)}",
+                parameters={"ids": [under, over]},
+            ).result_rows
+            return rows[0][0] == 100
+
+        wait_until(all_stored, what="every event in ClickHouse")
+        stored_by = alerts.settled_bound(client) + alerts.SETTLE_MS
+
+        def monitor_caught_up() -> bool:
+            marks = [alerts.read_mark(client, job=job) for job in MONITOR_JOBS]
+            return all(mark is not None and mark >= stored_by for mark in marks)
+
+        wait_until(monitor_caught_up, what="the monitor's jobs to pass the last change")
+        mine = containing(plan_id)
+        topic_reader(kafka_bootstrap, KPI, match=mine, expect=4)  # breach, proposal, 2 snapshots
+        assert sum(app.state.leadership.leading for app in apps) == 1
+
+    published = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=mine))
+    assert published.duplicates() == {}
+    breaches = published.of_type("kpi.target_breached")
+    assert breaches.per("campaign_id", "target_id") == {(under, f"t-{under}"): 1}
+    proposals = published.of_type("budget.reallocation_proposed")
+    assert proposals.per("from_campaign_id", "to_campaign_id") == {(under, over): 1}
+    assert published.of_type("kpi.target_recovered").records == []
+    snapshots = published.of_type("kpi.snapshot")
+    per_round = snapshots.per("campaign_id", "as_of")
+    assert set(per_round.values()) == {1}, per_round  # one per campaign and round
+    assert {campaign_id for campaign_id, _ in per_round} == {under, over}
