@@ -7,7 +7,10 @@ count *records*, not only distinct event ids: a duplicate publish shows as a sec
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -16,8 +19,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aiosmtpd.controller import Controller
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, Table, func, select
+
+from shared.embedded import free_port
 
 T = TypeVar("T")
 
@@ -130,3 +136,37 @@ def unpublished(engine: Engine, outbox: Table) -> int:
         return connection.execute(
             select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
         ).scalar_one()
+
+
+class FlakySmtp:
+    """A real SMTP server (aiosmtpd) on a loopback port that answers the first ``failures``
+    messages with a temporary error (451, so the notifier retries) and keeps the others."""
+
+    def __init__(self, *, failures: int) -> None:
+        self.failures = failures
+        self.refused = 0
+        self.messages: list[email.message.EmailMessage] = []
+        self.lock = threading.Lock()
+        self.host, self.port = "127.0.0.1", free_port()
+        self._controller = Controller(self, hostname=self.host, port=self.port)
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        with self.lock:
+            if self.refused < self.failures:
+                self.refused += 1
+                return "451 4.3.0 try again later"
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            self.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def received(self) -> list[email.message.EmailMessage]:
+        """Messages accepted so far."""
+        with self.lock:
+            return list(self.messages)
+
+    def __enter__(self) -> FlakySmtp:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._controller.stop()

@@ -16,6 +16,7 @@ from decimal import Decimal
 import httpx
 import pytest
 from replicas_kit import (
+    FlakySmtp,
     Publishes,
     containing,
     read_to_end,
@@ -23,18 +24,27 @@ from replicas_kit import (
     unpublished,
     wait_until,
 )
+from sqlalchemy import func, or_, select
 
+from services.execution import store as execution_store
+from services.execution.app import create_app as execution_app
+from services.execution.settings import ExecutionSettings
 from services.measurement import alerts, analytics
 from services.measurement.app import create_app as measurement_app
 from services.measurement.settings import MeasurementSettings
+from services.notifier import store as notifier_store
+from services.notifier.app import create_app as notifier_app
+from services.notifier.settings import NotifierSettings
 from services.planning.app import create_app as planning_app
 from services.planning.settings import PlanningSettings
 from services.planning.store import MESSAGING as PLANNING_MESSAGING
+from shared.events import new_envelope
 from shared.events.ingest import LeadStageChanged, SpendRecorded
-from shared.events.planning import CampaignPlanned, KpiTargetSet
+from shared.events.kpi import KpiTargetBreached
+from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated, StageScheduled
 from shared.publisher import EventPublisher
 from shared.sql import make_engine
-from shared.topics import KPI, PLANNING
+from shared.topics import EXECUTION, KPI, NOTIFICATIONS, PLANNING
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -221,3 +231,235 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
     per_round = snapshots.per("campaign_id", "as_of")
     assert set(per_round.values()) == {1}, per_round  # one per campaign and round
     assert {campaign_id for campaign_id, _ in per_round} == {under, over}
+
+
+@POSTGRES
+def test_execution_two_replicas_remind_and_flag_each_stage_once(
+    kafka_bootstrap: str, database_url: str, serve_app, topic_reader, tmp_path, unique_id: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Both replicas' schedulers tick every 0.2 s over the same stages: one reminder per
+    approaching deadline, one overdue flag per passed one, one overspend forecast."""
+    settings = ExecutionSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        data_dir=tmp_path,
+        scheduler_interval_s=0.2,
+    )
+    now = dt.datetime.now(dt.UTC)
+    today = now.date()
+    campaigns = [f"c{n}-{unique_id}" for n in range(6)]  # keys spread over the partitions
+    stages: dict[str, str] = {}  # stage_id → the event it is due
+    engine = make_engine(database_url)
+    with ExitStack() as stack:
+        start_replicas(stack, serve_app, [execution_app(settings) for _ in range(2)])
+        with EventPublisher(kafka_bootstrap, source="test") as events:
+            for campaign_id in campaigns:
+                events.publish(
+                    CampaignPlanned(
+                        campaign_id=campaign_id,
+                        plan_id=f"p-{unique_id}",
+                        name=campaign_id,
+                        channel="search",
+                        owner="ann",
+                        budget=Decimal("1000"),
+                        currency="USD",
+                        start_date=today - dt.timedelta(days=10),
+                        end_date=today + dt.timedelta(days=20),
+                        status="active",
+                    )
+                )
+                for n in range(8):
+                    late = n % 2 == 1
+                    stage_id = f"s{n}-{campaign_id}"
+                    stages[stage_id] = "stage.overdue" if late else "stage.deadline_approaching"
+                    events.publish(
+                        StageScheduled(
+                            stage_id=stage_id,
+                            campaign_id=campaign_id,
+                            name=f"Stage {n}",
+                            deadline=now + dt.timedelta(hours=-5 if late else 5),
+                            assignee="ann",
+                        )
+                    )
+            # 900 of 1,000 after a third of the period: forecast 2,700, flagged once
+            events.publish(
+                SpendRecorded(
+                    campaign_id=campaigns[0],
+                    channel="search",
+                    amount=Decimal("900"),
+                    currency="USD",
+                )
+            )
+
+        Stage, Campaign = execution_store.Stage, execution_store.Campaign
+
+        def all_flagged_and_published() -> bool:
+            with engine.connect() as connection:
+                flagged = connection.execute(
+                    select(func.count())
+                    .select_from(Stage)
+                    .where(
+                        Stage.stage_id.in_(list(stages)),
+                        or_(Stage.warned_for.is_not(None), Stage.overdue_for.is_not(None)),
+                    )
+                ).scalar_one()
+                forecast = connection.execute(
+                    select(Campaign.overspend_flagged).where(Campaign.campaign_id == campaigns[0])
+                ).scalar_one_or_none()
+            return (
+                flagged == len(stages)
+                and bool(forecast)
+                and unpublished(engine, execution_store.MESSAGING.outbox) == 0
+            )
+
+        wait_until(all_flagged_and_published, what="every stage flagged and published")
+        mine = containing(unique_id)
+        topic_reader(kafka_bootstrap, EXECUTION, match=mine, expect=len(stages) + 2)
+    engine.dispose()
+
+    published = Publishes.of(read_to_end(kafka_bootstrap, EXECUTION, match=mine))
+    assert published.duplicates() == {}
+    for event_type in ("stage.deadline_approaching", "stage.overdue"):
+        due = {stage_id for stage_id, due in stages.items() if due == event_type}
+        assert published.of_type(event_type).per("stage_id") == {(s,): 1 for s in due}
+    assert published.of_type("budget.overspend_forecast").per("campaign_id") == {(campaigns[0],): 1}
+    assert published.of_type("budget.threshold_crossed").per("threshold_pct") == {(80,): 1}
+
+
+@POSTGRES
+def test_notifier_two_replicas_send_one_email_per_cause(
+    kafka_bootstrap: str, database_url: str, serve_app, topic_reader, tmp_path, unique_id: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Ten breach alerts (each published twice with its event id) and one that waits for its
+    campaign: eleven e-mails, one per cause, though the SMTP server refuses the first three
+    attempts (retried by whichever replica leases them) and both replicas deliver."""
+    owner = f"ann-{unique_id}"
+    plan_id = f"p-{unique_id}"
+    campaigns = [f"c{n}-{unique_id}" for n in range(10)]
+    waiting = f"c-waiting-{unique_id}"
+    settings_of = dict(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        data_dir=tmp_path,
+        consumer_group=f"mrm-notifier-{unique_id}",
+        tokens={"t-admin": {"subject": "root", "role": "admin"}},
+        max_attempts=6,
+        retry_initial_s=0.2,
+        poll_interval_s=0.1,
+    )
+    engine = make_engine(database_url)
+    Notification, Parked = notifier_store.NotificationRow, notifier_store.ParkedCauseRow
+
+    def count(query) -> int:  # type: ignore[no-untyped-def]
+        with engine.connect() as connection:
+            return connection.execute(query).scalar_one()
+
+    def planned(campaign_id: str) -> CampaignPlanned:
+        return CampaignPlanned(
+            campaign_id=campaign_id,
+            plan_id=plan_id,
+            name=campaign_id,
+            channel="search",
+            owner=owner,
+            budget=Decimal("1000"),
+            currency="USD",
+            start_date=dt.date(2027, 3, 1),
+            end_date=dt.date(2027, 3, 31),
+        )
+
+    def breach(campaign_id: str) -> KpiTargetBreached:
+        return KpiTargetBreached(
+            campaign_id=campaign_id,
+            plan_id=plan_id,
+            target_id=f"t-{campaign_id}",
+            kpi="cpl",
+            target=Decimal("50"),
+            actual=Decimal("100"),
+            direction="lower_is_better",
+        )
+
+    with ExitStack() as stack:
+        smtp = stack.enter_context(FlakySmtp(failures=3))
+        settings = NotifierSettings(**settings_of, smtp_host=smtp.host, smtp_port=smtp.port)
+        replicas = start_replicas(stack, serve_app, [notifier_app(settings) for _ in range(2)])
+        registered = httpx.put(
+            f"{replicas[1].url}/api/v1/recipients/{owner}",
+            json={"email": f"{owner}@example.com", "channels": ["email"]},
+            headers=ADMIN,
+            timeout=30,
+        )
+        assert registered.status_code == 201, registered.text
+        events = stack.enter_context(EventPublisher(kafka_bootstrap, source="test"))
+        events.publish(
+            PlanCreated(
+                plan_id=plan_id,
+                name="Replicas",
+                period_start=dt.date(2027, 1, 1),
+                period_end=dt.date(2027, 12, 31),
+                currency="USD",
+                owner=owner,
+            )
+        )
+        for campaign_id in campaigns:
+            events.publish(planned(campaign_id))
+        events.flush()
+        wait_until(
+            lambda: (
+                count(
+                    select(func.count())
+                    .select_from(notifier_store.CampaignRow)
+                    .where(notifier_store.CampaignRow.campaign_id.in_(campaigns))
+                )
+                == len(campaigns)
+            ),
+            what="the directory to know the campaigns",
+        )
+        causes = [new_envelope(breach(c), source="measurement") for c in campaigns]
+        for envelope in causes:  # each cause twice: a repeated publish of one event id
+            for _ in range(2):
+                events.send_envelope(envelope, topic=KPI, key=envelope.data["campaign_id"])
+        late = events.publish(breach(waiting))
+        events.flush()
+        wait_until(
+            lambda: (
+                count(
+                    select(func.count())
+                    .select_from(Parked)
+                    .where(Parked.event_id == str(late.event_id))
+                )
+                == 1
+            ),
+            what="the cause of an unknown campaign to be parked",
+        )
+        events.publish(planned(waiting))
+        events.flush()
+        cause_ids = [str(envelope.event_id) for envelope in (*causes, late)]
+
+        def all_delivered() -> bool:
+            delivered = count(
+                select(func.count())
+                .select_from(Notification)
+                .where(
+                    Notification.cause_event_id.in_(cause_ids),
+                    Notification.status == "delivered",
+                )
+            )
+            return delivered == len(cause_ids) and (
+                unpublished(engine, notifier_store.MESSAGING.outbox) == 0
+            )
+
+        wait_until(all_delivered, what="every notification delivered and published")
+        mine = containing(*cause_ids)
+        topic_reader(kafka_bootstrap, NOTIFICATIONS, match=mine, expect=len(cause_ids))
+        received = smtp.received()
+        assert smtp.refused == 3
+    engine.dispose()
+
+    assert len(received) == len(cause_ids)  # one e-mail per cause
+    assert len({message["Message-ID"] for message in received}) == len(cause_ids)
+    subjects = " ".join(str(message["Subject"]) + message.get_content() for message in received)
+    assert all(subjects.count(campaign_id) >= 1 for campaign_id in (*campaigns, waiting))
+    published = Publishes.of(read_to_end(kafka_bootstrap, NOTIFICATIONS, match=mine))
+    assert published.duplicates() == {}
+    delivered = published.of_type("notification.delivered")
+    assert delivered.per("cause_event_id") == {(cause,): 1 for cause in cause_ids}
