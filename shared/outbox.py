@@ -72,6 +72,7 @@ class OutboxRelay:
         self.holder = uuid.uuid4().hex
         self._row_locks = engine.dialect.name != "sqlite"
         self._lease_row_ready = False
+        self._taking: asyncio.Future[float | None] | None = None
         self._rounds = WakeableLoop(
             self.relay_once,
             full_batch=batch_size,
@@ -111,9 +112,19 @@ class OutboxRelay:
     async def _turn(self) -> AsyncIterator[float | None]:
         """This relay's turn: the monotonic time until which it may publish, or None."""
         if not self._row_locks:
-            yield await asyncio.to_thread(self._take_lease)
+            # shielded: a cancelled round leaves the take to finish, so the lease given back
+            # on the way out (``run``) is not taken again behind it
+            self._taking = asyncio.ensure_future(asyncio.to_thread(self._take_lease))
+            yield await asyncio.shield(self._taking)
             return
-        connection = await asyncio.to_thread(self._lock_turn)
+        locking = asyncio.ensure_future(asyncio.to_thread(self._lock_turn))
+        try:
+            connection = await asyncio.shield(locking)
+        except asyncio.CancelledError:
+            # the thread goes on and may take the lock: close its connection when it is done,
+            # or the lock would stay held by a relay that is gone
+            locking.add_done_callback(_close_taken)
+            raise
         if connection is None:
             yield None
             return
@@ -175,6 +186,8 @@ class OutboxRelay:
                 )
 
         try:
+            if self._taking is not None:
+                await asyncio.wait([self._taking])
             await asyncio.to_thread(release)
         except SQLAlchemyError as exc:  # it expires by itself
             log.warning("outbox_lease_not_released", error=repr(exc))
@@ -215,3 +228,12 @@ class OutboxRelay:
             connection.execute(
                 update(outbox).where(outbox.c.id == row_id).values(published_at=utcnow())
             )
+
+
+def _close_taken(locking: asyncio.Future[Connection | None]) -> None:
+    """Close the connection (ending its transaction and lock) a cancelled round took."""
+    if locking.cancelled() or locking.exception() is not None:
+        return
+    connection = locking.result()
+    if connection is not None:
+        connection.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from contextlib import ExitStack
 from decimal import Decimal
 
@@ -24,7 +25,8 @@ from replicas_kit import (
     unpublished,
     wait_until,
 )
-from sqlalchemy import func, or_, select
+from sqlalchemy import MetaData, func, or_, select
+from sqlalchemy.orm import Session
 
 from services.execution import store as execution_store
 from services.execution.app import create_app as execution_app
@@ -40,10 +42,13 @@ from services.planning.settings import PlanningSettings
 from services.planning.store import MESSAGING as PLANNING_MESSAGING
 from shared.events import new_envelope
 from shared.events.ingest import LeadStageChanged, SpendRecorded
-from shared.events.kpi import KpiTargetBreached
+from shared.events.kpi import KpiSnapshot, KpiTargetBreached
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated, StageScheduled
+from shared.kafka import make_broker
+from shared.metrics import ServiceMetrics
+from shared.outbox import OutboxRelay
 from shared.publisher import EventPublisher
-from shared.sql import make_engine
+from shared.sql import add_to_outbox, create_tables, define_messaging_tables, make_engine
 from shared.topics import EXECUTION, KPI, NOTIFICATIONS, PLANNING
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -128,7 +133,8 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
 ) -> None:  # type: ignore[no-untyped-def]
     """Two replicas ingest a plan's events (each a share of the partitions): one breach alert,
     one reallocation proposal, and one snapshot per campaign and round, whichever replica got
-    which event."""
+    which event. Then the leader stops: the other leads on from the saved marks, with one
+    recovery and nothing of the first part again."""
     database = f"replicas_{unique_id}"
     settings = MeasurementSettings(
         kafka_bootstrap=kafka_bootstrap,
@@ -148,7 +154,7 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
     at = dt.datetime(2027, 3, 10, 12, tzinfo=dt.UTC)
     client = analytics.connect(chdb_url, database=database)
     with ExitStack() as stack:
-        start_replicas(stack, serve_app, apps)
+        replicas = start_replicas(stack, serve_app, apps)
         stack.callback(client.close)
         wait_until(
             lambda: sum(app.state.leadership.leading for app in apps) == 1,
@@ -201,36 +207,68 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
                     )
 
         # CPL 2,000 / 20 = 100 against 50: breached; 2,000 / 80 = 25: met → CKPI 50 and 150
-        def all_stored() -> bool:
-            rows = client.query(
-                "SELECT count() FROM lead_events FINAL WHERE campaign_id IN {ids:Array(String)}",
-                parameters={"ids": [under, over]},
-            ).result_rows
-            return rows[0][0] == 100
+        def stored(leads: int) -> Callable[[], bool]:
+            def check() -> bool:
+                rows = client.query(
+                    """SELECT count() FROM lead_events FINAL
+                    WHERE campaign_id IN {ids:Array(String)}""",
+                    parameters={"ids": [under, over]},
+                ).result_rows
+                return rows[0][0] == leads
 
-        wait_until(all_stored, what="every event in ClickHouse")
-        stored_by = alerts.settled_bound(client) + alerts.SETTLE_MS
+            return check
 
-        def monitor_caught_up() -> bool:
-            marks = [alerts.read_mark(client, job=job) for job in MONITOR_JOBS]
-            return all(mark is not None and mark >= stored_by for mark in marks)
+        def caught_up(stored_by: int) -> Callable[[], bool]:
+            def check() -> bool:
+                marks = [alerts.read_mark(client, job=job) for job in MONITOR_JOBS]
+                return all(mark is not None and mark >= stored_by for mark in marks)
 
-        wait_until(monitor_caught_up, what="the monitor's jobs to pass the last change")
+            return check
+
         mine = containing(plan_id)
+        wait_until(stored(100), what="every event in ClickHouse")
+        stored_by = alerts.settled_bound(client) + alerts.SETTLE_MS
+        wait_until(caught_up(stored_by), what="the monitor's jobs to pass the last change")
         topic_reader(kafka_bootstrap, KPI, match=mine, expect=4)  # breach, proposal, 2 snapshots
-        assert sum(app.state.leadership.leading for app in apps) == 1
+        first = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=mine))
+
+        # the leader goes away: the other replica leads on from the saved marks
+        leader = next(n for n, app in enumerate(apps) if app.state.leadership.leading)
+        replicas[leader].__exit__(None, None, None)
+        with EventPublisher(kafka_bootstrap, source="test") as events:
+            for index in range(20, 100):  # CPL 2,000 / 100 = 20: the breach recovers
+                events.publish(
+                    LeadStageChanged(
+                        lead_id=f"{under}-l{index}",
+                        campaign_id=under,
+                        channel="search",
+                        stage="lead",
+                    ),
+                    occurred_at=at,
+                )
+        wait_until(stored(180), what="the new leads in ClickHouse")
+        wait_until(
+            lambda: apps[1 - leader].state.leadership.leading,
+            what="the other replica to take the lead",
+        )
+        stored_by = alerts.settled_bound(client) + alerts.SETTLE_MS
+        wait_until(caught_up(stored_by), what="the new leader's jobs to pass the last change")
+        topic_reader(kafka_bootstrap, KPI, match=mine, expect=len(first) + 2)  # recovery, snapshot
 
     published = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=mine))
     assert published.duplicates() == {}
+    assert first.duplicates() == {} and len(first.of_type("kpi.target_recovered")) == 0
     breaches = published.of_type("kpi.target_breached")
     assert breaches.per("campaign_id", "target_id") == {(under, f"t-{under}"): 1}
+    recoveries = published.of_type("kpi.target_recovered")
+    assert recoveries.per("campaign_id", "target_id") == {(under, f"t-{under}"): 1}
     proposals = published.of_type("budget.reallocation_proposed")
     assert proposals.per("from_campaign_id", "to_campaign_id") == {(under, over): 1}
-    assert published.of_type("kpi.target_recovered").records == []
     snapshots = published.of_type("kpi.snapshot")
     per_round = snapshots.per("campaign_id", "as_of")
     assert set(per_round.values()) == {1}, per_round  # one per campaign and round
     assert {campaign_id for campaign_id, _ in per_round} == {under, over}
+    assert len(snapshots) > len(first.of_type("kpi.snapshot"))  # the new leader's round
 
 
 @POSTGRES
@@ -463,3 +501,86 @@ def test_notifier_two_replicas_send_one_email_per_cause(
     assert published.duplicates() == {}
     delivered = published.of_type("notification.delivered")
     assert delivered.per("cause_event_id") == {(cause,): 1 for cause in cause_ids}
+
+
+def test_two_outbox_relays_publish_each_row_once_in_order(
+    kafka_bootstrap: str, database_url: str, unique_id: str
+) -> None:
+    """The relay alone, on SQLite (time lease) and PostgreSQL (row lock): two relays over one
+    outbox publish every row once, each key's rows in order; when the relay holding the turn
+    stops, the other publishes what comes next at once (a stopping relay gives its lease back,
+    it is not waited out)."""
+    metadata = MetaData()
+    tables = define_messaging_tables(metadata, prefix=f"relay_{unique_id}")
+    engines = [make_engine(database_url) for _ in range(2)]
+    create_tables(engines[0], metadata)
+    keys = [f"k{n}-{unique_id}" for n in range(5)]
+
+    def queue(first: int, count: int) -> None:
+        with Session(engines[0]) as session, session.begin():
+            for n in range(first, first + count):
+                data = KpiSnapshot(
+                    campaign_id=keys[n % len(keys)],
+                    as_of=dt.datetime(2027, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=n),
+                    kpis={},
+                )
+                envelope = new_envelope(data, source="test")
+                add_to_outbox(session, tables, envelope=envelope, topic=KPI, key=data.key())
+
+    async def relay_both() -> None:
+        brokers = [make_broker(kafka_bootstrap, client_id=f"relay-{n}") for n in range(2)]
+        relays = [
+            OutboxRelay(
+                engine=engine,
+                tables=tables,
+                broker=broker,
+                metrics=ServiceMetrics(f"relay_{n}"),
+                poll_interval_s=0.1,
+                batch_size=50,
+            )
+            for n, (engine, broker) in enumerate(zip(engines, brokers, strict=True))
+        ]
+        for broker in brokers:
+            await broker.start()
+        tasks = [asyncio.create_task(relay.run()) for relay in relays]
+
+        async def drained() -> None:
+            while unpublished(engines[0], tables.outbox):
+                await asyncio.sleep(0.05)
+
+        try:
+            await asyncio.wait_for(drained(), timeout=60)
+            # stop one relay (the lease holder on SQLite): the other takes over at once
+            holder = next(
+                (n for n, relay in enumerate(relays) if _holds_lease(engines[0], tables, relay)),
+                0,
+            )
+            tasks[holder].cancel()
+            await asyncio.gather(tasks[holder], return_exceptions=True)
+            queue(400, 100)
+            relays[1 - holder].wake()
+            await asyncio.wait_for(drained(), timeout=10)  # well within the 30 s lease
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for broker in brokers:
+                await broker.stop()
+
+    queue(0, 400)
+    asyncio.run(relay_both())
+    for engine in engines:
+        engine.dispose()
+
+    published = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=containing(*keys)))
+    assert published.duplicates() == {}
+    assert len(published) == 500
+    for key in keys:
+        as_of = [r["data"]["as_of"] for r in published.records if r["data"]["campaign_id"] == key]
+        assert len(as_of) == 100 and as_of == sorted(as_of), key
+
+
+def _holds_lease(engine, tables, relay: OutboxRelay) -> bool:  # type: ignore[no-untyped-def]
+    with engine.connect() as connection:
+        holder = connection.execute(select(tables.lease.c.holder)).scalar_one_or_none()
+    return holder == relay.holder
