@@ -73,6 +73,7 @@ class OutboxRelay:
         self._row_locks = engine.dialect.name != "sqlite"
         self._lease_row_ready = False
         self._taking: asyncio.Future[float | None] | None = None
+        self._lease_until = -math.inf  # monotonic end of the time lease's publishing half
         self._rounds = WakeableLoop(
             self.relay_once,
             full_batch=batch_size,
@@ -155,7 +156,12 @@ class OutboxRelay:
         return connection
 
     def _take_lease(self) -> float | None:
-        """Take or renew the time lease (compare-and-set); the local deadline, or None."""
+        """Take or renew the time lease (compare-and-set); the local deadline, or None.
+
+        A lease with more than a quarter of its term left to publish in is kept as it is
+        (a write per round would compete with the service's own writers for the file)."""
+        if time.monotonic() < self._lease_until - self.lease_s / 4:
+            return self._lease_until
         self._ensure_lease_row()
         lease = self.tables.lease
         started, now = time.monotonic(), utcnow()
@@ -172,7 +178,8 @@ class OutboxRelay:
                 )
                 .values(holder=self.holder, expires_at=now + dt.timedelta(seconds=self.lease_s))
             ).rowcount
-        return started + self.lease_s / 2 if taken == 1 else None
+        self._lease_until = started + self.lease_s / 2 if taken == 1 else -math.inf
+        return self._lease_until if taken == 1 else None
 
     async def _give_lease_back(self) -> None:
         lease = self.tables.lease

@@ -87,7 +87,14 @@ def record_changes(client: Client, *, campaign_ids: Sequence[str]) -> None:
     """Note that these campaigns' data changed (stamped with the server's clock)."""
     ids = sorted({campaign_id for campaign_id in campaign_ids if campaign_id})
     if ids:
-        client.insert("campaign_changes", [[cid] for cid in ids], column_names=["campaign_id"])
+        # with the types given, clickhouse-connect skips its table-structure query: half the
+        # cost of this small insert, paid once per ingested batch (~6 instead of ~12 ms, chDB)
+        client.insert(
+            "campaign_changes",
+            [[cid] for cid in ids],
+            column_names=["campaign_id"],
+            column_type_names=["String"],
+        )
 
 
 def settled_bound(client: Client) -> int:
@@ -116,7 +123,10 @@ def read_mark(client: Client, *, job: str) -> int | None:
 def save_mark(client: Client, *, job: str, upto_ms: int) -> None:
     """Record that ``job`` has handled every change up to ``upto_ms`` (the latest mark wins)."""
     client.insert(
-        "monitor_marks", [[job, upto_ms, upto_ms]], column_names=["job", "upto_ms", "version"]
+        "monitor_marks",
+        [[job, upto_ms, upto_ms]],
+        column_names=["job", "upto_ms", "version"],
+        column_type_names=["String", "Int64", "UInt64"],
     )
 
 
