@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,6 +30,14 @@ from aiokafka.abc import ConsumerRebalanceListener
 from shared.kafka import ensure_topics
 
 log = structlog.get_logger(__name__)
+
+
+class Turns(Protocol):
+    """The port leader-only work depends on (``Leadership``, or a fake in tests)."""
+
+    def turn(self) -> AbstractAsyncContextManager[int | None]:
+        """A round of leader-only work: the leadership term, or None when not leading."""
+        ...
 
 
 class Leadership:

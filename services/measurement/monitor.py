@@ -42,7 +42,7 @@ from services.measurement.analytics import Warehouse
 from shared.events import EventData, new_envelope
 from shared.events.kpi import BudgetReallocationProposed, KpiSnapshot
 from shared.kafka import publish
-from shared.leadership import Leadership
+from shared.leadership import Turns
 from shared.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
@@ -71,7 +71,7 @@ class TargetMonitor:
         warehouse: Warehouse,
         broker: KafkaBroker,
         metrics: ServiceMetrics,
-        leadership: Leadership,
+        leadership: Turns,
         max_per_round: int = 50,
         evidence: Decimal = Decimal(0),
         reallocation: domain.ReallocationRule | None = None,

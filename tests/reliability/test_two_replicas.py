@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from aiokafka import TopicPartition
 from replicas_kit import (
     FlakySmtp,
     Publishes,
@@ -45,15 +46,18 @@ from shared.events.ingest import LeadStageChanged, SpendRecorded
 from shared.events.kpi import KpiSnapshot, KpiTargetBreached
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated, StageScheduled
 from shared.kafka import make_broker
+from shared.leadership import Leadership, _Listener
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay
 from shared.publisher import EventPublisher
 from shared.sql import add_to_outbox, create_tables, define_messaging_tables, make_engine
 from shared.topics import EXECUTION, KPI, NOTIFICATIONS, PLANNING
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+pytestmark = pytest.mark.integration
 
-POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+POSTGRES = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
 TOKENS = {"t-admin": {"subject": "root", "role": "admin"}}
 MONITOR_JOBS = ("evaluate", "reallocate", "snapshot")
 ADMIN = {"Authorization": "Bearer t-admin"}
@@ -584,3 +588,31 @@ def _holds_lease(engine, tables, relay: OutboxRelay) -> bool:  # type: ignore[no
     with engine.connect() as connection:
         holder = connection.execute(select(tables.lease.c.holder)).scalar_one_or_none()
     return holder == relay.holder
+
+
+async def test_a_leader_gives_up_its_turn_only_after_the_round_in_flight() -> None:
+    """The rebalance waits for the round (so the next leader starts after it); a round asked
+    for meanwhile is refused."""
+    leadership = Leadership(bootstrap="unused", topic="t", group_id="g", client_id="c")
+    listener = _Listener(leadership)
+    await listener.on_partitions_assigned({TopicPartition("t", 0)})
+    assert leadership.leading and leadership.term == 1
+    in_round, release = asyncio.Event(), asyncio.Event()
+
+    async def round_of_work() -> None:
+        async with leadership.turn() as term:
+            assert term == 1
+            in_round.set()
+            await release.wait()
+
+    work = asyncio.create_task(round_of_work())
+    await in_round.wait()
+    revoking = asyncio.create_task(listener.on_partitions_revoked({TopicPartition("t", 0)}))
+    await asyncio.sleep(0.05)
+    assert not revoking.done() and not leadership.leading
+    async with leadership.turn() as term:
+        assert term is None  # no new round once leadership is being given up
+    release.set()
+    await asyncio.wait_for(asyncio.gather(work, revoking), timeout=5)
+    await listener.on_partitions_assigned({TopicPartition("t", 1)})
+    assert not leadership.leading  # only partition 0 leads

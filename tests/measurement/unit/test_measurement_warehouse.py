@@ -123,7 +123,7 @@ def _monitor(warehouse: _Warehouse, *, leading: bool = True) -> tuple[TargetMoni
         warehouse=warehouse,  # type: ignore[arg-type]
         broker=None,  # type: ignore[arg-type]
         metrics=ServiceMetrics("test_monitor"),
-        leadership=_Leadership(leading=leading),  # type: ignore[arg-type]
+        leadership=_Leadership(leading=leading),
         max_per_round=2,
     )
 
