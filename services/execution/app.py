@@ -46,7 +46,7 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
             handlers = ExecutionHandlers(engine=engine, relay=relay, clock=clock, fx=fx)
             consumer = EventConsumer(
                 broker=broker,
-                group_id=f"mrm-{SERVICE}",
+                group_id=settings.consumer_group,
                 metrics=metrics,
                 fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             )

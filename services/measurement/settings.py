@@ -51,6 +51,12 @@ class MeasurementSettings(CommonSettings):
         validation_alias=AliasChoices("MRM_MEASUREMENT_EVALUATE_INTERVAL_S"),
         description="How often campaigns with new data are checked against their KPI targets.",
     )
+    consumer_group: str = Field(
+        default="mrm-measurement",
+        min_length=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_CONSUMER_GROUP"),
+        description="Consumer group of the service's subscribers (shared by its replicas).",
+    )
     monitor_group: str = Field(
         default="mrm-measurement-monitor",
         min_length=1,

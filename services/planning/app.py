@@ -37,7 +37,7 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         handlers.register(
             EventConsumer(
                 broker=broker,
-                group_id=f"mrm-{SERVICE}",
+                group_id=settings.consumer_group,
                 metrics=metrics,
                 fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             ),

@@ -16,6 +16,12 @@ class PlanningSettings(CommonSettings):
         default="",
         validation_alias=AliasChoices("MRM_PLANNING_DATABASE_URL", "MRM_DATABASE_URL"),
     )
+    consumer_group: str = Field(
+        default="mrm-planning",
+        min_length=1,
+        validation_alias=AliasChoices("MRM_PLANNING_CONSUMER_GROUP"),
+        description="Consumer group of the service's subscribers (shared by its replicas).",
+    )
 
     @model_validator(mode="after")
     def _default_database(self) -> PlanningSettings:

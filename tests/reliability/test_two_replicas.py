@@ -65,13 +65,14 @@ ADMIN = {"Authorization": "Bearer t-admin"}
 
 @POSTGRES
 def test_planning_two_replicas_publish_each_event_once(
-    kafka_bootstrap: str, database_url: str, serve_app, topic_reader, tmp_path
+    kafka_bootstrap: str, database_url: str, serve_app, topic_reader, tmp_path, unique_id: str
 ) -> None:  # type: ignore[no-untyped-def]
     """200 concurrent creates spread over two replicas: every event id on the topic once, and
     each campaign's events in the order they were written."""
     settings = PlanningSettings(
         kafka_bootstrap=kafka_bootstrap,
         database_url=database_url,
+        consumer_group=f"mrm-planning-{unique_id}",
         tokens=TOKENS,
         data_dir=tmp_path,
         currency="EUR",
@@ -146,6 +147,7 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
         clickhouse_database=database,
         data_dir=tmp_path,
         tokens={"t-viewer": {"subject": "vic", "role": "viewer"}},
+        consumer_group=f"mrm-measurement-{unique_id}",
         monitor_group=f"mrm-measurement-monitor-{unique_id}",
         evaluate_interval_s=0.2,
         reallocation_interval_s=0.2,
@@ -284,6 +286,7 @@ def test_execution_two_replicas_remind_and_flag_each_stage_once(
     settings = ExecutionSettings(
         kafka_bootstrap=kafka_bootstrap,
         database_url=database_url,
+        consumer_group=f"mrm-execution-{unique_id}",  # no replica of an earlier test to outwait
         data_dir=tmp_path,
         scheduler_interval_s=0.2,
     )
