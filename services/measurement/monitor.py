@@ -8,8 +8,9 @@ from its saved mark. Only the leader (``shared.leadership``: the replica its con
 assigns partition 0 of the monitor topic) runs the jobs, so each cause is acted on once. A
 job's progress within a leadership term lives here, and its mark is saved once everything it
 read is handled: a new leader goes on from the saved mark and at worst re-checks some
-campaigns, which publishes nothing new (evaluation and the reallocation rule compare with the
-stored state; snapshots are published per round).
+campaigns, which publishes no new alert or proposal (evaluation and the reallocation rule
+compare with the stored state). Snapshots are the exception: those a leader published but had
+not recorded in its mark when it died are published again, in the new leader's round.
 
 Event ids derive from the cause (``domain.cause_event_id``), so the brief overlap of two
 leaders a rebalance may leave, or a re-run after a crash, repeats an event id instead of

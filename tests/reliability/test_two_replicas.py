@@ -3,13 +3,16 @@
 Each test starts two in-process replicas of a service (each with its own engine, broker
 connection and background loops, as two processes would have) on the real embedded broker,
 PostgreSQL (skipped without ``MRM_TEST_POSTGRES_URL``) and the session's chDB engine, then reads
-the output topic to its end and counts by event_id *and* by record.
+the output topic to its end and counts by event_id *and* by record. Each service's replicas use
+a consumer group of their own (a new group reads its topics from the start): the planning test
+comes last, so the others do not first work through its 401 events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from decimal import Decimal
@@ -26,7 +29,7 @@ from replicas_kit import (
     unpublished,
     wait_until,
 )
-from sqlalchemy import MetaData, func, or_, select
+from sqlalchemy import MetaData, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from services.execution import store as execution_store
@@ -35,6 +38,7 @@ from services.execution.settings import ExecutionSettings
 from services.measurement import alerts, analytics
 from services.measurement.app import create_app as measurement_app
 from services.measurement.settings import MeasurementSettings
+from services.notifier import domain as notifier_domain
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app as notifier_app
 from services.notifier.settings import NotifierSettings
@@ -61,76 +65,6 @@ POSTGRES = pytest.mark.parametrize(
 TOKENS = {"t-admin": {"subject": "root", "role": "admin"}}
 MONITOR_JOBS = ("evaluate", "reallocate", "snapshot")
 ADMIN = {"Authorization": "Bearer t-admin"}
-
-
-@POSTGRES
-def test_planning_two_replicas_publish_each_event_once(
-    kafka_bootstrap: str, database_url: str, serve_app, topic_reader, tmp_path, unique_id: str
-) -> None:  # type: ignore[no-untyped-def]
-    """200 concurrent creates spread over two replicas: every event id on the topic once, and
-    each campaign's events in the order they were written."""
-    settings = PlanningSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=database_url,
-        consumer_group=f"mrm-planning-{unique_id}",
-        tokens=TOKENS,
-        data_dir=tmp_path,
-        currency="EUR",
-    )
-    engine = make_engine(database_url)
-    with ExitStack() as stack:
-        replicas = start_replicas(stack, serve_app, [planning_app(settings) for _ in range(2)])
-        plan = httpx.post(
-            f"{replicas[0].url}/api/v1/plans",
-            json={"name": "Replicas", "period_start": "2027-01-01", "period_end": "2027-12-31"},
-            headers=ADMIN,
-            timeout=30,
-        )
-        assert plan.status_code == 201, plan.text
-        plan_id = plan.json()["plan_id"]
-
-        async def create_all() -> list[httpx.Response]:
-            async with httpx.AsyncClient(timeout=60, headers=ADMIN) as client:
-                return await asyncio.gather(
-                    *(
-                        client.post(
-                            f"{replicas[n % 2].url}/api/v1/plans/{plan_id}/campaigns",
-                            json={
-                                "name": f"Campaign {n}",
-                                "channel": "search",
-                                "owner": "ann",
-                                "budget": "1000.00",
-                                "start_date": "2027-03-01",
-                                "end_date": "2027-05-31",
-                            },
-                        )
-                        for n in range(200)
-                    )
-                )
-
-        responses = asyncio.run(create_all())
-        assert [r.status_code for r in responses] == [201] * 200, responses[0].text
-        expected = 1 + 2 * 200  # plan.created, then campaign.planned + budget.allocated each
-
-        mine = containing(plan_id)
-        wait_until(
-            lambda: unpublished(engine, PLANNING_MESSAGING.outbox) == 0,
-            what="both relays to empty the outbox",
-        )
-        assert len(topic_reader(kafka_bootstrap, PLANNING, match=mine, expect=expected)) >= expected
-    engine.dispose()
-
-    published = Publishes.of(read_to_end(kafka_bootstrap, PLANNING, match=mine))
-    assert published.duplicates() == {}
-    assert len(published.event_ids) == expected
-    assert len(published) == expected
-    # one relay at a time publishes in outbox order: planned before allocated, per campaign
-    by_campaign: dict[str, list[str]] = {}
-    for record in published.records:
-        if record["data"].get("campaign_id"):
-            by_campaign.setdefault(record["data"]["campaign_id"], []).append(record["event_type"])
-    assert len(by_campaign) == 200
-    assert all(types == ["campaign.planned", "budget.allocated"] for types in by_campaign.values())
 
 
 def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
@@ -238,11 +172,13 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
         topic_reader(kafka_bootstrap, KPI, match=mine, expect=4)  # breach, proposal, 2 snapshots
         first = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=mine))
 
-        # the leader goes away: the other replica leads on from the saved marks
+        # the leader goes away: the other replica leads on from the saved marks. It ingests
+        # the leads of its own partitions at once (those of the other's once the group has
+        # rebalanced): with ~200 / 3 of them the 20 leads become 60 or more, CPL at most 33
         leader = next(n for n, app in enumerate(apps) if app.state.leadership.leading)
         replicas[leader].__exit__(None, None, None)
         with EventPublisher(kafka_bootstrap, source="test") as events:
-            for index in range(20, 100):  # CPL 2,000 / 100 = 20: the breach recovers
+            for index in range(20, 220):
                 events.publish(
                     LeadStageChanged(
                         lead_id=f"{under}-l{index}",
@@ -252,14 +188,16 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
                     ),
                     occurred_at=at,
                 )
-        wait_until(stored(180), what="the new leads in ClickHouse")
-        wait_until(
-            lambda: apps[1 - leader].state.leadership.leading,
-            what="the other replica to take the lead",
+        recovered = topic_reader(
+            kafka_bootstrap,
+            KPI,
+            match=lambda record: mine(record) and b'"kpi.target_recovered"' in record.value,
+            expect=1,
+            timeout_s=60,
         )
+        assert recovered and apps[1 - leader].state.leadership.leading
         stored_by = alerts.settled_bound(client) + alerts.SETTLE_MS
-        wait_until(caught_up(stored_by), what="the new leader's jobs to pass the last change")
-        topic_reader(kafka_bootstrap, KPI, match=mine, expect=len(first) + 2)  # recovery, snapshot
+        wait_until(caught_up(stored_by), what="the new leader's jobs to pass the recovery")
 
     published = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=mine))
     assert published.duplicates() == {}
@@ -619,3 +557,125 @@ async def test_a_leader_gives_up_its_turn_only_after_the_round_in_flight() -> No
     await asyncio.wait_for(asyncio.gather(work, revoking), timeout=5)
     await listener.on_partitions_assigned({TopicPartition("t", 1)})
     assert not leadership.leading  # only partition 0 leads
+
+
+@POSTGRES
+def test_a_parked_cause_is_released_by_one_transaction(database_url: str, unique_id: str) -> None:
+    """A handler and another replica's sweep release one campaign's parked causes at once: the
+    second waits on the first's row lock and then gets nothing (it used to read the row before
+    the first committed, and notified the cause again)."""
+    engine = make_engine(database_url)
+    notifier_store.create_schema(engine)
+    key = notifier_domain.WaitKey(kind="campaign", identifier=f"c-{unique_id}")
+    cause = new_envelope(
+        KpiTargetBreached(
+            campaign_id=key.identifier,
+            target_id="t",
+            kpi="cpl",
+            target=Decimal("50"),
+            actual=Decimal("100"),
+            direction="lower_is_better",
+        ),
+        source="measurement",
+    )
+    with Session(engine) as session, session.begin():
+        notifier_store.park_cause(
+            session=session, envelope=cause, waits_for=key, now=dt.datetime.now(dt.UTC)
+        )
+    second: list = []
+
+    def take_in_another_transaction() -> None:
+        with Session(engine) as session, session.begin():
+            second.extend(notifier_store.take_parked(session=session, waits_for=key))
+
+    with Session(engine) as session, session.begin():
+        first = notifier_store.take_parked(session=session, waits_for=key)
+        other = threading.Thread(target=take_in_another_transaction)
+        other.start()
+        holder = session.connection().execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+        def blocked() -> int:  # asked on a connection of its own: a transaction caches the view
+            with engine.connect() as connection:
+                return connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE CAST(:holder AS integer) = ANY(pg_blocking_pids(pid))"
+                    ),
+                    {"holder": holder},
+                ).scalar_one()
+
+        wait_until(blocked, what="the second release to wait for the first")
+    other.join(timeout=30)
+    engine.dispose()
+    assert [envelope.event_id for envelope in first] == [cause.event_id]
+    assert second == []
+
+
+@POSTGRES
+def test_planning_two_replicas_publish_each_event_once(
+    kafka_bootstrap: str, database_url: str, serve_app, topic_reader, tmp_path, unique_id: str
+) -> None:  # type: ignore[no-untyped-def]
+    """200 concurrent creates spread over two replicas: every event id on the topic once, and
+    each campaign's events in the order they were written."""
+    settings = PlanningSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url,
+        consumer_group=f"mrm-planning-{unique_id}",
+        tokens=TOKENS,
+        data_dir=tmp_path,
+        currency="EUR",
+    )
+    engine = make_engine(database_url)
+    with ExitStack() as stack:
+        replicas = start_replicas(stack, serve_app, [planning_app(settings) for _ in range(2)])
+        plan = httpx.post(
+            f"{replicas[0].url}/api/v1/plans",
+            json={"name": "Replicas", "period_start": "2027-01-01", "period_end": "2027-12-31"},
+            headers=ADMIN,
+            timeout=30,
+        )
+        assert plan.status_code == 201, plan.text
+        plan_id = plan.json()["plan_id"]
+
+        async def create_all() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=60, headers=ADMIN) as client:
+                return await asyncio.gather(
+                    *(
+                        client.post(
+                            f"{replicas[n % 2].url}/api/v1/plans/{plan_id}/campaigns",
+                            json={
+                                "name": f"Campaign {n}",
+                                "channel": "search",
+                                "owner": "ann",
+                                "budget": "1000.00",
+                                "start_date": "2027-03-01",
+                                "end_date": "2027-05-31",
+                            },
+                        )
+                        for n in range(200)
+                    )
+                )
+
+        responses = asyncio.run(create_all())
+        assert [r.status_code for r in responses] == [201] * 200, responses[0].text
+        expected = 1 + 2 * 200  # plan.created, then campaign.planned + budget.allocated each
+
+        mine = containing(plan_id)
+        wait_until(
+            lambda: unpublished(engine, PLANNING_MESSAGING.outbox) == 0,
+            what="both relays to empty the outbox",
+        )
+        assert len(topic_reader(kafka_bootstrap, PLANNING, match=mine, expect=expected)) >= expected
+    engine.dispose()
+
+    published = Publishes.of(read_to_end(kafka_bootstrap, PLANNING, match=mine))
+    assert published.duplicates() == {}
+    assert len(published.event_ids) == expected
+    assert len(published) == expected
+    # one relay at a time publishes in outbox order: planned before allocated, per campaign
+    by_campaign: dict[str, list[str]] = {}
+    for record in published.records:
+        if record["data"].get("campaign_id"):
+            by_campaign.setdefault(record["data"]["campaign_id"], []).append(record["event_type"])
+    assert len(by_campaign) == 200
+    assert all(types == ["campaign.planned", "budget.allocated"] for types in by_campaign.values())
