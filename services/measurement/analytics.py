@@ -10,8 +10,9 @@ The same SQL runs on a ClickHouse server (``http(s)://`` URL) and on the in-proc
   state, by ``version``), ``campaign_status`` (by ``version``), ``campaign_budgets`` (by
   ``occurred_at``, since ``budget.reallocated`` carries no version), ``kpi_targets``; the views
   ``campaigns_current`` / ``plans_current`` join them into the latest state;
-* ``alert_state`` — breach state of every KPI target, for hysteresis across restarts, and the
-  monitor's change log and marks (read and written by ``alerts``);
+* ``alert_state``, ``campaign_changes``, ``monitor_marks`` — the target monitor's state
+  (breach states for hysteresis across restarts, the change log, per-job marks), read and
+  written by ``alerts``;
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 

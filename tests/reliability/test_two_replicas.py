@@ -4,8 +4,8 @@ Each test starts two in-process replicas of a service (each with its own engine,
 connection and background loops, as two processes would have) on the real embedded broker,
 PostgreSQL (skipped without ``MRM_TEST_POSTGRES_URL``) and the session's chDB engine, then reads
 the output topic to its end and counts by event_id *and* by record. Each service's replicas use
-a consumer group of their own (a new group reads its topics from the start): the planning test
-comes last, so the others do not first work through its 401 events.
+a consumer group of their own, started at the current end of its topics
+(``start_group_at_end``): no replica of an earlier test to outwait, no earlier test's backlog.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from replicas_kit import (
     Publishes,
     containing,
     read_to_end,
+    start_group_at_end,
     start_replicas,
     unpublished,
     wait_until,
@@ -55,7 +56,7 @@ from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay
 from shared.publisher import EventPublisher
 from shared.sql import add_to_outbox, create_tables, define_messaging_tables, make_engine
-from shared.topics import EXECUTION, KPI, NOTIFICATIONS, PLANNING
+from shared.topics import EXECUTION, INGEST_TOPICS, KPI, NOTIFICATIONS, PLANNING, SPEND, TASKS
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +95,7 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
     at = dt.datetime(2027, 3, 10, 12, tzinfo=dt.UTC)
     client = analytics.connect(chdb_url, database=database)
     with ExitStack() as stack:
+        start_group_at_end(kafka_bootstrap, settings.consumer_group, (*INGEST_TOPICS, PLANNING))
         replicas = start_replicas(stack, serve_app, apps)
         stack.callback(client.close)
         wait_until(
@@ -234,6 +236,7 @@ def test_execution_two_replicas_remind_and_flag_each_stage_once(
     stages: dict[str, str] = {}  # stage_id → the event it is due
     engine = make_engine(database_url)
     with ExitStack() as stack:
+        start_group_at_end(kafka_bootstrap, settings.consumer_group, (PLANNING, SPEND, TASKS))
         start_replicas(stack, serve_app, [execution_app(settings) for _ in range(2)])
         with EventPublisher(kafka_bootstrap, source="test") as events:
             for campaign_id in campaigns:
@@ -364,6 +367,7 @@ def test_notifier_two_replicas_send_one_email_per_cause(
     with ExitStack() as stack:
         smtp = stack.enter_context(FlakySmtp(failures=3))
         settings = NotifierSettings(**settings_of, smtp_host=smtp.host, smtp_port=smtp.port)
+        start_group_at_end(kafka_bootstrap, settings.consumer_group, (PLANNING, EXECUTION, KPI))
         replicas = start_replicas(stack, serve_app, [notifier_app(settings) for _ in range(2)])
         registered = httpx.put(
             f"{replicas[1].url}/api/v1/recipients/{owner}",
@@ -627,6 +631,7 @@ def test_planning_two_replicas_publish_each_event_once(
     )
     engine = make_engine(database_url)
     with ExitStack() as stack:
+        start_group_at_end(kafka_bootstrap, settings.consumer_group, (KPI,))
         replicas = start_replicas(stack, serve_app, [planning_app(settings) for _ in range(2)])
         plan = httpx.post(
             f"{replicas[0].url}/api/v1/plans",
