@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -28,11 +30,12 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     text,
 )
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -106,6 +109,40 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def create_tables(
+    engine: Engine,
+    metadata: MetaData,
+    *,
+    then: Callable[[Connection, frozenset[str]], None] | None = None,
+) -> None:
+    """Create the tables of ``metadata`` that do not exist yet, safely from several replicas
+    starting at once: on PostgreSQL under a transaction-level advisory lock (two concurrent
+    ``CREATE TABLE`` of one name make one fail), elsewhere by trying again once the other
+    replica's tables exist (SQLite serialises the writers of one file). ``then`` runs in the
+    same transaction with the names of the tables this call created (e.g. to fill a new one)."""
+
+    def create(connection: Connection) -> None:
+        existing = set(inspect(connection).get_table_names())
+        metadata.create_all(connection)
+        if then is not None:
+            then(connection, frozenset(set(metadata.tables) - existing))
+
+    if engine.dialect.name == "postgresql":
+        key = zlib.crc32(",".join(sorted(metadata.tables)).encode())
+        with engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            create(connection)
+        return
+    for attempt in range(3):
+        try:
+            with engine.begin() as connection:
+                create(connection)
+            return
+        except (OperationalError, IntegrityError):
+            if attempt == 2:
+                raise
+
+
 def database_answers(engine: Engine) -> bool:
     """Whether the database answers ``SELECT 1`` (a readiness probe: never raises)."""
     try:
@@ -118,14 +155,17 @@ def database_answers(engine: Engine) -> bool:
 
 @dataclass(frozen=True)
 class MessagingTables:
-    """A service's outbox (events to publish) and inbox (events already processed)."""
+    """A service's outbox (events to publish), inbox (events already processed) and the lease
+    that lets one outbox relay of its replicas publish at a time (``shared.outbox``)."""
 
     outbox: Table
     inbox: Table
+    lease: Table
 
 
 def define_messaging_tables(metadata: MetaData, *, prefix: str) -> MessagingTables:
-    """Add ``<prefix>_outbox`` and ``<prefix>_inbox`` to a service's metadata."""
+    """Add ``<prefix>_outbox``, ``<prefix>_inbox`` and ``<prefix>_outbox_lease`` to a
+    service's metadata."""
     outbox = Table(
         f"{prefix}_outbox",
         metadata,
@@ -147,7 +187,14 @@ def define_messaging_tables(metadata: MetaData, *, prefix: str) -> MessagingTabl
         Column("processed_at", UtcDateTime(), nullable=False, default=utcnow),
         UniqueConstraint("consumer", "event_id", name=f"uq_{prefix}_inbox_event"),
     )
-    return MessagingTables(outbox=outbox, inbox=inbox)
+    lease = Table(
+        f"{prefix}_outbox_lease",
+        metadata,
+        Column("name", String(50), primary_key=True),
+        Column("holder", String(64), nullable=True),
+        Column("expires_at", UtcDateTime(), nullable=True),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox, lease=lease)
 
 
 def add_to_outbox(

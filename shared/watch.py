@@ -158,6 +158,7 @@ class BrokerWatch:
         timeout_s: float = 1.0,
         rewind_window_s: float = 60.0,
         topics: Sequence[str] | None = None,
+        single_partition: Sequence[str] = (),
     ) -> None:
         self.bootstrap = bootstrap
         self.metrics = metrics
@@ -172,6 +173,9 @@ class BrokerWatch:
         self.timeout_s = timeout_s
         self.rewind_window_s = rewind_window_s
         self.topics = list(topics) if topics is not None else all_topics_with_dlq()
+        # topics of one partition besides the DLQs (e.g. an election topic)
+        self.single_partition = frozenset(single_partition)
+        self.topics += [topic for topic in single_partition if topic not in self.topics]
         self._admin: AIOKafkaAdminClient | None = None
         self._reader: AIOKafkaConsumer | None = None
         self._ok = False
@@ -286,13 +290,15 @@ class BrokerWatch:
         if not missing:
             return
         new = [
-            NewTopic(topic, 1 if topic.endswith(DLQ_SUFFIX) else self.partitions, 1)
-            for topic in missing
+            NewTopic(topic, 1 if self._single(topic) else self.partitions, 1) for topic in missing
         ]
         response = await self._bounded(self._admin.create_topics(new))
         created = [name for name, code, *_ in response.topic_errors if code == 0]
         if created:
             log.warning("topics_recreated", topics=created, partitions=self.partitions)
+
+    def _single(self, topic: str) -> bool:
+        return topic.endswith(DLQ_SUFFIX) or topic in self.single_partition
 
     async def _end_offsets(self) -> dict[TopicPartition, int]:
         if not self.watched:

@@ -20,15 +20,16 @@ class ExecutionSettings(CommonSettings):
         validation_alias=AliasChoices("MRM_EXECUTION_PORT", "MRM_PORT"),
         description="HTTP port.",
     )
-    consumer_group: str = Field(
-        default="mrm-execution",
-        min_length=1,
-        validation_alias=AliasChoices("MRM_EXECUTION_CONSUMER_GROUP"),
-    )
     database_url: str = Field(
         default="",
         validation_alias=AliasChoices("MRM_EXECUTION_DATABASE_URL", "MRM_DATABASE_URL"),
         description="SQLAlchemy URL; default: a SQLite file execution.db in data_dir.",
+    )
+    consumer_group: str = Field(
+        default="mrm-execution",
+        min_length=1,
+        validation_alias=AliasChoices("MRM_EXECUTION_CONSUMER_GROUP"),
+        description="Consumer group of the service's subscribers (shared by its replicas).",
     )
     scheduler_interval_s: float = Field(
         default=30.0,

@@ -17,6 +17,7 @@ from typing import cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Connection,
     Date,
     Engine,
     Integer,
@@ -26,7 +27,6 @@ from sqlalchemy import (
     Text,
     func,
     insert,
-    inspect,
     select,
     update,
 )
@@ -39,6 +39,7 @@ from shared.sql import (
     UtcDateTime,
     add_to_outbox,
     claim_event,
+    create_tables,
     define_messaging_tables,
     utcnow,
 )
@@ -169,19 +170,21 @@ class Stage(Base):
 
 def create_schema(*, engine: Engine) -> None:
     """Create the service's tables that do not exist yet; spend totals are filled from the
-    spend recorded before they existed."""
-    with engine.begin() as connection:
-        had_totals = inspect(connection).has_table(SpendTotal.__tablename__)
-        Base.metadata.create_all(connection)
-        if not had_totals:
-            connection.execute(
-                insert(SpendTotal).from_select(
-                    ["campaign_id", "currency", "amount"],
-                    select(Spend.campaign_id, Spend.currency, func.sum(Spend.amount)).group_by(
-                        Spend.campaign_id, Spend.currency
-                    ),
-                )
-            )
+    spend recorded before they existed (in the transaction that creates their table)."""
+    create_tables(engine, Base.metadata, then=_fill_spend_totals)
+
+
+def _fill_spend_totals(connection: Connection, created: frozenset[str]) -> None:
+    if SpendTotal.__tablename__ not in created:
+        return
+    connection.execute(
+        insert(SpendTotal).from_select(
+            ["campaign_id", "currency", "amount"],
+            select(Spend.campaign_id, Spend.currency, func.sum(Spend.amount)).group_by(
+                Spend.campaign_id, Spend.currency
+            ),
+        )
+    )
 
 
 @contextmanager

@@ -10,7 +10,9 @@ The same SQL runs on a ClickHouse server (``http(s)://`` URL) and on the in-proc
   state, by ``version``), ``campaign_status`` (by ``version``), ``campaign_budgets`` (by
   ``occurred_at``, since ``budget.reallocated`` carries no version), ``kpi_targets``; the views
   ``campaigns_current`` / ``plans_current`` join them into the latest state;
-* ``alert_state`` — breach state of every KPI target, for hysteresis across restarts;
+* ``alert_state``, ``campaign_changes``, ``monitor_marks`` — the target monitor's state
+  (breach states for hysteresis across restarts, the change log, per-job marks), read and
+  written by ``alerts``;
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 
@@ -44,7 +46,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from services.measurement import domain
+from services.measurement import alerts, domain
 from shared.events.envelope import Envelope, EventData
 from shared.events.ingest import (
     AdMetricsReported,
@@ -256,6 +258,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             f"INSERT INTO {{db}}.lead_funnel {_LEAD_FUNNEL_SELECT}",
         ),
     ),
+    (4, "target monitor change log and marks", alerts.MIGRATION),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 
@@ -1092,7 +1095,7 @@ def funnel(
 
 
 # --------------------------------------------------------------------------------------------
-# targets and alert state
+# KPI targets
 # --------------------------------------------------------------------------------------------
 
 
@@ -1113,50 +1116,6 @@ def targets_by_campaign(
     for target in _targets(client, campaign_ids=campaign_ids) if campaign_ids else ():
         out[target.campaign_id].append(target)
     return dict(out)
-
-
-def alert_states(client: Client, *, campaign_id: str) -> dict[str, bool]:
-    """target_id → breached, as last saved for the campaign's targets."""
-    return alert_states_of(client, subjects=[campaign_id]).get(campaign_id, {})
-
-
-def alert_states_of(client: Client, *, subjects: Sequence[str]) -> dict[str, dict[str, bool]]:
-    """subject → {key → on} as last saved, for several subjects (campaigns, ``plan:<id>``)."""
-    if not subjects:
-        return {}
-    sql = """SELECT campaign_id, target_id, breached FROM alert_state FINAL
-        WHERE campaign_id IN {ids:Array(String)}"""
-    rows = client.query(sql, parameters={"ids": list(subjects)}).result_rows
-    out: dict[str, dict[str, bool]] = defaultdict(dict)
-    for subject, key, on in rows:
-        out[subject][key] = bool(on)
-    return dict(out)
-
-
-def save_alert_states(
-    client: Client, *, campaign_id: str, states: Mapping[str, bool], now: dt.datetime
-) -> None:
-    """Record breach states (pass only those that changed); the latest ``now`` wins."""
-    save_alert_states_of(client, states={campaign_id: states}, now=now)
-
-
-def save_alert_states_of(
-    client: Client, *, states: Mapping[str, Mapping[str, bool]], now: dt.datetime
-) -> None:
-    """Record the changed states of several subjects in one insert; the latest ``now`` wins."""
-    version = int(now.timestamp() * 1_000_000)
-    rows = [
-        [subject, key, int(on), now, version]
-        for subject, changed in sorted(states.items())
-        for key, on in sorted(changed.items())
-    ]
-    if not rows:
-        return
-    client.insert(
-        "alert_state",
-        rows,
-        column_names=["campaign_id", "target_id", "breached", "changed_at", "version"],
-    )
 
 
 def campaign_currencies(client: Client, *, campaign_ids: Sequence[str]) -> dict[str, str]:

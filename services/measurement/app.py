@@ -18,12 +18,15 @@ from services.measurement.settings import MeasurementSettings
 from shared.consumer import EventConsumer
 from shared.http import create_service_app
 from shared.kafka import make_broker, prepare_kafka
+from shared.leadership import Leadership
 from shared.metrics import ServiceMetrics
 from shared.money import FxRates
 from shared.runtime import broker_running, supervise
 from shared.watch import BrokerWatch
 
 SERVICE = "measurement"
+MONITOR_TOPIC = "mrm.measurement.monitor"
+"""One partition, no messages: its consumer group elects the replica that runs the monitor."""
 
 
 def create_app(settings: MeasurementSettings) -> FastAPI:
@@ -61,11 +64,17 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             max_records=settings.batch_max_records,
             batch_timeout_ms=settings.batch_timeout_ms,
         )
+        leadership = Leadership(
+            bootstrap=settings.bootstrap,
+            topic=MONITOR_TOPIC,
+            group_id=settings.monitor_group,
+            client_id=f"mrm-{SERVICE}-monitor",
+        )
         monitor = TargetMonitor(
             warehouse=warehouse,
             broker=broker,
             metrics=metrics,
-            changed=ingestor.changed,
+            leadership=leadership,
             max_per_round=settings.evaluate_max_campaigns,
             evidence=settings.alert_min_spend_share,
             reallocation=settings.reallocation_rule(),
@@ -78,6 +87,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             group_id=consumer.group_id,
             subscriptions=consumer.subscriptions,
             stall_after_s=settings.consumer_stall_after_s,
+            single_partition=[MONITOR_TOPIC],  # re-created with the others after a reset
         )
 
         async def readiness() -> dict[str, bool]:
@@ -88,8 +98,10 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             }
 
         app.state.warehouse = warehouse
+        app.state.leadership = leadership
         background: list[Callable[[], Coroutine[Any, Any, None]]] = [
             watch.run,
+            partial(supervise, "monitor_leadership", leadership.run, every_s=1.0),
             partial(
                 supervise,
                 "evaluate_targets",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -44,6 +45,15 @@ MONEY_KPIS: frozenset[str] = frozenset(
     {"spend", "cpc", "cpl", "cac", "revenue", "gross_profit", "discounts", "average_check"}
     | {"ltv", "budget", "forecast_at_completion"}
 )
+
+
+_CAUSES = uuid.UUID("0b6f3e0c-56a4-4c8e-9d0e-3a8f1f2f6c11")
+
+
+def cause_event_id(*cause: object) -> uuid.UUID:
+    """The event id of an outgoing event, derived from its cause (uuid5): replicas or a re-run
+    that act on the same cause publish the same id, which consumers dedupe on."""
+    return uuid.uuid5(_CAUSES, "|".join(str(part) for part in cause))
 
 
 def stage_rank(stage: str) -> int:

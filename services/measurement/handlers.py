@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import structlog
 
-from services.measurement import analytics, columnar, domain
+from services.measurement import alerts, analytics, columnar, domain
 from services.measurement.analytics import StoredEvent, Warehouse
 from shared.consumer import EventConsumer
 from shared.events import EventRejected, decode
@@ -37,12 +37,11 @@ Rejection = tuple[Any, str]
 
 
 class Ingestor:
-    """Writes batches to the warehouse and remembers which campaigns changed."""
+    """Writes batches to the warehouse and notes the campaigns they touched in its change log."""
 
     def __init__(self, *, warehouse: Warehouse, fx: FxRates) -> None:
         self.warehouse = warehouse
         self.fx = fx
-        self.changed: set[str] = set()
 
     async def on_events(self, records: Sequence[Any]) -> list[Rejection]:
         """Store a batch of raw records; return those rejected, with their reason (→ DLQ)."""
@@ -85,11 +84,14 @@ class Ingestor:
         tables = columnar.to_arrow_tables(batch)
         if tables or accepted:
             await self.warehouse.write(analytics.insert_batch, tables=tables, events=accepted)
-        self.changed.update(batch.campaign_ids())
-        for event in (*planning, *accepted):
-            campaign_id = getattr(event.data, "campaign_id", None)
-            if campaign_id:
-                self.changed.add(campaign_id)
+        # after the rows are stored and before the offsets are committed: the monitor (on
+        # whichever replica leads) finds every campaign whose data changed, wherever it landed
+        changed = set(batch.campaign_ids())
+        changed.update(getattr(event.data, "campaign_id", None) or "" for event in planning)
+        changed.update(getattr(event.data, "campaign_id", None) or "" for event in accepted)
+        changed.discard("")
+        if changed:
+            await self.warehouse.write(alerts.record_changes, campaign_ids=sorted(changed))
         return rejected
 
 

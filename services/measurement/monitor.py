@@ -1,31 +1,66 @@
 """KPI targets watched as data arrives: breach / recovery alerts, budget reallocation
-proposals and periodic snapshots.
+proposals and periodic snapshots, by one replica at a time.
+
+Replicas: every replica ingests a share of the partitions, so which campaigns changed is read
+from ClickHouse, not from this process: each batch's campaigns go to the change log
+(``alerts.record_changes``), and each job here (evaluate, reallocate, snapshot) reads the log
+from its saved mark. Only the leader (``shared.leadership``: the replica its consumer group
+assigns partition 0 of the monitor topic) runs the jobs, so each cause is acted on once. A
+job's progress within a leadership term lives here, and its mark is saved once everything it
+read is handled: a new leader goes on from the saved mark and at worst re-checks some
+campaigns, which publishes no new alert or proposal (evaluation and the reallocation rule
+compare with the stored state). Snapshots are the exception: those a leader published but had
+not recorded in its mark when it died are published again, in the new leader's round.
+
+Event ids derive from the cause (``domain.cause_event_id``), so the brief overlap of two
+leaders a rebalance may leave, or a re-run after a crash, repeats an event id instead of
+making a new alert, and consumers (the notifier: one e-mail per cause) drop the repeat:
+
+* breach / recovery: campaign, target, transition, and the version of the state it leaves;
+* reallocation proposal: plan, (donor, recipient) pair, and the version of the pair's state;
+* snapshot: campaign and the change-log bound of the round (its ``as_of``).
 
 Alerts are published before their new state is saved: a crash in between re-publishes an
-alert rather than losing it. The state lives in ClickHouse's ``alert_state`` table: a target's
-breach under its campaign, a plan's standing reallocation pairs under ``plan:<plan_id>``.
+alert (with the same id) rather than losing it. The state lives in ClickHouse's
+``alert_state`` table: a target's breach under its campaign, a plan's standing reallocation
+pairs under ``plan:<plan_id>``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import structlog
 from faststream.kafka import KafkaBroker
 
-from services.measurement import analytics, domain
+from services.measurement import alerts, analytics, domain
 from services.measurement.analytics import Warehouse
 from shared.events import EventData, new_envelope
 from shared.events.kpi import BudgetReallocationProposed, KpiSnapshot
 from shared.kafka import publish
+from shared.leadership import Turns
 from shared.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
 SOURCE = "measurement"
 _PAIR = "reallocation:"
+
+
+@dataclass
+class _Feed:
+    """One job's progress through the change log during one leadership term."""
+
+    job: str
+    upto_ms: int | None = None
+    """The log is read up to here (None: not yet in this term; the saved mark comes first)."""
+    saved_ms: int | None = None
+    pending: set[str] = field(default_factory=set)
+    """What the job read and has not handled yet (campaigns or plans)."""
 
 
 class TargetMonitor:
@@ -37,7 +72,7 @@ class TargetMonitor:
         warehouse: Warehouse,
         broker: KafkaBroker,
         metrics: ServiceMetrics,
-        changed: set[str],
+        leadership: Turns,
         max_per_round: int = 50,
         evidence: Decimal = Decimal(0),
         reallocation: domain.ReallocationRule | None = None,
@@ -46,53 +81,34 @@ class TargetMonitor:
         self.max_per_round = max_per_round
         self.broker = broker
         self.metrics = metrics
-        self.changed = changed
+        self.leadership = leadership
         self.evidence = evidence
         self.reallocation = reallocation
-        self.active: set[str] = set()
-        self.plans: set[str] = set()
+        self._term: int | None = None
+        self._feeds: dict[str, _Feed] = {}
 
     async def evaluate_changed(self) -> None:
-        """Check the campaigns with new data since the last round that have KPI targets; at
-        most ``max_per_round`` are evaluated, the rest wait for the next round, so a round never
+        """Check the campaigns with targets whose data changed since the last round; at most
+        ``max_per_round`` are evaluated, the rest wait for the next round, so a round never
         holds the warehouse's readers for long. A round costs a few queries, however many
-        campaigns it checks: one target lookup, one KPI query, one state read, one insert."""
-        campaigns = sorted(self.changed)
-        self.changed.difference_update(campaigns)
-        self.active.update(campaigns)
-        try:
-            targets = await self.warehouse.run(
-                analytics.targets_by_campaign, campaign_ids=campaigns
-            )
-        except BaseException:
-            self.changed.update(campaigns)
-            raise
-        watched = [campaign_id for campaign_id in campaigns if campaign_id in targets]
-        self.changed.update(watched[self.max_per_round :])
-        watched = watched[: self.max_per_round]
-        try:
-            await self.evaluate_many(watched, targets=targets)
-        except BaseException:
-            self.changed.update(watched)
-            raise
+        campaigns it checks: the change log, target lookups, one KPI query, one state read,
+        one insert."""
+        async with self.leadership.turn() as term:
+            if term is None:
+                return
+            feed = self._feed("evaluate", term)
+            await self._collect(feed, self._with_targets)
+            batch = sorted(feed.pending)[: self.max_per_round]
+            await self.evaluate_many(batch)
+            feed.pending.difference_update(batch)
+            await self._settle(feed)
 
-    async def evaluate(self, campaign_id: str) -> list[EventData]:
-        """Evaluate one campaign's targets; publish and return the transitions."""
-        return await self.evaluate_many([campaign_id])
-
-    async def evaluate_many(
-        self,
-        campaign_ids: Sequence[str],
-        *,
-        targets: Mapping[str, list[domain.Target]] | None = None,
-    ) -> list[EventData]:
-        """Evaluate the targets (looked up unless given) of several campaigns, those with
-        enough evidence; publish and return the transitions, then save the states that
-        changed."""
+    async def evaluate_many(self, campaign_ids: Sequence[str]) -> list[EventData]:
+        """Evaluate the targets of several campaigns, those with enough evidence; publish and
+        return the transitions, then save the states that changed."""
         if not campaign_ids:
             return []
         kpis_of = await self.warehouse.run(analytics.campaigns_kpis, campaign_ids=campaign_ids)
-        self.plans.update(kpis["plan_id"] for kpis in kpis_of.values() if kpis.get("plan_id"))
         judged = [
             campaign_id
             for campaign_id, kpis in kpis_of.items()
@@ -102,13 +118,13 @@ class TargetMonitor:
         ]
         if not judged:
             return []
-        if targets is None:
-            targets = await self.warehouse.run(analytics.targets_by_campaign, campaign_ids=judged)
-        states_of = await self.warehouse.run(analytics.alert_states_of, subjects=judged)
+        targets = await self.warehouse.run(analytics.targets_by_campaign, campaign_ids=judged)
+        states_of = await self.warehouse.run(alerts.alert_states_of, subjects=judged)
         published: list[EventData] = []
         changed: dict[str, dict[str, bool]] = {}
         for campaign_id in judged:
-            kpis, states = kpis_of[campaign_id], states_of.get(campaign_id, {})
+            kpis, stored = kpis_of[campaign_id], states_of.get(campaign_id, {})
+            states = {key: state.on for key, state in stored.items()}
             events, new_states = domain.evaluate_targets(
                 campaign_id=campaign_id,
                 plan_id=kpis.get("plan_id"),
@@ -117,7 +133,12 @@ class TargetMonitor:
                 states=states,
             )
             for data in events:
-                await self._publish(data)
+                target_id = getattr(data, "target_id", "")
+                since = stored[target_id].version if target_id in stored else 0
+                await self._publish(
+                    data,
+                    event_id=domain.cause_event_id(campaign_id, target_id, data.event_type, since),
+                )
                 log.info(
                     "kpi_target_transition",
                     event_type=data.event_type,
@@ -129,21 +150,24 @@ class TargetMonitor:
                 tid: b for tid, b in new_states.items() if states.get(tid, False) != b
             }
         await self.warehouse.write(
-            analytics.save_alert_states_of, states=changed, now=dt.datetime.now(dt.UTC)
+            alerts.save_alert_states_of, states=changed, now=dt.datetime.now(dt.UTC)
         )
         return published
 
     async def reallocate_touched(self) -> None:
-        """Apply the reallocation rule to every plan whose campaigns were evaluated since the
-        last round (a plan whose check fails is retried next round)."""
-        plans = sorted(self.plans)
-        self.plans.difference_update(plans)
-        for position, plan_id in enumerate(plans):
-            try:
+        """Apply the reallocation rule to every plan with a campaign whose data changed since
+        the last round (a plan whose check fails is retried next round)."""
+        if self.reallocation is None:
+            return
+        async with self.leadership.turn() as term:
+            if term is None:
+                return
+            feed = self._feed("reallocate", term)
+            await self._collect(feed, self._plans_of)
+            for plan_id in sorted(feed.pending):
                 await self.reallocate(plan_id)
-            except BaseException:
-                self.plans.update(plans[position:])
-                raise
+                feed.pending.discard(plan_id)
+            await self._settle(feed)
 
     async def reallocate(self, plan_id: str) -> list[BudgetReallocationProposed]:
         """Apply the reallocation rule to one plan; publish and return the new proposals."""
@@ -163,13 +187,19 @@ class TargetMonitor:
             for row in kpis.get("campaigns", ())
         ]
         subject = f"plan:{plan_id}"
-        states = await self.warehouse.run(analytics.alert_states, campaign_id=subject)
-        before = {_pair_of(key) for key, on in states.items() if on and key.startswith(_PAIR)}
+        stored = (await self.warehouse.run(alerts.alert_states_of, subjects=[subject])).get(
+            subject, {}
+        )
+        before = {_pair_of(key) for key, s in stored.items() if s.on and key.startswith(_PAIR)}
         proposals, after = domain.propose_reallocations(
             plan_id=plan_id, campaigns=campaigns, standing=before, rule=self.reallocation
         )
         for proposal in proposals:
-            await self._publish(proposal)
+            key = _pair_key((proposal.from_campaign_id, proposal.to_campaign_id))
+            since = stored[key].version if key in stored else 0
+            await self._publish(
+                proposal, event_id=domain.cause_event_id(plan_id, key, "proposed", since)
+            )
             log.info(
                 "budget_reallocation_proposed",
                 plan_id=plan_id,
@@ -178,9 +208,8 @@ class TargetMonitor:
                 amount=str(proposal.amount),
             )
         await self.warehouse.write(
-            analytics.save_alert_states,
-            campaign_id=subject,
-            states=_pair_states(before, after),
+            alerts.save_alert_states_of,
+            states={subject: _pair_states(before, after)},
             now=dt.datetime.now(dt.UTC),
         )
         return proposals
@@ -188,35 +217,88 @@ class TargetMonitor:
     async def snapshot_active(self) -> None:
         """Publish ``kpi.snapshot`` for every campaign that received data since the last one
         (their KPIs read ``max_per_round`` campaigns per query)."""
-        campaigns = sorted(self.active)
-        self.active.difference_update(campaigns)
-        now = dt.datetime.now(dt.UTC)
-        for first in range(0, len(campaigns), self.max_per_round):
-            chunk = campaigns[first : first + self.max_per_round]
-            try:
+        async with self.leadership.turn() as term:
+            if term is None:
+                return
+            feed = self._feed("snapshot", term)
+            await self._collect(feed, _every)
+            assert feed.upto_ms is not None  # read by _collect
+            as_of = dt.datetime.fromtimestamp(feed.upto_ms / 1000, dt.UTC)
+            campaigns = sorted(feed.pending)
+            for first in range(0, len(campaigns), self.max_per_round):
+                chunk = campaigns[first : first + self.max_per_round]
                 kpis_of = await self.warehouse.run(analytics.campaigns_kpis, campaign_ids=chunk)
-            except BaseException:
-                self.active.update(campaigns[first:])
-                raise
-            for campaign_id in chunk:
-                kpis = kpis_of[campaign_id]
-                await self._publish(
-                    KpiSnapshot(
+                for campaign_id in chunk:
+                    kpis = kpis_of[campaign_id]
+                    snapshot = KpiSnapshot(
                         campaign_id=campaign_id,
                         plan_id=kpis.get("plan_id"),
-                        as_of=now,
+                        as_of=as_of,
                         kpis=domain.snapshot_values(kpis),
                     )
-                )
+                    await self._publish(
+                        snapshot,
+                        event_id=domain.cause_event_id(campaign_id, "snapshot", feed.upto_ms),
+                    )
+                    feed.pending.discard(campaign_id)
+            await self._settle(feed)
 
-    async def _publish(self, data: EventData) -> None:
+    # --- the change log -------------------------------------------------------------------
+
+    def _feed(self, job: str, term: int) -> _Feed:
+        """The job's progress in this term (a new term starts from the saved marks)."""
+        if term != self._term:
+            self._term, self._feeds = term, {}
+        return self._feeds.setdefault(job, _Feed(job))
+
+    async def _collect(
+        self, feed: _Feed, select: Callable[[list[str]], Awaitable[Iterable[str]]]
+    ) -> None:
+        """Add what ``select`` makes of the campaigns changed since the feed's last read."""
+        bound = await self.warehouse.run(alerts.settled_bound)
+        if feed.upto_ms is None:
+            saved = await self.warehouse.run(alerts.read_mark, job=feed.job)
+            # before a job's first mark: from the start of the change log
+            feed.upto_ms = feed.saved_ms = saved if saved is not None else 0
+        if bound <= feed.upto_ms:
+            return
+        changed = await self.warehouse.run(
+            alerts.changed_between, after_ms=feed.upto_ms, until_ms=bound
+        )
+        if changed:
+            feed.pending.update(await select(changed))
+        feed.upto_ms = bound
+
+    async def _settle(self, feed: _Feed) -> None:
+        """Save the feed's mark once everything it read is handled."""
+        if feed.pending or feed.upto_ms is None or feed.upto_ms == feed.saved_ms:
+            return
+        await self.warehouse.write(alerts.save_mark, job=feed.job, upto_ms=feed.upto_ms)
+        feed.saved_ms = feed.upto_ms
+
+    async def _with_targets(self, campaign_ids: list[str]) -> list[str]:
+        targets = await self.warehouse.run(analytics.targets_by_campaign, campaign_ids=campaign_ids)
+        return [campaign_id for campaign_id in campaign_ids if campaign_id in targets]
+
+    async def _plans_of(self, campaign_ids: list[str]) -> list[str]:
+        return await self.warehouse.run(alerts.plans_of, campaign_ids=campaign_ids)
+
+    async def _publish(self, data: EventData, *, event_id: uuid.UUID) -> None:
         await publish(
             self.broker,
-            new_envelope(data, source=SOURCE),
+            new_envelope(data, source=SOURCE, event_id=event_id),
             topic=data.topic,
             key=data.key(),
             metrics=self.metrics,
         )
+
+
+async def _every(campaign_ids: list[str]) -> list[str]:
+    return campaign_ids
+
+
+def _pair_key(pair: tuple[str, str]) -> str:
+    return _PAIR + json.dumps(list(pair))
 
 
 def _pair_of(key: str) -> tuple[str, str]:
@@ -229,4 +311,4 @@ def _pair_states(
 ) -> dict[str, bool]:
     """The alert-state rows that change: pairs formed (on) and pairs dissolved (off)."""
     before, after = set(before), set(after)
-    return {_PAIR + json.dumps(list(pair)): pair in after for pair in sorted(before ^ after)}
+    return {_pair_key(pair): pair in after for pair in sorted(before ^ after)}

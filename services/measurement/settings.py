@@ -17,11 +17,6 @@ class MeasurementSettings(CommonSettings):
     port: int = Field(
         default=8003, validation_alias=AliasChoices("MRM_MEASUREMENT_PORT", "MRM_PORT")
     )
-    consumer_group: str = Field(
-        default="mrm-measurement",
-        min_length=1,
-        validation_alias=AliasChoices("MRM_MEASUREMENT_CONSUMER_GROUP"),
-    )
     clickhouse_url: str = Field(default="", description="ClickHouse server or chDB path.")
     clickhouse_database: str = Field(default="mrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     batch_max_records: int = Field(
@@ -55,6 +50,21 @@ class MeasurementSettings(CommonSettings):
         gt=0,
         validation_alias=AliasChoices("MRM_MEASUREMENT_EVALUATE_INTERVAL_S"),
         description="How often campaigns with new data are checked against their KPI targets.",
+    )
+    consumer_group: str = Field(
+        default="mrm-measurement",
+        min_length=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_CONSUMER_GROUP"),
+        description="Consumer group of the service's subscribers (shared by its replicas).",
+    )
+    monitor_group: str = Field(
+        default="mrm-measurement-monitor",
+        min_length=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_MONITOR_GROUP"),
+        description=(
+            "Consumer group electing the replica that runs the target monitor (one alert per "
+            "cause however many replicas run)."
+        ),
     )
     snapshot_interval_s: float = Field(
         default=60.0,

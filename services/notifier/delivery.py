@@ -6,6 +6,9 @@ delivered → ``notification.delivered`` in the outbox; failed for good → ``no
 otherwise the next attempt is scheduled with exponential backoff (see ``domain.RetryPolicy``).
 A crash between sending and settling re-sends after the lease expires: the channel sees
 at-least-once delivery, with a stable Message-ID / ``X-MRM-Notification-Id`` to dedup on.
+Settling checks the lease is still this worker's: one whose lease ran out (a send slower than
+the lease) records nothing, so the log and ``notification.*`` hold one outcome per attempt
+of the lease holder, whichever replica it runs on.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class DeliveryWorker:
 
     async def deliver_once(self) -> int:
         """Send every due notification (up to a batch); return how many were attempted."""
-        deliveries = await asyncio.to_thread(self._claim)
+        deliveries, leased_until = await asyncio.to_thread(self._claim)
         self.metrics.pending.set(len(deliveries))
         if not deliveries:
             return 0
@@ -81,23 +84,21 @@ class DeliveryWorker:
         async def deliver(delivery: domain.Delivery) -> None:
             async with gate:
                 error, permanent = await self._send(delivery)
-            await asyncio.to_thread(self._settle, delivery, error, permanent)
+            await asyncio.to_thread(self._settle, delivery, error, permanent, leased_until)
 
         await asyncio.gather(*(deliver(delivery) for delivery in deliveries))
         self.on_settled()
         return len(deliveries)
 
-    def _claim(self) -> list[domain.Delivery]:
+    def _claim(self) -> tuple[list[domain.Delivery], dt.datetime]:
         now = self.clock()
+        lease_until = now + dt.timedelta(seconds=self.lease_s)
         with store.UnitOfWork(self.engine) as uow:
             claimed = store.claim_due(
-                session=uow.session,
-                now=now,
-                lease_until=now + dt.timedelta(seconds=self.lease_s),
-                limit=self.batch_size,
+                session=uow.session, now=now, lease_until=lease_until, limit=self.batch_size
             )
             uow.commit()
-        return claimed
+        return claimed, lease_until
 
     async def _send(self, delivery: domain.Delivery) -> tuple[str | None, bool]:
         """Try one delivery; return (error or None, whether the error is permanent)."""
@@ -128,15 +129,28 @@ class DeliveryWorker:
             )
         return None, False
 
-    def _settle(self, delivery: domain.Delivery, error: str | None, permanent: bool) -> None:
+    def _settle(
+        self,
+        delivery: domain.Delivery,
+        error: str | None,
+        permanent: bool,
+        leased_until: dt.datetime,
+    ) -> None:
         now = self.clock()
         settlement = domain.settle(
             delivery, error=error, permanent=permanent, policy=self.policy, now=now
         )
         with store.UnitOfWork(self.engine) as uow:
-            store.settle_notification(
-                session=uow.session, notification_id=delivery.id, settlement=settlement, now=now
+            held = store.settle_notification(
+                session=uow.session,
+                notification_id=delivery.id,
+                settlement=settlement,
+                now=now,
+                leased_until=leased_until,
             )
+            if not held:
+                log.warning("notification_lease_lost", notification_id=delivery.id)
+                return
             if settlement.event is not None and settlement.event_id is not None:
                 uow.publish(data=settlement.event, event_id=settlement.event_id)
             uow.commit()

@@ -32,7 +32,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.notifier import domain
 from shared.events import Envelope, EventData, new_envelope
-from shared.sql import UtcDateTime, add_to_outbox, claim_event, define_messaging_tables
+from shared.sql import (
+    UtcDateTime,
+    add_to_outbox,
+    claim_event,
+    create_tables,
+    define_messaging_tables,
+)
 
 CONSUMER = "notifier"
 
@@ -146,7 +152,7 @@ class ParkedCauseRow(Base):
 
 def create_schema(engine: Engine) -> None:
     """Create the notifier's tables that do not exist yet."""
-    Base.metadata.create_all(engine)
+    create_tables(engine, Base.metadata)
 
 
 class UnitOfWork:
@@ -300,37 +306,51 @@ def park_cause(
 
 
 def take_parked(*, session: Session, waits_for: domain.WaitKey) -> list[Envelope]:
-    """Remove and return the causes waiting for ``waits_for``, oldest first."""
-    where = (
-        ParkedCauseRow.waits_kind == waits_for.kind,
-        ParkedCauseRow.waits_id == waits_for.identifier,
-    )
-    rows = session.scalars(
-        select(ParkedCauseRow).where(*where).order_by(ParkedCauseRow.parked_at)
+    """Remove and return the causes waiting for ``waits_for``, oldest first.
+
+    ``DELETE … RETURNING`` hands a cause to the one transaction whose delete removed it: when
+    replicas release the same key at once (a handler and another replica's sweep), the other
+    gets nothing instead of notifying the cause a second time."""
+    taken = session.execute(
+        delete(ParkedCauseRow)
+        .where(
+            ParkedCauseRow.waits_kind == waits_for.kind,
+            ParkedCauseRow.waits_id == waits_for.identifier,
+        )
+        .returning(ParkedCauseRow.parked_at, ParkedCauseRow.event_id, ParkedCauseRow.envelope)
+        .execution_options(synchronize_session=False)
     ).all()
-    if rows:
-        session.execute(
-            delete(ParkedCauseRow)
-            .where(ParkedCauseRow.event_id.in_([row.event_id for row in rows]))
-            .execution_options(synchronize_session=False)
-        )
-    return [Envelope.model_validate(row.envelope) for row in rows]
+    return [Envelope.model_validate(row.envelope) for row in sorted(taken)]
 
 
-def expire_parked(*, session: Session, parked_before: dt.datetime) -> list[ParkedCauseRow]:
+@dataclass(frozen=True)
+class ExpiredCause:
+    """A parked cause dropped because what it waited for never came."""
+
+    event_id: str
+    waits_kind: str
+    waits_id: str
+    envelope: dict[str, Any]
+    parked_at: dt.datetime
+
+
+def expire_parked(*, session: Session, parked_before: dt.datetime) -> list[ExpiredCause]:
     """Remove and return the causes parked before ``parked_before`` (what they waited for
-    never came), oldest first."""
-    rows = list(
-        session.scalars(
-            select(ParkedCauseRow)
-            .where(ParkedCauseRow.parked_at < parked_before)
-            .order_by(ParkedCauseRow.parked_at)
+    never came), oldest first; each is returned by the one transaction that removed it."""
+    expired = session.execute(
+        delete(ParkedCauseRow)
+        .where(ParkedCauseRow.parked_at < parked_before)
+        .returning(
+            ParkedCauseRow.event_id,
+            ParkedCauseRow.waits_kind,
+            ParkedCauseRow.waits_id,
+            ParkedCauseRow.envelope,
+            ParkedCauseRow.parked_at,
         )
-    )
-    for row in rows:
-        session.delete(row)
-    session.flush()
-    return rows
+        .execution_options(synchronize_session=False)
+    ).all()
+    causes = [ExpiredCause(**row._asdict()) for row in expired]
+    return sorted(causes, key=lambda cause: (cause.parked_at, cause.event_id))
 
 
 def count_parked(*, session: Session) -> int:
@@ -565,12 +585,23 @@ def claim_due(
 
 
 def settle_notification(
-    *, session: Session, notification_id: str, settlement: domain.Settlement, now: dt.datetime
-) -> None:
-    """Write the outcome of a delivery attempt to the log."""
-    session.execute(
+    *,
+    session: Session,
+    notification_id: str,
+    settlement: domain.Settlement,
+    now: dt.datetime,
+    leased_until: dt.datetime,
+) -> bool:
+    """Write the outcome of a delivery attempt to the log; False (nothing written) when this
+    worker's lease is gone (it expired and another worker leased the notification again), so
+    the outcome and its event are recorded once, by the lease holder."""
+    result = session.execute(
         update(NotificationRow)
-        .where(NotificationRow.id == notification_id)
+        .where(
+            NotificationRow.id == notification_id,
+            NotificationRow.status == "pending",
+            NotificationRow.next_attempt_at == leased_until,
+        )
         .values(
             status=settlement.status,
             attempts=settlement.attempts,
@@ -581,3 +612,4 @@ def settle_notification(
         )
         .execution_options(synchronize_session=False)
     )
+    return result.rowcount == 1  # type: ignore[attr-defined]

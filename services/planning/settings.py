@@ -12,14 +12,15 @@ class PlanningSettings(CommonSettings):
     ``MRM_DATABASE_URL`` (default: a SQLite file in the data directory)."""
 
     port: int = Field(default=8001, validation_alias=AliasChoices("MRM_PLANNING_PORT", "MRM_PORT"))
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("MRM_PLANNING_DATABASE_URL", "MRM_DATABASE_URL"),
+    )
     consumer_group: str = Field(
         default="mrm-planning",
         min_length=1,
         validation_alias=AliasChoices("MRM_PLANNING_CONSUMER_GROUP"),
-    )
-    database_url: str = Field(
-        default="",
-        validation_alias=AliasChoices("MRM_PLANNING_DATABASE_URL", "MRM_DATABASE_URL"),
+        description="Consumer group of the service's subscribers (shared by its replicas).",
     )
 
     @model_validator(mode="after")

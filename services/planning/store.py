@@ -25,7 +25,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from services.planning.domain import CampaignFacts, PlanFacts
 from shared.events import EventData, new_envelope
 from shared.events.planning import KpiTargetSet, StageScheduled
-from shared.sql import UtcDateTime, add_to_outbox, claim_event, define_messaging_tables, utcnow
+from shared.sql import (
+    UtcDateTime,
+    add_to_outbox,
+    claim_event,
+    create_tables,
+    define_messaging_tables,
+    utcnow,
+)
 
 SOURCE = "planning"
 
@@ -175,7 +182,7 @@ class Store:
 
     def create_schema(self) -> None:
         """Create planning's tables if they do not exist; widen older numeric columns."""
-        Base.metadata.create_all(self.engine)
+        create_tables(self.engine, Base.metadata)
         if self.engine.dialect.name == "postgresql":
             self._widen_numeric_columns()
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from services.measurement import analytics
+from services.measurement import alerts, analytics
 from services.measurement.analytics import StoredEvent
 from shared.events import EventData, new_envelope
 from shared.events.ingest import (
@@ -405,7 +405,7 @@ def test_migrate_twice_is_a_noop(analytics_client: Client) -> None:
 def test_fresh_database_migrates_every_version(analytics_client: Client, unique_id: str) -> None:
     db = f"m_{unique_id}"
     try:
-        assert analytics.migrate(analytics_client, database=db) == [1, 2, 3]
+        assert analytics.migrate(analytics_client, database=db) == [1, 2, 3, 4]
         assert analytics.migrate(analytics_client, database=db) == []
     finally:
         analytics_client.command(f"DROP DATABASE IF EXISTS {db}")
@@ -689,41 +689,40 @@ def test_kpi_targets_latest_and_alert_state(
         D("0.05"),
     )
 
-    assert analytics.alert_states(analytics_client, campaign_id=A) == {}
-    analytics.save_alert_states(
-        analytics_client,
-        campaign_id=A,
-        states={f"t1-{uid}": True, f"t2-{uid}": False},
-        now=at(3, 1),
+    def on_of(subject: str) -> dict[str, bool]:
+        states = alerts.alert_states_of(analytics_client, subjects=[subject]).get(subject, {})
+        return {key: state.on for key, state in states.items()}
+
+    assert on_of(A) == {}
+    alerts.save_alert_states_of(
+        analytics_client, states={A: {f"t1-{uid}": True, f"t2-{uid}": False}}, now=at(3, 1)
     )
-    analytics.save_alert_states(
-        analytics_client, campaign_id=A, states={f"t1-{uid}": False}, now=at(3, 2)
-    )
-    analytics.save_alert_states(
-        analytics_client, campaign_id=A, states={f"t2-{uid}": True}, now=at(3, 3)
-    )
-    assert analytics.alert_states(analytics_client, campaign_id=A) == {
-        f"t1-{uid}": False,
-        f"t2-{uid}": True,
-    }
+    alerts.save_alert_states_of(analytics_client, states={A: {f"t1-{uid}": False}}, now=at(3, 2))
+    alerts.save_alert_states_of(analytics_client, states={A: {f"t2-{uid}": True}}, now=at(3, 3))
+    assert on_of(A) == {f"t1-{uid}": False, f"t2-{uid}": True}
 
 
 def test_alert_states_of_several_subjects_in_one_read(
     analytics_client: Client, unique_id: str
 ) -> None:
     a, plan = f"A-{unique_id}", f"plan:P-{unique_id}"
-    analytics.save_alert_states_of(
+    alerts.save_alert_states_of(
         analytics_client,
         states={a: {"t1": True, "t2": False}, plan: {'reallocation:["x", "y"]': True}},
         now=at(3, 1),
     )
-    analytics.save_alert_states_of(analytics_client, states={a: {"t1": False}}, now=at(3, 2))
-    analytics.save_alert_states_of(analytics_client, states={a: {}}, now=at(3, 3))  # no rows
-    assert analytics.alert_states_of(analytics_client, subjects=[a, plan, "nobody"]) == {
-        a: {"t1": False, "t2": False},
-        plan: {'reallocation:["x", "y"]': True},
+    alerts.save_alert_states_of(analytics_client, states={a: {"t1": False}}, now=at(3, 2))
+    alerts.save_alert_states_of(analytics_client, states={a: {}}, now=at(3, 3))  # no rows
+    version = {n: int(at(3, n).timestamp() * 1_000_000) for n in (1, 2)}
+    # the version of the row that set a state names its episode (event ids derive from it)
+    assert alerts.alert_states_of(analytics_client, subjects=[a, plan, "nobody"]) == {
+        a: {
+            "t1": alerts.AlertState(on=False, version=version[2]),
+            "t2": alerts.AlertState(on=False, version=version[1]),
+        },
+        plan: {'reallocation:["x", "y"]': alerts.AlertState(on=True, version=version[1])},
     }
-    assert analytics.alert_states_of(analytics_client, subjects=[]) == {}
+    assert alerts.alert_states_of(analytics_client, subjects=[]) == {}
 
 
 def test_naive_period_bounds_are_rejected(analytics_client: Client, unique_id: str) -> None:

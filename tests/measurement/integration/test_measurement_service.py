@@ -34,6 +34,8 @@ def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore
         evaluate_interval_s=0.2,
         reallocation_interval_s=0.2,
         fx_rates={"EUR": Decimal("1.10")},
+        # a group of its own: the previous test's replica, gone, is not waited for
+        monitor_group=f"mrm-measurement-monitor-{uuid.uuid4().hex[:8]}",
     )
     with (
         serve_app(create_app(settings)) as running,
