@@ -26,7 +26,15 @@ from shared.events import EventRejected, decode
 from shared.events import columnar as batch_check
 from shared.money import FxRates
 
-DROP = object()
+class _Drop:
+    """Marks a field the message leaves out; its repr is stable, so test ids are too (pytest-xdist
+    workers must collect the same ids)."""
+
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+DROP = _Drop()
 EID = "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b"
 
 
