@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# test files run in parallel workers (each with its own broker and chDB engine): most of a
+# test's time is spent waiting for a broker, a consumer group or a subprocess
+TEST_WORKERS ?= 3
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: setup run up demo test lint format bench
@@ -28,7 +31,7 @@ demo: $(STAMP)  ## the demo against a running `make up`
 
 test: $(STAMP)  ## the whole test suite; "no tests collected" counts as a failure
 	@scripts/ensure-chromium
-	$(PY) -m pytest -q -p no:cacheprovider; status=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 lint: $(STAMP)
