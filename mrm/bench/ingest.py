@@ -111,7 +111,7 @@ _CATEGORIES: tuple[tuple[str, str], ...] = (
     ("target monitor (queries of a round)", "save_alert_states_of ("),
     ("target monitor (queries of a round)", "plan_kpis ("),
     ("target monitor (evaluation loop, snapshots)", "(services/measurement/monitor.py"),
-    ("KPI / funnel queries (HTTP)", "_fetch ("),
+    ("KPI / funnel queries (HTTP)", "fetch (services/measurement/warehouse/_sql.py"),
     ("lag gauge + metrics", "_observe_lag ("),
     ("offset commits (consumer kit)", "_commit ("),
     ("measurement handler (currency check, StoredEvent)", "(services/measurement/handlers.py"),

@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 import structlog
 
-from services.measurement import alerts, analytics, columnar, domain
-from services.measurement.analytics import StoredEvent, Warehouse
+from services.measurement import alerts, columnar, domain, warehouse
+from services.measurement.warehouse import StoredEvent, Warehouse
 from shared.consumer import EventConsumer
 from shared.events import EventRejected, decode
 from shared.events.ingest import SaleCompleted, SpendRecorded
@@ -60,7 +60,7 @@ class Ingestor:
             # on the writer, which this batch needs next anyway: the readers stay free for
             # KPI requests (a lookup per spend batch competed with them for a reader)
             currencies = await self.warehouse.write(
-                analytics.campaign_currencies, campaign_ids=sorted(monetary)
+                warehouse.campaign_currencies, campaign_ids=sorted(monetary)
             )
         # rows in another currency are converted (or rejected) one by one by the domain
         foreign = columnar.foreign_currency(batch, currencies=currencies, fx=self.fx)
@@ -69,7 +69,7 @@ class Ingestor:
             events += more_events
             rejected += more_rejected
         if planning:
-            await self.warehouse.write(analytics.insert_events, events=planning)
+            await self.warehouse.write(warehouse.insert_events, events=planning)
         accepted = []
         for event in events:
             campaign_id = getattr(event.data, "campaign_id", None)
@@ -83,7 +83,7 @@ class Ingestor:
             accepted.append(_with_data(event, data))
         tables = columnar.to_arrow_tables(batch)
         if tables or accepted:
-            await self.warehouse.write(analytics.insert_batch, tables=tables, events=accepted)
+            await self.warehouse.write(warehouse.insert_batch, tables=tables, events=accepted)
         # after the rows are stored and before the offsets are committed: the monitor (on
         # whichever replica leads) finds every campaign whose data changed, wherever it landed
         changed = set(batch.campaign_ids())

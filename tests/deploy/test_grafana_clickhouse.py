@@ -15,7 +15,7 @@ every query variable is expanded the way Grafana with the grafana-clickhouse-dat
 
 The expanded SQL runs on the session's chDB engine (root conftest ``analytics_client``) with the
 measurement schema migrated and a small hand-made event set inserted through
-``analytics.insert_events``, redeliveries included and merges stopped, so a query that forgot
+``warehouse.insert_events``, redeliveries included and merges stopped, so a query that forgot
 FINAL would double count. Key panels are compared with values computed by hand.
 """
 
@@ -36,8 +36,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from services.measurement import analytics
-from services.measurement.analytics import StoredEvent
+from services.measurement import warehouse
+from services.measurement.warehouse import StoredEvent
 from shared.events import EventData, new_envelope
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import BudgetAllocated, CampaignPlanned, PlanCreated
@@ -532,8 +532,8 @@ def scenario(analytics_client: Client) -> Iterator[Scenario]:
     for table in RAW_TABLES:
         analytics_client.command(f"SYSTEM STOP MERGES mrm.{table}")
     try:
-        analytics.insert_events(analytics_client, events=events)
-        analytics.insert_events(analytics_client, events=redelivered)
+        warehouse.insert_events(analytics_client, events=events)
+        warehouse.insert_events(analytics_client, events=redelivered)
         yield s
     finally:
         for table in RAW_TABLES:

@@ -1,4 +1,4 @@
-"""The ClickHouse analytics layer on chDB: migrations, dedup before merges, every KPI by hand.
+"""The warehouse (ClickHouse adapter) on chDB: migrations, dedup before merges, every KPI by hand.
 
 All tests share one chDB engine (one path per process); each test prefixes every id it uses
 (campaigns, plans, leads, customers, targets) with a fresh ``unique_id``.
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from services.measurement import alerts, analytics
-from services.measurement.analytics import StoredEvent
+from services.measurement import alerts, warehouse
+from services.measurement.warehouse import StoredEvent
 from shared.events import EventData, new_envelope
 from shared.events.ingest import (
     AdMetricsReported,
@@ -204,7 +204,7 @@ def _scenario(uid: str) -> tuple[list[StoredEvent], list[StoredEvent]]:
             "stage",
             StageScheduled(stage_id=f"st-{uid}", campaign_id=A, name="Launch", deadline=at(3, 1)),
             at(2, 5),
-        ),  # ignored by analytics
+        ),  # ignored by the warehouse
         e("task", TaskStatusChanged(campaign_id=A, stage_id=f"st-{uid}", status="done"), at(3, 1)),
         # spend: A 100.00 + 250.50 in March, 40.00 in February; B 300.00 in March
         spend1,
@@ -362,8 +362,8 @@ def _scenario(uid: str) -> tuple[list[StoredEvent], list[StoredEvent]]:
 def scenario(analytics_client: Client, unique_id: str) -> dict[str, str]:
     """The scenario inserted as two batches (the second one only duplicates)."""
     main, again = _scenario(unique_id)
-    analytics.insert_events(analytics_client, events=main)
-    analytics.insert_events(analytics_client, events=again)
+    warehouse.insert_events(analytics_client, events=main)
+    warehouse.insert_events(analytics_client, events=again)
     return {
         "plan": f"P-{unique_id}",
         "A": f"A-{unique_id}",
@@ -379,8 +379,8 @@ def test_migrate_twice_is_a_noop(analytics_client: Client) -> None:
 
     before = tables()
     versions = analytics_client.query("SELECT count() FROM mrm.schema_migrations").result_rows
-    assert analytics.migrate(analytics_client, database="mrm") == []
-    assert analytics.migrate(analytics_client, database="mrm") == []
+    assert warehouse.migrate(analytics_client, database="mrm") == []
+    assert warehouse.migrate(analytics_client, database="mrm") == []
     assert tables() == before
     assert analytics_client.query("SELECT count() FROM mrm.schema_migrations").result_rows == (
         versions
@@ -405,18 +405,18 @@ def test_migrate_twice_is_a_noop(analytics_client: Client) -> None:
 def test_fresh_database_migrates_every_version(analytics_client: Client, unique_id: str) -> None:
     db = f"m_{unique_id}"
     try:
-        assert analytics.migrate(analytics_client, database=db) == [1, 2, 3, 4]
-        assert analytics.migrate(analytics_client, database=db) == []
+        assert warehouse.migrate(analytics_client, database=db) == [1, 2, 3, 4]
+        assert warehouse.migrate(analytics_client, database=db) == []
     finally:
         analytics_client.command(f"DROP DATABASE IF EXISTS {db}")
 
 
 def test_ping(analytics_client: Client) -> None:
-    assert analytics.ping(analytics_client) is True
+    assert warehouse.ping(analytics_client) is True
 
 
 def test_campaign_a_kpis_by_hand(analytics_client: Client, scenario: dict[str, str]) -> None:
-    k = analytics.campaign_kpis(
+    k = warehouse.campaign_kpis(
         analytics_client, campaign_id=scenario["A"], start=MARCH, end=APRIL, now=NOW
     )
     assert (k["plan_id"], k["name"], k["status"], k["currency"]) == (
@@ -479,7 +479,7 @@ def test_campaign_a_kpis_by_hand(analytics_client: Client, scenario: dict[str, s
 
 
 def test_campaign_b_kpis_by_hand(analytics_client: Client, scenario: dict[str, str]) -> None:
-    k = analytics.campaign_kpis(
+    k = warehouse.campaign_kpis(
         analytics_client, campaign_id=scenario["B"], start=MARCH, end=APRIL, now=NOW
     )
     assert k["status"] == "draft"
@@ -512,7 +512,7 @@ def test_campaign_b_kpis_by_hand(analytics_client: Client, scenario: dict[str, s
 
 
 def test_plan_kpis_by_hand(analytics_client: Client, scenario: dict[str, str]) -> None:
-    k = analytics.plan_kpis(
+    k = warehouse.plan_kpis(
         analytics_client, plan_id=scenario["plan"], start=MARCH, end=APRIL, now=NOW
     )
     assert (k["name"], k["status"], k["currency"]) == ("Plan 2027", "approved", "EUR")
@@ -565,7 +565,7 @@ def test_plan_kpis_by_hand(analytics_client: Client, scenario: dict[str, str]) -
 def test_without_period_everything_counts(
     analytics_client: Client, scenario: dict[str, str]
 ) -> None:
-    k = analytics.campaign_kpis(analytics_client, campaign_id=scenario["A"], now=NOW)
+    k = warehouse.campaign_kpis(analytics_client, campaign_id=scenario["A"], now=NOW)
     assert k["spend"] == D("390.50")  # 350.50 + 40.00 in February
     assert k["revenue"] == D("2750.00")  # 2050 + 700 (C6, February)
     assert k["new_customers"] == 2  # C1 and C6
@@ -576,48 +576,48 @@ def test_several_campaigns_in_one_query_match_each_alone(
     analytics_client: Client, scenario: dict[str, str]
 ) -> None:
     ids = [scenario["A"], scenario["B"], f"unknown-{scenario['uid']}"]
-    together = analytics.campaigns_kpis(analytics_client, campaign_ids=[*ids, ids[0]], now=NOW)
+    together = warehouse.campaigns_kpis(analytics_client, campaign_ids=[*ids, ids[0]], now=NOW)
     assert list(together) == ids  # each once, in the order asked
     for campaign_id in ids:
-        alone = analytics.campaign_kpis(analytics_client, campaign_id=campaign_id, now=NOW)
+        alone = warehouse.campaign_kpis(analytics_client, campaign_id=campaign_id, now=NOW)
         assert together[campaign_id] == alone, campaign_id
     assert together[scenario["A"]]["spend"] == D("390.50")  # the whole history
     assert together[scenario["A"]]["ckpi"] is not None
     unknown = together[ids[2]]
     assert (unknown["spend"], unknown["plan_id"], unknown["cpl"]) == (D("0.00"), None, None)
-    assert analytics.campaigns_kpis(analytics_client, campaign_ids=[], now=NOW) == {}
+    assert warehouse.campaigns_kpis(analytics_client, campaign_ids=[], now=NOW) == {}
 
 
 def test_funnel(analytics_client: Client, scenario: dict[str, str]) -> None:
-    f = analytics.funnel(analytics_client, campaign_id=scenario["A"], start=MARCH, end=APRIL)
+    f = warehouse.funnel(analytics_client, campaign_id=scenario["A"], start=MARCH, end=APRIL)
     assert f["stages"]["lead"] == 5
     assert f["lost"] == 2
     assert f["conversions"]["mql_to_sql"] == D("0.400000")
-    company = analytics.funnel(analytics_client, campaign_id=None, start=MARCH, end=APRIL)
+    company = warehouse.funnel(analytics_client, campaign_id=None, start=MARCH, end=APRIL)
     # the whole company includes this scenario (L1-L10 incl. unattributed L8) and others' data
     assert company["stages"]["lead"] >= 8
 
 
 def test_empty_campaign_gives_none_not_errors(analytics_client: Client, unique_id: str) -> None:
-    k = analytics.campaign_kpis(analytics_client, campaign_id=f"none-{unique_id}", now=NOW)
+    k = warehouse.campaign_kpis(analytics_client, campaign_id=f"none-{unique_id}", now=NOW)
     assert k["spend"] == D("0.00")
     assert k["leads"] == 0
     for name in ("ctr", "cpc", "cpl", "cac", "romi", "roi", "ltv", "ltv_cac", "budget", "ckpi"):
         assert k[name] is None, name
     assert k["plan_id"] is None
-    assert analytics.plan_kpis(analytics_client, plan_id=f"none-{unique_id}")["campaigns"] == []
+    assert warehouse.plan_kpis(analytics_client, plan_id=f"none-{unique_id}")["campaigns"] == []
 
 
 def test_replaying_the_batch_changes_nothing(
     analytics_client: Client, scenario: dict[str, str]
 ) -> None:
-    before = analytics.plan_kpis(
+    before = warehouse.plan_kpis(
         analytics_client, plan_id=scenario["plan"], start=MARCH, end=APRIL, now=NOW
     )
     main, again = _scenario(scenario["uid"])
-    analytics.insert_events(analytics_client, events=main + again)
-    analytics.insert_events(analytics_client, events=list(reversed(main)))
-    after = analytics.plan_kpis(
+    warehouse.insert_events(analytics_client, events=main + again)
+    warehouse.insert_events(analytics_client, events=list(reversed(main)))
+    after = warehouse.plan_kpis(
         analytics_client, plan_id=scenario["plan"], start=MARCH, end=APRIL, now=NOW
     )
     assert after == before
@@ -633,13 +633,13 @@ def test_duplicates_count_once_before_any_merge(analytics_client: Client, unique
     )
     analytics_client.command("SYSTEM STOP MERGES mrm.spend")
     try:
-        analytics.insert_events(analytics_client, events=[spend])
-        analytics.insert_events(analytics_client, events=[spend])
+        warehouse.insert_events(analytics_client, events=[spend])
+        warehouse.insert_events(analytics_client, events=[spend])
         raw = analytics_client.query(
             "SELECT count() FROM mrm.spend WHERE campaign_id = {c:String}", parameters={"c": cid}
         ).result_rows[0][0]
         assert raw == 2  # two unmerged parts hold the same event
-        k = analytics.campaign_kpis(analytics_client, campaign_id=cid, now=NOW)
+        k = warehouse.campaign_kpis(analytics_client, campaign_id=cid, now=NOW)
         assert k["spend"] == D("12.34")
     finally:
         analytics_client.command("SYSTEM START MERGES mrm.spend")
@@ -670,7 +670,7 @@ def test_insert_counts_rows_per_table(analytics_client: Client, unique_id: str) 
             at(3, 1),
         ),
     ]
-    counts = analytics.insert_events(analytics_client, events=batch)
+    counts = warehouse.insert_events(analytics_client, events=batch)
     assert counts == {"spend": 1, "campaign_budgets": 2}
 
 
@@ -678,7 +678,7 @@ def test_kpi_targets_latest_and_alert_state(
     analytics_client: Client, scenario: dict[str, str]
 ) -> None:
     uid, A = scenario["uid"], scenario["A"]
-    targets = {t.target_id: t for t in analytics.kpi_targets(analytics_client, campaign_id=A)}
+    targets = {t.target_id: t for t in warehouse.kpi_targets(analytics_client, campaign_id=A)}
     assert set(targets) == {f"t{i}-{uid}" for i in range(1, 6)}
     t1 = targets[f"t1-{uid}"]
     assert (t1.kpi, t1.target, t1.direction, t1.weight, t1.tolerance) == (
@@ -727,4 +727,4 @@ def test_alert_states_of_several_subjects_in_one_read(
 
 def test_naive_period_bounds_are_rejected(analytics_client: Client, unique_id: str) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        analytics.funnel(analytics_client, campaign_id=unique_id, start=dt.datetime(2027, 3, 1))
+        warehouse.funnel(analytics_client, campaign_id=unique_id, start=dt.datetime(2027, 3, 1))

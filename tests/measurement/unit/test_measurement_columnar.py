@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from services.measurement import analytics, columnar, domain
-from services.measurement.analytics import StoredEvent
+from services.measurement import columnar, domain, warehouse
+from services.measurement.warehouse import StoredEvent
 from shared import topics
 from shared.events import EventRejected, decode
 from shared.events import columnar as batch_check
@@ -221,8 +221,8 @@ def stored_by_pydantic(topic: str, value: bytes) -> dict[str, Any] | None:
     except EventRejected:
         return None
     event = StoredEvent(envelope=envelope, data=data, topic=topic, partition=0, offset=0)
-    ((table, rows),) = analytics.rows_by_table([event]).items()
-    values = dict(zip(analytics.COLUMNS[table], rows[0], strict=True))
+    ((table, rows),) = warehouse.rows_by_table([event]).items()
+    values = dict(zip(warehouse.COLUMNS[table], rows[0], strict=True))
     values["event_id"] = str(values["event_id"])
     return _comparable(values)
 
