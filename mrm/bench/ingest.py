@@ -97,7 +97,10 @@ class Profile:
 # (label, substring of a py-spy frame), most specific first; a stack counts for the first match.
 _CATEGORIES: tuple[tuple[str, str], ...] = (
     ("batch decode + checks (pyarrow.json → compute)", "(shared/events/columnar.py"),
-    ("batch decode + checks (pyarrow.json → compute)", "(services/measurement/columnar.py"),
+    (
+        "batch decode + checks (pyarrow.json → compute)",
+        "(services/measurement/warehouse/columns.py",
+    ),
     ("envelope decode + validation (json + pydantic)", "(shared/events/registry.py"),
     ("dead-lettering", "dead_letter ("),
     ("StoredEvent / rows per table (Python objects)", "rows_by_table ("),

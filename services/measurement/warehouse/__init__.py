@@ -4,6 +4,7 @@
   ``Warehouse``, the pool that runs these functions from async code;
 * ``schema`` — tables and views, ``migrate``;
 * ``writes`` — events as table rows, ``insert_events`` / ``insert_batch``;
+* ``columns`` — a batch of Kafka records as Arrow insert columns (the ingest hot path);
 * ``kpis`` — KPIs of a campaign, several campaigns, a plan; the funnel; targets and currencies;
 * ``scopes`` — KPIs of a channel or of the whole company; a campaign against its past peers;
 * ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;

@@ -204,7 +204,7 @@ def insert_events(client: Client, *, events: Sequence[StoredEvent]) -> dict[str,
 def insert_batch(
     client: Client, *, tables: Mapping[str, Any], events: Sequence[StoredEvent] = ()
 ) -> dict[str, int]:
-    """Insert Arrow tables (``columnar.to_arrow_tables``) and decoded events; rows per table."""
+    """Insert Arrow tables (``columns.to_arrow_tables``) and decoded events; rows per table."""
     counts: dict[str, int] = defaultdict(int)
     for table, arrow in tables.items():
         client.insert_arrow(table, arrow)
