@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 import structlog
 
-from services.measurement import alerts, domain, warehouse
-from services.measurement.warehouse import StoredEvent, Warehouse, columns
+from services.measurement import domain, warehouse
+from services.measurement.warehouse import StoredEvent, Warehouse, alerts, columns
 from shared.consumer import EventConsumer
 from shared.events import EventRejected, decode
 from shared.events.ingest import SaleCompleted, SpendRecorded

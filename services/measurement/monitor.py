@@ -38,8 +38,8 @@ from decimal import Decimal
 import structlog
 from faststream.kafka import KafkaBroker
 
-from services.measurement import alerts, domain, warehouse
-from services.measurement.warehouse import Warehouse
+from services.measurement import domain, warehouse
+from services.measurement.warehouse import Warehouse, alerts
 from shared.events import EventData, new_envelope
 from shared.events.kpi import BudgetReallocationProposed, KpiSnapshot
 from shared.kafka import publish

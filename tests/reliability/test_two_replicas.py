@@ -36,9 +36,10 @@ from sqlalchemy.orm import Session
 from services.execution import store as execution_store
 from services.execution.app import create_app as execution_app
 from services.execution.settings import ExecutionSettings
-from services.measurement import alerts, warehouse
+from services.measurement import warehouse
 from services.measurement.app import create_app as measurement_app
 from services.measurement.settings import MeasurementSettings
+from services.measurement.warehouse import alerts
 from services.notifier import domain as notifier_domain
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app as notifier_app

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from services.measurement import alerts
+from services.measurement.warehouse import alerts
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
 

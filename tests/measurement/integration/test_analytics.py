@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from services.measurement import alerts, warehouse
-from services.measurement.warehouse import StoredEvent
+from services.measurement import warehouse
+from services.measurement.warehouse import StoredEvent, alerts
 from shared.events import EventData, new_envelope
 from shared.events.ingest import (
     AdMetricsReported,

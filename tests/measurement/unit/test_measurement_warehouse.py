@@ -13,10 +13,9 @@ from contextlib import asynccontextmanager
 from decimal import Decimal as D
 from typing import Any
 
-from services.measurement import alerts
 from services.measurement.domain import Target
 from services.measurement.monitor import TargetMonitor
-from services.measurement.warehouse import Warehouse, campaigns_kpis, targets_by_campaign
+from services.measurement.warehouse import Warehouse, alerts, campaigns_kpis, targets_by_campaign
 from shared.metrics import ServiceMetrics
 
 
