@@ -64,8 +64,8 @@ def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def analytics_client(chdb_url: str) -> Iterator[Client]:
-    """A migrated analytics client (database ``mrm``) on the session's chDB engine."""
+def warehouse_client(chdb_url: str) -> Iterator[Client]:
+    """A migrated warehouse client (database ``mrm``) on the session's chDB engine."""
     from services.measurement import warehouse
 
     client = warehouse.connect(chdb_url, database="mrm")
