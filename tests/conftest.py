@@ -64,12 +64,12 @@ def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def analytics_client(chdb_url: str) -> Iterator[Client]:
-    """A migrated analytics client (database ``mrm``) on the session's chDB engine."""
-    from services.measurement import analytics
+def warehouse_client(chdb_url: str) -> Iterator[Client]:
+    """A migrated warehouse client (database ``mrm``) on the session's chDB engine."""
+    from services.measurement import warehouse
 
-    client = analytics.connect(chdb_url, database="mrm")
-    analytics.migrate(client, database="mrm")
+    client = warehouse.connect(chdb_url, database="mrm")
+    warehouse.migrate(client, database="mrm")
     yield client
     client.close()
 

@@ -3,7 +3,7 @@
 Kafka messages are real envelopes: one ``new_envelope(...).to_bytes()`` per template, then
 ids are substituted in the bytes, so a million messages cost a few seconds, not pydantic's
 per-object price. The same rows are also built as Arrow tables in measurement's
-``lead_events`` layout (``analytics.COLUMNS``), so the bare insert writes exactly what the
+``lead_events`` layout (``warehouse.COLUMNS``), so the bare insert writes exactly what the
 service would write.
 
 Row ``i`` of a stream is fully determined by ``i``: lead ``i // events_per_lead`` of campaign
@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from services.measurement import analytics
+from services.measurement import warehouse
 from shared.events import new_envelope
 from shared.events.ingest import FUNNEL, LeadStageChanged, SpendRecorded
 from shared.topics import LEADS, SPEND
@@ -147,7 +147,7 @@ class LeadStream:
             "customer_id": pc.if_else(is_customer, customers, ""),
             "expected_value": expected,
         }
-        assert tuple(columns) == analytics.COLUMNS["lead_events"]
+        assert tuple(columns) == warehouse.COLUMNS["lead_events"]
         return pa.table(columns)
 
     def expected_funnel(self, start: int, count: int) -> dict[str, dict[str, int]]:

@@ -136,7 +136,7 @@ def figures(r: Results) -> list[Any]:
             for q, value in (("p50", latency.p50), ("p99", latency.p99)):
                 out.append(
                     Figure(
-                        f"{name} KPIs ({'analytics.' + name + '_kpis'}) {q}, {size}",
+                        f"{name} KPIs ({'warehouse.' + name + '_kpis'}) {q}, {size}",
                         _ms(value),
                         target=f"≤ {_ms(target)}",
                         met=value <= target,
@@ -375,7 +375,7 @@ def details(r: Results) -> list[str]:
             f"{len(r.dataset.campaign_ids)} campaigns in {len(r.dataset.plan_ids)} plans, plus "
             f"{r.dataset.side_rows:,} rows each of spend, ad metrics and sales, KPI targets; "
             f"inserted with `insert_arrow` and merged (`OPTIMIZE … FINAL`) in "
-            f"{r.dataset.seconds:.0f} s. `analytics.campaign_kpis` / `analytics.plan_kpis` "
+            f"{r.dataset.seconds:.0f} s. `warehouse.campaign_kpis` / `warehouse.plan_kpis` "
             f"called directly (no HTTP) {c.query_calls} times each over the whole history, "
             "cycling through the campaigns / plans after a warm-up."
         )

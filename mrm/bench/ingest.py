@@ -97,7 +97,10 @@ class Profile:
 # (label, substring of a py-spy frame), most specific first; a stack counts for the first match.
 _CATEGORIES: tuple[tuple[str, str], ...] = (
     ("batch decode + checks (pyarrow.json → compute)", "(shared/events/columnar.py"),
-    ("batch decode + checks (pyarrow.json → compute)", "(services/measurement/columnar.py"),
+    (
+        "batch decode + checks (pyarrow.json → compute)",
+        "(services/measurement/warehouse/columns.py",
+    ),
     ("envelope decode + validation (json + pydantic)", "(shared/events/registry.py"),
     ("dead-lettering", "dead_letter ("),
     ("StoredEvent / rows per table (Python objects)", "rows_by_table ("),
@@ -111,7 +114,7 @@ _CATEGORIES: tuple[tuple[str, str], ...] = (
     ("target monitor (queries of a round)", "save_alert_states_of ("),
     ("target monitor (queries of a round)", "plan_kpis ("),
     ("target monitor (evaluation loop, snapshots)", "(services/measurement/monitor.py"),
-    ("KPI / funnel queries (HTTP)", "_fetch ("),
+    ("KPI / funnel queries (HTTP)", "fetch (services/measurement/warehouse/_sql.py"),
     ("lag gauge + metrics", "_observe_lag ("),
     ("offset commits (consumer kit)", "_commit ("),
     ("measurement handler (currency check, StoredEvent)", "(services/measurement/handlers.py"),

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
 from mrm.bench.data import OCCURRED_AT, LeadStream
-from services.measurement import analytics
+from services.measurement import warehouse
 from shared.events import EventData, new_envelope
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
 from shared.topics import AD_METRICS, PLANNING, SALES, SPEND
@@ -46,7 +46,7 @@ def _count(client: Client, table: str) -> int:
 def fresh_database(client: Client, database: str) -> None:
     """Drop and re-create ``database`` with measurement's migrations; make it current."""
     client.command(f"DROP DATABASE IF EXISTS {database} SYNC")
-    analytics.migrate(client, database=database)
+    warehouse.migrate(client, database=database)
     client.database = database
 
 
@@ -67,7 +67,7 @@ def bare_insert(
     return Inserted(rows=rows, seconds=seconds)
 
 
-def _planning_rows(*, run: str, campaigns: list[str], plans: int) -> list[analytics.StoredEvent]:
+def _planning_rows(*, run: str, campaigns: list[str], plans: int) -> list[warehouse.StoredEvent]:
     events: list[EventData] = []
     plan_ids = [f"bench-{run}-plan{p}" for p in range(plans)]
     for plan_id in plan_ids:
@@ -111,7 +111,7 @@ def _planning_rows(*, run: str, campaigns: list[str], plans: int) -> list[analyt
                 )
             )
     return [
-        analytics.StoredEvent(
+        warehouse.StoredEvent(
             envelope=new_envelope(data, source="planning", occurred_at=OCCURRED_AT),
             data=data,
             topic=PLANNING,
@@ -212,14 +212,14 @@ def build_kpi_dataset(
     chunk: int = 1_000_000,
     side_rows: int = 200_000,
 ) -> KpiDataset:
-    """Plans, campaigns and targets (through ``analytics.insert_events``), ``lead_events`` lead
+    """Plans, campaigns and targets (through ``warehouse.insert_events``), ``lead_events`` lead
     events (three per lead) and spend / ad metrics / sales via ``insert_arrow``; merged (raw
     tables and the ``lead_funnel`` pre-aggregate)."""
     started = time.perf_counter()
     fresh_database(client, database)
     stream = LeadStream(run=run, phase=0x50, campaigns=campaigns, events_per_lead=3)
     campaign_ids = stream.campaign_ids()
-    analytics.insert_events(
+    warehouse.insert_events(
         client, events=_planning_rows(run=run, campaigns=campaign_ids, plans=plans)
     )
     for start in range(0, lead_events, chunk):
@@ -273,13 +273,13 @@ def time_calls(call: Callable[[str], object], keys: list[str], *, calls: int) ->
 
 
 def time_kpi_queries(client: Client, dataset: KpiDataset, *, calls: int) -> tuple[Latency, Latency]:
-    """p50/p99 material of ``analytics.campaign_kpis`` and ``analytics.plan_kpis``."""
+    """p50/p99 material of ``warehouse.campaign_kpis`` and ``warehouse.plan_kpis``."""
     campaign = time_calls(
-        lambda cid: analytics.campaign_kpis(client, campaign_id=cid),
+        lambda cid: warehouse.campaign_kpis(client, campaign_id=cid),
         dataset.campaign_ids,
         calls=calls,
     )
     plan = time_calls(
-        lambda pid: analytics.plan_kpis(client, plan_id=pid), dataset.plan_ids, calls=calls
+        lambda pid: warehouse.plan_kpis(client, plan_id=pid), dataset.plan_ids, calls=calls
     )
     return campaign, plan

@@ -33,7 +33,7 @@ from mrm.bench.kafka import count_messages, publish_fast, scan_dead_letters
 from mrm.bench.queries import bare_insert, build_kpi_dataset, time_kpi_queries
 from mrm.bench.report import Report, machine, markdown, print_table
 from mrm.bench.service import ExecutionProcess, MeasurementProcess, metric
-from services.measurement import analytics
+from services.measurement import warehouse
 from shared.embedded import EmbeddedBroker
 from shared.kafka import ensure_topics
 from shared.topics import LEADS, all_topics_with_dlq, dlq
@@ -129,7 +129,7 @@ def _service_phases(
         f"bare consumer {results.bare_consumer.rate:,.0f} msgs/s"
     )
     console.print("[bold]3/8[/] bare insert_arrow into chDB")
-    client = analytics.connect(f"chdb://{work / 'bench-clickhouse'}", database="default")
+    client = warehouse.connect(f"chdb://{work / 'bench-clickhouse'}", database="default")
     try:
         results.bare_insert = bare_insert(
             client,
@@ -281,7 +281,7 @@ def _query_phase(
         f"[bold]8/8[/] KPI queries on {config.query_events:,} lead events "
         f"({config.campaigns} campaigns, {config.plans} plans)"
     )
-    client = analytics.connect(f"chdb://{work / 'bench-clickhouse'}", database="default")
+    client = warehouse.connect(f"chdb://{work / 'bench-clickhouse'}", database="default")
     try:
         results.dataset = build_kpi_dataset(
             client,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
-from services.execution import service, store
+from services.execution import store, usecases
 from services.execution.domain import NotAllowed
 from shared.auth import READERS, Principal, require
 from shared.clock import Clock
@@ -116,12 +116,12 @@ async def list_campaigns(
     campaign_status: Annotated[CampaignStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> list[service.CampaignProgress]:
+) -> list[usecases.CampaignProgress]:
     """Campaigns known to execution with their spend against plan."""
 
-    def read() -> list[service.CampaignProgress]:
+    def read() -> list[usecases.CampaignProgress]:
         with store.unit_of_work(engine=d.engine) as session:
-            return service.list_progress(
+            return usecases.list_progress(
                 session=session,
                 plan_id=plan_id,
                 status=campaign_status,
@@ -139,18 +139,18 @@ async def campaign_progress(
     campaign_id: Annotated[Identifier, Path()],
     d: Deps,
     _principal: Reader,
-) -> service.CampaignProgress:
+) -> usecases.CampaignProgress:
     """Spend, utilisation, burn rate, forecast at completion, thresholds and stages."""
 
-    def read() -> service.CampaignProgress:
+    def read() -> usecases.CampaignProgress:
         with store.unit_of_work(engine=d.engine) as session:
-            return service.campaign_progress(
+            return usecases.campaign_progress(
                 session=session, campaign_id=campaign_id, now=d.clock.now(), fx=d.fx
             )
 
     try:
         return await asyncio.to_thread(read)
-    except service.UnknownCampaign:
+    except usecases.UnknownCampaign:
         raise NotFound("campaign", campaign_id) from None
 
 
@@ -159,13 +159,13 @@ async def get_stage(
     stage_id: Annotated[Identifier, Path()],
     d: Deps,
     _principal: Reader,
-) -> service.StageProgress:
+) -> usecases.StageProgress:
     """A stage's schedule and status."""
 
-    def read() -> service.StageProgress | None:
+    def read() -> usecases.StageProgress | None:
         with store.unit_of_work(engine=d.engine) as session:
             stage = store.get_stage(session=session, stage_id=stage_id)
-            return None if stage is None else service.stage_progress(stage, now=d.clock.now())
+            return None if stage is None else usecases.stage_progress(stage, now=d.clock.now())
 
     found = await asyncio.to_thread(read)
     if found is None:
@@ -179,13 +179,13 @@ async def change_stage_status(
     change: StageStatusChange,
     d: Deps,
     principal: Reader,
-) -> service.StageProgress:
+) -> usecases.StageProgress:
     """Set a stage's status (managers, the CMO, admins: any stage; executors: their own)."""
 
-    def write() -> service.StageProgress:
+    def write() -> usecases.StageProgress:
         now = d.clock.now()
         with store.unit_of_work(engine=d.engine) as session:
-            stage = service.set_stage_status(
+            stage = usecases.set_stage_status(
                 session=session,
                 stage_id=stage_id,
                 status=change.status,
@@ -194,11 +194,11 @@ async def change_stage_status(
                 subject=principal.subject,
                 now=now,
             )
-            return service.stage_progress(stage, now=now)
+            return usecases.stage_progress(stage, now=now)
 
     try:
         result = await asyncio.to_thread(write)
-    except service.UnknownStage:
+    except usecases.UnknownStage:
         raise NotFound("stage", stage_id) from None
     except NotAllowed as exc:
         raise HTTPException(

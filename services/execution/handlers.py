@@ -1,6 +1,6 @@
 """Execution's subscriber: one batch of planning, spend and task events → one transaction.
 
-The handler hands the batch, in order, to the use cases (``service.apply_events``) inside one
+The handler hands the batch, in order, to the use cases (``usecases.apply_events``) inside one
 unit of work: processed event ids, state changes and outbox rows are committed together, then
 the outbox relay is woken. Spend whose currency cannot be converted goes to the DLQ.
 The per-topic ``on_<event>`` methods apply a single event the same way.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
-from services.execution import service, store
+from services.execution import store, usecases
 from shared.clock import Clock
 from shared.consumer import Consumed, Rejected
 from shared.money import FxRates
@@ -56,10 +56,10 @@ class ExecutionHandlers:
 
     def _apply_in_transaction(self, batch: Sequence[Consumed]) -> tuple[int, dict[int, str]]:
         events = [
-            service.Incoming(c.envelope.event_id, c.envelope.occurred_at, c.data) for c in batch
+            usecases.Incoming(c.envelope.event_id, c.envelope.occurred_at, c.data) for c in batch
         ]
         with store.unit_of_work(engine=self.engine) as session:
-            outcome = service.apply_events(
+            outcome = usecases.apply_events(
                 session=session, events=events, now=self.clock.now(), fx=self.fx
             )
         return outcome.queued, outcome.rejected

@@ -8,7 +8,7 @@ import datetime as dt
 import structlog
 from sqlalchemy import Engine
 
-from services.execution import service, store
+from services.execution import store, usecases
 from shared.clock import Clock
 from shared.money import FxRates
 from shared.outbox import OutboxRelay
@@ -45,12 +45,12 @@ class Scheduler:
         """One round, blocking; returns how many events it queued."""
         now = self.clock.now()
         with store.unit_of_work(engine=self.engine) as session:
-            queued = service.check_deadlines(session=session, now=now, window=self.warning_window)
+            queued = usecases.check_deadlines(session=session, now=now, window=self.warning_window)
         with store.unit_of_work(engine=self.engine) as session:
             campaign_ids = store.campaigns_to_watch(session=session)
         for campaign_id in campaign_ids:  # one short transaction per campaign
             with store.unit_of_work(engine=self.engine) as session:
-                queued += service.reevaluate_budget(
+                queued += usecases.reevaluate_budget(
                     session=session, campaign_id=campaign_id, now=now, fx=self.fx
                 )
         return queued

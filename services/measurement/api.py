@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import TypeAdapter
 
-from services.measurement import analytics, report
-from services.measurement.analytics import Warehouse
+from services.measurement import report, warehouse
+from services.measurement.warehouse import Warehouse
 from shared.auth import READERS, Principal, require
 from shared.errors import DomainError, NotFound
 from shared.events.envelope import Channel, Identifier, UtcDatetime
@@ -51,12 +51,10 @@ def _respond(payload: dict[str, Any]) -> JSONResponse:
 
 @router.get("/kpis/campaigns/{campaign_id}")
 async def campaign_kpis(
-    campaign_id: Identifier, warehouse: Store, _: Reader, start: From = None, end: To = None
+    campaign_id: Identifier, store: Store, _: Reader, start: From = None, end: To = None
 ) -> JSONResponse:
     """Every KPI of a campaign over [from, to) (whole history when omitted)."""
-    kpis = await warehouse.run(
-        analytics.campaign_kpis, campaign_id=campaign_id, **_period(start, end)
-    )
+    kpis = await store.run(warehouse.campaign_kpis, campaign_id=campaign_id, **_period(start, end))
     if kpis.get("name") is None:
         raise NotFound("campaign", campaign_id)
     return _respond(kpis)
@@ -64,10 +62,10 @@ async def campaign_kpis(
 
 @router.get("/kpis/plans/{plan_id}")
 async def plan_kpis(
-    plan_id: Identifier, warehouse: Store, _: Reader, start: From = None, end: To = None
+    plan_id: Identifier, store: Store, _: Reader, start: From = None, end: To = None
 ) -> JSONResponse:
     """The KPIs of a plan as one scope, with a per-campaign breakdown."""
-    kpis = await warehouse.run(analytics.plan_kpis, plan_id=plan_id, **_period(start, end))
+    kpis = await store.run(warehouse.plan_kpis, plan_id=plan_id, **_period(start, end))
     if kpis.get("name") is None and not kpis.get("campaigns"):
         raise NotFound("plan", plan_id)
     return _respond(kpis)
@@ -75,7 +73,7 @@ async def plan_kpis(
 
 @router.get("/funnel")
 async def funnel(
-    warehouse: Store,
+    store: Store,
     _: Reader,
     campaign_id: Identifier | None = None,
     start: From = None,
@@ -83,7 +81,7 @@ async def funnel(
 ) -> JSONResponse:
     """Leads reaching each funnel stage and the stage conversions (all campaigns if omitted)."""
     return _respond(
-        await warehouse.run(analytics.funnel, campaign_id=campaign_id, **_period(start, end))
+        await store.run(warehouse.funnel, campaign_id=campaign_id, **_period(start, end))
     )
 
 
@@ -110,7 +108,7 @@ def _report_filename(plan_id: str, extension: str) -> str:
 )
 async def plan_report(
     plan_id: Identifier,
-    warehouse: Store,
+    store: Store,
     _: Reader,
     report_format: ReportFormat = "html",
     start: From = None,
@@ -119,7 +117,7 @@ async def plan_report(
     """A plan's report over [from, to): HTML with charts and tables, or CSV (a row per campaign
     and a plan-total row)."""
     period = _period(start, end)
-    kpis = await warehouse.run(analytics.plan_kpis, plan_id=plan_id, **period)
+    kpis = await store.run(warehouse.plan_kpis, plan_id=plan_id, **period)
     if kpis.get("name") is None and not kpis.get("campaigns"):
         raise NotFound("plan", plan_id)
     if report_format == "csv":
@@ -130,7 +128,7 @@ async def plan_report(
                 "Content-Disposition": f'attachment; filename="{_report_filename(plan_id, "csv")}"'
             },
         )
-    daily = await warehouse.run(analytics.plan_daily_spend, plan_id=plan_id, **period)
+    daily = await store.run(warehouse.plan_daily_spend, plan_id=plan_id, **period)
     page = report.render_html(plan=kpis, daily_spend=daily, generated_at=dt.datetime.now(dt.UTC))
     return HTMLResponse(
         page,
@@ -163,7 +161,7 @@ RequiredTo = Annotated[
 @router.get("/kpis/channels/{channel}")
 async def channel_kpis(
     channel: Channel,
-    warehouse: Store,
+    store: Store,
     _: Reader,
     plan_id: Identifier | None = None,
     start: From = None,
@@ -171,8 +169,8 @@ async def channel_kpis(
 ) -> JSONResponse:
     """Every KPI of a channel over [from, to), within one plan when ``plan_id`` is given; its
     CKPI weighs the targets of the channel's campaigns, each on its own campaign's KPIs."""
-    kpis = await warehouse.run(
-        analytics.channel_kpis, channel=channel, plan_id=plan_id, **_period(start, end)
+    kpis = await store.run(
+        warehouse.channel_kpis, channel=channel, plan_id=plan_id, **_period(start, end)
     )
     if kpis is None:
         raise NotFound("plan", plan_id or "")
@@ -180,17 +178,15 @@ async def channel_kpis(
 
 
 @router.get("/kpis/company")
-async def company_kpis(
-    warehouse: Store, _: Reader, start: From = None, end: To = None
-) -> JSONResponse:
+async def company_kpis(store: Store, _: Reader, start: From = None, end: To = None) -> JSONResponse:
     """Every KPI of the whole company over [from, to), unattributed sales and leads included;
     its CKPI weighs the targets of every campaign of the period, each on its own KPIs."""
-    return _respond(await warehouse.run(analytics.company_kpis, **_period(start, end)))
+    return _respond(await store.run(warehouse.company_kpis, **_period(start, end)))
 
 
 @router.get("/kpis/series")
 async def kpi_series(
-    warehouse: Store,
+    store: Store,
     _: Reader,
     scope: SeriesScope,
     start: Required,
@@ -204,16 +200,16 @@ async def kpi_series(
         raise DomainError(
             f"is required for scope {scope}", field="id", status_code=422, location="query"
         )
-    buckets = len(analytics.series_buckets(start=start, end=end, bucket=bucket))
-    if buckets > analytics.MAX_SERIES_BUCKETS:
+    buckets = len(warehouse.series_buckets(start=start, end=end, bucket=bucket))
+    if buckets > warehouse.MAX_SERIES_BUCKETS:
         raise DomainError(
-            f"at most {analytics.MAX_SERIES_BUCKETS} {bucket} buckets per series",
+            f"at most {warehouse.MAX_SERIES_BUCKETS} {bucket} buckets per series",
             field="to",
             status_code=422,
             location="query",
         )
-    series = await warehouse.run(
-        analytics.kpi_series, scope=scope, id=scope_id, bucket=bucket, **period
+    series = await store.run(
+        warehouse.kpi_series, scope=scope, id=scope_id, bucket=bucket, **period
     )
     if series is None:
         raise NotFound(scope, scope_id or "")
@@ -222,7 +218,7 @@ async def kpi_series(
 
 @router.get("/funnel/durations")
 async def stage_durations(
-    warehouse: Store,
+    store: Store,
     _: Reader,
     campaign_id: Identifier | None = None,
     start: From = None,
@@ -230,23 +226,19 @@ async def stage_durations(
 ) -> JSONResponse:
     """Count, average and median hours from a lead first reaching a stage to the next one."""
     return _respond(
-        await warehouse.run(
-            analytics.stage_durations, campaign_id=campaign_id, **_period(start, end)
-        )
+        await store.run(warehouse.stage_durations, campaign_id=campaign_id, **_period(start, end))
     )
 
 
 @router.get("/campaigns/{campaign_id}/comparison")
 async def compare_campaign(
     campaign_id: Identifier,
-    warehouse: Store,
+    store: Store,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=100, description="Most past peers to list.")] = 10,
 ) -> JSONResponse:
     """A campaign next to past campaigns of its channel or brand: cost, CPL, ROMI, conversion."""
-    comparison = await warehouse.run(
-        analytics.compare_campaign, campaign_id=campaign_id, limit=limit
-    )
+    comparison = await store.run(warehouse.compare_campaign, campaign_id=campaign_id, limit=limit)
     if comparison is None:
         raise NotFound("campaign", campaign_id)
     return _respond(comparison)

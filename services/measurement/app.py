@@ -10,11 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.measurement import analytics, api, handlers
-from services.measurement.analytics import Warehouse
+from services.measurement import api, handlers
 from services.measurement.handlers import Ingestor
 from services.measurement.monitor import TargetMonitor
 from services.measurement.settings import MeasurementSettings
+from services.measurement.warehouse import Warehouse, connect, migrate, ping
 from shared.consumer import EventConsumer
 from shared.http import create_service_app
 from shared.kafka import make_broker, prepare_kafka
@@ -36,12 +36,12 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = await asyncio.to_thread(
-            analytics.connect, settings.clickhouse_url, database=settings.clickhouse_database
+            connect, settings.clickhouse_url, database=settings.clickhouse_database
         )
-        await asyncio.to_thread(analytics.migrate, client, database=settings.clickhouse_database)
+        await asyncio.to_thread(migrate, client, database=settings.clickhouse_database)
         readers = [
             await asyncio.to_thread(
-                analytics.connect, settings.clickhouse_url, database=settings.clickhouse_database
+                connect, settings.clickhouse_url, database=settings.clickhouse_database
             )
             for _ in range(settings.readers)
         ]
@@ -94,7 +94,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             return {
                 "kafka": watch.kafka_ready(),
                 "consumer_progress": watch.progress_ready(),
-                "clickhouse": await warehouse.run(analytics.ping),
+                "clickhouse": await warehouse.run(ping),
             }
 
         app.state.warehouse = warehouse

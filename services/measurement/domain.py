@@ -90,7 +90,7 @@ def _exact(num: Decimal | int | None, den: Decimal | int | None) -> Decimal | No
 
 @dataclass(frozen=True)
 class Measures:
-    """Raw aggregates of one scope and period, as the analytics store computes them.
+    """Raw aggregates of one scope and period, as the warehouse computes them.
 
     ``reached[i]`` is the number of distinct leads whose highest stage in the period is
     ``FUNNEL[i]`` or later. ``buyers`` / ``repeat_buyers`` are customers with ≥ 1 / ≥ 2 orders

@@ -1,6 +1,6 @@
 """Measurement's subscriber: ingest and planning events into ClickHouse, in batches.
 
-The ingest topics take the columnar hot path (``columnar.split``: a batch's raw values → one
+The ingest topics take the columnar hot path (``columns.split``: a batch's raw values → one
 validated Arrow table per topic, one insert per table). Planning events, any message the batch
 check declines, and spend or sales in another currency than their campaign's go through the
 pydantic gate (``shared.events.decode``) and the domain one by one, so a malformed
@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 import structlog
 
-from services.measurement import alerts, analytics, columnar, domain
-from services.measurement.analytics import StoredEvent, Warehouse
+from services.measurement import domain, warehouse
+from services.measurement.warehouse import StoredEvent, Warehouse, alerts, columns
 from shared.consumer import EventConsumer
 from shared.events import EventRejected, decode
 from shared.events.ingest import SaleCompleted, SpendRecorded
@@ -47,7 +47,7 @@ class Ingestor:
         """Store a batch of raw records; return those rejected, with their reason (→ DLQ)."""
         # CPU-bound, off the event loop (pyarrow also releases the GIL): HTTP requests and the
         # Kafka fetcher keep running meanwhile
-        batch = await asyncio.to_thread(columnar.split, records)
+        batch = await asyncio.to_thread(columns.split, records)
         planning, events, rejected = _decoded(batch.unusual)
         monetary = batch.campaign_ids(tables=("spend", "sales"))
         monetary.update(
@@ -60,16 +60,16 @@ class Ingestor:
             # on the writer, which this batch needs next anyway: the readers stay free for
             # KPI requests (a lookup per spend batch competed with them for a reader)
             currencies = await self.warehouse.write(
-                analytics.campaign_currencies, campaign_ids=sorted(monetary)
+                warehouse.campaign_currencies, campaign_ids=sorted(monetary)
             )
         # rows in another currency are converted (or rejected) one by one by the domain
-        foreign = columnar.foreign_currency(batch, currencies=currencies, fx=self.fx)
+        foreign = columns.foreign_currency(batch, currencies=currencies, fx=self.fx)
         if foreign:
             _, more_events, more_rejected = _decoded(foreign)
             events += more_events
             rejected += more_rejected
         if planning:
-            await self.warehouse.write(analytics.insert_events, events=planning)
+            await self.warehouse.write(warehouse.insert_events, events=planning)
         accepted = []
         for event in events:
             campaign_id = getattr(event.data, "campaign_id", None)
@@ -81,9 +81,9 @@ class Ingestor:
                 rejected.append((event.source, f"data.currency: {exc}"))
                 continue
             accepted.append(_with_data(event, data))
-        tables = columnar.to_arrow_tables(batch)
+        tables = columns.to_arrow_tables(batch)
         if tables or accepted:
-            await self.warehouse.write(analytics.insert_batch, tables=tables, events=accepted)
+            await self.warehouse.write(warehouse.insert_batch, tables=tables, events=accepted)
         # after the rows are stored and before the offsets are committed: the monitor (on
         # whichever replica leads) finds every campaign whose data changed, wherever it landed
         changed = set(batch.campaign_ids())

@@ -38,8 +38,8 @@ from decimal import Decimal
 import structlog
 from faststream.kafka import KafkaBroker
 
-from services.measurement import alerts, analytics, domain
-from services.measurement.analytics import Warehouse
+from services.measurement import domain, warehouse
+from services.measurement.warehouse import Warehouse, alerts
 from shared.events import EventData, new_envelope
 from shared.events.kpi import BudgetReallocationProposed, KpiSnapshot
 from shared.kafka import publish
@@ -108,7 +108,7 @@ class TargetMonitor:
         return the transitions, then save the states that changed."""
         if not campaign_ids:
             return []
-        kpis_of = await self.warehouse.run(analytics.campaigns_kpis, campaign_ids=campaign_ids)
+        kpis_of = await self.warehouse.run(warehouse.campaigns_kpis, campaign_ids=campaign_ids)
         judged = [
             campaign_id
             for campaign_id, kpis in kpis_of.items()
@@ -118,7 +118,7 @@ class TargetMonitor:
         ]
         if not judged:
             return []
-        targets = await self.warehouse.run(analytics.targets_by_campaign, campaign_ids=judged)
+        targets = await self.warehouse.run(warehouse.targets_by_campaign, campaign_ids=judged)
         states_of = await self.warehouse.run(alerts.alert_states_of, subjects=judged)
         published: list[EventData] = []
         changed: dict[str, dict[str, bool]] = {}
@@ -173,7 +173,7 @@ class TargetMonitor:
         """Apply the reallocation rule to one plan; publish and return the new proposals."""
         if self.reallocation is None:
             return []
-        kpis = await self.warehouse.run(analytics.plan_kpis, plan_id=plan_id)
+        kpis = await self.warehouse.run(warehouse.plan_kpis, plan_id=plan_id)
         campaigns = [
             domain.CampaignStanding(
                 campaign_id=row["campaign_id"],
@@ -227,7 +227,7 @@ class TargetMonitor:
             campaigns = sorted(feed.pending)
             for first in range(0, len(campaigns), self.max_per_round):
                 chunk = campaigns[first : first + self.max_per_round]
-                kpis_of = await self.warehouse.run(analytics.campaigns_kpis, campaign_ids=chunk)
+                kpis_of = await self.warehouse.run(warehouse.campaigns_kpis, campaign_ids=chunk)
                 for campaign_id in chunk:
                     kpis = kpis_of[campaign_id]
                     snapshot = KpiSnapshot(
@@ -277,7 +277,7 @@ class TargetMonitor:
         feed.saved_ms = feed.upto_ms
 
     async def _with_targets(self, campaign_ids: list[str]) -> list[str]:
-        targets = await self.warehouse.run(analytics.targets_by_campaign, campaign_ids=campaign_ids)
+        targets = await self.warehouse.run(warehouse.targets_by_campaign, campaign_ids=campaign_ids)
         return [campaign_id for campaign_id in campaign_ids if campaign_id in targets]
 
     async def _plans_of(self, campaign_ids: list[str]) -> list[str]:

@@ -1,6 +1,6 @@
 """Plan reports: the figures of a plan over a period rendered as HTML or CSV — pure, no I/O.
 
-Input is what analytics computes: ``plan_kpis()`` (plan totals and a per-campaign breakdown)
+Input is what the warehouse computes: ``plan_kpis()`` (plan totals and a per-campaign breakdown)
 and ``plan_daily_spend()`` (spend per UTC day and campaign). The HTML is one self-contained
 document: inline CSS, charts drawn here as inline SVG, no script, nothing fetched (its
 Content-Security-Policy forbids it), every text escaped. The CSV has one header row, a row per

@@ -21,7 +21,7 @@ from mrm.bench.ingest import Ingestion, summarise_profile
 from mrm.bench.kafka import Counted, count_messages, publish_fast, scan_dead_letters
 from mrm.bench.queries import Inserted, Latency
 from mrm.bench.runner import BenchConfig
-from services.measurement import analytics
+from services.measurement import warehouse
 from shared.events import EventRejected, decode
 from shared.kafka import ensure_topics
 from shared.topics import LEADS, SPEND
@@ -32,7 +32,7 @@ def test_lead_stream_messages_are_valid_envelopes_matching_the_arrow_rows() -> N
     messages = list(stream.messages(0, 14))
     table = stream.arrow(0, 14)
 
-    assert table.column_names == list(analytics.COLUMNS["lead_events"])
+    assert table.column_names == list(warehouse.COLUMNS["lead_events"])
     for i, (partition, key, value) in enumerate(messages):
         envelope, data = decode(value, topic=LEADS)
         row = table.slice(i, 1).to_pylist()[0]
@@ -70,7 +70,7 @@ def test_profile_summary_groups_stacks_by_where_the_time_goes() -> None:
     raw = textwrap.dedent(
         """\
         main (x.py:1);decode (shared/events/registry.py:60);validate (pydantic/main.py:9) 30
-        main (x.py:1);Warehouse._locked (services/measurement/analytics.py:7);insert_events (services/measurement/analytics.py:3) 10
+        main (x.py:1);Warehouse._locked (services/measurement/warehouse/client.py:7);insert_events (services/measurement/warehouse/writes.py:3) 10
         main (x.py:1);poll (asyncio/base.py:2) 10
         """  # noqa: E501
     )

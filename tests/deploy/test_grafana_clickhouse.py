@@ -13,9 +13,9 @@ every query variable is expanded the way Grafana with the grafana-clickhouse-dat
    ``$__timeInterval(col)`` → ``toStartOfInterval(toDateTime(col), INTERVAL n second)``,
    ``$__fromTime`` / ``$__toTime`` → ``toDateTime(s)``, and the ``_ms`` variants.
 
-The expanded SQL runs on the session's chDB engine (root conftest ``analytics_client``) with the
+The expanded SQL runs on the session's chDB engine (root conftest ``warehouse_client``) with the
 measurement schema migrated and a small hand-made event set inserted through
-``analytics.insert_events``, redeliveries included and merges stopped, so a query that forgot
+``warehouse.insert_events``, redeliveries included and merges stopped, so a query that forgot
 FINAL would double count. Key panels are compared with values computed by hand.
 """
 
@@ -36,8 +36,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from services.measurement import analytics
-from services.measurement.analytics import StoredEvent
+from services.measurement import warehouse
+from services.measurement.warehouse import StoredEvent
 from shared.events import EventData, new_envelope
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import BudgetAllocated, CampaignPlanned, PlanCreated
@@ -516,7 +516,7 @@ def dashboard() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def scenario(analytics_client: Client) -> Iterator[Scenario]:
+def scenario(warehouse_client: Client) -> Iterator[Scenario]:
     """The event set inserted twice over (redeliveries as separate parts), merges stopped."""
     uid = uuid.uuid4().hex[:12]
     s = Scenario(
@@ -530,14 +530,14 @@ def scenario(analytics_client: Client) -> Iterator[Scenario]:
     )
     events, redelivered = build_events(s)
     for table in RAW_TABLES:
-        analytics_client.command(f"SYSTEM STOP MERGES mrm.{table}")
+        warehouse_client.command(f"SYSTEM STOP MERGES mrm.{table}")
     try:
-        analytics.insert_events(analytics_client, events=events)
-        analytics.insert_events(analytics_client, events=redelivered)
+        warehouse.insert_events(warehouse_client, events=events)
+        warehouse.insert_events(warehouse_client, events=redelivered)
         yield s
     finally:
         for table in RAW_TABLES:
-            analytics_client.command(f"SYSTEM START MERGES mrm.{table}")
+            warehouse_client.command(f"SYSTEM START MERGES mrm.{table}")
 
 
 def run(client: Client, sql: str) -> list[dict[str, Any]]:
@@ -735,33 +735,33 @@ def test_every_panel_query_uses_the_variables_and_the_time_range(
     ids=["all", "campaign-a", "channel-search", "b-two-channels", "channel-without-data"],
 )
 def test_every_clickhouse_query_runs(
-    analytics_client: Client,
+    warehouse_client: Client,
     dashboard: dict[str, Any],
     scenario: Scenario,
     campaigns: str | None,
     channels: list[str] | None,
 ) -> None:
     ids = {"A": [scenario.a], "B": [scenario.b], None: None}[campaigns]
-    variables = selection(analytics_client, dashboard, scenario, campaigns=ids, channels=channels)
+    variables = selection(warehouse_client, dashboard, scenario, campaigns=ids, channels=channels)
     queries = clickhouse_queries(dashboard)
     assert len(queries) >= 10
     for interval in (60, 3600, DAY_S):
         for query in queries:
             sql = grafana_sql(query.sql, variables, TimeRange(MARCH_FROM, MARCH_TO, interval))
             try:
-                analytics_client.query(sql)
+                warehouse_client.query(sql)
             except ClickHouseError as error:
                 raise AssertionError(f"{query.where} failed: {error}\n{sql}") from error
 
 
 @pytest.mark.integration
 def test_variable_queries(
-    analytics_client: Client, dashboard: dict[str, Any], scenario: Scenario
+    warehouse_client: Client, dashboard: dict[str, Any], scenario: Scenario
 ) -> None:
     march = TimeRange(MARCH_FROM, MARCH_TO)
-    plans = analytics_client.query(grafana_sql(variable_sql(dashboard, "plan"), {}, march))
+    plans = warehouse_client.query(grafana_sql(variable_sql(dashboard, "plan"), {}, march))
     assert (scenario.plan, f"Plan {scenario.plan}") in plans.result_rows  # value, text
-    variables = selection(analytics_client, dashboard, scenario)
+    variables = selection(warehouse_client, dashboard, scenario)
     assert variables["campaign"].options == [scenario.a, scenario.b]  # ordered by name
     assert variables["channel"].options == ["search", "social"]
 
@@ -773,9 +773,9 @@ def test_variable_queries(
 
 @pytest.mark.integration
 def test_the_redeliveries_really_are_duplicate_rows(
-    analytics_client: Client, scenario: Scenario
+    warehouse_client: Client, scenario: Scenario
 ) -> None:
-    raw = analytics_client.query(
+    raw = warehouse_client.query(
         "SELECT count() FROM mrm.spend WHERE campaign_id = {a:String}",
         parameters={"a": scenario.a},
     ).result_rows[0][0]
@@ -784,10 +784,10 @@ def test_the_redeliveries_really_are_duplicate_rows(
 
 @pytest.mark.integration
 def test_selection_totals_by_hand(
-    analytics_client: Client, dashboard: dict[str, Any], scenario: Scenario
+    warehouse_client: Client, dashboard: dict[str, Any], scenario: Scenario
 ) -> None:
-    variables = selection(analytics_client, dashboard, scenario)
-    (row,) = panel_rows(analytics_client, dashboard, "Selection totals", variables)
+    variables = selection(warehouse_client, dashboard, scenario)
+    (row,) = panel_rows(warehouse_client, dashboard, "Selection totals", variables)
     assert row["total_spend"] == D("650.50")  # 100 + 250.50 + 300; February and plan Q out
     assert row["total_budget"] == D("3500.00")  # A 1500 (allocated after planning) + B 2000
     assert row["budget_utilisation"] == pytest.approx(650.50 / 3500)
@@ -798,8 +798,8 @@ def test_selection_totals_by_hand(
     assert row["total_gross_profit"] == D("1060")  # 1900 * 0.40 + 600 * 0.50
     assert row["romi"] == pytest.approx((1060 - 650.50) / 650.50)
 
-    only_b = selection(analytics_client, dashboard, scenario, campaigns=[scenario.b])
-    (row,) = panel_rows(analytics_client, dashboard, "Selection totals", only_b)
+    only_b = selection(warehouse_client, dashboard, scenario, campaigns=[scenario.b])
+    (row,) = panel_rows(warehouse_client, dashboard, "Selection totals", only_b)
     assert (row["total_spend"], row["total_leads"], row["total_new_customers"]) == (
         D("300.00"),
         2,
@@ -807,26 +807,26 @@ def test_selection_totals_by_hand(
     )
     assert row["romi"] == pytest.approx(0.0)  # (300 - 300) / 300
 
-    nothing = selection(analytics_client, dashboard, scenario, channels=["tv"])
-    (row,) = panel_rows(analytics_client, dashboard, "Selection totals", nothing)
+    nothing = selection(warehouse_client, dashboard, scenario, channels=["tv"])
+    (row,) = panel_rows(warehouse_client, dashboard, "Selection totals", nothing)
     assert (row["total_spend"], row["budget_utilisation"], row["total_leads"]) == (D(0), 0.0, 0)
     assert (row["cpl"], row["cac"], row["romi"]) == (None, None, None)  # division by zero
 
 
 @pytest.mark.integration
 def test_spend_vs_budget_by_hand(
-    analytics_client: Client, dashboard: dict[str, Any], scenario: Scenario
+    warehouse_client: Client, dashboard: dict[str, Any], scenario: Scenario
 ) -> None:
-    variables = selection(analytics_client, dashboard, scenario)
-    rows = panel_rows(analytics_client, dashboard, "Spend vs budget per campaign", variables)
+    variables = selection(warehouse_client, dashboard, scenario)
+    rows = panel_rows(warehouse_client, dashboard, "Spend vs budget per campaign", variables)
     assert [(r["campaign"], r["budget"], r["spend"]) for r in rows] == [
         (scenario.a_name, D("1500.00"), D("350.50")),  # sp-a1 counted once
         (scenario.b_name, D("2000.00"), D("300.00")),
     ]
     assert [r["utilisation"] for r in rows] == pytest.approx([350.50 / 1500, 300 / 2000])
 
-    search = selection(analytics_client, dashboard, scenario, channels=["search"])
-    rows = panel_rows(analytics_client, dashboard, "Spend vs budget per campaign", search)
+    search = selection(warehouse_client, dashboard, scenario, channels=["search"])
+    rows = panel_rows(warehouse_client, dashboard, "Spend vs budget per campaign", search)
     assert [(r["campaign"], r["spend"], r["utilisation"]) for r in rows] == [
         (scenario.a_name, D("100.00"), pytest.approx(100 / 1500)),
         (scenario.b_name, D(0), 0.0),  # no search spend: zero, and still listed
@@ -835,10 +835,10 @@ def test_spend_vs_budget_by_hand(
 
 @pytest.mark.integration
 def test_romi_cpl_cac_per_campaign_by_hand(
-    analytics_client: Client, dashboard: dict[str, Any], scenario: Scenario
+    warehouse_client: Client, dashboard: dict[str, Any], scenario: Scenario
 ) -> None:
-    variables = selection(analytics_client, dashboard, scenario)
-    a, b = panel_rows(analytics_client, dashboard, "ROMI, CPL and CAC per campaign", variables)
+    variables = selection(warehouse_client, dashboard, scenario)
+    a, b = panel_rows(warehouse_client, dashboard, "ROMI, CPL and CAC per campaign", variables)
     assert a["campaign"] == scenario.a_name
     assert (a["spend"], a["leads"], a["new_customers"]) == (D("350.50"), 4, 1)
     assert a["cpl"] == pytest.approx(350.50 / 4)  # L1 L2 L3 L5
@@ -854,8 +854,8 @@ def test_romi_cpl_cac_per_campaign_by_hand(
     )
     assert (b["cpl"], b["cac"], b["romi"]) == (pytest.approx(150.0), pytest.approx(300.0), 0.0)
 
-    search = selection(analytics_client, dashboard, scenario, channels=["search"])
-    a, b = panel_rows(analytics_client, dashboard, "ROMI, CPL and CAC per campaign", search)
+    search = selection(warehouse_client, dashboard, scenario, channels=["search"])
+    a, b = panel_rows(warehouse_client, dashboard, "ROMI, CPL and CAC per campaign", search)
     assert (a["spend"], a["leads"], a["cpl"], a["cac"]) == (D("100.00"), 4, 25.0, 100.0)
     assert a["romi"] == pytest.approx((760 - 100) / 100)
     assert (b["spend"], b["leads"], b["new_customers"]) == (D(0), 0, 0)
@@ -864,10 +864,10 @@ def test_romi_cpl_cac_per_campaign_by_hand(
 
 @pytest.mark.integration
 def test_ctr_cpc_per_campaign_by_hand(
-    analytics_client: Client, dashboard: dict[str, Any], scenario: Scenario
+    warehouse_client: Client, dashboard: dict[str, Any], scenario: Scenario
 ) -> None:
-    variables = selection(analytics_client, dashboard, scenario)
-    rows = panel_rows(analytics_client, dashboard, "CTR and CPC per campaign", variables)
+    variables = selection(warehouse_client, dashboard, scenario)
+    rows = panel_rows(warehouse_client, dashboard, "CTR and CPC per campaign", variables)
     assert [(r["campaign"], r["impressions"], r["clicks"]) for r in rows] == [
         (scenario.a_name, 15_000, 500),  # ad-a1 counted once
         (scenario.b_name, 4_000, 100),
@@ -875,18 +875,18 @@ def test_ctr_cpc_per_campaign_by_hand(
     assert [r["ctr"] for r in rows] == pytest.approx([500 / 15_000, 100 / 4_000])
     assert [r["cpc"] for r in rows] == pytest.approx([350.50 / 500, 3.0])
 
-    search = selection(analytics_client, dashboard, scenario, channels=["search"])
-    a, b = panel_rows(analytics_client, dashboard, "CTR and CPC per campaign", search)
+    search = selection(warehouse_client, dashboard, scenario, channels=["search"])
+    a, b = panel_rows(warehouse_client, dashboard, "CTR and CPC per campaign", search)
     assert (a["ctr"], a["cpc"]) == (pytest.approx(0.03), pytest.approx(100 / 300))
     assert (b["impressions"], b["ctr"], b["cpc"]) == (0, None, None)
 
 
 @pytest.mark.integration
 def test_funnel_by_hand(
-    analytics_client: Client, dashboard: dict[str, Any], scenario: Scenario
+    warehouse_client: Client, dashboard: dict[str, Any], scenario: Scenario
 ) -> None:
-    variables = selection(analytics_client, dashboard, scenario)
-    rows = panel_rows(analytics_client, dashboard, "Lead funnel", variables)
+    variables = selection(warehouse_client, dashboard, scenario)
+    rows = panel_rows(warehouse_client, dashboard, "Lead funnel", variables)
     # highest stage in March: L1 mql, L2 sql, L3 lead, L4 visitor, L5 customer, L9 mql, L10 lead
     assert [(r["stage"], r["leads"]) for r in rows] == [
         ("visitor", 7),
@@ -897,27 +897,27 @@ def test_funnel_by_hand(
         ("opportunity", 1),
         ("customer", 1),  # L5's customer event was delivered twice
     ]
-    only_a = selection(analytics_client, dashboard, scenario, campaigns=[scenario.a])
-    rows = panel_rows(analytics_client, dashboard, "Lead funnel", only_a)
+    only_a = selection(warehouse_client, dashboard, scenario, campaigns=[scenario.a])
+    rows = panel_rows(warehouse_client, dashboard, "Lead funnel", only_a)
     assert [r["leads"] for r in rows] == [5, 4, 3, 2, 1, 1, 1]
-    nothing = selection(analytics_client, dashboard, scenario, channels=["tv"])
-    rows = panel_rows(analytics_client, dashboard, "Lead funnel", nothing)
+    nothing = selection(warehouse_client, dashboard, scenario, channels=["tv"])
+    rows = panel_rows(warehouse_client, dashboard, "Lead funnel", nothing)
     assert [r["leads"] for r in rows] == [0] * 7  # every stage still listed
 
 
 @pytest.mark.integration
 def test_spend_over_time_by_hand(
-    analytics_client: Client, dashboard: dict[str, Any], scenario: Scenario
+    warehouse_client: Client, dashboard: dict[str, Any], scenario: Scenario
 ) -> None:
-    variables = selection(analytics_client, dashboard, scenario)
-    rows = panel_rows(analytics_client, dashboard, "Spend over time", variables)
+    variables = selection(warehouse_client, dashboard, scenario)
+    rows = panel_rows(warehouse_client, dashboard, "Spend over time", variables)
     assert [(_naive_utc(r["time"]), r["campaign"], r["spend"]) for r in rows] == [
         (dt.datetime(2027, 3, 2), scenario.a_name, D("100.00")),
         (dt.datetime(2027, 3, 3), scenario.b_name, D("300.00")),
         (dt.datetime(2027, 3, 9), scenario.a_name, D("250.50")),
     ]
     week = TimeRange(at(3, 1, 0), at(3, 7, 23), interval_s=3600)
-    rows = panel_rows(analytics_client, dashboard, "Spend over time", variables, week)
+    rows = panel_rows(warehouse_client, dashboard, "Spend over time", variables, week)
     assert [(_naive_utc(r["time"]), r["spend"]) for r in rows] == [
         (dt.datetime(2027, 3, 2, 10), D("100.00")),
         (dt.datetime(2027, 3, 3, 10), D("300.00")),
@@ -926,10 +926,10 @@ def test_spend_over_time_by_hand(
 
 @pytest.mark.integration
 def test_leads_over_time_by_hand(
-    analytics_client: Client, dashboard: dict[str, Any], scenario: Scenario
+    warehouse_client: Client, dashboard: dict[str, Any], scenario: Scenario
 ) -> None:
-    variables = selection(analytics_client, dashboard, scenario)
-    rows = panel_rows(analytics_client, dashboard, "Leads over time", variables)
+    variables = selection(warehouse_client, dashboard, scenario)
+    rows = panel_rows(warehouse_client, dashboard, "Leads over time", variables)
     # first reach of 'lead' or later: L1 L3 L5 on Mar 2, L2 on Mar 4 (sql); L9 Mar 2, L10 Mar 5
     assert [(_naive_utc(r["time"]), r["campaign"], r["leads"]) for r in rows] == [
         (dt.datetime(2027, 3, 2), scenario.a_name, 3),

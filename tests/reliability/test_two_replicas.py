@@ -36,9 +36,10 @@ from sqlalchemy.orm import Session
 from services.execution import store as execution_store
 from services.execution.app import create_app as execution_app
 from services.execution.settings import ExecutionSettings
-from services.measurement import alerts, analytics
+from services.measurement import warehouse
 from services.measurement.app import create_app as measurement_app
 from services.measurement.settings import MeasurementSettings
+from services.measurement.warehouse import alerts
 from services.notifier import domain as notifier_domain
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app as notifier_app
@@ -93,7 +94,7 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
     plan_id = f"p-{unique_id}"
     under, over = f"c-under-{unique_id}", f"c-over-{unique_id}"
     at = dt.datetime(2027, 3, 10, 12, tzinfo=dt.UTC)
-    client = analytics.connect(chdb_url, database=database)
+    client = warehouse.connect(chdb_url, database=database)
     with ExitStack() as stack:
         start_group_at_end(kafka_bootstrap, settings.consumer_group, (*INGEST_TOPICS, PLANNING))
         replicas = start_replicas(stack, serve_app, apps)

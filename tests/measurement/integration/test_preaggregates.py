@@ -15,8 +15,8 @@ from decimal import Decimal as D
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from services.measurement import analytics
-from services.measurement.analytics import StoredEvent
+from services.measurement import warehouse
+from services.measurement.warehouse import StoredEvent
 from shared.events import EventData, new_envelope
 from shared.events.ingest import LeadStageChanged, SaleCompleted
 from shared.events.planning import CampaignPlanned, PlanCreated
@@ -85,45 +85,45 @@ EVER_FUNNEL = stages(visitor=5, lead=5, mql=4, sql=3, sal=2, opportunity=2, cust
 
 
 def test_redelivered_lead_events_count_once_before_merges(
-    analytics_client: Client, unique_id: str
+    warehouse_client: Client, unique_id: str
 ) -> None:
     events = history(unique_id)
     campaign = f"A-{unique_id}"
     # three deliveries of every event, each its own insert (its own part), kept unmerged
-    analytics_client.command("SYSTEM STOP MERGES lead_funnel")
+    warehouse_client.command("SYSTEM STOP MERGES lead_funnel")
     try:
         for _ in range(3):
-            analytics.insert_events(analytics_client, events=events)
-        rows = analytics_client.query(
+            warehouse.insert_events(warehouse_client, events=events)
+        rows = warehouse_client.query(
             "SELECT count() FROM lead_funnel WHERE campaign_id = {c:String}",
             parameters={"c": campaign},
         ).result_rows[0][0]
         assert rows == 3 * 5  # every delivery wrote its own pre-aggregated rows
-        check_redelivered_history(analytics_client, campaign)
+        check_redelivered_history(warehouse_client, campaign)
     finally:
-        analytics_client.command("SYSTEM START MERGES lead_funnel")
-    check_redelivered_history(analytics_client, campaign)  # and after merges may have run
+        warehouse_client.command("SYSTEM START MERGES lead_funnel")
+    check_redelivered_history(warehouse_client, campaign)  # and after merges may have run
 
 
-def check_redelivered_history(analytics_client: Client, campaign: str) -> None:
-    ever = analytics.funnel(analytics_client, campaign_id=campaign)
+def check_redelivered_history(warehouse_client: Client, campaign: str) -> None:
+    ever = warehouse.funnel(warehouse_client, campaign_id=campaign)
     assert ever["stages"] == EVER_FUNNEL
     assert ever["lost"] == 1
-    march = analytics.funnel(analytics_client, campaign_id=campaign, start=MARCH, end=APRIL)
+    march = warehouse.funnel(warehouse_client, campaign_id=campaign, start=MARCH, end=APRIL)
     assert march["stages"] == MARCH_FUNNEL
     assert march["lost"] == 1
-    kpis = analytics.campaign_kpis(analytics_client, campaign_id=campaign, now=NOW)
+    kpis = warehouse.campaign_kpis(warehouse_client, campaign_id=campaign, now=NOW)
     assert (kpis["leads"], kpis["funnel"]) == (5, EVER_FUNNEL)
 
 
 def test_periods_cutting_through_a_lead_history_are_exact(
-    analytics_client: Client, unique_id: str
+    warehouse_client: Client, unique_id: str
 ) -> None:
-    analytics.insert_events(analytics_client, events=history(unique_id))
+    warehouse.insert_events(warehouse_client, events=history(unique_id))
     campaign = f"A-{unique_id}"
 
     def funnel(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, int]:
-        return analytics.funnel(analytics_client, campaign_id=campaign, start=start, end=end)[
+        return warehouse.funnel(warehouse_client, campaign_id=campaign, start=start, end=end)[
             "stages"
         ]
 
@@ -142,26 +142,26 @@ def test_backfill_of_the_migration_counts_rows_written_before_it(
     chdb_url: str, unique_id: str
 ) -> None:
     db = f"pre_{unique_id}"
-    client = analytics.connect(chdb_url, database=db)
+    client = warehouse.connect(chdb_url, database=db)
     try:
-        analytics.migrate(client, database=db)
+        warehouse.migrate(client, database=db)
         # a database from before the pre-aggregate: raw events only
         client.command(f"DROP VIEW {db}.lead_funnel_mv")
         client.command(f"DROP TABLE {db}.lead_funnel")
         client.command(f"DELETE FROM {db}.schema_migrations WHERE version = 3")
         events = history(unique_id)
-        analytics.insert_events(client, events=events)
-        analytics.insert_events(client, events=events[:4])  # some redelivered
-        assert analytics.migrate(client, database=db) == [3]
+        warehouse.insert_events(client, events=events)
+        warehouse.insert_events(client, events=events[:4])  # some redelivered
+        assert warehouse.migrate(client, database=db) == [3]
         campaign = f"A-{unique_id}"
-        assert analytics.funnel(client, campaign_id=campaign)["stages"] == EVER_FUNNEL
+        assert warehouse.funnel(client, campaign_id=campaign)["stages"] == EVER_FUNNEL
         # the backfill overlapping rows the view already wrote changes nothing (max / min)
-        version, _, statements = analytics.MIGRATIONS[2]
+        version, _, statements = warehouse.MIGRATIONS[2]
         assert version == 3
         client.command(statements[-1].format(db=db))
-        analytics.insert_events(client, events=events)
-        assert analytics.funnel(client, campaign_id=campaign)["stages"] == EVER_FUNNEL
-        march = analytics.funnel(client, campaign_id=campaign, start=MARCH, end=APRIL)
+        warehouse.insert_events(client, events=events)
+        assert warehouse.funnel(client, campaign_id=campaign)["stages"] == EVER_FUNNEL
+        march = warehouse.funnel(client, campaign_id=campaign, start=MARCH, end=APRIL)
         assert march["stages"] == MARCH_FUNNEL
     finally:
         client.command(f"DROP DATABASE IF EXISTS {db}")
@@ -169,7 +169,7 @@ def test_backfill_of_the_migration_counts_rows_written_before_it(
 
 
 @pytest.fixture
-def plan_with_shared_lead(analytics_client: Client, unique_id: str) -> Iterator[str]:
+def plan_with_shared_lead(warehouse_client: Client, unique_id: str) -> Iterator[str]:
     """Plan P with campaigns A and B; lead S and customer K appear in both."""
     uid = unique_id
     plan = f"P-{uid}"
@@ -216,15 +216,15 @@ def plan_with_shared_lead(analytics_client: Client, unique_id: str) -> Iterator[
             currency="EUR",
         )
         events.append(event(uid, name, sale, at(3, 6)))
-    analytics.insert_events(analytics_client, events=events)
-    analytics.insert_events(analytics_client, events=events[-3:])  # redelivered
+    warehouse.insert_events(warehouse_client, events=events)
+    warehouse.insert_events(warehouse_client, events=events[-3:])  # redelivered
     yield plan
 
 
 def test_plan_counts_a_lead_and_a_buyer_of_two_campaigns_once(
-    analytics_client: Client, plan_with_shared_lead: str, unique_id: str
+    warehouse_client: Client, plan_with_shared_lead: str, unique_id: str
 ) -> None:
-    k = analytics.plan_kpis(analytics_client, plan_id=plan_with_shared_lead, now=NOW)
+    k = warehouse.plan_kpis(warehouse_client, plan_id=plan_with_shared_lead, now=NOW)
     # S (mql in A, lead in B) counts once at its highest stage, T and U once each
     assert k["funnel"] == stages(visitor=3, lead=3, mql=2, sql=1)
     assert (k["customers"], k["orders"], k["revenue"]) == (1, 2, D("40.00"))

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from services.measurement import analytics, columnar, domain
-from services.measurement.analytics import StoredEvent
+from services.measurement import domain, warehouse
+from services.measurement.warehouse import StoredEvent, columns
 from shared import topics
 from shared.events import EventRejected, decode
 from shared.events import columnar as batch_check
@@ -230,14 +230,14 @@ def stored_by_pydantic(topic: str, value: bytes) -> dict[str, Any] | None:
     except EventRejected:
         return None
     event = StoredEvent(envelope=envelope, data=data, topic=topic, partition=0, offset=0)
-    ((table, rows),) = analytics.rows_by_table([event]).items()
-    values = dict(zip(analytics.COLUMNS[table], rows[0], strict=True))
+    ((table, rows),) = warehouse.rows_by_table([event]).items()
+    values = dict(zip(warehouse.COLUMNS[table], rows[0], strict=True))
     values["event_id"] = str(values["event_id"])
     return _comparable(values)
 
 
 def stored_by_columnar(topic: str, value: bytes) -> dict[str, Any] | None:
-    row = columnar.accepts(value, topic=topic)
+    row = columns.accepts(value, topic=topic)
     return None if row is None else _comparable(row)
 
 
@@ -268,7 +268,7 @@ def in_a_batch(topic: str, value: bytes) -> tuple[bool, list[int]]:
     offsets of the rows stored."""
     values = good(topic, 6)
     values.insert(3, value)
-    batch = columnar.split([record(topic, v, n) for n, v in enumerate(values)])
+    batch = columns.split([record(topic, v, n) for n, v in enumerate(values)])
     unusual = [r.offset for r in batch.unusual]
     assert unusual in ([], [3])
     (rows,) = batch.tables.values()
@@ -288,7 +288,7 @@ def test_canonical_messages_are_accepted_by_both_with_the_same_stored_values(
 @pytest.mark.parametrize(("topic", "value"), MALFORMED)
 def test_malformed_messages_are_rejected_by_both(topic: str, value: bytes) -> None:
     assert stored_by_pydantic(topic, value) is None
-    assert columnar.accepts(value, topic=topic) is None
+    assert columns.accepts(value, topic=topic) is None
     assert in_a_batch(topic, value) == (False, [0, 1, 2, 4, 5, 6])
 
 
@@ -306,7 +306,7 @@ def test_unusual_but_valid_messages_are_left_to_the_pydantic_gate(topic: str, va
 def test_identifiers_with_surrounding_whitespace_are_left_to_the_models(space: str) -> None:
     for campaign_id in (f"{space}c-1", f"c-1{space}"):
         value = json.dumps(envelope("spend.recorded", {**SPEND, "campaign_id": campaign_id}))
-        assert columnar.accepts(value.encode(), topic=topics.SPEND) is None
+        assert columns.accepts(value.encode(), topic=topics.SPEND) is None
 
 
 def test_values_that_cannot_share_a_line_are_declined_alone() -> None:
@@ -317,7 +317,7 @@ def test_values_that_cannot_share_a_line_are_declined_alone() -> None:
     odd = [pretty, b"", None, two_objects, carriage_return, b"\n" + canonical]
     values = good(topics.SPEND, 8)
     mixed = [*values[:2], *odd[:3], *values[2:5], *odd[3:], *values[5:]]
-    batch = columnar.split([record(topics.SPEND, v, n) for n, v in enumerate(mixed)])
+    batch = columns.split([record(topics.SPEND, v, n) for n, v in enumerate(mixed)])
     assert [r.value for r in batch.unusual] == odd
     rows = batch.tables["spend"]
     assert rows.table.column("_offset").to_pylist() == [0, 1, 5, 6, 7, 11, 12, 13]
@@ -340,23 +340,23 @@ def test_split_builds_arrow_tables_and_leaves_the_rest_to_the_gate() -> None:
     bad = record(topics.LEADS, json.dumps(no_customer).encode(), 99)
     planning = record(topics.PLANNING, b"{}", 100)
     spend = record(topics.SPEND, CANONICAL[0].values[1], 101)
-    batch = columnar.split([good_leads[0], bad, *good_leads[1:], planning, spend])
+    batch = columns.split([good_leads[0], bad, *good_leads[1:], planning, spend])
     assert batch.unusual == [bad, planning]
-    table = columnar.to_arrow_tables(batch)["lead_events"]
-    assert table.num_rows == 4 and table.schema == columnar.SCHEMAS["lead_events"]
+    table = columns.to_arrow_tables(batch)["lead_events"]
+    assert table.num_rows == 4 and table.schema == columns.SCHEMAS["lead_events"]
     assert table.column("_offset").to_pylist() == [0, 1, 2, 3]
     assert table.column("_partition").to_pylist() == [1, 1, 1, 1]
     assert table.column("_topic").to_pylist() == [topics.LEADS] * 4
     assert table.column("stage_rank").to_pylist() == [6, -1, 5, 6]
     assert table.column("expected_value").to_pylist()[2] == Decimal("1500.50")
-    assert columnar.to_arrow_tables(batch)["spend"].column("_offset").to_pylist() == [101]
+    assert columns.to_arrow_tables(batch)["spend"].column("_offset").to_pylist() == [101]
     assert batch.campaign_ids() == {"c-1"}
     assert batch.campaign_ids(tables=("sales",)) == set()
 
 
 def test_duplicates_stay_columnar_and_are_stored_as_delivered() -> None:
     value = CANONICAL[0].values[1]
-    batch = columnar.split([record(topics.SPEND, value, n) for n in range(3)])
+    batch = columns.split([record(topics.SPEND, value, n) for n in range(3)])
     assert batch.unusual == []
     table = batch.tables["spend"].table
     assert table.column("event_id").to_pylist() == [EID] * 3  # the tables collapse them
@@ -366,7 +366,7 @@ def test_duplicates_stay_columnar_and_are_stored_as_delivered() -> None:
 def test_an_impossible_date_is_declined_alone() -> None:
     values = good(topics.SPEND, 3)
     feb30 = values[1].replace(b"2027-03-10", b"2027-02-30")
-    batch = columnar.split(
+    batch = columns.split(
         [record(topics.SPEND, v, n) for n, v in enumerate([values[0], feb30, values[2]])]
     )
     assert [r.offset for r in batch.unusual] == [1]
@@ -379,7 +379,7 @@ def test_a_batch_decodes_each_value_as_alone() -> None:
     for topic in BASE:
         mine = [v for v, t in zip(values, topic_of, strict=True) if t == topic]
         decoded = batch_check.decode_batch(mine, topic=topic)
-        alone = [n for n, v in enumerate(mine) if columnar.accepts(v, topic=topic) is not None]
+        alone = [n for n, v in enumerate(mine) if columns.accepts(v, topic=topic) is not None]
         assert decoded.accepted.tolist() == alone
         assert decoded.declined == [n for n in range(len(mine)) if n not in alone]
 
@@ -389,9 +389,9 @@ def test_other_currencies_are_left_to_the_domain() -> None:
     jpy = record(topics.SPEND, CANONICAL[0].values[1].replace(b'"USD"', b'"JPY"'), 2)
     usd = record(topics.SPEND, CANONICAL[0].values[1], 3)
     gbp_campaign = record(topics.SPEND, CANONICAL[0].values[1].replace(b'"c-1"', b'"c-2"'), 4)
-    batch = columnar.split([eur, jpy, usd, gbp_campaign])
+    batch = columns.split([eur, jpy, usd, gbp_campaign])
     fx = FxRates(base="USD", rates={"EUR": Decimal("1.10")})
-    foreign = columnar.foreign_currency(batch, currencies={"c-2": "GBP"}, fx=fx)
+    foreign = columns.foreign_currency(batch, currencies={"c-2": "GBP"}, fx=fx)
     assert foreign == [eur, jpy, gbp_campaign]
     spend = batch.tables["spend"]
     assert spend.records == [usd] and spend.table.column("_offset").to_pylist() == [3]
@@ -403,10 +403,10 @@ def test_other_currencies_are_left_to_the_domain() -> None:
 
 def test_a_batch_entirely_in_another_currency_leaves_no_table() -> None:
     eur = record(topics.SPEND, CANONICAL[0].values[1].replace(b'"USD"', b'"EUR"'), 1)
-    batch = columnar.split([eur])
+    batch = columns.split([eur])
     fx = FxRates(base="USD", rates={})
-    assert columnar.foreign_currency(batch, currencies={}, fx=fx) == [eur]
-    assert columnar.to_arrow_tables(batch) == {}
+    assert columns.foreign_currency(batch, currencies={}, fx=fx) == [eur]
+    assert columns.to_arrow_tables(batch) == {}
 
 
 def test_event_ids_are_stored_in_canonical_form() -> None:

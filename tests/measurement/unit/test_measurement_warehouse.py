@@ -13,10 +13,9 @@ from contextlib import asynccontextmanager
 from decimal import Decimal as D
 from typing import Any
 
-from services.measurement import alerts, analytics
-from services.measurement.analytics import Warehouse
 from services.measurement.domain import Target
 from services.measurement.monitor import TargetMonitor
+from services.measurement.warehouse import Warehouse, alerts, campaigns_kpis, targets_by_campaign
 from shared.metrics import ServiceMetrics
 
 
@@ -75,10 +74,10 @@ class _Warehouse:
         if function is alerts.changed_between:
             assert (kwargs["after_ms"], kwargs["until_ms"]) == (0, 5_000)
             return self.changed
-        if function is analytics.targets_by_campaign:
+        if function is targets_by_campaign:
             self.lookups.append(list(kwargs["campaign_ids"]))
             return {c: [_target(c)] for c in kwargs["campaign_ids"] if c in self.with_targets}
-        if function is analytics.campaigns_kpis:
+        if function is campaigns_kpis:
             self.kpis.append(list(kwargs["campaign_ids"]))
             return {
                 c: {"plan_id": "p1", "spend": D(100), "budget": D(1000), "cpl": D(80)}

@@ -21,7 +21,7 @@ EVIL = "<script>alert('x')</script> & \"Co\""
 
 
 def campaign(cid: str, name: str, channel: str, **measures: Any) -> dict[str, Any]:
-    """A breakdown row as analytics.plan_kpis builds it."""
+    """A breakdown row as warehouse.plan_kpis builds it."""
     kpis = domain.compute_kpis(domain.Measures(**measures), as_of=NOW)
     identity = {"campaign_id": cid, "name": name, "channel": channel, "brand": None}
     return {**identity, "status": "active", **kpis, "ckpi": D("87.5")}

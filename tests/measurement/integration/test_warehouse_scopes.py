@@ -18,10 +18,10 @@ import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from services.measurement import analytics
-from services.measurement.analytics import StoredEvent
+from services.measurement import warehouse
 from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
+from services.measurement.warehouse import StoredEvent
 from shared.events import EventData, new_envelope
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
@@ -250,17 +250,17 @@ def build(uid: str) -> tuple[Scenario, list[StoredEvent]]:
 
 
 @pytest.fixture(scope="module")
-def scenario(analytics_client: Client) -> Scenario:
+def scenario(warehouse_client: Client) -> Scenario:
     """The event set inserted once per module, then its redeliveries as a second batch."""
     s, again = build(uuid.uuid4().hex[:10])
-    analytics.insert_events(analytics_client, events=s.events)
-    analytics.insert_events(analytics_client, events=again)
+    warehouse.insert_events(warehouse_client, events=s.events)
+    warehouse.insert_events(warehouse_client, events=again)
     return s
 
 
-def test_channel_kpis_by_hand(analytics_client: Client, scenario: Scenario) -> None:
-    k = analytics.channel_kpis(
-        analytics_client, channel=scenario.S.upper(), start=MARCH, end=APRIL, now=NOW
+def test_channel_kpis_by_hand(warehouse_client: Client, scenario: Scenario) -> None:
+    k = warehouse.channel_kpis(
+        warehouse_client, channel=scenario.S.upper(), start=MARCH, end=APRIL, now=NOW
     )
     assert k is not None
     assert k["channel"] == scenario.S  # channels are lower-case, like the events'
@@ -316,11 +316,11 @@ def test_channel_kpis_by_hand(analytics_client: Client, scenario: Scenario) -> N
 
 
 def test_channel_ckpi_judges_each_campaign_on_its_own_kpis(
-    analytics_client: Client, scenario: Scenario
+    warehouse_client: Client, scenario: Scenario
 ) -> None:
     def ckpi(channel: str, plan: str | None = None) -> D | None:
-        k = analytics.channel_kpis(
-            analytics_client,
+        k = warehouse.channel_kpis(
+            warehouse_client,
             channel=channel,
             plan_id=plan and scenario.id(plan),
             start=MARCH,
@@ -338,17 +338,17 @@ def test_channel_ckpi_judges_each_campaign_on_its_own_kpis(
 
 
 def test_company_ckpi_weighs_every_campaign_of_the_period(
-    analytics_client: Client, scenario: Scenario
+    warehouse_client: Client, scenario: Scenario
 ) -> None:
-    k = analytics.company_kpis(analytics_client, start=MARCH, end=APRIL, now=NOW)
+    k = warehouse.company_kpis(warehouse_client, start=MARCH, end=APRIL, now=NOW)
     # A, B, C, NP1 overlap March (OLD1's weight-5 target does not count):
     # (3×1.5 + 1×0.8 + 2×0.5 + 1×0.25) / 7 × 100 = 655 / 7
     assert k["ckpi"] == D("93.57")
 
 
-def test_channel_within_a_plan_by_hand(analytics_client: Client, scenario: Scenario) -> None:
-    k = analytics.channel_kpis(
-        analytics_client,
+def test_channel_within_a_plan_by_hand(warehouse_client: Client, scenario: Scenario) -> None:
+    k = warehouse.channel_kpis(
+        warehouse_client,
         channel=scenario.S,
         plan_id=scenario.id("P"),
         start=MARCH,
@@ -381,9 +381,9 @@ def test_channel_within_a_plan_by_hand(analytics_client: Client, scenario: Scena
     assert k["forecast_at_completion"] == D("400.00")  # 15.5 of 31 days
 
 
-def test_email_channel_by_hand(analytics_client: Client, scenario: Scenario) -> None:
-    k = analytics.channel_kpis(
-        analytics_client, channel=scenario.E, start=MARCH, end=APRIL, now=NOW
+def test_email_channel_by_hand(warehouse_client: Client, scenario: Scenario) -> None:
+    k = warehouse.channel_kpis(
+        warehouse_client, channel=scenario.E, start=MARCH, end=APRIL, now=NOW
     )
     assert k is not None
     assert k["spend"] == D("170.00")  # sp2 50 (A, in email) + sp3 120
@@ -401,8 +401,8 @@ def test_email_channel_by_hand(analytics_client: Client, scenario: Scenario) -> 
     assert k["forecast_at_completion"] == D("1360.00")  # 6.5 of 52 days
 
 
-def test_company_kpis_by_hand(analytics_client: Client, scenario: Scenario) -> None:
-    k = analytics.company_kpis(analytics_client, start=MARCH, end=APRIL, now=NOW)
+def test_company_kpis_by_hand(warehouse_client: Client, scenario: Scenario) -> None:
+    k = warehouse.company_kpis(warehouse_client, start=MARCH, end=APRIL, now=NOW)
     assert k["campaigns"] == 4  # A B C NP1 overlap March
     assert k["spend"] == D("450.00")  # 200 + 50 + 120 + 80
     assert (k["impressions"], k["clicks"]) == (15_000, 340)
@@ -437,10 +437,10 @@ def test_company_kpis_by_hand(analytics_client: Client, scenario: Scenario) -> N
     assert k["ltv_customers"] >= 6
 
 
-def test_daily_series_of_a_campaign(analytics_client: Client, scenario: Scenario) -> None:
+def test_daily_series_of_a_campaign(warehouse_client: Client, scenario: Scenario) -> None:
     end = dt.datetime(Y, 3, 8, tzinfo=dt.UTC)
-    series = analytics.kpi_series(
-        analytics_client, scope="campaign", id=scenario.id("A"), start=MARCH, end=end, bucket="day"
+    series = warehouse.kpi_series(
+        warehouse_client, scope="campaign", id=scenario.id("A"), start=MARCH, end=end, bucket="day"
     )
     assert series is not None
     points = {p["start"]: p for p in series["points"]}
@@ -460,9 +460,9 @@ def test_daily_series_of_a_campaign(analytics_client: Client, scenario: Scenario
     assert row(7) == (D("0.00"), 0, 0, D("0.00"), None, None)
 
 
-def test_weekly_series_of_the_company(analytics_client: Client, scenario: Scenario) -> None:
-    series = analytics.kpi_series(
-        analytics_client, scope="company", start=MARCH, end=APRIL, bucket="week"
+def test_weekly_series_of_the_company(warehouse_client: Client, scenario: Scenario) -> None:
+    series = warehouse.kpi_series(
+        warehouse_client, scope="company", start=MARCH, end=APRIL, bucket="week"
     )
     assert series is not None
     points = {p["start"]: p for p in series["points"]}
@@ -487,28 +487,28 @@ def test_weekly_series_of_the_company(analytics_client: Client, scenario: Scenar
 
 
 def test_series_of_a_channel_and_unknown_scopes(
-    analytics_client: Client, scenario: Scenario
+    warehouse_client: Client, scenario: Scenario
 ) -> None:
-    series = analytics.kpi_series(
-        analytics_client, scope="channel", id=scenario.E, start=MARCH, end=APRIL, bucket="week"
+    series = warehouse.kpi_series(
+        warehouse_client, scope="channel", id=scenario.E, start=MARCH, end=APRIL, bucket="week"
     )
     assert series is not None
     assert sum(p["spend"] for p in series["points"]) == D("170.00")
     assert sum(p["revenue"] for p in series["points"]) == D("700.00")
-    plan = analytics.kpi_series(
-        analytics_client, scope="plan", id=scenario.id("P"), start=MARCH, end=APRIL
+    plan = warehouse.kpi_series(
+        warehouse_client, scope="plan", id=scenario.id("P"), start=MARCH, end=APRIL
     )
     assert plan is not None and len(plan["points"]) == 31
     assert sum(p["spend"] for p in plan["points"]) == D("370.00")  # A 250 + B 120
     for scope in ("campaign", "plan"):
-        missing = analytics.kpi_series(
-            analytics_client, scope=scope, id=scenario.id("nope"), start=MARCH, end=APRIL
+        missing = warehouse.kpi_series(
+            warehouse_client, scope=scope, id=scenario.id("nope"), start=MARCH, end=APRIL
         )
         assert missing is None
 
 
-def test_stage_durations_by_hand(analytics_client: Client, scenario: Scenario) -> None:
-    company = analytics.stage_durations(analytics_client, start=MARCH, end=APRIL)
+def test_stage_durations_by_hand(warehouse_client: Client, scenario: Scenario) -> None:
+    company = warehouse.stage_durations(warehouse_client, start=MARCH, end=APRIL)
     steps = {(t["from"], t["to"]): t for t in company["transitions"]}
     assert len(steps) == 6
 
@@ -524,16 +524,16 @@ def test_stage_durations_by_hand(analytics_client: Client, scenario: Scenario) -
     assert row("sql", "sal") == (0, None, None)
     assert row("opportunity", "customer") == (0, None, None)  # L1 had no opportunity
 
-    campaign = analytics.stage_durations(
-        analytics_client, campaign_id=scenario.id("A"), start=MARCH, end=APRIL
+    campaign = warehouse.stage_durations(
+        warehouse_client, campaign_id=scenario.id("A"), start=MARCH, end=APRIL
     )
     mine = {(t["from"], t["to"]): t for t in campaign["transitions"]}
     assert row("visitor", "lead", mine) == (1, D("2.00"), D("2.00"))  # L1
     assert row("lead", "mql", mine) == (2, D("15.00"), D("15.00"))  # L1 24 h, L2 6 h
 
 
-def test_comparison_with_past_campaigns(analytics_client: Client, scenario: Scenario) -> None:
-    c = analytics.compare_campaign(analytics_client, campaign_id=scenario.id("A"), now=NOW)
+def test_comparison_with_past_campaigns(warehouse_client: Client, scenario: Scenario) -> None:
+    c = warehouse.compare_campaign(warehouse_client, campaign_id=scenario.id("A"), now=NOW)
     assert c is not None
     this = c["campaign"]
     # A over its whole history: spend 200 + 50 + 30; leads L1 L2 L7 L8; sales s1 s2 s7
@@ -580,14 +580,14 @@ def test_comparison_with_past_campaigns(analytics_client: Client, scenario: Scen
     assert pooled["lead_to_customer"] == D("0.166667")  # 1 / 6
     assert (pooled["budget"], pooled["budget_utilisation"]) == (D("1600.00"), D("0.437500"))
 
-    two = analytics.compare_campaign(
-        analytics_client, campaign_id=scenario.id("A"), limit=2, now=NOW
+    two = warehouse.compare_campaign(
+        warehouse_client, campaign_id=scenario.id("A"), limit=2, now=NOW
     )
     assert two is not None
     assert [p["campaign_id"] for p in two["peers"]] == [scenario.id("LATE"), scenario.id("OLD2")]
     assert two["peers_pooled"]["spend"] == D("300.00")
-    assert analytics.compare_campaign(analytics_client, campaign_id=scenario.id("nope")) is None
-    lonely = analytics.compare_campaign(analytics_client, campaign_id=scenario.id("OTHER"))
+    assert warehouse.compare_campaign(warehouse_client, campaign_id=scenario.id("nope")) is None
+    lonely = warehouse.compare_campaign(warehouse_client, campaign_id=scenario.id("OTHER"))
     assert lonely is not None and lonely["peers"] == [] and lonely["peers_pooled"] is None
 
 

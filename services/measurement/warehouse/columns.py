@@ -1,12 +1,13 @@
-"""Columnar ingestion of measurement: raw Kafka records → Arrow tables in the raw-stream layout.
+"""Insert columns of the raw-stream tables: a batch of Kafka records → one Arrow table per table.
 
-The hot path (STYLE rule 14). The records of each ingest topic in a batch are decoded and
-validated at once by ``shared.events.columnar.decode_batch``; measurement adds where each row
-came from (``_topic``, ``_partition``, ``_offset``), the funnel rank of lead stages, and stores
-absent optional identifiers as ``''``, exactly as ``analytics.rows_by_table`` does for an event
-decoded by pydantic. The records the batch decoder declines, and those of other topics, stay
-records: the caller decodes them one by one with the pydantic gate (``shared.events.decode``),
-which gives a rejected message its DLQ reason.
+The hot path (STYLE rule 14), the columnar twin of ``writes.rows_by_table``. The records of
+each ingest topic in a batch are decoded and validated at once by
+``shared.events.columnar.decode_batch`` (the event contract, which knows no tables); this module
+adds where each row came from (``_topic``, ``_partition``, ``_offset``), the funnel rank of lead
+stages, and stores absent optional identifiers as ``''``, exactly as ``writes.rows_by_table``
+does for an event decoded by pydantic. The records the batch decoder declines, and those of
+other topics, stay records: the caller decodes them one by one with the pydantic gate
+(``shared.events.decode``), which gives a rejected message its DLQ reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from services.measurement import domain
-from services.measurement.analytics import COLUMNS
+from services.measurement.warehouse.writes import COLUMNS
 from shared import topics
 from shared.events.columnar import MONEY, TIMESTAMP, decode_batch
 from shared.events.ingest import LeadStage
@@ -45,7 +46,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         "tasks": {},
     }.items()
 }
-"""The fixed Arrow schema of every raw-stream table, in ``analytics.COLUMNS`` order."""
+"""The fixed Arrow schema of every raw-stream table, in ``writes.COLUMNS`` order."""
 
 TABLES: dict[str, str] = {
     topics.SPEND: "spend",

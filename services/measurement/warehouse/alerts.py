@@ -40,7 +40,7 @@ MIGRATION: tuple[str, ...] = (
         job String, upto_ms Int64, version UInt64
     ) ENGINE = ReplacingMergeTree(version) ORDER BY job""",
 )
-"""DDL of the change log and the marks (migration 4 of ``analytics.MIGRATIONS``)."""
+"""DDL of the change log and the marks (migration 4 of ``schema.MIGRATIONS``)."""
 
 
 @dataclass(frozen=True)

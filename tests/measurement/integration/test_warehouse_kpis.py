@@ -1,4 +1,4 @@
-"""The ClickHouse analytics layer on chDB: migrations, dedup before merges, every KPI by hand.
+"""The warehouse (ClickHouse adapter) on chDB: migrations, dedup before merges, every KPI by hand.
 
 All tests share one chDB engine (one path per process); each test prefixes every id it uses
 (campaigns, plans, leads, customers, targets) with a fresh ``unique_id``.
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from services.measurement import alerts, analytics
-from services.measurement.analytics import StoredEvent
+from services.measurement import warehouse
+from services.measurement.warehouse import StoredEvent, alerts
 from shared.events import EventData, new_envelope
 from shared.events.ingest import (
     AdMetricsReported,
@@ -204,7 +204,7 @@ def _scenario(uid: str) -> tuple[list[StoredEvent], list[StoredEvent]]:
             "stage",
             StageScheduled(stage_id=f"st-{uid}", campaign_id=A, name="Launch", deadline=at(3, 1)),
             at(2, 5),
-        ),  # ignored by analytics
+        ),  # ignored by the warehouse
         e("task", TaskStatusChanged(campaign_id=A, stage_id=f"st-{uid}", status="done"), at(3, 1)),
         # spend: A 100.00 + 250.50 in March, 40.00 in February; B 300.00 in March
         spend1,
@@ -359,11 +359,11 @@ def _scenario(uid: str) -> tuple[list[StoredEvent], list[StoredEvent]]:
 
 
 @pytest.fixture
-def scenario(analytics_client: Client, unique_id: str) -> dict[str, str]:
+def scenario(warehouse_client: Client, unique_id: str) -> dict[str, str]:
     """The scenario inserted as two batches (the second one only duplicates)."""
     main, again = _scenario(unique_id)
-    analytics.insert_events(analytics_client, events=main)
-    analytics.insert_events(analytics_client, events=again)
+    warehouse.insert_events(warehouse_client, events=main)
+    warehouse.insert_events(warehouse_client, events=again)
     return {
         "plan": f"P-{unique_id}",
         "A": f"A-{unique_id}",
@@ -372,17 +372,17 @@ def scenario(analytics_client: Client, unique_id: str) -> dict[str, str]:
     }
 
 
-def test_migrate_twice_is_a_noop(analytics_client: Client) -> None:
+def test_migrate_twice_is_a_noop(warehouse_client: Client) -> None:
     def tables() -> list[tuple[Any, ...]]:
         sql = "SELECT name, engine FROM system.tables WHERE database = 'mrm' ORDER BY name"
-        return [tuple(row) for row in analytics_client.query(sql).result_rows]
+        return [tuple(row) for row in warehouse_client.query(sql).result_rows]
 
     before = tables()
-    versions = analytics_client.query("SELECT count() FROM mrm.schema_migrations").result_rows
-    assert analytics.migrate(analytics_client, database="mrm") == []
-    assert analytics.migrate(analytics_client, database="mrm") == []
+    versions = warehouse_client.query("SELECT count() FROM mrm.schema_migrations").result_rows
+    assert warehouse.migrate(warehouse_client, database="mrm") == []
+    assert warehouse.migrate(warehouse_client, database="mrm") == []
     assert tables() == before
-    assert analytics_client.query("SELECT count() FROM mrm.schema_migrations").result_rows == (
+    assert warehouse_client.query("SELECT count() FROM mrm.schema_migrations").result_rows == (
         versions
     )
     names = {name for name, _ in before}
@@ -402,22 +402,22 @@ def test_migrate_twice_is_a_noop(analytics_client: Client) -> None:
     assert expected <= names
 
 
-def test_fresh_database_migrates_every_version(analytics_client: Client, unique_id: str) -> None:
+def test_fresh_database_migrates_every_version(warehouse_client: Client, unique_id: str) -> None:
     db = f"m_{unique_id}"
     try:
-        assert analytics.migrate(analytics_client, database=db) == [1, 2, 3, 4]
-        assert analytics.migrate(analytics_client, database=db) == []
+        assert warehouse.migrate(warehouse_client, database=db) == [1, 2, 3, 4]
+        assert warehouse.migrate(warehouse_client, database=db) == []
     finally:
-        analytics_client.command(f"DROP DATABASE IF EXISTS {db}")
+        warehouse_client.command(f"DROP DATABASE IF EXISTS {db}")
 
 
-def test_ping(analytics_client: Client) -> None:
-    assert analytics.ping(analytics_client) is True
+def test_ping(warehouse_client: Client) -> None:
+    assert warehouse.ping(warehouse_client) is True
 
 
-def test_campaign_a_kpis_by_hand(analytics_client: Client, scenario: dict[str, str]) -> None:
-    k = analytics.campaign_kpis(
-        analytics_client, campaign_id=scenario["A"], start=MARCH, end=APRIL, now=NOW
+def test_campaign_a_kpis_by_hand(warehouse_client: Client, scenario: dict[str, str]) -> None:
+    k = warehouse.campaign_kpis(
+        warehouse_client, campaign_id=scenario["A"], start=MARCH, end=APRIL, now=NOW
     )
     assert (k["plan_id"], k["name"], k["status"], k["currency"]) == (
         scenario["plan"],
@@ -478,9 +478,9 @@ def test_campaign_a_kpis_by_hand(analytics_client: Client, scenario: dict[str, s
     assert k["ckpi"] == D("115.77")
 
 
-def test_campaign_b_kpis_by_hand(analytics_client: Client, scenario: dict[str, str]) -> None:
-    k = analytics.campaign_kpis(
-        analytics_client, campaign_id=scenario["B"], start=MARCH, end=APRIL, now=NOW
+def test_campaign_b_kpis_by_hand(warehouse_client: Client, scenario: dict[str, str]) -> None:
+    k = warehouse.campaign_kpis(
+        warehouse_client, campaign_id=scenario["B"], start=MARCH, end=APRIL, now=NOW
     )
     assert k["status"] == "draft"
     assert k["spend"] == D("300.00")
@@ -511,9 +511,9 @@ def test_campaign_b_kpis_by_hand(analytics_client: Client, scenario: dict[str, s
     assert k["ckpi"] == D("83.33")  # cac: 250 / 300 * 100
 
 
-def test_plan_kpis_by_hand(analytics_client: Client, scenario: dict[str, str]) -> None:
-    k = analytics.plan_kpis(
-        analytics_client, plan_id=scenario["plan"], start=MARCH, end=APRIL, now=NOW
+def test_plan_kpis_by_hand(warehouse_client: Client, scenario: dict[str, str]) -> None:
+    k = warehouse.plan_kpis(
+        warehouse_client, plan_id=scenario["plan"], start=MARCH, end=APRIL, now=NOW
     )
     assert (k["name"], k["status"], k["currency"]) == ("Plan 2027", "approved", "EUR")
     assert k["spend"] == D("650.50")  # 350.50 + 300.00
@@ -563,9 +563,9 @@ def test_plan_kpis_by_hand(analytics_client: Client, scenario: dict[str, str]) -
 
 
 def test_without_period_everything_counts(
-    analytics_client: Client, scenario: dict[str, str]
+    warehouse_client: Client, scenario: dict[str, str]
 ) -> None:
-    k = analytics.campaign_kpis(analytics_client, campaign_id=scenario["A"], now=NOW)
+    k = warehouse.campaign_kpis(warehouse_client, campaign_id=scenario["A"], now=NOW)
     assert k["spend"] == D("390.50")  # 350.50 + 40.00 in February
     assert k["revenue"] == D("2750.00")  # 2050 + 700 (C6, February)
     assert k["new_customers"] == 2  # C1 and C6
@@ -573,57 +573,57 @@ def test_without_period_everything_counts(
 
 
 def test_several_campaigns_in_one_query_match_each_alone(
-    analytics_client: Client, scenario: dict[str, str]
+    warehouse_client: Client, scenario: dict[str, str]
 ) -> None:
     ids = [scenario["A"], scenario["B"], f"unknown-{scenario['uid']}"]
-    together = analytics.campaigns_kpis(analytics_client, campaign_ids=[*ids, ids[0]], now=NOW)
+    together = warehouse.campaigns_kpis(warehouse_client, campaign_ids=[*ids, ids[0]], now=NOW)
     assert list(together) == ids  # each once, in the order asked
     for campaign_id in ids:
-        alone = analytics.campaign_kpis(analytics_client, campaign_id=campaign_id, now=NOW)
+        alone = warehouse.campaign_kpis(warehouse_client, campaign_id=campaign_id, now=NOW)
         assert together[campaign_id] == alone, campaign_id
     assert together[scenario["A"]]["spend"] == D("390.50")  # the whole history
     assert together[scenario["A"]]["ckpi"] is not None
     unknown = together[ids[2]]
     assert (unknown["spend"], unknown["plan_id"], unknown["cpl"]) == (D("0.00"), None, None)
-    assert analytics.campaigns_kpis(analytics_client, campaign_ids=[], now=NOW) == {}
+    assert warehouse.campaigns_kpis(warehouse_client, campaign_ids=[], now=NOW) == {}
 
 
-def test_funnel(analytics_client: Client, scenario: dict[str, str]) -> None:
-    f = analytics.funnel(analytics_client, campaign_id=scenario["A"], start=MARCH, end=APRIL)
+def test_funnel(warehouse_client: Client, scenario: dict[str, str]) -> None:
+    f = warehouse.funnel(warehouse_client, campaign_id=scenario["A"], start=MARCH, end=APRIL)
     assert f["stages"]["lead"] == 5
     assert f["lost"] == 2
     assert f["conversions"]["mql_to_sql"] == D("0.400000")
-    company = analytics.funnel(analytics_client, campaign_id=None, start=MARCH, end=APRIL)
+    company = warehouse.funnel(warehouse_client, campaign_id=None, start=MARCH, end=APRIL)
     # the whole company includes this scenario (L1-L10 incl. unattributed L8) and others' data
     assert company["stages"]["lead"] >= 8
 
 
-def test_empty_campaign_gives_none_not_errors(analytics_client: Client, unique_id: str) -> None:
-    k = analytics.campaign_kpis(analytics_client, campaign_id=f"none-{unique_id}", now=NOW)
+def test_empty_campaign_gives_none_not_errors(warehouse_client: Client, unique_id: str) -> None:
+    k = warehouse.campaign_kpis(warehouse_client, campaign_id=f"none-{unique_id}", now=NOW)
     assert k["spend"] == D("0.00")
     assert k["leads"] == 0
     for name in ("ctr", "cpc", "cpl", "cac", "romi", "roi", "ltv", "ltv_cac", "budget", "ckpi"):
         assert k[name] is None, name
     assert k["plan_id"] is None
-    assert analytics.plan_kpis(analytics_client, plan_id=f"none-{unique_id}")["campaigns"] == []
+    assert warehouse.plan_kpis(warehouse_client, plan_id=f"none-{unique_id}")["campaigns"] == []
 
 
 def test_replaying_the_batch_changes_nothing(
-    analytics_client: Client, scenario: dict[str, str]
+    warehouse_client: Client, scenario: dict[str, str]
 ) -> None:
-    before = analytics.plan_kpis(
-        analytics_client, plan_id=scenario["plan"], start=MARCH, end=APRIL, now=NOW
+    before = warehouse.plan_kpis(
+        warehouse_client, plan_id=scenario["plan"], start=MARCH, end=APRIL, now=NOW
     )
     main, again = _scenario(scenario["uid"])
-    analytics.insert_events(analytics_client, events=main + again)
-    analytics.insert_events(analytics_client, events=list(reversed(main)))
-    after = analytics.plan_kpis(
-        analytics_client, plan_id=scenario["plan"], start=MARCH, end=APRIL, now=NOW
+    warehouse.insert_events(warehouse_client, events=main + again)
+    warehouse.insert_events(warehouse_client, events=list(reversed(main)))
+    after = warehouse.plan_kpis(
+        warehouse_client, plan_id=scenario["plan"], start=MARCH, end=APRIL, now=NOW
     )
     assert after == before
 
 
-def test_duplicates_count_once_before_any_merge(analytics_client: Client, unique_id: str) -> None:
+def test_duplicates_count_once_before_any_merge(warehouse_client: Client, unique_id: str) -> None:
     e = Events(unique_id)
     cid = f"dup-{unique_id}"
     spend = e(
@@ -631,21 +631,21 @@ def test_duplicates_count_once_before_any_merge(analytics_client: Client, unique
         SpendRecorded(campaign_id=cid, channel="tv", amount=D("12.34"), currency="EUR"),
         at(3, 2),
     )
-    analytics_client.command("SYSTEM STOP MERGES mrm.spend")
+    warehouse_client.command("SYSTEM STOP MERGES mrm.spend")
     try:
-        analytics.insert_events(analytics_client, events=[spend])
-        analytics.insert_events(analytics_client, events=[spend])
-        raw = analytics_client.query(
+        warehouse.insert_events(warehouse_client, events=[spend])
+        warehouse.insert_events(warehouse_client, events=[spend])
+        raw = warehouse_client.query(
             "SELECT count() FROM mrm.spend WHERE campaign_id = {c:String}", parameters={"c": cid}
         ).result_rows[0][0]
         assert raw == 2  # two unmerged parts hold the same event
-        k = analytics.campaign_kpis(analytics_client, campaign_id=cid, now=NOW)
+        k = warehouse.campaign_kpis(warehouse_client, campaign_id=cid, now=NOW)
         assert k["spend"] == D("12.34")
     finally:
-        analytics_client.command("SYSTEM START MERGES mrm.spend")
+        warehouse_client.command("SYSTEM START MERGES mrm.spend")
 
 
-def test_insert_counts_rows_per_table(analytics_client: Client, unique_id: str) -> None:
+def test_insert_counts_rows_per_table(warehouse_client: Client, unique_id: str) -> None:
     e = Events(unique_id)
     batch = [
         e("s", SpendRecorded(campaign_id="x", channel="tv", amount=D(1), currency="EUR"), at(3, 1)),
@@ -670,15 +670,15 @@ def test_insert_counts_rows_per_table(analytics_client: Client, unique_id: str) 
             at(3, 1),
         ),
     ]
-    counts = analytics.insert_events(analytics_client, events=batch)
+    counts = warehouse.insert_events(warehouse_client, events=batch)
     assert counts == {"spend": 1, "campaign_budgets": 2}
 
 
 def test_kpi_targets_latest_and_alert_state(
-    analytics_client: Client, scenario: dict[str, str]
+    warehouse_client: Client, scenario: dict[str, str]
 ) -> None:
     uid, A = scenario["uid"], scenario["A"]
-    targets = {t.target_id: t for t in analytics.kpi_targets(analytics_client, campaign_id=A)}
+    targets = {t.target_id: t for t in warehouse.kpi_targets(warehouse_client, campaign_id=A)}
     assert set(targets) == {f"t{i}-{uid}" for i in range(1, 6)}
     t1 = targets[f"t1-{uid}"]
     assert (t1.kpi, t1.target, t1.direction, t1.weight, t1.tolerance) == (
@@ -690,41 +690,41 @@ def test_kpi_targets_latest_and_alert_state(
     )
 
     def on_of(subject: str) -> dict[str, bool]:
-        states = alerts.alert_states_of(analytics_client, subjects=[subject]).get(subject, {})
+        states = alerts.alert_states_of(warehouse_client, subjects=[subject]).get(subject, {})
         return {key: state.on for key, state in states.items()}
 
     assert on_of(A) == {}
     alerts.save_alert_states_of(
-        analytics_client, states={A: {f"t1-{uid}": True, f"t2-{uid}": False}}, now=at(3, 1)
+        warehouse_client, states={A: {f"t1-{uid}": True, f"t2-{uid}": False}}, now=at(3, 1)
     )
-    alerts.save_alert_states_of(analytics_client, states={A: {f"t1-{uid}": False}}, now=at(3, 2))
-    alerts.save_alert_states_of(analytics_client, states={A: {f"t2-{uid}": True}}, now=at(3, 3))
+    alerts.save_alert_states_of(warehouse_client, states={A: {f"t1-{uid}": False}}, now=at(3, 2))
+    alerts.save_alert_states_of(warehouse_client, states={A: {f"t2-{uid}": True}}, now=at(3, 3))
     assert on_of(A) == {f"t1-{uid}": False, f"t2-{uid}": True}
 
 
 def test_alert_states_of_several_subjects_in_one_read(
-    analytics_client: Client, unique_id: str
+    warehouse_client: Client, unique_id: str
 ) -> None:
     a, plan = f"A-{unique_id}", f"plan:P-{unique_id}"
     alerts.save_alert_states_of(
-        analytics_client,
+        warehouse_client,
         states={a: {"t1": True, "t2": False}, plan: {'reallocation:["x", "y"]': True}},
         now=at(3, 1),
     )
-    alerts.save_alert_states_of(analytics_client, states={a: {"t1": False}}, now=at(3, 2))
-    alerts.save_alert_states_of(analytics_client, states={a: {}}, now=at(3, 3))  # no rows
+    alerts.save_alert_states_of(warehouse_client, states={a: {"t1": False}}, now=at(3, 2))
+    alerts.save_alert_states_of(warehouse_client, states={a: {}}, now=at(3, 3))  # no rows
     version = {n: int(at(3, n).timestamp() * 1_000_000) for n in (1, 2)}
     # the version of the row that set a state names its episode (event ids derive from it)
-    assert alerts.alert_states_of(analytics_client, subjects=[a, plan, "nobody"]) == {
+    assert alerts.alert_states_of(warehouse_client, subjects=[a, plan, "nobody"]) == {
         a: {
             "t1": alerts.AlertState(on=False, version=version[2]),
             "t2": alerts.AlertState(on=False, version=version[1]),
         },
         plan: {'reallocation:["x", "y"]': alerts.AlertState(on=True, version=version[1])},
     }
-    assert alerts.alert_states_of(analytics_client, subjects=[]) == {}
+    assert alerts.alert_states_of(warehouse_client, subjects=[]) == {}
 
 
-def test_naive_period_bounds_are_rejected(analytics_client: Client, unique_id: str) -> None:
+def test_naive_period_bounds_are_rejected(warehouse_client: Client, unique_id: str) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        analytics.funnel(analytics_client, campaign_id=unique_id, start=dt.datetime(2027, 3, 1))
+        warehouse.funnel(warehouse_client, campaign_id=unique_id, start=dt.datetime(2027, 3, 1))

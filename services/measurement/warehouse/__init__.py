@@ -1,0 +1,78 @@
+"""Measurement's ClickHouse adapter (the warehouse), one module per job.
+
+* ``client`` — ``connect`` (a ClickHouse server or the in-process chDB), ``ping``, and
+  ``Warehouse``, the pool that runs these functions from async code;
+* ``schema`` — tables and views, ``migrate``;
+* ``writes`` — events as table rows, ``insert_events`` / ``insert_batch``;
+* ``columns`` — a batch of Kafka records as Arrow insert columns (the ingest hot path);
+* ``kpis`` — KPIs of a campaign, several campaigns, a plan; the funnel; targets and currencies;
+* ``scopes`` — KPIs of a channel or of the whole company; a campaign against its past peers;
+* ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;
+* ``alerts`` — the target monitor's state: alert states, the campaign change log, its marks;
+* ``_sql``, ``_dims``, ``_measures`` — what the query modules share: scopes and period bounds,
+  one ``UNION ALL`` round trip per call, the campaigns' latest state, the measure streams.
+
+The public functions are re-exported here, so call sites read ``warehouse.campaign_kpis(...)``.
+"""
+
+from services.measurement.warehouse._sql import BUCKETS
+from services.measurement.warehouse.client import DEFAULT_DATABASE, Warehouse, connect, ping
+from services.measurement.warehouse.kpis import (
+    campaign_currencies,
+    campaign_kpis,
+    campaigns_kpis,
+    funnel,
+    kpi_targets,
+    plan_kpis,
+    targets_by_campaign,
+)
+from services.measurement.warehouse.schema import MIGRATIONS, migrate
+from services.measurement.warehouse.scopes import channel_kpis, company_kpis, compare_campaign
+from services.measurement.warehouse.series import (
+    MAX_SERIES_BUCKETS,
+    SERIES_KPIS,
+    SERIES_SCOPES,
+    kpi_series,
+    plan_daily_spend,
+    series_buckets,
+    stage_durations,
+)
+from services.measurement.warehouse.writes import (
+    COLUMNS,
+    StoredEvent,
+    insert_batch,
+    insert_events,
+    rows_by_table,
+)
+
+__all__ = [
+    "BUCKETS",
+    "COLUMNS",
+    "DEFAULT_DATABASE",
+    "MAX_SERIES_BUCKETS",
+    "MIGRATIONS",
+    "SERIES_KPIS",
+    "SERIES_SCOPES",
+    "StoredEvent",
+    "Warehouse",
+    "campaign_currencies",
+    "campaign_kpis",
+    "campaigns_kpis",
+    "channel_kpis",
+    "company_kpis",
+    "compare_campaign",
+    "connect",
+    "funnel",
+    "insert_batch",
+    "insert_events",
+    "kpi_series",
+    "kpi_targets",
+    "migrate",
+    "ping",
+    "plan_daily_spend",
+    "plan_kpis",
+    "rows_by_table",
+    "series_buckets",
+    "stage_durations",
+    "targets_by_campaign",
+]

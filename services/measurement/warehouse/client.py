@@ -1,0 +1,82 @@
+"""Connecting to ClickHouse (a server or the in-process chDB), readiness, and ``Warehouse``: the
+pool that runs ClickHouse calls from async code.
+
+The same SQL runs on a ClickHouse server (``http(s)://`` URL) and on the in-process chDB engine
+(``chdb:///path``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from services.measurement.warehouse._sql import ident
+
+DEFAULT_DATABASE = "mrm"
+
+
+def connect(url: str, *, database: str = DEFAULT_DATABASE) -> Client:
+    """A client for ``chdb:///path`` (directory created) or ``http(s)://…``, using ``database``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "chdb" and parsed.path and not parsed.netloc:
+        os.makedirs(parsed.path, exist_ok=True)
+    client = clickhouse_connect.get_client(dsn=url)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {ident(database)}")
+    client.database = database
+    return client
+
+
+def ping(client: Client) -> bool:
+    """True when ClickHouse answers a trivial query (readiness)."""
+    try:
+        return bool(client.command("SELECT 1"))
+    except (ClickHouseError, OSError, RuntimeError):
+        return False
+
+
+class Warehouse:
+    """Runs ClickHouse calls from async code on worker threads: writes one at a time on the
+    writer's client, reads on a small pool of reader clients so KPI requests and the target
+    monitor do not queue behind ingestion inserts.
+
+    A clickhouse-connect client (one chDB handle or one HTTP session) takes one call at a time;
+    chDB runs the calls of different handles to the same engine in parallel, and an insert that
+    returned is visible to every handle. Without readers, reads share the writer (one lock).
+    """
+
+    def __init__(self, client: Client, *, readers: Sequence[Client] = ()) -> None:
+        self.client = client
+        self.readers = tuple(readers)
+        self._lock = threading.Lock()
+        self._idle: asyncio.Queue[Client] | None = None
+
+    async def run(self, function: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Run a read ``function(client, **kwargs)`` on a free reader and return its result."""
+        if not self.readers:
+            return await self.write(function, **kwargs)
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for reader in self.readers:
+                self._idle.put_nowait(reader)
+        idle = self._idle
+        client = await idle.get()
+        call = asyncio.ensure_future(asyncio.to_thread(function, client, **kwargs))
+        # back to the pool when the call is over, not when a cancelled caller stops waiting
+        call.add_done_callback(lambda _: idle.put_nowait(client))
+        return await asyncio.shield(call)
+
+    async def write(self, function: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Run ``function(client, **kwargs)`` on the writer, one call at a time."""
+        return await asyncio.to_thread(self._locked, function, kwargs)
+
+    def _locked(self, function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            return function(self.client, **kwargs)

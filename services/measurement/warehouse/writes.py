@@ -1,0 +1,214 @@
+"""Events as table rows, and the inserts: one columnar insert per table per batch.
+
+The tables collapse repeated rows and the queries count each event_id once (see ``schema``),
+so a batch inserted again — a redelivery, a retried batch — changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from services.measurement import domain
+from shared.events.envelope import Envelope, EventData
+from shared.events.ingest import (
+    AdMetricsReported,
+    LeadStageChanged,
+    SaleCompleted,
+    SpendRecorded,
+    TaskStatusChanged,
+)
+from shared.events.planning import (
+    BudgetAllocated,
+    BudgetReallocated,
+    CampaignState,
+    CampaignStatusChanged,
+    KpiTargetSet,
+    PlanApproved,
+    PlanCreated,
+)
+
+_TARGET_PLACES = Decimal("1e-10")
+_WEIGHT_PLACES = Decimal("1e-6")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A validated event and where it was read from (topic, partition, offset)."""
+
+    envelope: Envelope
+    data: EventData
+    topic: str
+    partition: int
+    offset: int
+    source: Any = None
+    """The Kafka record it was decoded from, if any (to dead-letter it as it arrived)."""
+
+
+_META = "event_id occurred_at source _topic _partition _offset"
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    table: tuple(names.split())
+    for table, names in {
+        "spend": f"{_META} campaign_id channel amount currency",
+        "ad_metrics": f"{_META} campaign_id channel impressions clicks",
+        "lead_events": f"{_META} lead_id campaign_id channel stage stage_rank customer_id "
+        "expected_value",
+        "sales": f"{_META} order_id customer_id campaign_id channel amount discount_amount "
+        "currency",
+        "tasks": f"{_META} campaign_id stage_id status assignee comment",
+        "plans": "plan_id name period_start period_end currency owner status updated_at event_id",
+        "plan_approvals": "plan_id approved_by approved_at event_id",
+        "campaigns": "campaign_id plan_id name channel brand owner budget currency start_date "
+        "end_date gross_margin status version updated_at event_id",
+        "campaign_status": "campaign_id plan_id status version updated_at event_id",
+        "campaign_budgets": "campaign_id plan_id budget currency updated_at event_id",
+        "kpi_targets": "target_id campaign_id kpi target direction weight tolerance updated_at "
+        "event_id",
+    }.items()
+}
+"""Insert column order of every table fed from events."""
+
+Row = tuple[str, tuple[Any, ...]]
+
+
+def _meta(event: StoredEvent) -> tuple[Any, ...]:
+    env = event.envelope
+    return (env.event_id, env.occurred_at, env.source, event.topic, event.partition, event.offset)
+
+
+def _spend(e: StoredEvent, d: SpendRecorded) -> list[Row]:
+    return [("spend", (*_meta(e), d.campaign_id, d.channel, d.amount, d.currency))]
+
+
+def _ad_metrics(e: StoredEvent, d: AdMetricsReported) -> list[Row]:
+    return [("ad_metrics", (*_meta(e), d.campaign_id, d.channel, d.impressions, d.clicks))]
+
+
+def _lead(e: StoredEvent, d: LeadStageChanged) -> list[Row]:
+    rank = domain.stage_rank(d.stage)
+    values = (d.lead_id, d.campaign_id or "", d.channel, d.stage, rank, d.customer_id or "")
+    return [("lead_events", (*_meta(e), *values, d.expected_value))]
+
+
+def _sale(e: StoredEvent, d: SaleCompleted) -> list[Row]:
+    values = (d.order_id, d.customer_id, d.campaign_id or "", d.channel or "")
+    return [("sales", (*_meta(e), *values, d.amount, d.discount_amount, d.currency))]
+
+
+def _task(e: StoredEvent, d: TaskStatusChanged) -> list[Row]:
+    values = (d.campaign_id, d.stage_id, d.status, d.assignee or "", d.comment or "")
+    return [("tasks", (*_meta(e), *values))]
+
+
+def _plan(e: StoredEvent, d: PlanCreated) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    values = (d.plan_id, d.name, d.period_start, d.period_end, d.currency, d.owner, d.status)
+    return [("plans", (*values, at, eid))]
+
+
+def _plan_approved(e: StoredEvent, d: PlanApproved) -> list[Row]:
+    return [
+        ("plan_approvals", (d.plan_id, d.approved_by, e.envelope.occurred_at, e.envelope.event_id))
+    ]
+
+
+def _campaign(e: StoredEvent, d: CampaignState) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    margin = d.gross_margin.quantize(_WEIGHT_PLACES)
+    state = (d.campaign_id, d.plan_id, d.name, d.channel, d.brand, d.owner, d.budget)
+    dates = (d.currency, d.start_date, d.end_date, margin, d.status, d.version)
+    return [
+        ("campaigns", (*state, *dates, at, eid)),
+        ("campaign_status", (d.campaign_id, d.plan_id, d.status, d.version, at, eid)),
+        ("campaign_budgets", (d.campaign_id, d.plan_id, d.budget, d.currency, at, eid)),
+    ]
+
+
+def _status(e: StoredEvent, d: CampaignStatusChanged) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    return [("campaign_status", (d.campaign_id, d.plan_id, d.status, d.version, at, eid))]
+
+
+def _budget(e: StoredEvent, d: BudgetAllocated) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    return [("campaign_budgets", (d.campaign_id, d.plan_id, d.amount, d.currency, at, eid))]
+
+
+def _reallocated(e: StoredEvent, d: BudgetReallocated) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    return [
+        ("campaign_budgets", (d.from_campaign_id, d.plan_id, d.from_budget, d.currency, at, eid)),
+        ("campaign_budgets", (d.to_campaign_id, d.plan_id, d.to_budget, d.currency, at, eid)),
+    ]
+
+
+def _target(e: StoredEvent, d: KpiTargetSet) -> list[Row]:
+    values = (
+        d.target_id,
+        d.campaign_id,
+        d.kpi,
+        d.target.quantize(_TARGET_PLACES),
+        d.direction,
+        d.weight.quantize(_WEIGHT_PLACES),
+        d.tolerance.quantize(_WEIGHT_PLACES),
+    )
+    return [("kpi_targets", (*values, e.envelope.occurred_at, e.envelope.event_id))]
+
+
+_ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
+    "spend.recorded": _spend,
+    "ad.metrics_reported": _ad_metrics,
+    "lead.stage_changed": _lead,
+    "sale.completed": _sale,
+    "task.status_changed": _task,
+    "plan.created": _plan,
+    "plan.approved": _plan_approved,
+    "campaign.planned": _campaign,
+    "campaign.updated": _campaign,
+    "campaign.status_changed": _status,
+    "budget.allocated": _budget,
+    "budget.reallocated": _reallocated,
+    "kpi_target.set": _target,
+}
+"""Event types the warehouse stores; every other type is ignored by ``insert_events``."""
+
+
+def rows_by_table(events: Iterable[StoredEvent]) -> dict[str, list[tuple[Any, ...]]]:
+    """Group the rows the events produce by table (events not stored here are skipped)."""
+    tables: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for event in events:
+        build = _ROWS.get(event.data.event_type)
+        if build is None:
+            continue
+        for table, row in build(event, event.data):
+            tables[table].append(row)
+    return tables
+
+
+def insert_events(client: Client, *, events: Sequence[StoredEvent]) -> dict[str, int]:
+    """Insert a batch columnar, one insert per table; return the row count per table."""
+    counts = {}
+    for table, rows in rows_by_table(events).items():
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        client.insert(table, columns, column_names=COLUMNS[table], column_oriented=True)
+        counts[table] = len(rows)
+    return counts
+
+
+def insert_batch(
+    client: Client, *, tables: Mapping[str, Any], events: Sequence[StoredEvent] = ()
+) -> dict[str, int]:
+    """Insert Arrow tables (``columns.to_arrow_tables``) and decoded events; rows per table."""
+    counts: dict[str, int] = defaultdict(int)
+    for table, arrow in tables.items():
+        client.insert_arrow(table, arrow)
+        counts[table] += arrow.num_rows
+    for table, count in insert_events(client, events=events).items():
+        counts[table] += count
+    return dict(counts)
