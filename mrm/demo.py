@@ -47,6 +47,7 @@ class CampaignSpec:
     click_to_visit: float
     average_order: Decimal
     targets: dict[str, str]
+    line: str
 
 
 SAMPLE = (
@@ -60,6 +61,7 @@ SAMPLE = (
         0.8,
         Decimal("2900"),
         {"cpl": "60", "romi": "0.5", "ctr": "0.04"},
+        "Acme",
     ),
     CampaignSpec(
         "Social launch",
@@ -71,6 +73,7 @@ SAMPLE = (
         0.7,
         Decimal("900"),
         {"cpl": "80", "romi": "0.3", "ctr": "0.015"},
+        "Acme Go",
     ),
     CampaignSpec(
         "Email nurture",
@@ -82,6 +85,7 @@ SAMPLE = (
         0.9,
         Decimal("1100"),
         {"cpl": "10", "romi": "2.0"},
+        "Acme",
     ),
     CampaignSpec(
         "Partner webinars",
@@ -93,8 +97,19 @@ SAMPLE = (
         0.6,
         Decimal("6000"),
         {"cac": "1500", "romi": "0.8"},
+        "Acme Pro at PartnerNet",
     ),
 )
+
+
+PLAN_BUDGET = Decimal("80000")
+BUDGET_LINES: tuple[tuple[str, str | None, dict[str, str], str], ...] = (
+    ("Acme", None, {"brand": "Acme"}, "32000"),
+    ("Acme Go", None, {"brand": "Acme Go"}, "20000"),
+    ("Acme Pro", None, {"brand": "Acme Pro"}, "16000"),
+    ("Acme Pro at PartnerNet", "Acme Pro", {"partner": "PartnerNet", "region": "EMEA"}, "12000"),
+)
+"""The sample plan's budget lines (name, parent, attributes, amount) under its cap."""
 
 
 @dataclass
@@ -146,9 +161,23 @@ class Demo:
                 "period_start": str(today - dt.timedelta(days=90)),
                 "period_end": str(today + dt.timedelta(days=275)),
                 "owner": "cmo",
+                "budget": str(PLAN_BUDGET),
             },
         )
         self.plan_id = plan["plan_id"]
+        lines: dict[str, str] = {}
+        for name, parent, attributes, amount in BUDGET_LINES:
+            line = self._post(
+                "planning",
+                f"/api/v1/plans/{self.plan_id}/budget-lines",
+                {
+                    "name": name,
+                    "parent_id": lines.get(parent or ""),
+                    "amount": amount,
+                    **attributes,
+                },
+            )
+            lines[name] = line["line_id"]
         for spec in SAMPLE:
             campaign = self._post(
                 "planning",
@@ -162,6 +191,7 @@ class Demo:
                     "start_date": str(today - dt.timedelta(days=20)),
                     "end_date": str(today + dt.timedelta(days=40)),
                     "gross_margin": "0.6",
+                    "line_id": lines[spec.line],
                 },
             )
             live = LiveCampaign(campaign_id=campaign["campaign_id"], spec=spec)
@@ -384,6 +414,8 @@ class Demo:
         self.console.print(f"\npublished {total} events over {days} simulated days")
         self.console.print("Where to look next:")
         self.console.print(f"  plan KPIs      {measurement}/api/v1/kpis/plans/{self.plan_id}")
+        planning = self.runtime.urls["planning"]
+        self.console.print(f"  plan budget    {planning}/api/v1/plans/{self.plan_id}/budget")
         self.console.print(
             f"  plan report    {measurement}/api/v1/reports/plans/{self.plan_id}?format=html"
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class DomainError(Exception):
     """A request that is well-formed but not allowed by the domain (→ 409 or 422)."""
@@ -13,12 +15,15 @@ class DomainError(Exception):
         field: str | None = None,
         status_code: int = 409,
         location: str = "body",
+        context: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.status_code = status_code
         self.location = location
+        self.context = dict(context or {})
+        """Figures a client can act on (e.g. ``available`` when an amount does not fit)."""
 
 
 class NotFound(DomainError):

@@ -127,10 +127,15 @@ def create_service_app(
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         loc = [exc.location, exc.field] if exc.field else []
-        return JSONResponse(
-            {"detail": [{"loc": loc, "field": exc.field, "msg": exc.message, "type": "domain"}]},
-            status_code=exc.status_code,
-        )
+        error: dict[str, object] = {
+            "loc": loc,
+            "field": exc.field,
+            "msg": exc.message,
+            "type": "domain",
+        }
+        if exc.context:
+            error["ctx"] = exc.context
+        return JSONResponse({"detail": [error]}, status_code=exc.status_code)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

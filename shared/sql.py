@@ -124,6 +124,7 @@ def create_tables(
     def create(connection: Connection) -> None:
         existing = set(inspect(connection).get_table_names())
         metadata.create_all(connection)
+        _add_new_columns(connection, metadata, tables=existing)
         if then is not None:
             then(connection, frozenset(set(metadata.tables) - existing))
 
@@ -141,6 +142,21 @@ def create_tables(
         except (OperationalError, IntegrityError):
             if attempt == 2:
                 raise
+
+
+def _add_new_columns(connection: Connection, metadata: MetaData, *, tables: set[str]) -> None:
+    # a table created by an earlier release lacks the columns added since; they are nullable,
+    # so adding them keeps every row valid (schema migrations proper come with Alembic)
+    inspector = inspect(connection)
+    for name in sorted(tables & set(metadata.tables)):
+        present = {column["name"] for column in inspector.get_columns(name)}
+        for column in metadata.tables[name].columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"{name}.{column.name} is new and NOT NULL: migrate by hand")
+            sql_type = column.type.compile(dialect=connection.dialect)
+            connection.execute(text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {sql_type}'))
 
 
 def database_answers(engine: Engine) -> bool:

@@ -46,11 +46,13 @@ Approver = Annotated[Principal, Depends(require(*APPROVERS))]
 Tolerance = Annotated[Share, Field(lt=1)]
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
+    """A request body: unknown fields are refused (422)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class PlanIn(_Body):
+class PlanIn(StrictBody):
     """A new plan."""
 
     name: Name
@@ -58,9 +60,19 @@ class PlanIn(_Body):
     period_end: Date
     currency: Currency | None = None
     owner: Identifier | None = None
+    budget: Money | None = None
+    """The plan's total budget: the cap of its budget lines and campaigns (none = no cap)."""
 
 
-class CampaignIn(_Body):
+class PlanPatch(StrictBody):
+    """Changes to a plan; absent fields stay as they are. ``budget`` null removes the cap."""
+
+    name: Name | MISSING = MISSING
+    owner: Identifier | MISSING = MISSING
+    budget: Money | MISSING | None = MISSING
+
+
+class CampaignIn(StrictBody):
     """A new campaign of a plan."""
 
     name: Name
@@ -71,11 +83,14 @@ class CampaignIn(_Body):
     start_date: Date
     end_date: Date
     gross_margin: Share = Decimal("1")
+    line_id: Identifier | None = None
+    """The budget line the campaign draws from (none = straight from the plan's budget)."""
 
 
-class CampaignPatch(_Body):
-    """Changes to a campaign; absent fields stay as they are. Only ``brand`` may be null (no
-    brand): every other attribute is required, so an explicit null is refused (422)."""
+class CampaignPatch(StrictBody):
+    """Changes to a campaign; absent fields stay as they are. Only ``brand`` and ``line_id``
+    may be null (no brand; drawing from the plan itself): every other attribute is required,
+    so an explicit null is refused (422)."""
 
     name: Name | MISSING = MISSING
     channel: Channel | MISSING = MISSING
@@ -86,9 +101,10 @@ class CampaignPatch(_Body):
     end_date: Date | MISSING = MISSING
     gross_margin: Share | MISSING = MISSING
     status: CampaignStatus | MISSING = MISSING
+    line_id: Identifier | MISSING | None = MISSING
 
 
-class StageIn(_Body):
+class StageIn(StrictBody):
     """A stage with a deadline."""
 
     name: Name
@@ -97,7 +113,7 @@ class StageIn(_Body):
     assignee: Identifier | None = None
 
 
-class KpiTargetIn(_Body):
+class KpiTargetIn(StrictBody):
     """A KPI target of a campaign."""
 
     kpi: Annotated[Identifier, Field(json_schema_extra={"enum": list(KPI_NAMES)})]
@@ -107,7 +123,7 @@ class KpiTargetIn(_Body):
     tolerance: Tolerance = Decimal("0.05")
 
 
-class ReallocationIn(_Body):
+class ReallocationIn(StrictBody):
     """A budget move between two campaigns of one plan. Accepting a measurement proposal
     (``proposal_id``) takes its campaigns, amount and reason unless given; a different amount
     may be given, different campaigns may not."""
@@ -157,6 +173,7 @@ class CampaignOut(BaseModel):
     gross_margin: Decimal
     status: str
     version: int
+    line_id: str | None = None
     stages: list[StageOut] = []
     kpi_targets: list[KpiTargetOut] = []
 
@@ -172,7 +189,10 @@ class PlanOut(BaseModel):
     owner: str
     status: str
     approved_by: str | None
+    budget: Decimal | None = None
+    """The plan's cap (null = none)."""
     total_budget: Decimal
+    """The sum of its campaigns' budgets."""
     campaigns: list[CampaignOut] = []
 
 
@@ -211,6 +231,7 @@ def _campaign_out(session: store.Session, row: store.Campaign, *, deep: bool) ->
         gross_margin=row.gross_margin,
         status=row.status,
         version=row.version,
+        line_id=row.line_id,
         stages=[
             StageOut(
                 stage_id=s.id,
@@ -247,6 +268,7 @@ def _plan_out(session: store.Session, plan: store.Plan, *, deep: bool) -> PlanOu
         owner=plan.owner,
         status=plan.status,
         approved_by=plan.approved_by,
+        budget=plan.budget,
         total_budget=sum((Decimal(c.budget) for c in campaigns), Decimal("0")),
         campaigns=[_campaign_out(session, c, deep=False) for c in campaigns] if deep else [],
     )
@@ -278,7 +300,15 @@ def create_plan(body: PlanIn, db: DB, principal: Planner, request: Request) -> P
         period_end=body.period_end,
         currency=body.currency or request.app.state.settings.currency,
         owner=body.owner or principal.subject,
+        budget=body.budget,
     )
+    return _load_plan(db, plan_id, deep=True)
+
+
+@router.patch("/plans/{plan_id}", response_model=PlanOut)
+def patch_plan(plan_id: Identifier, body: PlanPatch, db: DB, principal: Planner) -> PlanOut:
+    """Change a plan's name, owner or budget cap (an approved plan's cap: cmo, admin)."""
+    usecases.update_plan(db=db, plan_id=plan_id, changes=body.model_dump(), principal=principal)
     return _load_plan(db, plan_id, deep=True)
 
 

@@ -9,7 +9,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.planning import api, handlers
+from services.planning import api, budget_api, handlers
 from services.planning.settings import PlanningSettings
 from services.planning.store import MESSAGING, Store
 from shared import topics
@@ -17,6 +17,7 @@ from shared.consumer import EventConsumer
 from shared.http import create_service_app, readiness_of
 from shared.kafka import make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
+from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running
 from shared.sql import database_answers, make_engine
@@ -63,6 +64,7 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         )
         app.state.store = db
         app.state.settings = settings
+        app.state.fx = FxRates(base=settings.currency, rates=dict(settings.fx_rates))
         async with broker_running(
             broker, background=[relay.run, watch.run], drain=[relay.relay_once]
         ):
@@ -79,4 +81,5 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         max_body_bytes=settings.http_max_body_bytes,
     )
     app.include_router(api.router)
+    app.include_router(budget_api.router)
     return app

@@ -10,10 +10,12 @@ import uuid
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from services.planning.budget import Budget, Draw, check_cap, check_draw
 from shared.errors import DomainError, Forbidden
 from shared.events import EventData
 from shared.events.planning import (
     BudgetAllocated,
+    BudgetLineSet,
     BudgetReallocated,
     CampaignPlanned,
     CampaignStatusChanged,
@@ -21,6 +23,7 @@ from shared.events.planning import (
     KpiTargetSet,
     PlanApproved,
     PlanCreated,
+    PlanUpdated,
     StageScheduled,
 )
 from shared.kpis import KPI_NAMES, Direction, direction_of
@@ -47,6 +50,20 @@ class PlanFacts:
     currency: str
     owner: str
     status: str = "draft"
+    budget: Decimal | None = None
+
+    def state(self) -> dict[str, object]:
+        """The plan as the fields of a plan state event."""
+        return {
+            "plan_id": self.plan_id,
+            "name": self.name,
+            "period_start": self.period_start,
+            "period_end": self.period_end,
+            "currency": self.currency,
+            "owner": self.owner,
+            "status": "approved" if self.status == "approved" else "draft",
+            "budget": self.budget,
+        }
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,7 @@ class CampaignFacts:
     gross_margin: Decimal = Decimal("1")
     status: str = "draft"
     version: int = 1
+    line_id: str | None = None
 
     def state(self) -> dict[str, object]:
         """The campaign as the fields of a campaign state event."""
@@ -83,7 +101,19 @@ class CampaignFacts:
             "gross_margin": self.gross_margin,
             "status": self.status,
             "version": self.version,
+            "line_id": self.line_id,
         }
+
+    def draw(self) -> Draw:
+        """What the campaign takes from its budget line (or the plan)."""
+        return Draw(
+            campaign_id=self.campaign_id,
+            line_id=self.line_id,
+            budget=self.budget,
+            start_date=self.start_date,
+            end_date=self.end_date,
+            status=self.status,
+        )
 
 
 def check_period(start: dt.date, end: dt.date, *, end_field: str) -> None:
@@ -97,17 +127,23 @@ def check_period(start: dt.date, end: dt.date, *, end_field: str) -> None:
 def create_plan(plan: PlanFacts) -> list[EventData]:
     """A new plan: checks its period and announces it."""
     check_period(plan.period_start, plan.period_end, end_field="period_end")
-    return [
-        PlanCreated(
-            plan_id=plan.plan_id,
-            name=plan.name,
-            period_start=plan.period_start,
-            period_end=plan.period_end,
-            currency=plan.currency,
-            owner=plan.owner,
-            status="draft",
-        )
-    ]
+    return [PlanCreated(**plan.state())]  # type: ignore[arg-type]
+
+
+def update_plan(
+    plan: PlanFacts, budget: Budget, changes: dict[str, object], *, role: str
+) -> tuple[PlanFacts, list[EventData]]:
+    """Change a plan's name, owner or budget (cap); the cap must hold what its lines and
+    campaigns take, and only cmo or admin change an approved plan's cap."""
+    changes = {key: value for key, value in changes.items() if getattr(plan, key) != value}
+    if not changes:
+        return plan, []
+    if "budget" in changes:
+        if plan.status == "approved" and role not in BUDGET_ROLES:
+            raise Forbidden("only cmo or admin change the budget of an approved plan")
+        check_cap(budget, changes["budget"])  # type: ignore[arg-type]
+    after = replace(plan, **changes)  # type: ignore[arg-type]
+    return after, [PlanUpdated(**after.state())]  # type: ignore[arg-type]
 
 
 def approve_plan(
@@ -127,9 +163,11 @@ def approve_plan(
     return approved, changed, events
 
 
-def plan_campaign(plan: PlanFacts, campaign: CampaignFacts) -> list[EventData]:
-    """A new campaign within its plan's period, in the plan's currency."""
+def plan_campaign(plan: PlanFacts, budget: Budget, campaign: CampaignFacts) -> list[EventData]:
+    """A new campaign within its plan's period, in the plan's currency, its budget within
+    what its line (or the plan) has left."""
     _check_campaign_dates(plan, campaign)
+    check_draw(budget, campaign.draw())
     return [
         CampaignPlanned(**campaign.state()),  # type: ignore[arg-type]
         BudgetAllocated(
@@ -143,17 +181,29 @@ def plan_campaign(plan: PlanFacts, campaign: CampaignFacts) -> list[EventData]:
 
 
 def update_campaign(
-    plan: PlanFacts, before: CampaignFacts, changes: dict[str, object], *, role: str
+    plan: PlanFacts,
+    budget: Budget,
+    before: CampaignFacts,
+    changes: dict[str, object],
+    *,
+    role: str,
 ) -> tuple[CampaignFacts, list[EventData]]:
-    """Apply attribute changes (and a status change, if any) as a new version."""
+    """Apply attribute changes (and a status change, if any) as a new version; a new budget or
+    line must fit what the line (or the plan) has left."""
     changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
     if not changes:
         return before, []
-    if "budget" in changes and plan.status == "approved" and role not in BUDGET_ROLES:
-        raise Forbidden("only cmo or admin change the budget of an approved plan's campaign")
+    money = {"budget", "line_id"} & changes.keys()
+    if money and plan.status == "approved" and role not in BUDGET_ROLES:
+        raise Forbidden(
+            f"only cmo or admin change the {' or '.join(sorted(money))} of an approved plan's"
+            " campaign"
+        )
     status = changes.pop("status", None)
     after = replace(before, **changes, version=before.version + 1)  # type: ignore[arg-type]
     _check_campaign_dates(plan, after)
+    if money:
+        check_draw(budget, after.draw())
     events: list[EventData] = []
     if changes:
         events.append(CampaignUpdated(**after.state()))  # type: ignore[arg-type]
@@ -305,28 +355,20 @@ def current_state(
     *,
     plans: list[PlanFacts],
     campaigns: list[CampaignFacts],
+    lines: list[BudgetLineSet],
     stages: list[StageScheduled],
     targets: list[KpiTargetSet],
 ) -> list[EventData]:
     """The events that tell a consumer starting from nothing everything planning holds now:
-    each plan (its status says whether it is approved), each campaign with its budget at its
-    current version, its stages and KPI targets. Consumers upsert by version, so sending them
-    again changes nothing where they are known. ``plan.approved`` is not sent again: it is a
-    notification's cause (the plan's owner would be told twice), and ``plan.created`` carries
-    the status."""
+    each plan (its status says whether it is approved), its budget lines, each campaign with
+    its budget at its current version, its stages and KPI targets. Consumers upsert by
+    version, so sending them again changes nothing where they are known. ``plan.approved`` is
+    not sent again: it is a notification's cause (the plan's owner would be told twice), and
+    ``plan.created`` carries the status."""
     events: list[EventData] = []
     for plan in plans:
-        events.append(
-            PlanCreated(
-                plan_id=plan.plan_id,
-                name=plan.name,
-                period_start=plan.period_start,
-                period_end=plan.period_end,
-                currency=plan.currency,
-                owner=plan.owner,
-                status="approved" if plan.status == "approved" else "draft",
-            )
-        )
+        events.append(PlanCreated(**plan.state()))  # type: ignore[arg-type]
+    events.extend(lines)
     for campaign in campaigns:
         events.append(CampaignPlanned(**campaign.state()))  # type: ignore[arg-type]
         events.append(_allocated(campaign))

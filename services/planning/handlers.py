@@ -1,38 +1,56 @@
-"""Planning's subscribers: it listens to ``mrm.kpi.v1`` for reallocation proposals, and to the
-broker watch for a reset of its own topic (then it republishes its state)."""
+"""Planning's subscribers: it listens to ``mrm.kpi.v1`` for reallocation proposals, to
+``mrm.spend.v1`` for the actual spend its budget view shows, and to the broker watch for a reset
+of its own topic (then it republishes its state)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import structlog
 
-from services.planning import usecases
+from services.planning import store, usecases
 from services.planning.store import Store
 from shared.consumer import Consumed, EventConsumer
+from shared.events.ingest import SpendRecorded
 from shared.events.kpi import BudgetReallocationProposed
 from shared.outbox import OutboxRelay
-from shared.topics import KPI, PLANNING
+from shared.topics import KPI, PLANNING, SPEND
 
 log = structlog.get_logger(__name__)
 
 
 def register(consumer: EventConsumer, *, db: Store) -> None:
-    """Subscribe planning's handlers."""
+    """Subscribe planning's handlers: one batch subscription, spend kept in one transaction
+    per batch (the spend stream runs at thousands of events a second)."""
 
-    async def on_kpi_event(consumed: Consumed) -> None:
-        if not isinstance(consumed.data, BudgetReallocationProposed):
-            return
-        recorded = await asyncio.to_thread(
-            usecases.record_proposal,
-            db=db,
-            event_id=consumed.envelope.event_id,
-            proposal=consumed.data,
-            proposed_at=consumed.envelope.occurred_at,
-        )
-        log.info("reallocation_proposed", plan_id=consumed.data.plan_id, recorded=recorded)
+    async def on_events(batch: Sequence[Consumed]) -> list[tuple[Consumed, str]]:
+        spends = [
+            store.SpendRow(
+                event_id=consumed.envelope.event_id,
+                campaign_id=consumed.data.campaign_id,
+                occurred_at=consumed.envelope.occurred_at,
+                amount=consumed.data.amount,
+                currency=consumed.data.currency,
+            )
+            for consumed in batch
+            if isinstance(consumed.data, SpendRecorded)
+        ]
+        if spends:
+            await asyncio.to_thread(usecases.record_spend, db=db, spends=spends)
+        for consumed in batch:
+            if isinstance(consumed.data, BudgetReallocationProposed):
+                recorded = await asyncio.to_thread(
+                    usecases.record_proposal,
+                    db=db,
+                    event_id=consumed.envelope.event_id,
+                    proposal=consumed.data,
+                    proposed_at=consumed.envelope.occurred_at,
+                )
+                log.info("reallocation_proposed", plan_id=consumed.data.plan_id, recorded=recorded)
+        return []
 
-    consumer.on(KPI, handler=on_kpi_event)
+    consumer.on_batch(KPI, SPEND, handler=on_events)
 
 
 async def on_topic_reset(topic: str, *, db: Store, relay: OutboxRelay) -> None:

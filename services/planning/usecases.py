@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from services.planning import domain, store
-from services.planning.domain import CampaignFacts, PlanFacts
+from services.planning import budget, domain, store
+from services.planning.budget import LineFacts
+from services.planning.domain import BUDGET_ROLES, CampaignFacts, PlanFacts
 from services.planning.store import Store
 from shared.auth import Principal
-from shared.errors import DomainError, NotFound
+from shared.errors import DomainError, Forbidden, NotFound
 from shared.events.kpi import BudgetReallocationProposed
+from shared.events.planning import BudgetLineRemoved
 from shared.kpis import Direction
+from shared.money import CurrencyNotConvertible, FxRates, cents
 
 
 def _plan(uow: store.UnitOfWork, plan_id: str) -> store.Plan:
@@ -41,8 +45,9 @@ def create_plan(
     period_end: dt.date,
     currency: str,
     owner: str,
+    budget: Decimal | None = None,
 ) -> str:
-    """Create a draft plan; returns its id."""
+    """Create a draft plan (``budget``: its cap, None = none); returns its id."""
     facts = PlanFacts(
         plan_id=str(uuid.uuid4()),
         name=name,
@@ -50,6 +55,7 @@ def create_plan(
         period_end=period_end,
         currency=currency,
         owner=owner,
+        budget=budget,
     )
     events = domain.create_plan(facts)
     with db.unit_of_work() as uow:
@@ -62,10 +68,27 @@ def create_plan(
                 currency=currency,
                 owner=owner,
                 status="draft",
+                budget=budget,
             )
         )
         uow.publish(events)
     return facts.plan_id
+
+
+def update_plan(
+    *, db: Store, plan_id: str, changes: dict[str, object], principal: Principal
+) -> None:
+    """Change a plan's name, owner or budget cap."""
+    with db.unit_of_work() as uow:
+        plan = _plan(uow, plan_id)
+        after, events = domain.update_plan(
+            store.plan_facts(plan),
+            store.budget_of(session=uow.session, plan=plan),
+            changes,
+            role=principal.role,
+        )
+        plan.name, plan.owner, plan.budget = after.name, after.owner, after.budget
+        uow.publish(events)
 
 
 def approve_plan(*, db: Store, plan_id: str, principal: Principal) -> None:
@@ -99,10 +122,13 @@ def plan_campaign(
     start_date: dt.date,
     end_date: dt.date,
     gross_margin: Decimal,
+    line_id: str | None = None,
 ) -> str:
-    """Add a campaign with its budget to a plan; returns its id."""
+    """Add a campaign with its budget to a plan, drawing from ``line_id`` (None = from the
+    plan itself); returns its id."""
     with db.unit_of_work() as uow:
-        plan = store.plan_facts(_plan(uow, plan_id))
+        plan_row = _plan(uow, plan_id)
+        plan = store.plan_facts(plan_row)
         facts = CampaignFacts(
             campaign_id=str(uuid.uuid4()),
             plan_id=plan_id,
@@ -116,8 +142,11 @@ def plan_campaign(
             end_date=end_date,
             gross_margin=gross_margin,
             status="approved" if plan.status == "approved" else "draft",
+            line_id=line_id,
         )
-        events = domain.plan_campaign(plan, facts)
+        events = domain.plan_campaign(
+            plan, store.budget_of(session=uow.session, plan=plan_row), facts
+        )
         store.save_campaign(session=uow.session, facts=facts)
         uow.publish(events)
     return facts.campaign_id
@@ -129,9 +158,13 @@ def update_campaign(
     """Change a campaign's attributes, budget or status."""
     with db.unit_of_work() as uow:
         row = _campaign(uow, campaign_id)
-        plan = store.plan_facts(_plan(uow, row.plan_id))
+        plan_row = _plan(uow, row.plan_id)
         after, events = domain.update_campaign(
-            plan, store.campaign_facts(row), changes, role=principal.role
+            store.plan_facts(plan_row),
+            store.budget_of(session=uow.session, plan=plan_row),
+            store.campaign_facts(row),
+            changes,
+            role=principal.role,
         )
         store.save_campaign(session=uow.session, facts=after)
         uow.publish(events)
@@ -263,6 +296,11 @@ def reallocate_budget(
             requested_by=principal.subject,
             reallocation_id=reallocation_id,
         )
+        plan_budget = store.budget_of(
+            session=uow.session, plan=_plan(uow, source.plan_id)
+        ).without_draw(source.campaign_id)
+        plan_budget.draws[source.campaign_id] = source_after.draw()
+        budget.check_draw(plan_budget, destination_after.draw())
         store.save_campaign(session=uow.session, facts=source_after)
         store.save_campaign(session=uow.session, facts=destination_after)
         uow.session.add(
@@ -318,9 +356,15 @@ def republish_state(*, db: Store) -> int:
             for plan in plans
             for campaign in store.list_campaigns(session=session, plan_id=plan.id)
         ]
+        currency = {plan.id: plan.currency for plan in plans}
         events = domain.current_state(
             plans=[store.plan_facts(plan) for plan in reversed(plans)],
             campaigns=campaigns,
+            lines=[
+                budget.line_event(store.line_facts(line), currency=currency[plan.id])
+                for plan in reversed(plans)
+                for line in store.list_lines(session=session, plan_id=plan.id)
+            ],
             stages=[
                 store.stage_event(stage)
                 for campaign in campaigns
@@ -334,3 +378,103 @@ def republish_state(*, db: Store) -> int:
         )
         uow.publish(events)
     return len(events)
+
+
+# --- budget lines ---------------------------------------------------------------------------
+
+
+def _check_budget_role(plan: store.Plan, principal: Principal) -> None:
+    if plan.status == "approved" and principal.role not in BUDGET_ROLES:
+        raise Forbidden("only cmo or admin change the budget lines of an approved plan")
+
+
+def _line(uow: store.UnitOfWork, line_id: str) -> store.BudgetLine:
+    line = store.get_line(session=uow.session, line_id=line_id)
+    if line is None:
+        raise NotFound("budget line", line_id)
+    return line
+
+
+def add_line(
+    *, db: Store, plan_id: str, attributes: dict[str, object], principal: Principal
+) -> str:
+    """Add a budget line under the plan or one of its lines; returns its id."""
+    line_id = str(uuid.uuid4())
+    with db.unit_of_work() as uow:
+        plan = _plan(uow, plan_id)
+        _check_budget_role(plan, principal)
+        facts = LineFacts(line_id=line_id, plan_id=plan_id, **attributes)  # type: ignore[arg-type]
+        budget.check_line(store.budget_of(session=uow.session, plan=plan), facts)
+        store.save_line(session=uow.session, facts=facts)
+        uow.publish([budget.line_event(facts, currency=plan.currency)])
+    return line_id
+
+
+def update_line(
+    *, db: Store, line_id: str, changes: dict[str, object], principal: Principal
+) -> None:
+    """Change a budget line's name, attributes, parent, amount or phasing (a new version)."""
+    with db.unit_of_work() as uow:
+        row = _line(uow, line_id)
+        plan = _plan(uow, row.plan_id)
+        _check_budget_role(plan, principal)
+        before = store.line_facts(row)
+        changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
+        if not changes:
+            return
+        after = replace(before, **changes, version=before.version + 1)  # type: ignore[arg-type]
+        budget.check_line(store.budget_of(session=uow.session, plan=plan), after)
+        store.save_line(session=uow.session, facts=after)
+        uow.publish([budget.line_event(after, currency=plan.currency)])
+
+
+def remove_line(*, db: Store, line_id: str, principal: Principal) -> None:
+    """Remove a budget line that has no sub-lines and no campaigns."""
+    with db.unit_of_work() as uow:
+        row = _line(uow, line_id)
+        plan = _plan(uow, row.plan_id)
+        _check_budget_role(plan, principal)
+        budget.check_removal(store.budget_of(session=uow.session, plan=plan), line_id)
+        uow.session.delete(row)
+        uow.publish([BudgetLineRemoved(line_id=line_id, plan_id=plan.id)])
+
+
+@dataclass(frozen=True)
+class BudgetReport:
+    """A plan's budget view: the tree, its months, and spend that could not be converted to
+    the plan's currency (currency → amount)."""
+
+    plan: store.Plan
+    root: budget.NodeView
+    months: list[str]
+    unconverted: dict[str, Decimal]
+
+
+def budget_report(*, db: Store, plan_id: str, fx: FxRates) -> BudgetReport:
+    """The budget tree of a plan with planned, committed, actual and remaining money."""
+    with db.reading() as session:
+        plan = store.get_plan(session=session, plan_id=plan_id)
+        if plan is None:
+            raise NotFound("plan", plan_id)
+        plan_budget = store.budget_of(session=session, plan=plan)
+        spent = store.spend_by_month(session=session, campaign_ids=plan_budget.draws)
+    actual: dict[str, dict[str, Decimal]] = {}
+    unconverted: dict[str, Decimal] = {}
+    for campaign_id, by_currency in spent.items():
+        for currency, by_month in by_currency.items():
+            for month, amount in by_month.items():
+                try:
+                    value = cents(fx.convert(amount, source=currency, target=plan.currency))
+                except CurrencyNotConvertible:
+                    unconverted[currency] = unconverted.get(currency, Decimal("0")) + amount
+                    continue
+                spent_in = actual.setdefault(campaign_id, {})
+                spent_in[month] = spent_in.get(month, Decimal("0")) + value
+    root, months = budget.budget_view(plan_budget, actual=actual)
+    return BudgetReport(plan=plan, root=root, months=months, unconverted=unconverted)
+
+
+def record_spend(*, db: Store, spends: list[store.SpendRow]) -> int:
+    """Keep spend events for the budget view (each once); how many were new."""
+    with db.unit_of_work() as uow:
+        return store.record_spend(session=uow.session, spends=spends)

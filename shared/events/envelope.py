@@ -165,6 +165,8 @@ Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_no
 LongText = Annotated[str, StringConstraints(max_length=MAX_LONG_TEXT), AfterValidator(_no_nul)]
 """A longer free text (a notification's body)."""
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
+Month = Annotated[str, StringConstraints(pattern=r"^(19[7-9]\d|20\d\d|21[0-4]\d)-(0[1-9]|1[0-2])$")]
+"""A calendar month as ``YYYY-MM`` (within the range of ``Date``)."""
 
 
 class EventRejected(ValueError):

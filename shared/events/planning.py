@@ -20,6 +20,7 @@ from shared.events.envelope import (
     Identifier,
     Measure,
     Money,
+    Month,
     Name,
     Share,
     Text,
@@ -50,6 +51,14 @@ class PlanCreated(_PlanningEvent):
     currency: Currency
     owner: Identifier
     status: PlanStatus = "draft"
+    budget: Money | None = None
+    """The plan's total budget, the cap of its budget lines and campaigns (None = no cap)."""
+
+
+class PlanUpdated(PlanCreated):
+    """A plan's name, owner or budget changed; carries the plan's full state."""
+
+    event_type = "plan.updated"
 
 
 class PlanApproved(_PlanningEvent):
@@ -80,6 +89,8 @@ class CampaignState(_PlanningEvent):
     gross_margin: Share = Decimal("1.0")
     status: CampaignStatus = "draft"
     version: Version = 1
+    line_id: Identifier | None = None
+    """The budget line the campaign draws from (None = straight from the plan's budget)."""
 
 
 class CampaignPlanned(CampaignState):
@@ -133,6 +144,38 @@ class BudgetAllocated(_PlanningEvent):
     amount: Money
     currency: Currency
     version: Version = 1
+
+
+class BudgetLineSet(_PlanningEvent):
+    """A budget line of a plan was created or changed; carries its full state. Lines nest
+    (``parent_id``) and each carries any of brand, channel, region and partner; ``months`` is
+    its phasing (None = evenly over the plan period)."""
+
+    event_type = "budget_line.set"
+    key_field = "plan_id"
+
+    line_id: Identifier
+    plan_id: Identifier
+    parent_id: Identifier | None = None
+    name: Name
+    brand: Name | None = None
+    channel: Channel | None = None
+    region: Name | None = None
+    partner: Name | None = None
+    amount: Money
+    currency: Currency
+    months: dict[Month, Money] | None = None
+    version: Version = 1
+
+
+class BudgetLineRemoved(_PlanningEvent):
+    """An empty budget line was removed from its plan."""
+
+    event_type = "budget_line.removed"
+    key_field = "plan_id"
+
+    line_id: Identifier
+    plan_id: Identifier
 
 
 class BudgetReallocated(_PlanningEvent):
@@ -198,12 +241,15 @@ class DiscountLimitSet(_PlanningEvent):
 
 PLANNING_EVENTS: tuple[type[EventData], ...] = (
     PlanCreated,
+    PlanUpdated,
     PlanApproved,
     CampaignPlanned,
     CampaignUpdated,
     CampaignStatusChanged,
     StageScheduled,
     BudgetAllocated,
+    BudgetLineSet,
+    BudgetLineRemoved,
     BudgetReallocated,
     KpiTargetSet,
     SalesTargetSet,

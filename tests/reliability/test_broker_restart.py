@@ -29,6 +29,7 @@ from restart_kit import (
     wait_for,
 )
 
+from services.planning.budget import LineFacts, line_event
 from services.planning.domain import CampaignFacts, PlanFacts, current_state
 from shared.consumer import EventConsumer
 from shared.http import create_service_app, readiness_of
@@ -320,13 +321,18 @@ def test_planning_state_is_told_again_without_repeating_notification_causes() ->
         status="active",
         version=4,
     )
-    events = current_state(plans=[plan], campaigns=[campaign], stages=[], targets=[])
+    line = line_event(
+        LineFacts(line_id="l1", plan_id="p1", name="Brand A", amount=Decimal("1000")),
+        currency="USD",
+    )
+    events = current_state(plans=[plan], campaigns=[campaign], lines=[line], stages=[], targets=[])
     assert [type(e).__name__ for e in events] == [
         "PlanCreated",
+        "BudgetLineSet",
         "CampaignPlanned",
         "BudgetAllocated",
     ]
-    created, planned, allocated = events
+    created, _, planned, allocated = events
     assert created.status == "approved"  # type: ignore[attr-defined]
     assert (planned.version, planned.status, planned.budget) == (4, "active", Decimal("900"))  # type: ignore[attr-defined]
     assert (allocated.amount, allocated.version) == (Decimal("900"), 4)  # type: ignore[attr-defined]

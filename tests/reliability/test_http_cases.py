@@ -428,7 +428,7 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
         },
         headers=auth("manager"),
     ).json()["campaign_id"]
-    requests: dict[tuple[str, str], tuple[dict[str, Any], set[str]]] = {
+    requests: dict[tuple[str, str], tuple[dict[str, Any] | None, set[str]]] = {
         ("POST", "/api/v1/plans"): (
             {"name": "X", "period_start": "2027-01-01", "period_end": "2027-12-31"},
             {"admin", "cmo", "manager"},
@@ -460,6 +460,13 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
             {"from_campaign_id": campaign_id, "to_campaign_id": second, "amount": "1"},
             {"admin", "cmo"},
         ),
+        ("PATCH", "/api/v1/plans/{plan_id}"): ({"name": "Renamed"}, {"admin", "cmo", "manager"}),
+        ("POST", "/api/v1/plans/{plan_id}/budget-lines"): (
+            {"name": "L", "amount": "1"},
+            {"admin", "cmo", "manager"},
+        ),
+        ("PATCH", "/api/v1/budget-lines/{line_id}"): ({"name": "R"}, {"admin", "cmo", "manager"}),
+        ("DELETE", "/api/v1/budget-lines/{line_id}"): (None, {"admin", "cmo", "manager"}),
         ("POST", "/api/v1/plans/{plan_id}/approve"): ({}, {"admin", "cmo"}),
     }
     mutating = {
@@ -469,7 +476,12 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
         if method != "get"
     }
     assert mutating == set(requests), "a mutating route without a role check in this test"
-    ids = {"plan_id": plan_id, "campaign_id": campaign_id}
+    line_id = client.post(
+        f"/api/v1/plans/{plan_id}/budget-lines",
+        json={"name": "Spare", "amount": "100"},
+        headers=auth("manager"),
+    ).json()["line_id"]
+    ids = {"plan_id": plan_id, "campaign_id": campaign_id, "line_id": line_id}
     for (method, path), (body, allowed) in requests.items():
         url = path.format(**ids)
         for role in ("viewer", "executor", "manager", "cmo", "admin"):
@@ -482,7 +494,7 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
         if path.endswith("/approve"):
             continue
         response = client.request(method, url, json=body, headers=auth(min(allowed)))
-        assert response.status_code in (200, 201), (method, url, response.text)
+        assert response.status_code in (200, 201, 204), (method, url, response.text)
     # approval last (cmo), then a manager may no longer move that plan's campaign budgets
     approved = client.post(f"/api/v1/plans/{plan_id}/approve", headers=auth("cmo"))
     assert approved.status_code == 200, approved.text

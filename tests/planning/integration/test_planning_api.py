@@ -8,41 +8,13 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from planning_kit import auth
 
-from services.planning.app import create_app
-from services.planning.settings import PlanningSettings
 from shared.events.kpi import BudgetReallocationProposed
 from shared.publisher import EventPublisher
 from shared.topics import KPI, PLANNING
 
 pytestmark = pytest.mark.integration
-
-TOKENS = {
-    "t-admin": {"subject": "root", "role": "admin"},
-    "t-cmo": {"subject": "carla", "role": "cmo"},
-    "t-manager": {"subject": "ann", "role": "manager"},
-    "t-viewer": {"subject": "vic", "role": "viewer"},
-}
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def planning(kafka_bootstrap, database_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
-    settings = PlanningSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        database_url=database_url,
-        tokens=TOKENS,
-        data_dir=tmp_path,
-        currency="EUR",
-    )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=10) as client,
-    ):
-        yield client
 
 
 def test_plan_campaign_stage_target_are_stored_and_published(
