@@ -436,6 +436,15 @@ def test_other_currencies_are_left_to_the_domain() -> None:
     assert (converted.amount, converted.currency) == (Decimal("13.75"), "USD")  # type: ignore[attr-defined]
 
 
+def test_a_sale_in_another_currency_converts_its_list_price_too() -> None:
+    doc = envelope("sale.completed", {**SALE, **SALE_UNITS, "amount": "99.99"})
+    _, data = decode(json.dumps(doc).encode(), topic=topics.SALES)
+    fx = FxRates(base="USD", rates={"EUR": Decimal("1.10")})
+    converted = domain.in_campaign_currency(data, campaign_currency=None, fx=fx)
+    assert converted.amount == Decimal("109.99") and converted.list_price == Decimal("132.00")  # type: ignore[attr-defined]
+    assert converted.currency == "USD"  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
