@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -110,6 +111,27 @@ BUDGET_LINES: tuple[tuple[str, str | None, dict[str, str], str], ...] = (
     ("Acme Pro at PartnerNet", "Acme Pro", {"partner": "PartnerNet", "region": "EMEA"}, "12000"),
 )
 """The sample plan's budget lines (name, parent, attributes, amount) under its cap."""
+REGIONS = ("EMEA", "Americas", "APAC")
+
+
+def sale_units(
+    spec: CampaignSpec, *, order: int, amount: Decimal, discount: Decimal
+) -> dict[str, Any]:
+    """The optional sales-unit and pricing fields of the ``order``-th sale of a campaign: the
+    partner and region of its budget line (a region in turn when the line has none), a product
+    of its brand, and the list price and discount reason on every other sale."""
+    line = next(attributes for name, _, attributes, _ in BUDGET_LINES if name == spec.line)
+    partner = line.get("partner")
+    priced = order % 2 == 0
+    return {
+        "partner_id": partner,
+        "region": line.get("region") or REGIONS[order % len(REGIONS)],
+        "product_id": f"{spec.brand.lower().replace(' ', '-')}-{order % 3 + 1}",
+        "brand": spec.brand,
+        "list_price": amount + discount if priced else None,
+        "discount_reason": "spring promo" if priced else None,
+        "sale_kind": "sell_out" if partner else None,
+    }
 
 
 @dataclass
@@ -120,6 +142,7 @@ class LiveCampaign:
     spec: CampaignSpec
     leads: dict[str, str] = field(default_factory=dict)
     customers: list[str] = field(default_factory=list)
+    orders: int = 0
 
 
 class Demo:
@@ -325,6 +348,8 @@ class Demo:
             Decimal("0.01")
         )
         discount = (amount * Decimal("0.05")).quantize(Decimal("0.01"))
+        live.orders += 1
+        units = sale_units(live.spec, order=live.orders, amount=amount, discount=discount)
         publisher.publish(
             SaleCompleted(
                 order_id=f"ord-{uuid.uuid4().hex[:10]}",
@@ -334,6 +359,7 @@ class Demo:
                 amount=amount,
                 discount_amount=discount,
                 currency="USD",
+                **units,
             ),
             occurred_at=day,
         )

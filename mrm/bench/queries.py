@@ -147,6 +147,29 @@ def _money(cents: np.ndarray) -> pa.Array:
     return pa.array([Decimal(int(c)) / 100 for c in cents], pa.decimal128(18, 2))
 
 
+def _sales_units(i: np.ndarray, *, amount: np.ndarray, discount: np.ndarray) -> dict[str, pa.Array]:
+    """The optional sales-unit and pricing columns of sales ``i`` (no random draws, so the
+    amounts stay those of earlier runs): two thirds through one of 20 partners (sell-out), a
+    region of 4, a product of 200 in 5 brands, a list price and reason on every other sale."""
+
+    def texts(prefix: str, numbers: np.ndarray) -> pa.Array:
+        return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers), pa.string()), "")
+
+    direct, priced = pa.array(i % 3 == 0), pa.array(i % 2 == 0)
+    product = i % 200
+    return {
+        "partner_id": pc.if_else(direct, "", texts("partner-", i % 20)),
+        "region": pa.array(["EMEA", "Americas", "APAC", "LATAM"]).take(pa.array(i % 4)),
+        "product_id": texts("sku-", product),
+        "brand": texts("brand-", product % 5),
+        "list_price": pc.if_else(
+            priced, _money(amount + discount), pa.scalar(None, pa.decimal128(18, 2))
+        ),
+        "discount_reason": pc.if_else(priced, "volume deal", ""),
+        "sale_kind": pc.if_else(direct, "", "sell_out"),
+    }
+
+
 def _side_tables(*, run: str, campaigns: list[str], rows: int) -> dict[str, pa.Table]:
     """Spend, ad metrics and sales of the campaigns (``rows`` each), matching the leads."""
     rng = np.random.default_rng(7)
@@ -169,6 +192,7 @@ def _side_tables(*, run: str, campaigns: list[str], rows: int) -> dict[str, pa.T
         "clicks": pa.array((impressions // rng.integers(20, 200, rows)).astype(np.uint64)),
     }
     customers = i // 3  # three orders per customer on average, first one in their campaign
+    amount, discount = rng.integers(1_000, 200_000, rows), rng.integers(0, 2_000, rows)
     sales = {
         **_meta(rows, run=run, phase=0x53, topic=SALES, source="orders"),
         "order_id": pc.binary_join_element_wise(
@@ -179,9 +203,10 @@ def _side_tables(*, run: str, campaigns: list[str], rows: int) -> dict[str, pa.T
         ),
         "campaign_id": names.take(pa.array(customers % len(campaigns))),
         "channel": _repeat("paid_search", rows),
-        "amount": _money(rng.integers(1_000, 200_000, rows)),
-        "discount_amount": _money(rng.integers(0, 2_000, rows)),
+        "amount": _money(amount),
+        "discount_amount": _money(discount),
         "currency": _repeat("USD", rows),
+        **_sales_units(i, amount=amount, discount=discount),
     }
     return {
         "spend": pa.table(spend),

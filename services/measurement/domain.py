@@ -318,14 +318,15 @@ def in_campaign_currency(
     target = campaign_currency or fx.base
     if data.currency == target:
         return data
-    update: dict[str, Any] = {
-        "amount": cents(fx.convert(data.amount, source=data.currency, target=target)),
-        "currency": target,
-    }
+
+    def converted(amount: Decimal) -> Decimal:
+        return cents(fx.convert(amount, source=data.currency, target=target))
+
+    update: dict[str, Any] = {"amount": converted(data.amount), "currency": target}
     if isinstance(data, SaleCompleted):
-        update["discount_amount"] = cents(
-            fx.convert(data.discount_amount, source=data.currency, target=target)
-        )
+        update["discount_amount"] = converted(data.discount_amount)
+        if data.list_price is not None:  # rounded as amount is, so it stays ≥ amount
+            update["list_price"] = converted(data.list_price)
     return data.model_copy(update=update)
 
 

@@ -5,8 +5,8 @@ newline-delimited buffer and parsed at once by ``pyarrow.json`` with the fixed s
 topic's envelope and payload (unknown fields and wrong JSON types fail the parse), then checked
 column by column with ``pyarrow.compute`` against the same contract as the pydantic models in
 ``shared.events.ingest``: required fields, lengths, enums, ranges, ``clicks ≤ impressions``,
-``customer_id`` with stage ``customer``, two-decimal money, ISO currency, aware RFC 3339
-``occurred_at``, UUID ``event_id``.
+``customer_id`` with stage ``customer``, ``list_price ≥ amount``, two-decimal money, ISO currency,
+aware RFC 3339 ``occurred_at``, UUID ``event_id``.
 
 The check is deliberately *conservative*: it accepts only the canonical forms our own publishers
 write (money as a decimal string, RFC 3339 timestamps, hyphenated UUIDs, identifiers that start
@@ -38,11 +38,14 @@ from shared.events.envelope import (
     EARLIEST_DATE,
     LATEST_DATE,
     MAX_COUNT,
+    MAX_IDENTIFIER,
+    MAX_NAME,
+    MAX_SHORT_TEXT,
     MAX_TEXT,
     SUPPORTED_SCHEMA_VERSIONS,
     iso_currencies,
 )
-from shared.events.ingest import LeadStage, TaskStatus
+from shared.events.ingest import LeadStage, SaleKind, TaskStatus
 
 MONEY = pa.decimal128(18, 2)
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
@@ -87,6 +90,14 @@ _PAYLOADS: dict[str, list[tuple[str, pa.DataType]]] = {
         amount=_S,
         discount_amount=_S,
         currency=_S,
+        partner_id=_S,
+        rep_id=_S,
+        region=_S,
+        product_id=_S,
+        brand=_S,
+        list_price=_S,
+        discount_reason=_S,
+        sale_kind=_S,
     ),
     topics.TASKS: _field_types(campaign_id=_S, stage_id=_S, status=_S, assignee=_S, comment=_S),
 }
@@ -249,7 +260,9 @@ def _optional(values: pa.Array, ok: pa.Array) -> pa.Array:
     return pc.or_(pc.is_null(values), pc.fill_null(ok, False))
 
 
-def _identifier(values: pa.Array, *, optional: bool = False, max_length: int = 128) -> Checked:
+def _identifier(
+    values: pa.Array, *, optional: bool = False, max_length: int = MAX_IDENTIFIER
+) -> Checked:
     # no surrounding whitespace: the models strip it, so such values are left to them (Arrow's
     # trim removes every Unicode White_Space character that pydantic's strip does, and more)
     trimmed = pc.fill_null(pc.equal(values, pc.utf8_trim_whitespace(values)), False)
@@ -271,8 +284,9 @@ def _money(values: pa.Array, *, optional: bool = False) -> Checked:
     return amounts, _optional(values, ok) if optional else ok
 
 
-def _enum(values: pa.Array, allowed: tuple[str, ...]) -> Checked:
-    return values, pc.fill_null(pc.is_in(values, value_set=pa.array(allowed, _S)), False)
+def _enum(values: pa.Array, allowed: tuple[str, ...], *, optional: bool = False) -> Checked:
+    ok = pc.fill_null(pc.is_in(values, value_set=pa.array(allowed, _S)), False)
+    return values, _optional(values, ok) if optional else ok
 
 
 def _count(values: pa.Array) -> Checked:
@@ -308,6 +322,7 @@ def _micros_or_none(text: str | None) -> pa.Scalar | None:
 
 _LEAD_STAGES: tuple[str, ...] = get_args(LeadStage)
 _TASK_STATUSES: tuple[str, ...] = get_args(TaskStatus)
+_SALE_KINDS: tuple[str, ...] = get_args(SaleKind)
 
 PayloadCheck = Callable[[dict[str, pa.Array]], tuple[dict[str, pa.Array], list[pa.Array]]]
 
@@ -349,7 +364,8 @@ def _lead(d: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], list[pa.Array]]:
 def _sale(d: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], list[pa.Array]]:
     # discount_amount: absent means 0 but null is invalid, and the parser cannot tell the two
     # apart, so a null one is declined (the models decide)
-    return _checked(
+    reason = d["discount_reason"]
+    columns, masks = _checked(
         order_id=_identifier(d["order_id"]),
         customer_id=_identifier(d["customer_id"]),
         campaign_id=_identifier(d["campaign_id"], optional=True),
@@ -357,7 +373,19 @@ def _sale(d: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], list[pa.Array]]:
         amount=_money(d["amount"]),
         discount_amount=_money(d["discount_amount"]),
         currency=_currency(d["currency"]),
+        partner_id=_identifier(d["partner_id"], optional=True),
+        rep_id=_identifier(d["rep_id"], optional=True),
+        region=_identifier(d["region"], optional=True, max_length=MAX_NAME),
+        product_id=_identifier(d["product_id"], optional=True),
+        brand=_identifier(d["brand"], optional=True, max_length=MAX_NAME),
+        list_price=_money(d["list_price"], optional=True),
+        discount_reason=(reason, _optional(reason, _length_within(reason, 1, MAX_SHORT_TEXT))),
+        sale_kind=_enum(d["sale_kind"], _SALE_KINDS, optional=True),
     )
+    list_price = d["list_price"]
+    covers = pc.greater_equal(columns["list_price"], columns["amount"])
+    masks.append(_optional(list_price, covers))
+    return columns, masks
 
 
 def _task(d: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], list[pa.Array]]:
@@ -397,7 +425,7 @@ def _validate(table: pa.Table, topic: str) -> tuple[pa.Table, pa.Array]:
         _matches(event_id, _UUID, unique=False),  # event_ids are distinct
         pc.fill_null(pc.equal(env["event_type"], EVENT_TYPES[topic]), False),
         time_ok,
-        _length_within(env["source"], 1, 100),
+        _length_within(env["source"], 1, MAX_SHORT_TEXT),
         # schema_version: absent means 1 but null is invalid, as for discount_amount
         pc.fill_null(pc.is_in(env["schema_version"], value_set=_VERSIONS), False),
     ]

@@ -32,6 +32,9 @@ MAX_COUNT = 10**12
 events still fit ClickHouse's UInt64 and SQL's BIGINT."""
 MAX_VERSION = 2**31 - 1
 """Versions and attempt counters fit a 32-bit integer column in every store."""
+MAX_IDENTIFIER = 128
+MAX_NAME = 200
+MAX_SHORT_TEXT = 100
 MAX_TEXT = 2000
 MAX_LONG_TEXT = 100_000
 
@@ -147,12 +150,12 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidat
 
 Identifier = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_IDENTIFIER),
     AfterValidator(_no_nul),
 ]
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME),
     AfterValidator(_no_nul),
 ]
 Channel = Annotated[
@@ -164,7 +167,10 @@ Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_no
 """Free text (a comment, a reason)."""
 LongText = Annotated[str, StringConstraints(max_length=MAX_LONG_TEXT), AfterValidator(_no_nul)]
 """A longer free text (a notification's body)."""
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_SHORT_TEXT), AfterValidator(_no_nul)
+]
+"""A short label (an event's source, a reason code)."""
 Month = Annotated[str, StringConstraints(pattern=r"^(19[7-9]\d|20\d\d|21[0-4]\d)-(0[1-9]|1[0-2])$")]
 """A calendar month as ``YYYY-MM`` (within the range of ``Date``)."""
 

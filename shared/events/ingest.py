@@ -8,13 +8,26 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from shared import topics
-from shared.events.envelope import Channel, Count, Currency, EventData, Identifier, Money, Text
+from shared.events.envelope import (
+    Channel,
+    Count,
+    Currency,
+    EventData,
+    Identifier,
+    Money,
+    Name,
+    ShortText,
+    Text,
+)
 
 LeadStage = Literal["visitor", "lead", "mql", "sql", "sal", "opportunity", "customer", "lost"]
 FUNNEL: tuple[str, ...] = ("visitor", "lead", "mql", "sql", "sal", "opportunity", "customer")
 """Funnel stages in order; ``lost`` ranks nowhere."""
 
 TaskStatus = Literal["planned", "in_progress", "done", "blocked", "cancelled"]
+
+SaleKind = Literal["sell_in", "sell_out"]
+"""``sell_in``: a sale to a trade partner; ``sell_out``: the partner's sale to a consumer."""
 
 
 class SpendRecorded(EventData):
@@ -74,7 +87,12 @@ class LeadStageChanged(EventData):
 
 
 class SaleCompleted(EventData):
-    """An order was completed (order system)."""
+    """An order was completed (order system).
+
+    Besides the campaign it is attributed to, a sale may name the sales units it counts for
+    (trade partner, sales rep, region, product, brand) and how its price was made (list price,
+    discount reason, sell-in or sell-out); all of these are optional.
+    """
 
     event_type = "sale.completed"
     topic = topics.SALES
@@ -87,6 +105,34 @@ class SaleCompleted(EventData):
     amount: Money
     discount_amount: Money = Field(default=Decimal("0"))
     currency: Currency
+    partner_id: Identifier | None = Field(
+        default=None, description="The trade partner, distributor or retail chain of the sale."
+    )
+    rep_id: Identifier | None = Field(default=None, description="The sales rep it counts for.")
+    region: Name | None = Field(default=None, description="The sales region.")
+    product_id: Identifier | None = Field(default=None, description="The product sold.")
+    brand: Name | None = Field(default=None, description="The brand of the product sold.")
+    list_price: Money | None = Field(
+        default=None,
+        description="The undiscounted amount of the order (at least ``amount``), in ``currency``.",
+    )
+    discount_reason: ShortText | None = Field(
+        default=None, description="Why a discount was given (a promo, a loyalty scheme ...)."
+    )
+    sale_kind: SaleKind | None = Field(
+        default=None,
+        description="``sell_in`` (to a trade partner) or ``sell_out`` (partner to consumer).",
+    )
+
+    @field_validator("list_price")
+    @classmethod
+    def _list_price_covers_amount(
+        cls, list_price: Decimal | None, info: ValidationInfo
+    ) -> Decimal | None:
+        amount = info.data.get("amount")
+        if list_price is not None and amount is not None and list_price < amount:
+            raise ValueError(f"must not be less than amount ({amount})")
+        return list_price
 
 
 class TaskStatusChanged(EventData):

@@ -42,7 +42,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         "spend": {"amount": MONEY},
         "ad_metrics": {"impressions": pa.uint64(), "clicks": pa.uint64()},
         "lead_events": {"stage_rank": pa.int8(), "expected_value": MONEY},
-        "sales": {"amount": MONEY, "discount_amount": MONEY},
+        "sales": {"amount": MONEY, "discount_amount": MONEY, "list_price": MONEY},
         "tasks": {},
     }.items()
 }
@@ -57,7 +57,20 @@ TABLES: dict[str, str] = {
 }
 """Ingest topic → its raw-stream table."""
 
-_OPTIONAL_TEXT = ("campaign_id", "customer_id", "channel", "assignee", "comment")
+_OPTIONAL_TEXT = (
+    "campaign_id",
+    "customer_id",
+    "channel",
+    "assignee",
+    "comment",
+    "partner_id",
+    "rep_id",
+    "region",
+    "product_id",
+    "brand",
+    "discount_reason",
+    "sale_kind",
+)
 _STAGES = pa.array(get_args(LeadStage), _S)
 _RANKS = pa.array([domain.stage_rank(stage) for stage in _STAGES.to_pylist()], pa.int8())
 

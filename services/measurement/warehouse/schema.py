@@ -4,7 +4,7 @@ Tables:
 
 * raw streams ``spend``, ``ad_metrics``, ``lead_events``, ``sales``, ``tasks`` —
   ReplacingMergeTree whose sorting key ends in ``event_id``, so a redelivered event collapses
-  on merge;
+  on merge; ``sales`` also keeps a sale's sales units and pricing (migration 5);
 * dimensions fed from ``mrm.planning.v1``: ``plans`` + ``plan_approvals``, ``campaigns`` (full
   state, by ``version``), ``campaign_status`` (by ``version``), ``campaign_budgets`` (by
   ``occurred_at``, since ``budget.reallocated`` carries no version), ``kpi_targets``; the views
@@ -168,6 +168,25 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (4, "target monitor change log and marks", alerts.MIGRATION),
+    (
+        5,
+        "sales units and pricing of sales",
+        # Optional fields of sale.completed. Absent ones are stored as '' (list_price: NULL),
+        # as an absent campaign_id is, and rows written before this migration read the same.
+        tuple(
+            f"ALTER TABLE {{db}}.sales ADD COLUMN IF NOT EXISTS {column}"
+            for column in (
+                "partner_id LowCardinality(String) DEFAULT ''",
+                "rep_id LowCardinality(String) DEFAULT ''",
+                "region LowCardinality(String) DEFAULT ''",
+                "product_id LowCardinality(String) DEFAULT ''",
+                "brand LowCardinality(String) DEFAULT ''",
+                "list_price Nullable(Decimal(18, 2)) DEFAULT NULL",
+                "discount_reason String DEFAULT ''",
+                "sale_kind LowCardinality(String) DEFAULT ''",
+            )
+        ),
+    ),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 

@@ -60,7 +60,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "lead_events": f"{_META} lead_id campaign_id channel stage stage_rank customer_id "
         "expected_value",
         "sales": f"{_META} order_id customer_id campaign_id channel amount discount_amount "
-        "currency",
+        "currency partner_id rep_id region product_id brand list_price discount_reason sale_kind",
         "tasks": f"{_META} campaign_id stage_id status assignee comment",
         "plans": "plan_id name period_start period_end currency owner status updated_at event_id",
         "plan_approvals": "plan_id approved_by approved_at event_id",
@@ -97,8 +97,11 @@ def _lead(e: StoredEvent, d: LeadStageChanged) -> list[Row]:
 
 
 def _sale(e: StoredEvent, d: SaleCompleted) -> list[Row]:
-    values = (d.order_id, d.customer_id, d.campaign_id or "", d.channel or "")
-    return [("sales", (*_meta(e), *values, d.amount, d.discount_amount, d.currency))]
+    order = (d.order_id, d.customer_id, d.campaign_id or "", d.channel or "")
+    money = (d.amount, d.discount_amount, d.currency)
+    units = tuple(unit or "" for unit in (d.partner_id, d.rep_id, d.region, d.product_id, d.brand))
+    pricing = (d.list_price, d.discount_reason or "", d.sale_kind or "")
+    return [("sales", (*_meta(e), *order, *money, *units, *pricing))]
 
 
 def _task(e: StoredEvent, d: TaskStatusChanged) -> list[Row]:

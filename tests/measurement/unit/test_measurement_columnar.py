@@ -71,6 +71,16 @@ SALE = {
     "discount_amount": "0.00",
     "currency": "EUR",
 }
+SALE_UNITS = {
+    "partner_id": "partner-7",
+    "rep_id": "rep-42",
+    "region": "EMEA North",
+    "product_id": "sku-100",
+    "brand": "Acme Pro",
+    "list_price": "120.00",
+    "discount_reason": "spring promo",
+    "sale_kind": "sell_out",
+}
 TASK = {"campaign_id": "c-1", "stage_id": "s-1", "status": "done", "assignee": None, "comment": ""}
 BASE = {
     topics.SPEND: ("spend.recorded", SPEND),
@@ -107,6 +117,13 @@ CANONICAL = [
     case(topics.LEADS, data={"lead_id": "x" * 128}),
     case(topics.SALES),
     case(topics.SALES, data={"campaign_id": "c-1", "channel": "web", "discount_amount": "1.5"}),
+    # the optional sales units and pricing: all, some, explicitly null, at their bounds
+    case(topics.SALES, data=SALE_UNITS),
+    case(topics.SALES, data={"partner_id": "p-1", "sale_kind": "sell_in", "list_price": "100"}),
+    case(topics.SALES, data=dict.fromkeys(SALE_UNITS)),
+    case(topics.SALES, data={"list_price": "100.00", "discount_reason": "r" * 100}),
+    case(topics.SALES, data={"region": "é" * 200, "brand": "b" * 200, "rep_id": "r" * 128}),
+    case(topics.SALES, data={"amount": "0", "list_price": "0"}),
     case(topics.TASKS),
     case(topics.TASKS, data={"assignee": "ann", "comment": "ü" * 2000}),
     case(topics.TASKS, drop=("assignee", "comment")),
@@ -168,6 +185,21 @@ MALFORMED = [
     case(topics.LEADS, drop=("channel",)),
     case(topics.SALES, data={"discount_amount": None}),
     case(topics.SALES, drop=("customer_id",)),
+    case(topics.SALES, data={"list_price": "99.99"}),  # below amount (100.00)
+    case(topics.SALES, data={"amount": "0.01", "list_price": "0"}),
+    case(topics.SALES, data={"list_price": "-1.00"}),
+    case(topics.SALES, data={"list_price": "120.001"}),
+    case(topics.SALES, data={"partner_id": "p\x00-1"}),
+    case(topics.SALES, data={"partner_id": ""}),
+    case(topics.SALES, data={"rep_id": "r" * 129}),
+    case(topics.SALES, data={"product_id": 7}),
+    case(topics.SALES, data={"region": "r" * 201}),
+    case(topics.SALES, data={"brand": "Ac\x00me"}),
+    case(topics.SALES, data={"discount_reason": ""}),
+    case(topics.SALES, data={"discount_reason": "r" * 101}),
+    case(topics.SALES, data={"discount_reason": "pro\x00mo"}),
+    case(topics.SALES, data={"sale_kind": "resale"}),
+    case(topics.SALES, data={"sale_kind": "SELL_IN"}),
     case(topics.TASKS, data={"status": "DONE"}),
     case(topics.TASKS, data={"comment": "x" * 2001}),
     case(topics.SPEND, occurred_at="2027-03-10T24:00:00Z"),
@@ -209,6 +241,9 @@ UNUSUAL_BUT_VALID = [
     case(topics.AD_METRICS, data={"impressions": "100"}),
     # absent and null are the same to the batch parse: a null that may mean "absent" is declined
     case(topics.SALES, drop=("discount_amount", "campaign_id", "channel")),
+    case(topics.SALES, data={"partner_id": " p-1 ", "region": "EMEA\u3000"}),  # the models strip
+    case(topics.SALES, data={"list_price": 120}),
+    case(topics.SALES, data={"list_price": "100.0", "amount": "100"}),
     case(topics.SPEND, schema_version=DROP),
     case(topics.SPEND, data={"amount": "1e3"}),
     case(topics.LEADS, data={"stage": "lead"}, drop=("campaign_id", "customer_id")),
@@ -399,6 +434,32 @@ def test_other_currencies_are_left_to_the_domain() -> None:
     _, data = decode(eur.value, topic=topics.SPEND)
     converted = domain.in_campaign_currency(data, campaign_currency=None, fx=fx)
     assert (converted.amount, converted.currency) == (Decimal("13.75"), "USD")  # type: ignore[attr-defined]
+
+
+def test_a_sale_in_another_currency_converts_its_list_price_too() -> None:
+    doc = envelope("sale.completed", {**SALE, **SALE_UNITS, "amount": "99.99"})
+    _, data = decode(json.dumps(doc).encode(), topic=topics.SALES)
+    fx = FxRates(base="USD", rates={"EUR": Decimal("1.10")})
+    converted = domain.in_campaign_currency(data, campaign_currency=None, fx=fx)
+    assert converted.amount == Decimal("109.99") and converted.list_price == Decimal("132.00")  # type: ignore[attr-defined]
+    assert converted.currency == "USD"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"list_price": "99.99"}, "data.list_price: Value error, must not be less than amount"),
+        ({"partner_id": "p\x00"}, "data.partner_id: Value error, must not contain NUL"),
+        ({"region": "r" * 201}, "data.region: String should have at most 200 characters"),
+        ({"discount_reason": ""}, "data.discount_reason: String should have at least 1"),
+        ({"sale_kind": "resale"}, "data.sale_kind: Input should be 'sell_in' or 'sell_out'"),
+    ],
+)
+def test_the_dlq_reason_names_the_sale_field(changes: dict[str, Any], reason: str) -> None:
+    doc = envelope("sale.completed", {**SALE, **changes})
+    with pytest.raises(EventRejected) as rejected:
+        decode(json.dumps(doc).encode(), topic=topics.SALES)
+    assert rejected.value.reason.startswith(reason)
 
 
 def test_a_batch_entirely_in_another_currency_leaves_no_table() -> None:
