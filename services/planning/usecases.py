@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from services.planning import budget, domain, store
+from services.planning import approvals, budget, domain, store
 from services.planning.budget import LineFacts
 from services.planning.domain import BUDGET_ROLES, CampaignFacts, PlanFacts
 from services.planning.store import Store
 from shared.auth import Principal
 from shared.errors import DomainError, Forbidden, NotFound
 from shared.events.kpi import BudgetReallocationProposed
-from shared.events.planning import BudgetLineRemoved
+from shared.events.planning import (
+    BudgetLineRemoved,
+    CampaignChangeDecided,
+    CampaignChangeRequested,
+)
 from shared.kpis import Direction
 from shared.money import CurrencyNotConvertible, FxRates, cents
 
@@ -45,6 +50,7 @@ def create_plan(
     period_end: dt.date,
     currency: str,
     owner: str,
+    principal: Principal,
     budget: Decimal | None = None,
 ) -> str:
     """Create a draft plan (``budget``: its cap, None = none); returns its id."""
@@ -71,6 +77,14 @@ def create_plan(
                 budget=budget,
             )
         )
+        uow.audit(
+            entity_type="plan",
+            entity_id=facts.plan_id,
+            plan_id=facts.plan_id,
+            action="created",
+            actor=principal,
+            after=facts,
+        )
         uow.publish(events)
     return facts.plan_id
 
@@ -81,13 +95,22 @@ def update_plan(
     """Change a plan's name, owner or budget cap."""
     with db.unit_of_work() as uow:
         plan = _plan(uow, plan_id)
+        before = store.plan_facts(plan)
         after, events = domain.update_plan(
-            store.plan_facts(plan),
-            store.budget_of(session=uow.session, plan=plan),
-            changes,
-            role=principal.role,
+            before, store.budget_of(session=uow.session, plan=plan), changes, role=principal.role
         )
+        if not events:
+            return
         plan.name, plan.owner, plan.budget = after.name, after.owner, after.budget
+        uow.audit(
+            entity_type="plan",
+            entity_id=plan_id,
+            plan_id=plan_id,
+            action="updated",
+            actor=principal,
+            before=before,
+            after=after,
+        )
         uow.publish(events)
 
 
@@ -99,14 +122,26 @@ def approve_plan(*, db: Store, plan_id: str, principal: Principal) -> None:
             store.campaign_facts(c)
             for c in store.list_campaigns(session=uow.session, plan_id=plan_id)
         ]
-        _, changed, events = domain.approve_plan(
-            store.plan_facts(plan), campaigns, approved_by=principal.subject
+        before = store.plan_facts(plan)
+        approved, changed, events = domain.approve_plan(
+            before, campaigns, approved_by=principal.subject
         )
         plan.status = "approved"
         plan.approved_by = principal.subject
         plan.approved_at = dt.datetime.now(dt.UTC)
+        uow.audit(
+            entity_type="plan",
+            entity_id=plan_id,
+            plan_id=plan_id,
+            action="approved",
+            actor=principal,
+            before=before,
+            after=approved,
+        )
+        was = {campaign.campaign_id: campaign for campaign in campaigns}
         for facts in changed:
             store.save_campaign(session=uow.session, facts=facts)
+            _audit_campaign(uow, principal, "approved", was[facts.campaign_id], facts)
         uow.publish(events)
 
 
@@ -122,10 +157,11 @@ def plan_campaign(
     start_date: dt.date,
     end_date: dt.date,
     gross_margin: Decimal,
+    principal: Principal,
     line_id: str | None = None,
 ) -> str:
-    """Add a campaign with its budget to a plan, drawing from ``line_id`` (None = from the
-    plan itself); returns its id."""
+    """Add a draft campaign with its budget to a plan, drawing from ``line_id`` (None = from
+    the plan itself); returns its id."""
     with db.unit_of_work() as uow:
         plan_row = _plan(uow, plan_id)
         plan = store.plan_facts(plan_row)
@@ -141,33 +177,204 @@ def plan_campaign(
             start_date=start_date,
             end_date=end_date,
             gross_margin=gross_margin,
-            status="approved" if plan.status == "approved" else "draft",
+            status="draft",
             line_id=line_id,
         )
         events = domain.plan_campaign(
             plan, store.budget_of(session=uow.session, plan=plan_row), facts
         )
         store.save_campaign(session=uow.session, facts=facts)
+        _audit_campaign(uow, principal, "created", None, facts)
         uow.publish(events)
     return facts.campaign_id
 
 
 def update_campaign(
     *, db: Store, campaign_id: str, changes: dict[str, object], principal: Principal
-) -> None:
-    """Change a campaign's attributes, budget or status."""
+) -> str | None:
+    """Change a campaign's attributes, budget or status. The budget, line or dates of an
+    approved campaign changed by someone other than a CMO or admin wait as a change request
+    (checked now, and again when decided; a newer one supersedes it); returns its id, if any."""
     with db.unit_of_work() as uow:
         row = _campaign(uow, campaign_id)
         plan_row = _plan(uow, row.plan_id)
+        plan, before = store.plan_facts(plan_row), store.campaign_facts(row)
+        plan_budget = store.budget_of(session=uow.session, plan=plan_row)
+        changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
+        direct, requested = approvals.split_changes(before.status, changes, role=principal.role)
+        after, events = domain.update_campaign(
+            plan, plan_budget, before, direct, role=principal.role, changed_by=principal.subject
+        )
+        if events:
+            store.save_campaign(session=uow.session, facts=after)
+            action = after.status if set(direct) == {"status"} else "updated"
+            _audit_campaign(uow, principal, action, before, after)
+        request_id = None
+        if requested:
+            # the request must make sense now: checked as if a CMO applied it at once
+            domain.update_campaign(plan, plan_budget, after, requested, role="cmo")
+            request_id = _open_change_request(uow, principal, after, requested)
+        uow.publish(events)
+    return request_id
+
+
+def _open_change_request(
+    uow: store.UnitOfWork,
+    principal: Principal,
+    campaign: CampaignFacts,
+    requested: dict[str, object],
+) -> str:
+    for older in store.open_change_requests(session=uow.session, campaign_id=campaign.campaign_id):
+        _close_request(uow, principal, older, decision="superseded", reason=None)
+    request = store.ChangeRequest(
+        id=str(uuid.uuid4()),
+        campaign_id=campaign.campaign_id,
+        plan_id=campaign.plan_id,
+        changes=json.dumps(approvals.as_text(requested), sort_keys=True),
+        requested_by=principal.subject,
+        requested_at=dt.datetime.now(dt.UTC),
+        status="open",
+    )
+    uow.session.add(request)
+    uow.audit(
+        entity_type="change_request",
+        entity_id=request.id,
+        plan_id=campaign.plan_id,
+        action="requested",
+        actor=principal,
+        before={key: getattr(campaign, key) for key in requested},
+        after=approvals.as_text(requested),
+    )
+    uow.audit(
+        entity_type="campaign",
+        entity_id=campaign.campaign_id,
+        plan_id=campaign.plan_id,
+        action="change_requested",
+        actor=principal,
+        after=approvals.as_text(requested),
+    )
+    uow.publish(
+        [
+            CampaignChangeRequested(
+                request_id=request.id,
+                campaign_id=campaign.campaign_id,
+                plan_id=campaign.plan_id,
+                changes=approvals.as_text(requested),
+                requested_by=principal.subject,
+            )
+        ]
+    )
+    return request.id
+
+
+def _close_request(
+    uow: store.UnitOfWork,
+    principal: Principal,
+    request: store.ChangeRequest,
+    *,
+    decision: str,
+    reason: str | None,
+) -> None:
+    request.status = decision
+    request.decided_by = principal.subject
+    request.decided_at = dt.datetime.now(dt.UTC)
+    request.reason = reason
+    uow.audit(
+        entity_type="change_request",
+        entity_id=request.id,
+        plan_id=request.plan_id,
+        action=decision,
+        actor=principal,
+        reason=reason,
+    )
+    uow.publish(
+        [
+            CampaignChangeDecided(
+                request_id=request.id,
+                campaign_id=request.campaign_id,
+                plan_id=request.plan_id,
+                decision=decision,  # type: ignore[arg-type]
+                decided_by=principal.subject,
+                reason=reason,
+            )
+        ]
+    )
+
+
+def decide_change_request(
+    *, db: Store, request_id: str, accept: bool, reason: str | None, principal: Principal
+) -> str:
+    """Accept (apply, checked against today's budget) or reject an open change request (cmo,
+    admin); returns the campaign's id."""
+    if principal.role not in approvals.APPROVER_ROLES:
+        raise Forbidden("only cmo or admin decide change requests")
+    with db.unit_of_work() as uow:
+        request = uow.session.get(store.ChangeRequest, request_id)
+        if request is None:
+            raise NotFound("change request", request_id)
+        if request.status != "open":
+            raise DomainError(
+                f"the change request is {request.status}", field="request_id", status_code=409
+            )
+        if not accept:
+            if not (reason and reason.strip()):
+                raise DomainError("a rejection needs a reason", field="reason", status_code=422)
+            _close_request(uow, principal, request, decision="rejected", reason=reason)
+            return request.campaign_id
+        row = _campaign(uow, request.campaign_id)
+        plan_row = _plan(uow, row.plan_id)
+        before = store.campaign_facts(row)
         after, events = domain.update_campaign(
             store.plan_facts(plan_row),
             store.budget_of(session=uow.session, plan=plan_row),
-            store.campaign_facts(row),
-            changes,
+            before,
+            approvals.from_text(json.loads(request.changes)),
             role=principal.role,
+            changed_by=principal.subject,
         )
         store.save_campaign(session=uow.session, facts=after)
+        _audit_campaign(uow, principal, "updated", before, after)
+        _close_request(uow, principal, request, decision="accepted", reason=reason)
         uow.publish(events)
+        return request.campaign_id
+
+
+def change_status(
+    *, db: Store, campaign_id: str, status: str, reason: str | None, principal: Principal
+) -> None:
+    """Submit, approve, reject (with a reason), start, pause, complete or cancel a campaign."""
+    with db.unit_of_work() as uow:
+        row = _campaign(uow, campaign_id)
+        before = store.campaign_facts(row)
+        after, events = domain.change_status(
+            before, status=status, role=principal.role, changed_by=principal.subject, reason=reason
+        )
+        if not events:
+            return
+        store.save_campaign(session=uow.session, facts=after)
+        _audit_campaign(uow, principal, status, before, after, reason=reason)
+        uow.publish(events)
+
+
+def _audit_campaign(
+    uow: store.UnitOfWork,
+    principal: Principal,
+    action: str,
+    before: CampaignFacts | None,
+    after: CampaignFacts,
+    *,
+    reason: str | None = None,
+) -> None:
+    uow.audit(
+        entity_type="campaign",
+        entity_id=after.campaign_id,
+        plan_id=after.plan_id,
+        action=action,
+        actor=principal,
+        before=before.state() if before else None,
+        after=after.state(),
+        reason=reason,
+    )
 
 
 def schedule_stage(
@@ -178,6 +385,7 @@ def schedule_stage(
     deadline: dt.datetime,
     starts_at: dt.datetime | None,
     assignee: str | None,
+    principal: Principal,
 ) -> str:
     """Schedule a stage of a campaign; returns its id."""
     stage_id = str(uuid.uuid4())
@@ -202,6 +410,14 @@ def schedule_stage(
                 version=1,
             )
         )
+        uow.audit(
+            entity_type="stage",
+            entity_id=stage_id,
+            plan_id=campaign.plan_id,
+            action="scheduled",
+            actor=principal,
+            after=events[0].model_dump(mode="json"),
+        )
         uow.publish(events)
     return stage_id
 
@@ -215,6 +431,7 @@ def set_kpi_target(
     direction: Direction | None,
     weight: Decimal,
     tolerance: Decimal,
+    principal: Principal,
 ) -> str:
     """Set (or replace) a campaign's target for one KPI; returns the target id."""
     with db.unit_of_work() as uow:
@@ -230,9 +447,19 @@ def set_kpi_target(
             weight=weight,
             tolerance=tolerance,
         )
+        before = None if row is None else store.target_event(row).model_dump(mode="json")
         if row is None:
             row = store.KpiTarget(id=target_id, campaign_id=campaign_id, kpi=kpi)
             uow.session.add(row)
+        uow.audit(
+            entity_type="kpi_target",
+            entity_id=target_id,
+            plan_id=campaign.plan_id,
+            action="set",
+            actor=principal,
+            before=before,
+            after=events[0].model_dump(mode="json"),
+        )
         row.target = target
         row.direction = events[0].direction  # type: ignore[attr-defined]
         row.weight = weight
@@ -315,6 +542,17 @@ def reallocate_budget(
                 proposal_event_id=proposal_id,
             )
         )
+        uow.audit(
+            entity_type="reallocation",
+            entity_id=reallocation_id,
+            plan_id=source.plan_id,
+            action="proposal_accepted" if proposal_id else "moved",
+            actor=principal,
+            after=events[0].model_dump(mode="json"),
+            reason=reason,
+        )
+        _audit_campaign(uow, principal, "reallocated", source, source_after)
+        _audit_campaign(uow, principal, "reallocated", destination, destination_after)
         uow.publish(events)
     return reallocation_id
 
@@ -388,6 +626,26 @@ def _check_budget_role(plan: store.Plan, principal: Principal) -> None:
         raise Forbidden("only cmo or admin change the budget lines of an approved plan")
 
 
+def _audit_line(
+    uow: store.UnitOfWork,
+    principal: Principal,
+    action: str,
+    before: LineFacts | None,
+    after: LineFacts | None,
+) -> None:
+    line = after or before
+    assert line is not None
+    uow.audit(
+        entity_type="budget_line",
+        entity_id=line.line_id,
+        plan_id=line.plan_id,
+        action=action,
+        actor=principal,
+        before=before,
+        after=after,
+    )
+
+
 def _line(uow: store.UnitOfWork, line_id: str) -> store.BudgetLine:
     line = store.get_line(session=uow.session, line_id=line_id)
     if line is None:
@@ -406,6 +664,7 @@ def add_line(
         facts = LineFacts(line_id=line_id, plan_id=plan_id, **attributes)  # type: ignore[arg-type]
         budget.check_line(store.budget_of(session=uow.session, plan=plan), facts)
         store.save_line(session=uow.session, facts=facts)
+        _audit_line(uow, principal, "created", None, facts)
         uow.publish([budget.line_event(facts, currency=plan.currency)])
     return line_id
 
@@ -425,6 +684,7 @@ def update_line(
         after = replace(before, **changes, version=before.version + 1)  # type: ignore[arg-type]
         budget.check_line(store.budget_of(session=uow.session, plan=plan), after)
         store.save_line(session=uow.session, facts=after)
+        _audit_line(uow, principal, "updated", before, after)
         uow.publish([budget.line_event(after, currency=plan.currency)])
 
 
@@ -435,6 +695,7 @@ def remove_line(*, db: Store, line_id: str, principal: Principal) -> None:
         plan = _plan(uow, row.plan_id)
         _check_budget_role(plan, principal)
         budget.check_removal(store.budget_of(session=uow.session, plan=plan), line_id)
+        _audit_line(uow, principal, "removed", store.line_facts(row), None)
         uow.session.delete(row)
         uow.publish([BudgetLineRemoved(line_id=line_id, plan_id=plan.id)])
 

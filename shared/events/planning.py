@@ -30,7 +30,9 @@ from shared.events.envelope import (
 )
 
 PlanStatus = Literal["draft", "approved"]
-CampaignStatus = Literal["draft", "approved", "active", "paused", "completed", "cancelled"]
+CampaignStatus = Literal[
+    "draft", "submitted", "approved", "rejected", "active", "paused", "completed", "cancelled"
+]
 KpiDirection = Literal["higher_is_better", "lower_is_better"]
 
 
@@ -116,6 +118,37 @@ class CampaignStatusChanged(_PlanningEvent):
     status: CampaignStatus
     previous_status: CampaignStatus
     version: Version
+    changed_by: Identifier | None = None
+    reason: Text | None = None
+    """Why (given with a rejection)."""
+
+
+class CampaignChangeRequested(_PlanningEvent):
+    """A change to an approved campaign's budget, line or dates awaits a CMO or admin; the
+    approved values stand meanwhile. ``changes`` holds the requested values as text."""
+
+    event_type = "campaign.change_requested"
+    key_field = "campaign_id"
+
+    request_id: Identifier
+    campaign_id: Identifier
+    plan_id: Identifier
+    changes: dict[Identifier, Text | None]
+    requested_by: Identifier
+
+
+class CampaignChangeDecided(_PlanningEvent):
+    """A change request was accepted (a ``campaign.updated`` follows) or rejected."""
+
+    event_type = "campaign.change_decided"
+    key_field = "campaign_id"
+
+    request_id: Identifier
+    campaign_id: Identifier
+    plan_id: Identifier
+    decision: Literal["accepted", "rejected", "superseded"]
+    decided_by: Identifier
+    reason: Text | None = None
 
 
 class StageScheduled(_PlanningEvent):
@@ -246,6 +279,8 @@ PLANNING_EVENTS: tuple[type[EventData], ...] = (
     CampaignPlanned,
     CampaignUpdated,
     CampaignStatusChanged,
+    CampaignChangeRequested,
+    CampaignChangeDecided,
     StageScheduled,
     BudgetAllocated,
     BudgetLineSet,
