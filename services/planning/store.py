@@ -304,6 +304,8 @@ class Store:
 
     def create_schema(self) -> None:
         """Create planning's tables if they do not exist; widen older numeric columns."""
+        from services.planning import sales_store  # noqa: F401 - its tables join Base.metadata
+
         create_tables(self.engine, Base.metadata)
         if self.engine.dialect.name == "postgresql":
             self._widen_numeric_columns()

@@ -244,21 +244,71 @@ class KpiTargetSet(_PlanningEvent):
     tolerance: Annotated[Share, Field(lt=1)] = Decimal("0.05")
 
 
+SalesUnitKind = Literal["company", "region", "division", "rep", "partner"]
+
+
+class SalesUnitSet(_PlanningEvent):
+    """A unit of the sales-target tree (company → region or division → sales rep or trade
+    partner) was created or changed. ``code`` is the id sale events carry for it (their
+    ``partner_id``, ``rep_id`` or ``region``)."""
+
+    event_type = "sales_unit.set"
+    key_field = "unit_id"
+
+    unit_id: Identifier
+    parent_id: Identifier | None = None
+    kind: SalesUnitKind
+    name: Name
+    owner: Identifier
+    code: Identifier | None = None
+
+
 class SalesTargetSet(_PlanningEvent):
-    """A sales target for a node of the HQ → division → rep cascade."""
+    """A unit's sales target for a month or quarter (and a brand, or all brands) was set."""
 
     event_type = "sales_target.set"
-    key_field = "target_id"
+    key_field = "unit_id"
 
     target_id: Identifier
-    plan_id: Identifier
-    parent_id: Identifier | None = None
-    level: Literal["hq", "division", "rep"]
-    owner: Identifier
-    amount: Money
-    currency: Currency
+    unit_id: Identifier
+    period: Identifier
+    """``YYYY-MM`` or ``YYYY-Qn``."""
     period_start: Date
     period_end: Date
+    brand: Name | None = None
+    amount: Money
+    currency: Currency
+    set_by: Identifier
+    version: Version = 1
+
+
+class SalesTargetProposed(_PlanningEvent):
+    """A unit's owner proposed another figure for its target (bottom-up), with a comment."""
+
+    event_type = "sales_target.proposed"
+    key_field = "unit_id"
+
+    proposal_id: Identifier
+    target_id: Identifier
+    unit_id: Identifier
+    amount: Money
+    comment: Text | None = None
+    proposed_by: Identifier
+
+
+class SalesTargetProposalDecided(_PlanningEvent):
+    """The parent unit's owner accepted (a ``sales_target.set`` follows) or rejected a
+    proposed figure."""
+
+    event_type = "sales_target.proposal_decided"
+    key_field = "unit_id"
+
+    proposal_id: Identifier
+    target_id: Identifier
+    unit_id: Identifier
+    decision: Literal["accepted", "rejected"]
+    decided_by: Identifier
+    reason: Text | None = None
 
 
 class DiscountLimitSet(_PlanningEvent):
@@ -287,6 +337,9 @@ PLANNING_EVENTS: tuple[type[EventData], ...] = (
     BudgetLineRemoved,
     BudgetReallocated,
     KpiTargetSet,
+    SalesUnitSet,
     SalesTargetSet,
+    SalesTargetProposed,
+    SalesTargetProposalDecided,
     DiscountLimitSet,
 )

@@ -475,6 +475,21 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
             {"reason": "r"},
             {"admin", "cmo"},
         ),
+        ("POST", "/api/v1/sales-units"): (
+            {"name": "U", "kind": "company", "owner": "o"},
+            {"admin", "cmo"},
+        ),
+        ("POST", "/api/v1/sales-targets"): (
+            {"unit_id": "{region}", "period": "2027-Q1", "amount": "10"},
+            {"admin", "cmo"},
+        ),
+        ("POST", "/api/v1/sales-targets/{target_id}/split"): ({"method": "even"}, {"admin", "cmo"}),
+        ("POST", "/api/v1/sales-targets/{target_id}/proposals"): ({"amount": "5"}, {"executor"}),
+        ("POST", "/api/v1/sales-target-proposals/{proposal_id}/accept"): (None, {"admin", "cmo"}),
+        ("POST", "/api/v1/sales-target-proposals/{proposal_id}/reject"): (
+            {"reason": "r"},
+            {"admin", "cmo"},
+        ),
         ("POST", "/api/v1/plans/{plan_id}/approve"): ({}, {"admin", "cmo"}),
     }
     mutating = {
@@ -516,7 +531,38 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
         )
         assert opened.status_code == 202, opened.text
         requests_of[name] = opened.json()["change_requests"][0]["request_id"]
+
+    # the sales routes: a rep owned by the executor, under a region owned by someone else
+    def unit_of(body: dict[str, Any]) -> str:
+        return client.post("/api/v1/sales-units", json=body, headers=auth("cmo")).json()["unit_id"]
+
+    company = unit_of({"name": f"Co {unique_id}", "kind": "company", "owner": "o"})
+    region = unit_of({"name": "R", "kind": "region", "owner": "o", "parent_id": company})
+    unit_of({"name": "Rep", "kind": "rep", "owner": subject("executor"), "parent_id": region})
+    region_target = client.post(
+        "/api/v1/sales-targets",
+        json={"unit_id": region, "period": "2027-Q2", "amount": "100"},
+        headers=auth("cmo"),
+    ).json()["target_id"]
+    [rep_target] = client.post(
+        f"/api/v1/sales-targets/{region_target}/split",
+        json={"method": "even"},
+        headers=auth("cmo"),
+    ).json()
+    proposals = [
+        client.post(
+            f"/api/v1/sales-targets/{rep_target['target_id']}/proposals",
+            json={"amount": "50"},
+            headers=auth("executor"),
+        ).json()["proposal_id"]
+        for _ in range(2)
+    ]
+    requests[("POST", "/api/v1/sales-targets")][0]["unit_id"] = region  # type: ignore[index]
     override = {
+        "/api/v1/sales-targets/{target_id}/split": {"target_id": region_target},
+        "/api/v1/sales-targets/{target_id}/proposals": {"target_id": rep_target["target_id"]},
+        "/api/v1/sales-target-proposals/{proposal_id}/accept": {"proposal_id": proposals[0]},
+        "/api/v1/sales-target-proposals/{proposal_id}/reject": {"proposal_id": proposals[1]},
         "/api/v1/campaigns/{campaign_id}/submit": {"campaign_id": drafts["submit"]},
         "/api/v1/campaigns/{campaign_id}/approve": {"campaign_id": drafts["approve"]},
         "/api/v1/campaigns/{campaign_id}/reject": {"campaign_id": drafts["reject"]},
