@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-from services.planning import store, usecases
+from services.planning import budget_usecases, store, usecases
 from services.planning.store import Store
 from shared.auth import APPROVERS, PLANNERS, READERS, Principal, require
-from shared.errors import NotFound
+from shared.errors import DomainError, NotFound
 from shared.events.envelope import (
     Channel,
     Currency,
@@ -125,12 +125,16 @@ class KpiTargetIn(StrictBody):
 
 
 class ReallocationIn(StrictBody):
-    """A budget move between two campaigns of one plan. Accepting a measurement proposal
-    (``proposal_id``) takes its campaigns, amount and reason unless given; a different amount
-    may be given, different campaigns may not."""
+    """A budget move between two campaigns, or two budget lines, of one plan. A campaign gives
+    at most its unspent budget (budget − actual spend), a line its unspent money that no
+    sub-line or campaign holds. Accepting a measurement proposal (``proposal_id``) takes its
+    campaigns, amount and reason unless given; a different amount may be given, different
+    campaigns may not."""
 
     from_campaign_id: Identifier | None = None
     to_campaign_id: Identifier | None = None
+    from_line_id: Identifier | None = None
+    to_line_id: Identifier | None = None
     amount: Money | None = None
     reason: Text | None = None
     proposal_id: Identifier | None = None
@@ -469,7 +473,35 @@ def set_kpi_target(
 
 
 @router.post("/budget-reallocations", status_code=status.HTTP_201_CREATED, response_model=Created)
-def reallocate(body: ReallocationIn, db: DB, principal: Approver) -> Created:
-    """Move budget between campaigns of one plan (cmo, admin)."""
-    reallocation_id = usecases.reallocate_budget(db=db, principal=principal, **body.model_dump())
+def reallocate(body: ReallocationIn, db: DB, principal: Approver, request: Request) -> Created:
+    """Move budget between campaigns or budget lines of one plan (cmo, admin)."""
+    fx = request.app.state.fx
+    moves = body.model_dump()
+    lines = {key: moves.pop(key) for key in ("from_line_id", "to_line_id")}
+    if not any(lines.values()):
+        reallocation_id = budget_usecases.reallocate_budget(
+            db=db, principal=principal, fx=fx, **moves
+        )
+        return Created(id=reallocation_id)
+    for name in ("from_campaign_id", "to_campaign_id", "proposal_id"):
+        if moves[name] is not None:
+            raise DomainError(
+                "a move is between campaigns or between lines, not both",
+                field=name,
+                status_code=422,
+            )
+    for name, value in (*lines.items(), ("amount", moves["amount"])):
+        if value is None:
+            raise DomainError(
+                f"{name} is required for a move between lines", field=name, status_code=422
+            )
+    reallocation_id = budget_usecases.move_between_lines(
+        db=db,
+        amount=moves["amount"],
+        reason=moves["reason"],
+        principal=principal,
+        fx=fx,
+        today=dt.datetime.now(dt.UTC).date(),
+        **lines,
+    )
     return Created(id=reallocation_id)

@@ -157,7 +157,8 @@ class KpiTarget(Base):
 
 
 class BudgetReallocation(Base):
-    """A budget move between two campaigns of a plan (by hand or from a proposal)."""
+    """A budget move between two campaigns or two budget lines of a plan (by hand or from a
+    proposal)."""
 
     __tablename__ = "planning_budget_reallocations"
 
@@ -170,6 +171,9 @@ class BudgetReallocation(Base):
     requested_by: Mapped[str] = mapped_column(String(128))
     proposal_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # a move between budget lines names them here (its campaign ids are then empty)
+    from_line_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    to_line_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ReallocationProposal(Base):
@@ -666,5 +670,16 @@ def list_change_requests(*, session: Session, campaign_id: str) -> list[ChangeRe
             select(ChangeRequest)
             .where(ChangeRequest.campaign_id == campaign_id)
             .order_by(ChangeRequest.requested_at.desc(), ChangeRequest.id)
+        )
+    )
+
+
+def list_reallocations(*, session: Session, plan_id: str) -> list[BudgetReallocation]:
+    """The budget moves of a plan, newest first."""
+    return list(
+        session.scalars(
+            select(BudgetReallocation)
+            .where(BudgetReallocation.plan_id == plan_id)
+            .order_by(BudgetReallocation.created_at.desc(), BudgetReallocation.id)
         )
     )

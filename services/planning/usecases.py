@@ -5,35 +5,33 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from services.planning import approvals, budget, domain, store
-from services.planning.budget import LineFacts
-from services.planning.domain import BUDGET_ROLES, CampaignFacts, PlanFacts
+from services.planning.domain import CampaignFacts, PlanFacts
 from services.planning.store import Store
 from shared.auth import Principal
 from shared.errors import DomainError, Forbidden, NotFound
-from shared.events.kpi import BudgetReallocationProposed
 from shared.events.planning import (
-    BudgetLineRemoved,
     CampaignChangeDecided,
     CampaignChangeRequested,
 )
 from shared.kpis import Direction
-from shared.money import CurrencyNotConvertible, FxRates, cents
 
 
-def _plan(uow: store.UnitOfWork, plan_id: str) -> store.Plan:
+def load_plan(uow: store.UnitOfWork, plan_id: str) -> store.Plan:
+    """The plan's row in this unit of work (404 if unknown)."""
     plan = store.get_plan(session=uow.session, plan_id=plan_id)
     if plan is None:
         raise NotFound("plan", plan_id)
     return plan
 
 
-def _campaign(
+def load_campaign(
     uow: store.UnitOfWork, campaign_id: str, *, field: str | None = None
 ) -> store.Campaign:
+    """The campaign's row in this unit of work (404 if unknown; a 422 naming ``field`` when
+    the id came in a request body)."""
     campaign = store.get_campaign(session=uow.session, campaign_id=campaign_id)
     if campaign is None:
         if field:
@@ -94,7 +92,7 @@ def update_plan(
 ) -> None:
     """Change a plan's name, owner or budget cap."""
     with db.unit_of_work() as uow:
-        plan = _plan(uow, plan_id)
+        plan = load_plan(uow, plan_id)
         before = store.plan_facts(plan)
         after, events = domain.update_plan(
             before, store.budget_of(session=uow.session, plan=plan), changes, role=principal.role
@@ -117,7 +115,7 @@ def update_plan(
 def approve_plan(*, db: Store, plan_id: str, principal: Principal) -> None:
     """Approve a plan (and its draft campaigns)."""
     with db.unit_of_work() as uow:
-        plan = _plan(uow, plan_id)
+        plan = load_plan(uow, plan_id)
         campaigns = [
             store.campaign_facts(c)
             for c in store.list_campaigns(session=uow.session, plan_id=plan_id)
@@ -141,7 +139,7 @@ def approve_plan(*, db: Store, plan_id: str, principal: Principal) -> None:
         was = {campaign.campaign_id: campaign for campaign in campaigns}
         for facts in changed:
             store.save_campaign(session=uow.session, facts=facts)
-            _audit_campaign(uow, principal, "approved", was[facts.campaign_id], facts)
+            audit_campaign(uow, principal, "approved", was[facts.campaign_id], facts)
         uow.publish(events)
 
 
@@ -163,7 +161,7 @@ def plan_campaign(
     """Add a draft campaign with its budget to a plan, drawing from ``line_id`` (None = from
     the plan itself); returns its id."""
     with db.unit_of_work() as uow:
-        plan_row = _plan(uow, plan_id)
+        plan_row = load_plan(uow, plan_id)
         plan = store.plan_facts(plan_row)
         facts = CampaignFacts(
             campaign_id=str(uuid.uuid4()),
@@ -184,7 +182,7 @@ def plan_campaign(
             plan, store.budget_of(session=uow.session, plan=plan_row), facts
         )
         store.save_campaign(session=uow.session, facts=facts)
-        _audit_campaign(uow, principal, "created", None, facts)
+        audit_campaign(uow, principal, "created", None, facts)
         uow.publish(events)
     return facts.campaign_id
 
@@ -196,8 +194,8 @@ def update_campaign(
     approved campaign changed by someone other than a CMO or admin wait as a change request
     (checked now, and again when decided; a newer one supersedes it); returns its id, if any."""
     with db.unit_of_work() as uow:
-        row = _campaign(uow, campaign_id)
-        plan_row = _plan(uow, row.plan_id)
+        row = load_campaign(uow, campaign_id)
+        plan_row = load_plan(uow, row.plan_id)
         plan, before = store.plan_facts(plan_row), store.campaign_facts(row)
         plan_budget = store.budget_of(session=uow.session, plan=plan_row)
         changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
@@ -208,7 +206,7 @@ def update_campaign(
         if events:
             store.save_campaign(session=uow.session, facts=after)
             action = after.status if set(direct) == {"status"} else "updated"
-            _audit_campaign(uow, principal, action, before, after)
+            audit_campaign(uow, principal, action, before, after)
         request_id = None
         if requested:
             # the request must make sense now: checked as if a CMO applied it at once
@@ -321,8 +319,8 @@ def decide_change_request(
                 raise DomainError("a rejection needs a reason", field="reason", status_code=422)
             _close_request(uow, principal, request, decision="rejected", reason=reason)
             return request.campaign_id
-        row = _campaign(uow, request.campaign_id)
-        plan_row = _plan(uow, row.plan_id)
+        row = load_campaign(uow, request.campaign_id)
+        plan_row = load_plan(uow, row.plan_id)
         before = store.campaign_facts(row)
         after, events = domain.update_campaign(
             store.plan_facts(plan_row),
@@ -333,7 +331,7 @@ def decide_change_request(
             changed_by=principal.subject,
         )
         store.save_campaign(session=uow.session, facts=after)
-        _audit_campaign(uow, principal, "updated", before, after)
+        audit_campaign(uow, principal, "updated", before, after)
         _close_request(uow, principal, request, decision="accepted", reason=reason)
         uow.publish(events)
         return request.campaign_id
@@ -344,7 +342,7 @@ def change_status(
 ) -> None:
     """Submit, approve, reject (with a reason), start, pause, complete or cancel a campaign."""
     with db.unit_of_work() as uow:
-        row = _campaign(uow, campaign_id)
+        row = load_campaign(uow, campaign_id)
         before = store.campaign_facts(row)
         after, events = domain.change_status(
             before, status=status, role=principal.role, changed_by=principal.subject, reason=reason
@@ -352,11 +350,11 @@ def change_status(
         if not events:
             return
         store.save_campaign(session=uow.session, facts=after)
-        _audit_campaign(uow, principal, status, before, after, reason=reason)
+        audit_campaign(uow, principal, status, before, after, reason=reason)
         uow.publish(events)
 
 
-def _audit_campaign(
+def audit_campaign(
     uow: store.UnitOfWork,
     principal: Principal,
     action: str,
@@ -365,6 +363,7 @@ def _audit_campaign(
     *,
     reason: str | None = None,
 ) -> None:
+    """Record a campaign's change in the audit log (its state before and after)."""
     uow.audit(
         entity_type="campaign",
         entity_id=after.campaign_id,
@@ -390,7 +389,7 @@ def schedule_stage(
     """Schedule a stage of a campaign; returns its id."""
     stage_id = str(uuid.uuid4())
     with db.unit_of_work() as uow:
-        campaign = store.campaign_facts(_campaign(uow, campaign_id))
+        campaign = store.campaign_facts(load_campaign(uow, campaign_id))
         events = domain.schedule_stage(
             campaign,
             stage_id=stage_id,
@@ -435,7 +434,7 @@ def set_kpi_target(
 ) -> str:
     """Set (or replace) a campaign's target for one KPI; returns the target id."""
     with db.unit_of_work() as uow:
-        campaign = store.campaign_facts(_campaign(uow, campaign_id))
+        campaign = store.campaign_facts(load_campaign(uow, campaign_id))
         row = store.find_target(session=uow.session, campaign_id=campaign_id, kpi=kpi)
         target_id = row.id if row is not None else str(uuid.uuid4())
         events = domain.set_kpi_target(
@@ -466,121 +465,6 @@ def set_kpi_target(
         row.tolerance = tolerance
         uow.publish(events)
     return target_id
-
-
-def reallocate_budget(
-    *,
-    db: Store,
-    from_campaign_id: str | None,
-    to_campaign_id: str | None,
-    amount: Decimal | None,
-    reason: str | None,
-    principal: Principal,
-    proposal_id: str | None = None,
-) -> str:
-    """Move budget between two campaigns of a plan, by hand or by accepting an open proposal
-    (whose campaigns, amount and reason fill what is not given); returns the reallocation id."""
-    reallocation_id = str(uuid.uuid4())
-    with db.unit_of_work() as uow:
-        if proposal_id is not None:
-            proposal = uow.session.get(store.ReallocationProposal, proposal_id)
-            if proposal is None or proposal.status != "open":
-                raise DomainError(
-                    f"no open proposal {proposal_id!r}", field="proposal_id", status_code=422
-                )
-            for name, given, proposed in (
-                ("from_campaign_id", from_campaign_id, proposal.from_campaign_id),
-                ("to_campaign_id", to_campaign_id, proposal.to_campaign_id),
-            ):
-                if given is not None and given != proposed:
-                    raise DomainError(
-                        f"proposal {proposal_id!r} moves budget {name.split('_')[0]} campaign"
-                        f" {proposed!r}, not {given!r}",
-                        field=name,
-                        status_code=422,
-                    )
-            from_campaign_id, to_campaign_id = proposal.from_campaign_id, proposal.to_campaign_id
-            amount = proposal.amount if amount is None else amount
-            reason = proposal.reason if reason is None else reason
-            proposal.status = "accepted"
-        for name, value in (
-            ("from_campaign_id", from_campaign_id),
-            ("to_campaign_id", to_campaign_id),
-            ("amount", amount),
-        ):
-            if value is None:
-                raise DomainError(
-                    f"{name} is required without a proposal_id", field=name, status_code=422
-                )
-        assert from_campaign_id and to_campaign_id and amount is not None
-        source = store.campaign_facts(_campaign(uow, from_campaign_id, field="from_campaign_id"))
-        destination = store.campaign_facts(_campaign(uow, to_campaign_id, field="to_campaign_id"))
-        source_after, destination_after, events = domain.reallocate_budget(
-            source,
-            destination,
-            amount=amount,
-            reason=reason,
-            requested_by=principal.subject,
-            reallocation_id=reallocation_id,
-        )
-        plan_budget = store.budget_of(
-            session=uow.session, plan=_plan(uow, source.plan_id)
-        ).without_draw(source.campaign_id)
-        plan_budget.draws[source.campaign_id] = source_after.draw()
-        budget.check_draw(plan_budget, destination_after.draw())
-        store.save_campaign(session=uow.session, facts=source_after)
-        store.save_campaign(session=uow.session, facts=destination_after)
-        uow.session.add(
-            store.BudgetReallocation(
-                id=reallocation_id,
-                plan_id=source.plan_id,
-                from_campaign_id=from_campaign_id,
-                to_campaign_id=to_campaign_id,
-                amount=amount,
-                reason=reason,
-                requested_by=principal.subject,
-                proposal_event_id=proposal_id,
-            )
-        )
-        uow.audit(
-            entity_type="reallocation",
-            entity_id=reallocation_id,
-            plan_id=source.plan_id,
-            action="proposal_accepted" if proposal_id else "moved",
-            actor=principal,
-            after=events[0].model_dump(mode="json"),
-            reason=reason,
-        )
-        _audit_campaign(uow, principal, "reallocated", source, source_after)
-        _audit_campaign(uow, principal, "reallocated", destination, destination_after)
-        uow.publish(events)
-    return reallocation_id
-
-
-def record_proposal(
-    *,
-    db: Store,
-    event_id: uuid.UUID,
-    proposal: BudgetReallocationProposed,
-    proposed_at: dt.datetime,
-) -> bool:
-    """Keep a measurement proposal for the CMO (once per event); False if already recorded."""
-    with db.unit_of_work() as uow:
-        if not uow.claim(consumer="planning", event_id=event_id):
-            return False
-        uow.session.add(
-            store.ReallocationProposal(
-                event_id=str(event_id),
-                plan_id=proposal.plan_id,
-                from_campaign_id=proposal.from_campaign_id,
-                to_campaign_id=proposal.to_campaign_id,
-                amount=proposal.amount,
-                reason=proposal.reason,
-                proposed_at=proposed_at,
-                status="open",
-            )
-        )
-    return True
 
 
 def republish_state(*, db: Store) -> int:
@@ -616,126 +500,3 @@ def republish_state(*, db: Store) -> int:
         )
         uow.publish(events)
     return len(events)
-
-
-# --- budget lines ---------------------------------------------------------------------------
-
-
-def _check_budget_role(plan: store.Plan, principal: Principal) -> None:
-    if plan.status == "approved" and principal.role not in BUDGET_ROLES:
-        raise Forbidden("only cmo or admin change the budget lines of an approved plan")
-
-
-def _audit_line(
-    uow: store.UnitOfWork,
-    principal: Principal,
-    action: str,
-    before: LineFacts | None,
-    after: LineFacts | None,
-) -> None:
-    line = after or before
-    assert line is not None
-    uow.audit(
-        entity_type="budget_line",
-        entity_id=line.line_id,
-        plan_id=line.plan_id,
-        action=action,
-        actor=principal,
-        before=before,
-        after=after,
-    )
-
-
-def _line(uow: store.UnitOfWork, line_id: str) -> store.BudgetLine:
-    line = store.get_line(session=uow.session, line_id=line_id)
-    if line is None:
-        raise NotFound("budget line", line_id)
-    return line
-
-
-def add_line(
-    *, db: Store, plan_id: str, attributes: dict[str, object], principal: Principal
-) -> str:
-    """Add a budget line under the plan or one of its lines; returns its id."""
-    line_id = str(uuid.uuid4())
-    with db.unit_of_work() as uow:
-        plan = _plan(uow, plan_id)
-        _check_budget_role(plan, principal)
-        facts = LineFacts(line_id=line_id, plan_id=plan_id, **attributes)  # type: ignore[arg-type]
-        budget.check_line(store.budget_of(session=uow.session, plan=plan), facts)
-        store.save_line(session=uow.session, facts=facts)
-        _audit_line(uow, principal, "created", None, facts)
-        uow.publish([budget.line_event(facts, currency=plan.currency)])
-    return line_id
-
-
-def update_line(
-    *, db: Store, line_id: str, changes: dict[str, object], principal: Principal
-) -> None:
-    """Change a budget line's name, attributes, parent, amount or phasing (a new version)."""
-    with db.unit_of_work() as uow:
-        row = _line(uow, line_id)
-        plan = _plan(uow, row.plan_id)
-        _check_budget_role(plan, principal)
-        before = store.line_facts(row)
-        changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
-        if not changes:
-            return
-        after = replace(before, **changes, version=before.version + 1)  # type: ignore[arg-type]
-        budget.check_line(store.budget_of(session=uow.session, plan=plan), after)
-        store.save_line(session=uow.session, facts=after)
-        _audit_line(uow, principal, "updated", before, after)
-        uow.publish([budget.line_event(after, currency=plan.currency)])
-
-
-def remove_line(*, db: Store, line_id: str, principal: Principal) -> None:
-    """Remove a budget line that has no sub-lines and no campaigns."""
-    with db.unit_of_work() as uow:
-        row = _line(uow, line_id)
-        plan = _plan(uow, row.plan_id)
-        _check_budget_role(plan, principal)
-        budget.check_removal(store.budget_of(session=uow.session, plan=plan), line_id)
-        _audit_line(uow, principal, "removed", store.line_facts(row), None)
-        uow.session.delete(row)
-        uow.publish([BudgetLineRemoved(line_id=line_id, plan_id=plan.id)])
-
-
-@dataclass(frozen=True)
-class BudgetReport:
-    """A plan's budget view: the tree, its months, and spend that could not be converted to
-    the plan's currency (currency → amount)."""
-
-    plan: store.Plan
-    root: budget.NodeView
-    months: list[str]
-    unconverted: dict[str, Decimal]
-
-
-def budget_report(*, db: Store, plan_id: str, fx: FxRates) -> BudgetReport:
-    """The budget tree of a plan with planned, committed, actual and remaining money."""
-    with db.reading() as session:
-        plan = store.get_plan(session=session, plan_id=plan_id)
-        if plan is None:
-            raise NotFound("plan", plan_id)
-        plan_budget = store.budget_of(session=session, plan=plan)
-        spent = store.spend_by_month(session=session, campaign_ids=plan_budget.draws)
-    actual: dict[str, dict[str, Decimal]] = {}
-    unconverted: dict[str, Decimal] = {}
-    for campaign_id, by_currency in spent.items():
-        for currency, by_month in by_currency.items():
-            for month, amount in by_month.items():
-                try:
-                    value = cents(fx.convert(amount, source=currency, target=plan.currency))
-                except CurrencyNotConvertible:
-                    unconverted[currency] = unconverted.get(currency, Decimal("0")) + amount
-                    continue
-                spent_in = actual.setdefault(campaign_id, {})
-                spent_in[month] = spent_in.get(month, Decimal("0")) + value
-    root, months = budget.budget_view(plan_budget, actual=actual)
-    return BudgetReport(plan=plan, root=root, months=months, unconverted=unconverted)
-
-
-def record_spend(*, db: Store, spends: list[store.SpendRow]) -> int:
-    """Keep spend events for the budget view (each once); how many were new."""
-    with db.unit_of_work() as uow:
-        return store.record_spend(session=uow.session, spends=spends)

@@ -201,6 +201,25 @@ class BudgetLineSet(_PlanningEvent):
     version: Version = 1
 
 
+class BudgetLineReallocated(_PlanningEvent):
+    """Budget moved from one budget line to another of the same plan; carries both new
+    amounts (each line's full state follows as ``budget_line.set``)."""
+
+    event_type = "budget_line.reallocated"
+    key_field = "plan_id"
+
+    reallocation_id: Identifier
+    plan_id: Identifier
+    from_line_id: Identifier
+    to_line_id: Identifier
+    amount: Money
+    currency: Currency
+    from_amount: Money
+    to_amount: Money
+    reason: Text | None = None
+    requested_by: Identifier
+
+
 class BudgetLineRemoved(_PlanningEvent):
     """An empty budget line was removed from its plan."""
 
@@ -335,6 +354,7 @@ PLANNING_EVENTS: tuple[type[EventData], ...] = (
     BudgetAllocated,
     BudgetLineSet,
     BudgetLineRemoved,
+    BudgetLineReallocated,
     BudgetReallocated,
     KpiTargetSet,
     SalesUnitSet,
