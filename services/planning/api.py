@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-from services.planning import store, usecases
+from services.planning import budget_usecases, store, usecases
 from services.planning.store import Store
 from shared.auth import APPROVERS, PLANNERS, READERS, Principal, require
-from shared.errors import NotFound
+from shared.errors import DomainError, NotFound
 from shared.events.envelope import (
     Channel,
     Currency,
@@ -124,12 +125,16 @@ class KpiTargetIn(StrictBody):
 
 
 class ReallocationIn(StrictBody):
-    """A budget move between two campaigns of one plan. Accepting a measurement proposal
-    (``proposal_id``) takes its campaigns, amount and reason unless given; a different amount
-    may be given, different campaigns may not."""
+    """A budget move between two campaigns, or two budget lines, of one plan. A campaign gives
+    at most its unspent budget (budget − actual spend), a line its unspent money that no
+    sub-line or campaign holds. Accepting a measurement proposal (``proposal_id``) takes its
+    campaigns, amount and reason unless given; a different amount may be given, different
+    campaigns may not."""
 
     from_campaign_id: Identifier | None = None
     to_campaign_id: Identifier | None = None
+    from_line_id: Identifier | None = None
+    to_line_id: Identifier | None = None
     amount: Money | None = None
     reason: Text | None = None
     proposal_id: Identifier | None = None
@@ -157,6 +162,35 @@ class KpiTargetOut(BaseModel):
     tolerance: Decimal
 
 
+class ChangeRequestOut(BaseModel):
+    """A requested change to an approved campaign's budget, line or dates."""
+
+    request_id: str
+    campaign_id: str
+    changes: dict[str, str | None]
+    requested_by: str
+    requested_at: dt.datetime
+    status: Literal["open", "accepted", "rejected", "superseded"] | str
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    reason: str | None
+
+
+def change_request_out(row: store.ChangeRequest) -> ChangeRequestOut:
+    """A change request row as the API shows it."""
+    return ChangeRequestOut(
+        request_id=row.id,
+        campaign_id=row.campaign_id,
+        changes=json.loads(row.changes),
+        requested_by=row.requested_by,
+        requested_at=row.requested_at,
+        status=row.status,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        reason=row.reason,
+    )
+
+
 class CampaignOut(BaseModel):
     """A campaign with its stages and targets."""
 
@@ -174,6 +208,8 @@ class CampaignOut(BaseModel):
     status: str
     version: int
     line_id: str | None = None
+    change_requests: list[ChangeRequestOut] = []
+    """Open change requests (at most one)."""
     stages: list[StageOut] = []
     kpi_targets: list[KpiTargetOut] = []
 
@@ -232,6 +268,12 @@ def _campaign_out(session: store.Session, row: store.Campaign, *, deep: bool) ->
         status=row.status,
         version=row.version,
         line_id=row.line_id,
+        change_requests=[
+            change_request_out(request)
+            for request in store.open_change_requests(session=session, campaign_id=row.id)
+        ]
+        if deep
+        else [],
         stages=[
             StageOut(
                 stage_id=s.id,
@@ -282,7 +324,8 @@ def _load_plan(db: Store, plan_id: str, *, deep: bool) -> PlanOut:
         return _plan_out(session, plan, deep=deep)
 
 
-def _load_campaign(db: Store, campaign_id: str) -> CampaignOut:
+def load_campaign(db: Store, campaign_id: str) -> CampaignOut:
+    """A campaign with its stages, KPI targets and open change requests (404 if unknown)."""
     with db.reading() as session:
         row = store.get_campaign(session=session, campaign_id=campaign_id)
         if row is None:
@@ -301,6 +344,7 @@ def create_plan(body: PlanIn, db: DB, principal: Planner, request: Request) -> P
         currency=body.currency or request.app.state.settings.currency,
         owner=body.owner or principal.subject,
         budget=body.budget,
+        principal=principal,
     )
     return _load_plan(db, plan_id, deep=True)
 
@@ -335,10 +379,14 @@ def approve_plan(plan_id: Identifier, db: DB, principal: Approver) -> PlanOut:
 @router.post(
     "/plans/{plan_id}/campaigns", status_code=status.HTTP_201_CREATED, response_model=CampaignOut
 )
-def create_campaign(plan_id: Identifier, body: CampaignIn, db: DB, _: Planner) -> CampaignOut:
-    """Add a campaign to a plan."""
-    campaign_id = usecases.plan_campaign(db=db, plan_id=plan_id, **body.model_dump())
-    return _load_campaign(db, campaign_id)
+def create_campaign(
+    plan_id: Identifier, body: CampaignIn, db: DB, principal: Planner
+) -> CampaignOut:
+    """Add a campaign to a plan, as a draft (submit it for approval, or approve the plan)."""
+    campaign_id = usecases.plan_campaign(
+        db=db, plan_id=plan_id, principal=principal, **body.model_dump()
+    )
+    return load_campaign(db, campaign_id)
 
 
 @router.get("/plans/{plan_id}/campaigns", response_model=list[CampaignOut])
@@ -369,30 +417,44 @@ def list_proposals(plan_id: Identifier, db: DB, _: Reader) -> list[ProposalOut]:
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
 def get_campaign(campaign_id: Identifier, db: DB, _: Reader) -> CampaignOut:
     """A campaign with its stages and KPI targets."""
-    return _load_campaign(db, campaign_id)
+    return load_campaign(db, campaign_id)
 
 
-@router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
+@router.patch(
+    "/campaigns/{campaign_id}",
+    response_model=CampaignOut,
+    responses={202: {"model": CampaignOut, "description": "A change request was opened"}},
+)
 def patch_campaign(
-    campaign_id: Identifier, body: CampaignPatch, db: DB, principal: Planner
+    campaign_id: Identifier,
+    body: CampaignPatch,
+    db: DB,
+    principal: Planner,
+    response: Response,
 ) -> CampaignOut:
-    """Change a campaign; a budget change on an approved plan needs cmo or admin."""
-    usecases.update_campaign(
+    """Change a campaign. The budget, line or dates of an approved (active, paused) campaign
+    changed by a manager open a change request instead (202; the approved values stand and
+    the request is listed under ``change_requests``); a CMO or admin changes them at once."""
+    request_id = usecases.update_campaign(
         db=db,
         campaign_id=campaign_id,
         changes=body.model_dump(),
         principal=principal,
     )
-    return _load_campaign(db, campaign_id)
+    if request_id is not None:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return load_campaign(db, campaign_id)
 
 
 @router.post(
     "/campaigns/{campaign_id}/stages", status_code=status.HTTP_201_CREATED, response_model=StageOut
 )
-def create_stage(campaign_id: Identifier, body: StageIn, db: DB, _: Planner) -> StageOut:
+def create_stage(campaign_id: Identifier, body: StageIn, db: DB, principal: Planner) -> StageOut:
     """Schedule a stage of a campaign."""
-    stage_id = usecases.schedule_stage(db=db, campaign_id=campaign_id, **body.model_dump())
-    return next(s for s in _load_campaign(db, campaign_id).stages if s.stage_id == stage_id)
+    stage_id = usecases.schedule_stage(
+        db=db, campaign_id=campaign_id, principal=principal, **body.model_dump()
+    )
+    return next(s for s in load_campaign(db, campaign_id).stages if s.stage_id == stage_id)
 
 
 @router.post(
@@ -400,14 +462,46 @@ def create_stage(campaign_id: Identifier, body: StageIn, db: DB, _: Planner) -> 
     status_code=status.HTTP_201_CREATED,
     response_model=KpiTargetOut,
 )
-def set_kpi_target(campaign_id: Identifier, body: KpiTargetIn, db: DB, _: Planner) -> KpiTargetOut:
+def set_kpi_target(
+    campaign_id: Identifier, body: KpiTargetIn, db: DB, principal: Planner
+) -> KpiTargetOut:
     """Set a campaign's target for a KPI (replacing an earlier one for that KPI)."""
-    target_id = usecases.set_kpi_target(db=db, campaign_id=campaign_id, **body.model_dump())
-    return next(t for t in _load_campaign(db, campaign_id).kpi_targets if t.target_id == target_id)
+    target_id = usecases.set_kpi_target(
+        db=db, campaign_id=campaign_id, principal=principal, **body.model_dump()
+    )
+    return next(t for t in load_campaign(db, campaign_id).kpi_targets if t.target_id == target_id)
 
 
 @router.post("/budget-reallocations", status_code=status.HTTP_201_CREATED, response_model=Created)
-def reallocate(body: ReallocationIn, db: DB, principal: Approver) -> Created:
-    """Move budget between campaigns of one plan (cmo, admin)."""
-    reallocation_id = usecases.reallocate_budget(db=db, principal=principal, **body.model_dump())
+def reallocate(body: ReallocationIn, db: DB, principal: Approver, request: Request) -> Created:
+    """Move budget between campaigns or budget lines of one plan (cmo, admin)."""
+    fx = request.app.state.fx
+    moves = body.model_dump()
+    lines = {key: moves.pop(key) for key in ("from_line_id", "to_line_id")}
+    if not any(lines.values()):
+        reallocation_id = budget_usecases.reallocate_budget(
+            db=db, principal=principal, fx=fx, **moves
+        )
+        return Created(id=reallocation_id)
+    for name in ("from_campaign_id", "to_campaign_id", "proposal_id"):
+        if moves[name] is not None:
+            raise DomainError(
+                "a move is between campaigns or between lines, not both",
+                field=name,
+                status_code=422,
+            )
+    for name, value in (*lines.items(), ("amount", moves["amount"])):
+        if value is None:
+            raise DomainError(
+                f"{name} is required for a move between lines", field=name, status_code=422
+            )
+    reallocation_id = budget_usecases.move_between_lines(
+        db=db,
+        amount=moves["amount"],
+        reason=moves["reason"],
+        principal=principal,
+        fx=fx,
+        today=dt.datetime.now(dt.UTC).date(),
+        **lines,
+    )
     return Created(id=reallocation_id)

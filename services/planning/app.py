@@ -9,7 +9,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.planning import api, budget_api, handlers
+from services.planning import api, approval_api, budget_api, handlers, sales_api
 from services.planning.settings import PlanningSettings
 from services.planning.store import MESSAGING, Store
 from shared import topics
@@ -82,4 +82,6 @@ def create_app(settings: PlanningSettings) -> FastAPI:
     )
     app.include_router(api.router)
     app.include_router(budget_api.router)
+    app.include_router(approval_api.router)
+    app.include_router(sales_api.router)
     return app

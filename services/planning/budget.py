@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, Decimal
 
 from shared.errors import DomainError
@@ -286,6 +286,101 @@ def check_cap(budget: Budget, cap: Decimal | None) -> None:
             field="budget",
             status_code=422,
             context={"taken": str(taken)},
+        )
+
+
+def _rephase(line: LineFacts, delta: Decimal, *, period: Period, today: dt.date) -> LineFacts:
+    # a line phased by hand keeps its past months; the moved money is spread evenly over the
+    # months from the current one to the plan's end (all of them before the plan starts)
+    amount = line.amount + delta
+    if line.months is None:
+        return replace(line, amount=amount, version=line.version + 1)
+    months = months_between(period.start, period.end)
+    ahead = [month for month in months if month >= month_of(today)] or months[-1:]
+    sign = Decimal(1) if delta >= 0 else Decimal(-1)
+    parts = phase_evenly(abs(delta), ahead)
+    phased = {month: line.months.get(month, ZERO) for month in months}
+    for month, part in parts.items():
+        phased[month] += sign * part
+    if any(value < 0 for value in phased.values()):
+        raise DomainError(
+            f"line {line.name!r} has not that much phased in the months ahead",
+            field="amount",
+            status_code=422,
+        )
+    return replace(line, amount=amount, months=phased, version=line.version + 1)
+
+
+def move_between_lines(
+    budget: Budget,
+    *,
+    source_id: str,
+    destination_id: str,
+    amount: Decimal,
+    actual: Mapping[str, Decimal],
+    today: dt.date,
+) -> tuple[LineFacts, LineFacts]:
+    """Move ``amount`` from one line to another: no more than the source's unspent and
+    unallocated money (its amount less the larger of what its sub-lines and campaigns take and
+    what they spent — ``actual`` by campaign); the destination must still fit its parent."""
+    if source_id == destination_id:
+        raise DomainError("must differ from from_line_id", field="to_line_id", status_code=422)
+    for line_id, field_name in ((source_id, "from_line_id"), (destination_id, "to_line_id")):
+        if line_id not in budget.lines:
+            raise DomainError(
+                f"no budget line {line_id!r} in this plan", field=field_name, status_code=422
+            )
+    if amount <= 0:
+        raise DomainError("must be greater than 0", field="amount", status_code=422)
+    source = budget.lines[source_id]
+    subtree = set(budget.subtree(source_id))
+    spent = sum(
+        (actual.get(d.campaign_id, ZERO) for d in budget.draws.values() if d.line_id in subtree),
+        ZERO,
+    )
+    movable = source.amount - max(budget.taken(source_id), spent)
+    if amount > movable:
+        raise DomainError(
+            f"{amount} exceeds what line {source.name!r} can give (unspent and not allocated):"
+            f" {max(movable, ZERO)} available",
+            field="amount",
+            status_code=422,
+            context={"available": str(max(movable, ZERO))},
+        )
+    source_after = _rephase(source, -amount, period=budget.period, today=today)
+    destination_after = _rephase(
+        budget.lines[destination_id], amount, period=budget.period, today=today
+    )
+    reduced = Budget(
+        budget.period,
+        [source_after if line.line_id == source_id else line for line in budget.lines.values()],
+        budget.draws.values(),
+    )
+    receiver = budget.lines[destination_id]
+    room = reduced.without_line(destination_id).available(receiver.parent_id)
+    if room is not None and destination_after.amount > room:
+        left = max(room - receiver.amount, ZERO)
+        raise DomainError(
+            f"{amount} exceeds what {reduced.name_of(receiver.parent_id)} has left for line"
+            f" {receiver.name!r}: {left} available",
+            field="amount",
+            status_code=422,
+            context={"available": str(left)},
+        )
+    check_line(reduced, destination_after)
+    return source_after, destination_after
+
+
+def check_unspent(*, budget: Decimal, spent: Decimal, amount: Decimal, name: str) -> None:
+    """A campaign gives no more than its unspent budget (budget − actual spend)."""
+    unspent = budget - spent
+    if amount > unspent:
+        raise DomainError(
+            f"{amount} exceeds the unspent budget of {name} ({budget} budget, {spent} spent):"
+            f" {max(unspent, ZERO)} available",
+            field="amount",
+            status_code=422,
+            context={"available": str(max(unspent, ZERO))},
         )
 
 

@@ -3,13 +3,14 @@ actual and remaining money per line and month)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import MISSING, BaseModel, Field
 
-from services.planning import budget, store, usecases
+from services.planning import budget, budget_usecases, store
 from services.planning.api import DB, Planner, Reader, StrictBody
 from services.planning.store import Store
 from shared.errors import NotFound
@@ -183,7 +184,7 @@ def _node_out(node: budget.NodeView, *, plan_name: str) -> NodeOut:
 def create_line(plan_id: Identifier, body: LineIn, db: DB, principal: Planner) -> LineOut:
     """Add a budget line; it must fit what its parent (or the plan's cap) has left — a 422
     names the field and gives the amount still available (``ctx.available``)."""
-    line_id = usecases.add_line(
+    line_id = budget_usecases.add_line(
         db=db, plan_id=plan_id, attributes=body.model_dump(), principal=principal
     )
     return _load_line(db, line_id)
@@ -212,7 +213,9 @@ def get_line(line_id: Identifier, db: DB, _: Reader) -> LineOut:
 def patch_line(line_id: Identifier, body: LinePatch, db: DB, principal: Planner) -> LineOut:
     """Change a budget line (of an approved plan: cmo, admin); it must still hold its
     sub-lines and campaigns and fit its parent."""
-    usecases.update_line(db=db, line_id=line_id, changes=body.model_dump(), principal=principal)
+    budget_usecases.update_line(
+        db=db, line_id=line_id, changes=body.model_dump(), principal=principal
+    )
     return _load_line(db, line_id)
 
 
@@ -221,15 +224,56 @@ def patch_line(line_id: Identifier, body: LinePatch, db: DB, principal: Planner)
 )
 def delete_line(line_id: Identifier, db: DB, principal: Planner) -> Response:
     """Remove a budget line that has no sub-lines and no campaigns (409 otherwise)."""
-    usecases.remove_line(db=db, line_id=line_id, principal=principal)
+    budget_usecases.remove_line(db=db, line_id=line_id, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class ReallocationOut(BaseModel):
+    """A budget move: between two campaigns or two lines, who asked for it and why;
+    ``source`` says whether it was made by hand or by accepting a measurement proposal."""
+
+    reallocation_id: str
+    plan_id: str
+    kind: Literal["campaigns", "lines"]
+    from_id: str
+    to_id: str
+    amount: Decimal
+    reason: str | None
+    requested_by: str
+    source: Literal["manual", "proposal"]
+    proposal_id: str | None
+    at: dt.datetime
+
+
+@router.get("/plans/{plan_id}/reallocations", response_model=list[ReallocationOut])
+def list_reallocations(plan_id: Identifier, db: DB, _: Reader) -> list[ReallocationOut]:
+    """The budget moves of a plan, newest first."""
+    with db.reading() as session:
+        if store.get_plan(session=session, plan_id=plan_id) is None:
+            raise NotFound("plan", plan_id)
+        return [
+            ReallocationOut(
+                reallocation_id=row.id,
+                plan_id=row.plan_id,
+                kind="lines" if row.from_line_id else "campaigns",
+                from_id=row.from_line_id or row.from_campaign_id,
+                to_id=row.to_line_id or row.to_campaign_id,
+                amount=row.amount,
+                reason=row.reason,
+                requested_by=row.requested_by,
+                source="proposal" if row.proposal_event_id else "manual",
+                proposal_id=row.proposal_event_id,
+                at=row.created_at,
+            )
+            for row in store.list_reallocations(session=session, plan_id=plan_id)
+        ]
 
 
 @router.get("/plans/{plan_id}/budget", response_model=BudgetOut)
 def get_budget(plan_id: Identifier, db: DB, _: Reader, request: Request) -> BudgetOut:
     """The plan's budget tree: each node with planned, committed, actual (from the spend
     stream) and remaining money, in total and per month."""
-    report = usecases.budget_report(db=db, plan_id=plan_id, fx=request.app.state.fx)
+    report = budget_usecases.budget_report(db=db, plan_id=plan_id, fx=request.app.state.fx)
     return BudgetOut(
         plan_id=report.plan.id,
         currency=report.plan.currency,

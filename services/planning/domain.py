@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from services.planning.approvals import APPROVER_ROLES, check_transition
 from services.planning.budget import Budget, Draw, check_cap, check_draw
 from shared.errors import DomainError, Forbidden
 from shared.events import EventData
@@ -28,15 +29,7 @@ from shared.events.planning import (
 )
 from shared.kpis import KPI_NAMES, Direction, direction_of
 
-ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    "draft": frozenset({"approved", "cancelled"}),
-    "approved": frozenset({"active", "paused", "cancelled", "draft"}),
-    "active": frozenset({"paused", "completed", "cancelled"}),
-    "paused": frozenset({"active", "completed", "cancelled"}),
-    "completed": frozenset(),
-    "cancelled": frozenset(),
-}
-BUDGET_ROLES = frozenset({"admin", "cmo"})
+BUDGET_ROLES = APPROVER_ROLES
 
 
 @dataclass(frozen=True)
@@ -149,15 +142,17 @@ def update_plan(
 def approve_plan(
     plan: PlanFacts, campaigns: list[CampaignFacts], *, approved_by: str
 ) -> tuple[PlanFacts, list[CampaignFacts], list[EventData]]:
-    """Approve a draft plan; its draft campaigns become approved."""
+    """Approve a draft plan; its draft and submitted campaigns become approved with it."""
     if plan.status == "approved":
         raise DomainError(f"plan {plan.plan_id!r} is already approved", field="plan_id")
     approved = replace(plan, status="approved")
     events: list[EventData] = [PlanApproved(plan_id=plan.plan_id, approved_by=approved_by)]
     changed = []
     for campaign in campaigns:
-        if campaign.status == "draft":
-            after, status_events = change_status(campaign, status="approved")
+        if campaign.status in ("draft", "submitted"):
+            after, status_events = change_status(
+                campaign, status="approved", role="cmo", changed_by=approved_by
+            )
             changed.append(after)
             events.extend(status_events)
     return approved, changed, events
@@ -187,22 +182,18 @@ def update_campaign(
     changes: dict[str, object],
     *,
     role: str,
+    changed_by: str | None = None,
 ) -> tuple[CampaignFacts, list[EventData]]:
     """Apply attribute changes (and a status change, if any) as a new version; a new budget or
-    line must fit what the line (or the plan) has left."""
+    line must fit what the line (or the plan) has left. Which changes wait for approval is
+    decided before (``approvals.split_changes``)."""
     changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
     if not changes:
         return before, []
-    money = {"budget", "line_id"} & changes.keys()
-    if money and plan.status == "approved" and role not in BUDGET_ROLES:
-        raise Forbidden(
-            f"only cmo or admin change the {' or '.join(sorted(money))} of an approved plan's"
-            " campaign"
-        )
     status = changes.pop("status", None)
-    after = replace(before, **changes, version=before.version + 1)  # type: ignore[arg-type]
+    after = replace(before, **changes, version=before.version + 1) if changes else before  # type: ignore[arg-type]
     _check_campaign_dates(plan, after)
-    if money:
+    if {"budget", "line_id"} & changes.keys():
         check_draw(budget, after.draw())
     events: list[EventData] = []
     if changes:
@@ -210,21 +201,25 @@ def update_campaign(
     if "budget" in changes:
         events.append(_allocated(after))
     if status is not None:
-        after, status_events = change_status(after, status=str(status))
+        after, status_events = change_status(
+            after, status=str(status), role=role, changed_by=changed_by
+        )
         events.extend(status_events)
     return after, events
 
 
-def change_status(campaign: CampaignFacts, *, status: str) -> tuple[CampaignFacts, list[EventData]]:
-    """Move a campaign to ``status`` if the transition is allowed."""
+def change_status(
+    campaign: CampaignFacts,
+    *,
+    status: str,
+    role: str,
+    changed_by: str | None = None,
+    reason: str | None = None,
+) -> tuple[CampaignFacts, list[EventData]]:
+    """Move a campaign to ``status`` if the lifecycle and ``role`` allow it."""
     if status == campaign.status:
         return campaign, []
-    if status not in ALLOWED_TRANSITIONS.get(campaign.status, frozenset()):
-        raise DomainError(
-            f"a {campaign.status} campaign cannot become {status}",
-            field="status",
-            status_code=409,
-        )
+    check_transition(campaign.status, status, role=role, reason=reason)
     after = replace(campaign, status=status, version=campaign.version + 1)
     return after, [
         CampaignStatusChanged(
@@ -233,6 +228,8 @@ def change_status(campaign: CampaignFacts, *, status: str) -> tuple[CampaignFact
             status=status,  # type: ignore[arg-type]
             previous_status=campaign.status,  # type: ignore[arg-type]
             version=after.version,
+            changed_by=changed_by,
+            reason=reason,
         )
     ]
 

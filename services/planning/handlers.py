@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from services.planning import store, usecases
+from services.planning import budget_usecases, store, usecases
 from services.planning.store import Store
 from shared.consumer import Consumed, EventConsumer
 from shared.events.ingest import SpendRecorded
@@ -37,11 +37,11 @@ def register(consumer: EventConsumer, *, db: Store) -> None:
             if isinstance(consumed.data, SpendRecorded)
         ]
         if spends:
-            await asyncio.to_thread(usecases.record_spend, db=db, spends=spends)
+            await asyncio.to_thread(budget_usecases.record_spend, db=db, spends=spends)
         for consumed in batch:
             if isinstance(consumed.data, BudgetReallocationProposed):
                 recorded = await asyncio.to_thread(
-                    usecases.record_proposal,
+                    budget_usecases.record_proposal,
                     db=db,
                     event_id=consumed.envelope.event_id,
                     proposal=consumed.data,

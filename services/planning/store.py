@@ -7,9 +7,10 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from decimal import Decimal
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import (
     Date,
     Engine,
@@ -30,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from services.planning.budget import Budget, Draw, LineFacts, Period, month_of
 from services.planning.domain import CampaignFacts, PlanFacts
+from shared.auth import Principal
 from shared.events import EventData, new_envelope
 from shared.events.planning import KpiTargetSet, StageScheduled
 from shared.sql import (
@@ -155,7 +157,8 @@ class KpiTarget(Base):
 
 
 class BudgetReallocation(Base):
-    """A budget move between two campaigns of a plan (by hand or from a proposal)."""
+    """A budget move between two campaigns or two budget lines of a plan (by hand or from a
+    proposal)."""
 
     __tablename__ = "planning_budget_reallocations"
 
@@ -168,6 +171,9 @@ class BudgetReallocation(Base):
     requested_by: Mapped[str] = mapped_column(String(128))
     proposal_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # a move between budget lines names them here (its campaign ids are then empty)
+    from_line_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    to_line_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ReallocationProposal(Base):
@@ -185,6 +191,43 @@ class ReallocationProposal(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
 
 
+class AuditEntry(Base):
+    """One change to a plan, line, campaign, stage, target or reallocation: who, when, what
+    it was before and after."""
+
+    __tablename__ = "planning_audit"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64), index=True)
+    plan_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(20))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    before: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    after: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ChangeRequest(Base):
+    """A change to an approved campaign's budget, line or dates, waiting for cmo or admin."""
+
+    __tablename__ = "planning_change_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("planning_campaigns.id"), index=True)
+    plan_id: Mapped[str] = mapped_column(String(64))
+    changes: Mapped[str] = mapped_column(Text)  # JSON: field → requested value as text
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 _WIDENED = (
     ("planning_campaigns", "gross_margin"),
     ("planning_kpi_targets", "target"),
@@ -199,6 +242,7 @@ class UnitOfWork:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.published = 0
+        self.audited = 0
 
     def publish(self, events: list[EventData]) -> None:
         """Queue ``events`` in the outbox of this transaction."""
@@ -209,9 +253,49 @@ class UnitOfWork:
             )
             self.published += 1
 
+    def audit(
+        self,
+        *,
+        entity_type: str,
+        entity_id: str,
+        plan_id: str | None,
+        action: str,
+        actor: Principal,
+        before: object = None,
+        after: object = None,
+        reason: str | None = None,
+    ) -> None:
+        """Record a change in the audit log of this transaction (``before``/``after``: the
+        entity's state as a mapping or facts, None where there is none)."""
+        self.audited += 1
+        self.session.add(
+            AuditEntry(
+                id=str(uuid.uuid4()),
+                entity_type=entity_type,
+                entity_id=entity_id,
+                plan_id=plan_id,
+                action=action,
+                actor=actor.subject,
+                role=actor.role,
+                at=utcnow(),
+                sequence=self.audited,
+                before=_as_json(before),
+                after=_as_json(after),
+                reason=reason,
+            )
+        )
+
     def claim(self, *, consumer: str, event_id: object) -> bool:
         """Record an incoming event as processed; False if it already was."""
         return claim_event(self.session, MESSAGING, consumer=consumer, event_id=event_id)  # type: ignore[arg-type]
+
+
+def _as_json(state: object) -> str | None:
+    if state is None:
+        return None
+    if is_dataclass(state) and not isinstance(state, type):
+        state = asdict(state)
+    return json.dumps(to_jsonable_python(state), sort_keys=True)
 
 
 class Store:
@@ -224,6 +308,8 @@ class Store:
 
     def create_schema(self) -> None:
         """Create planning's tables if they do not exist; widen older numeric columns."""
+        from services.planning import sales_store  # noqa: F401 - its tables join Base.metadata
+
         create_tables(self.engine, Base.metadata)
         if self.engine.dialect.name == "postgresql":
             self._widen_numeric_columns()
@@ -543,3 +629,57 @@ def spend_by_month(
         for campaign_id, currency, month, amount in rows:
             out.setdefault(campaign_id, {}).setdefault(currency, {})[month] = amount
     return out
+
+
+# --- audit and change requests --------------------------------------------------------------
+
+
+def list_audit(
+    *,
+    session: Session,
+    entity_id: str | None,
+    plan_id: str | None,
+    limit: int,
+    offset: int,
+) -> list[AuditEntry]:
+    """Audit entries of an entity or a plan (or all), newest first."""
+    query = select(AuditEntry)
+    if entity_id is not None:
+        query = query.where(AuditEntry.entity_id == entity_id)
+    if plan_id is not None:
+        query = query.where(AuditEntry.plan_id == plan_id)
+    query = query.order_by(AuditEntry.at.desc(), AuditEntry.sequence.desc(), AuditEntry.id)
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def open_change_requests(*, session: Session, campaign_id: str) -> list[ChangeRequest]:
+    """The open change requests of a campaign (at most one: a newer one supersedes)."""
+    return list(
+        session.scalars(
+            select(ChangeRequest).where(
+                ChangeRequest.campaign_id == campaign_id, ChangeRequest.status == "open"
+            )
+        )
+    )
+
+
+def list_change_requests(*, session: Session, campaign_id: str) -> list[ChangeRequest]:
+    """Every change request of a campaign, newest first."""
+    return list(
+        session.scalars(
+            select(ChangeRequest)
+            .where(ChangeRequest.campaign_id == campaign_id)
+            .order_by(ChangeRequest.requested_at.desc(), ChangeRequest.id)
+        )
+    )
+
+
+def list_reallocations(*, session: Session, plan_id: str) -> list[BudgetReallocation]:
+    """The budget moves of a plan, newest first."""
+    return list(
+        session.scalars(
+            select(BudgetReallocation)
+            .where(BudgetReallocation.plan_id == plan_id)
+            .order_by(BudgetReallocation.created_at.desc(), BudgetReallocation.id)
+        )
+    )

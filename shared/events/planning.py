@@ -30,7 +30,9 @@ from shared.events.envelope import (
 )
 
 PlanStatus = Literal["draft", "approved"]
-CampaignStatus = Literal["draft", "approved", "active", "paused", "completed", "cancelled"]
+CampaignStatus = Literal[
+    "draft", "submitted", "approved", "rejected", "active", "paused", "completed", "cancelled"
+]
 KpiDirection = Literal["higher_is_better", "lower_is_better"]
 
 
@@ -116,6 +118,37 @@ class CampaignStatusChanged(_PlanningEvent):
     status: CampaignStatus
     previous_status: CampaignStatus
     version: Version
+    changed_by: Identifier | None = None
+    reason: Text | None = None
+    """Why (given with a rejection)."""
+
+
+class CampaignChangeRequested(_PlanningEvent):
+    """A change to an approved campaign's budget, line or dates awaits a CMO or admin; the
+    approved values stand meanwhile. ``changes`` holds the requested values as text."""
+
+    event_type = "campaign.change_requested"
+    key_field = "campaign_id"
+
+    request_id: Identifier
+    campaign_id: Identifier
+    plan_id: Identifier
+    changes: dict[Identifier, Text | None]
+    requested_by: Identifier
+
+
+class CampaignChangeDecided(_PlanningEvent):
+    """A change request was accepted (a ``campaign.updated`` follows) or rejected."""
+
+    event_type = "campaign.change_decided"
+    key_field = "campaign_id"
+
+    request_id: Identifier
+    campaign_id: Identifier
+    plan_id: Identifier
+    decision: Literal["accepted", "rejected", "superseded"]
+    decided_by: Identifier
+    reason: Text | None = None
 
 
 class StageScheduled(_PlanningEvent):
@@ -168,6 +201,25 @@ class BudgetLineSet(_PlanningEvent):
     version: Version = 1
 
 
+class BudgetLineReallocated(_PlanningEvent):
+    """Budget moved from one budget line to another of the same plan; carries both new
+    amounts (each line's full state follows as ``budget_line.set``)."""
+
+    event_type = "budget_line.reallocated"
+    key_field = "plan_id"
+
+    reallocation_id: Identifier
+    plan_id: Identifier
+    from_line_id: Identifier
+    to_line_id: Identifier
+    amount: Money
+    currency: Currency
+    from_amount: Money
+    to_amount: Money
+    reason: Text | None = None
+    requested_by: Identifier
+
+
 class BudgetLineRemoved(_PlanningEvent):
     """An empty budget line was removed from its plan."""
 
@@ -211,21 +263,71 @@ class KpiTargetSet(_PlanningEvent):
     tolerance: Annotated[Share, Field(lt=1)] = Decimal("0.05")
 
 
+SalesUnitKind = Literal["company", "region", "division", "rep", "partner"]
+
+
+class SalesUnitSet(_PlanningEvent):
+    """A unit of the sales-target tree (company → region or division → sales rep or trade
+    partner) was created or changed. ``code`` is the id sale events carry for it (their
+    ``partner_id``, ``rep_id`` or ``region``)."""
+
+    event_type = "sales_unit.set"
+    key_field = "unit_id"
+
+    unit_id: Identifier
+    parent_id: Identifier | None = None
+    kind: SalesUnitKind
+    name: Name
+    owner: Identifier
+    code: Identifier | None = None
+
+
 class SalesTargetSet(_PlanningEvent):
-    """A sales target for a node of the HQ → division → rep cascade."""
+    """A unit's sales target for a month or quarter (and a brand, or all brands) was set."""
 
     event_type = "sales_target.set"
-    key_field = "target_id"
+    key_field = "unit_id"
 
     target_id: Identifier
-    plan_id: Identifier
-    parent_id: Identifier | None = None
-    level: Literal["hq", "division", "rep"]
-    owner: Identifier
-    amount: Money
-    currency: Currency
+    unit_id: Identifier
+    period: Identifier
+    """``YYYY-MM`` or ``YYYY-Qn``."""
     period_start: Date
     period_end: Date
+    brand: Name | None = None
+    amount: Money
+    currency: Currency
+    set_by: Identifier
+    version: Version = 1
+
+
+class SalesTargetProposed(_PlanningEvent):
+    """A unit's owner proposed another figure for its target (bottom-up), with a comment."""
+
+    event_type = "sales_target.proposed"
+    key_field = "unit_id"
+
+    proposal_id: Identifier
+    target_id: Identifier
+    unit_id: Identifier
+    amount: Money
+    comment: Text | None = None
+    proposed_by: Identifier
+
+
+class SalesTargetProposalDecided(_PlanningEvent):
+    """The parent unit's owner accepted (a ``sales_target.set`` follows) or rejected a
+    proposed figure."""
+
+    event_type = "sales_target.proposal_decided"
+    key_field = "unit_id"
+
+    proposal_id: Identifier
+    target_id: Identifier
+    unit_id: Identifier
+    decision: Literal["accepted", "rejected"]
+    decided_by: Identifier
+    reason: Text | None = None
 
 
 class DiscountLimitSet(_PlanningEvent):
@@ -246,12 +348,18 @@ PLANNING_EVENTS: tuple[type[EventData], ...] = (
     CampaignPlanned,
     CampaignUpdated,
     CampaignStatusChanged,
+    CampaignChangeRequested,
+    CampaignChangeDecided,
     StageScheduled,
     BudgetAllocated,
     BudgetLineSet,
     BudgetLineRemoved,
+    BudgetLineReallocated,
     BudgetReallocated,
     KpiTargetSet,
+    SalesUnitSet,
     SalesTargetSet,
+    SalesTargetProposed,
+    SalesTargetProposalDecided,
     DiscountLimitSet,
 )

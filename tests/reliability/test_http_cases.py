@@ -467,6 +467,29 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
         ),
         ("PATCH", "/api/v1/budget-lines/{line_id}"): ({"name": "R"}, {"admin", "cmo", "manager"}),
         ("DELETE", "/api/v1/budget-lines/{line_id}"): (None, {"admin", "cmo", "manager"}),
+        ("POST", "/api/v1/campaigns/{campaign_id}/submit"): (None, {"admin", "cmo", "manager"}),
+        ("POST", "/api/v1/campaigns/{campaign_id}/approve"): (None, {"admin", "cmo"}),
+        ("POST", "/api/v1/campaigns/{campaign_id}/reject"): ({"reason": "r"}, {"admin", "cmo"}),
+        ("POST", "/api/v1/change-requests/{request_id}/accept"): (None, {"admin", "cmo"}),
+        ("POST", "/api/v1/change-requests/{request_id}/reject"): (
+            {"reason": "r"},
+            {"admin", "cmo"},
+        ),
+        ("POST", "/api/v1/sales-units"): (
+            {"name": "U", "kind": "company", "owner": "o"},
+            {"admin", "cmo"},
+        ),
+        ("POST", "/api/v1/sales-targets"): (
+            {"unit_id": "{region}", "period": "2027-Q1", "amount": "10"},
+            {"admin", "cmo"},
+        ),
+        ("POST", "/api/v1/sales-targets/{target_id}/split"): ({"method": "even"}, {"admin", "cmo"}),
+        ("POST", "/api/v1/sales-targets/{target_id}/proposals"): ({"amount": "5"}, {"executor"}),
+        ("POST", "/api/v1/sales-target-proposals/{proposal_id}/accept"): (None, {"admin", "cmo"}),
+        ("POST", "/api/v1/sales-target-proposals/{proposal_id}/reject"): (
+            {"reason": "r"},
+            {"admin", "cmo"},
+        ),
         ("POST", "/api/v1/plans/{plan_id}/approve"): ({}, {"admin", "cmo"}),
     }
     mutating = {
@@ -482,8 +505,72 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
         headers=auth("manager"),
     ).json()["line_id"]
     ids = {"plan_id": plan_id, "campaign_id": campaign_id, "line_id": line_id}
+    # the approval routes each need a campaign in the status they act on
+    drafts = {
+        name: client.post(
+            f"/api/v1/plans/{plan_id}/campaigns",
+            json={
+                "name": name,
+                "channel": "tv",
+                "owner": "o",
+                "budget": "10",
+                "start_date": "2027-03-01",
+                "end_date": "2027-03-31",
+            },
+            headers=auth("manager"),
+        ).json()["campaign_id"]
+        for name in ("submit", "approve", "reject", "accept", "decline")
+    }
+    for name in ("approve", "reject", "accept", "decline"):
+        assert client.post(f"/api/v1/campaigns/{drafts[name]}/submit", headers=auth("manager"))
+    requests_of = {}
+    for name in ("accept", "decline"):
+        client.post(f"/api/v1/campaigns/{drafts[name]}/approve", headers=auth("cmo"))
+        opened = client.patch(
+            f"/api/v1/campaigns/{drafts[name]}", json={"budget": "20"}, headers=auth("manager")
+        )
+        assert opened.status_code == 202, opened.text
+        requests_of[name] = opened.json()["change_requests"][0]["request_id"]
+
+    # the sales routes: a rep owned by the executor, under a region owned by someone else
+    def unit_of(body: dict[str, Any]) -> str:
+        return client.post("/api/v1/sales-units", json=body, headers=auth("cmo")).json()["unit_id"]
+
+    company = unit_of({"name": f"Co {unique_id}", "kind": "company", "owner": "o"})
+    region = unit_of({"name": "R", "kind": "region", "owner": "o", "parent_id": company})
+    unit_of({"name": "Rep", "kind": "rep", "owner": subject("executor"), "parent_id": region})
+    region_target = client.post(
+        "/api/v1/sales-targets",
+        json={"unit_id": region, "period": "2027-Q2", "amount": "100"},
+        headers=auth("cmo"),
+    ).json()["target_id"]
+    [rep_target] = client.post(
+        f"/api/v1/sales-targets/{region_target}/split",
+        json={"method": "even"},
+        headers=auth("cmo"),
+    ).json()
+    proposals = [
+        client.post(
+            f"/api/v1/sales-targets/{rep_target['target_id']}/proposals",
+            json={"amount": "50"},
+            headers=auth("executor"),
+        ).json()["proposal_id"]
+        for _ in range(2)
+    ]
+    requests[("POST", "/api/v1/sales-targets")][0]["unit_id"] = region  # type: ignore[index]
+    override = {
+        "/api/v1/sales-targets/{target_id}/split": {"target_id": region_target},
+        "/api/v1/sales-targets/{target_id}/proposals": {"target_id": rep_target["target_id"]},
+        "/api/v1/sales-target-proposals/{proposal_id}/accept": {"proposal_id": proposals[0]},
+        "/api/v1/sales-target-proposals/{proposal_id}/reject": {"proposal_id": proposals[1]},
+        "/api/v1/campaigns/{campaign_id}/submit": {"campaign_id": drafts["submit"]},
+        "/api/v1/campaigns/{campaign_id}/approve": {"campaign_id": drafts["approve"]},
+        "/api/v1/campaigns/{campaign_id}/reject": {"campaign_id": drafts["reject"]},
+        "/api/v1/change-requests/{request_id}/accept": {"request_id": requests_of["accept"]},
+        "/api/v1/change-requests/{request_id}/reject": {"request_id": requests_of["decline"]},
+    }
     for (method, path), (body, allowed) in requests.items():
-        url = path.format(**ids)
+        url = path.format(**{**ids, **override.get(path, {})})
         for role in ("viewer", "executor", "manager", "cmo", "admin"):
             if role in allowed:
                 continue
@@ -491,19 +578,20 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
             response = client.request(method, url, json=body, headers=auth(role))
             assert response.status_code == 403, (role, method, url, response.text)
             still()
-        if path.endswith("/approve"):
+        if path == "/api/v1/plans/{plan_id}/approve":
             continue
         response = client.request(method, url, json=body, headers=auth(min(allowed)))
         assert response.status_code in (200, 201, 204), (method, url, response.text)
-    # approval last (cmo), then a manager may no longer move that plan's campaign budgets
+    # approval last (cmo); then a manager's budget change only opens a change request
     approved = client.post(f"/api/v1/plans/{plan_id}/approve", headers=auth("cmo"))
     assert approved.status_code == 200, approved.text
-    still = unchanged(planning)
+    approved_budget = client.get(f"/api/v1/campaigns/{campaign_id}", headers=auth("viewer"))
     budget = client.patch(
         f"/api/v1/campaigns/{campaign_id}", json={"budget": "2000"}, headers=auth("manager")
     )
-    assert budget.status_code == 403, budget.text
-    still()
+    assert budget.status_code == 202, budget.text
+    assert budget.json()["budget"] == approved_budget.json()["budget"] != "2000.00"
+    assert budget.json()["change_requests"][0]["changes"] == {"budget": "2000"}
 
 
 def check_tokens(planning: Service) -> None:

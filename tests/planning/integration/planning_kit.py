@@ -7,6 +7,9 @@ TOKENS = {
     "t-cmo": {"subject": "carla", "role": "cmo"},
     "t-manager": {"subject": "ann", "role": "manager"},
     "t-viewer": {"subject": "vic", "role": "viewer"},
+    "t-nina": {"subject": "nina", "role": "manager"},
+    "t-rita": {"subject": "rita", "role": "executor"},
+    "t-rob": {"subject": "rob", "role": "executor"},
 }
 
 

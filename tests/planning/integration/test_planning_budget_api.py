@@ -218,3 +218,126 @@ def test_lines_nest_under_the_cap_and_the_view_shows_planned_committed_actual(
         "2027-03": "15000.00",
         "2027-04": "10000.00",
     }
+
+
+def test_moves_between_campaigns_and_lines_give_only_unspent_money(
+    planning: httpx.Client, kafka_bootstrap: str, topic_reader
+) -> None:  # type: ignore[no-untyped-def]
+    manager, cmo = auth("t-manager"), auth("t-cmo")
+    plan_id = created(
+        planning.post(
+            "/api/v1/plans",
+            json={
+                "name": "Moves",
+                "period_start": "2027-01-01",
+                "period_end": "2027-06-30",
+                "budget": "10000.00",
+            },
+            headers=manager,
+        )
+    )["plan_id"]
+    lines = f"/api/v1/plans/{plan_id}/budget-lines"
+    line_a = created(planning.post(lines, json={"name": "A", "amount": "4000.00"}, headers=manager))
+    line_b = created(
+        planning.post(
+            lines,
+            json={
+                "name": "B",
+                "amount": "3000.00",
+                "months": {"2027-01": "1000.00", "2027-02": "2000.00"},
+            },
+            headers=manager,
+        )
+    )
+
+    def campaign(name: str, amount: str) -> str:
+        return created(
+            planning.post(
+                f"/api/v1/plans/{plan_id}/campaigns",
+                json={
+                    "name": name,
+                    "channel": "search",
+                    "owner": "ann",
+                    "budget": amount,
+                    "start_date": "2027-01-01",
+                    "end_date": "2027-03-31",
+                    "line_id": line_a["line_id"],
+                },
+                headers=manager,
+            )
+        )["campaign_id"]
+
+    spender, other = campaign("Spender", "2500.00"), campaign("Other", "500.00")
+    assert planning.post(f"/api/v1/plans/{plan_id}/approve", headers=cmo).status_code == 200
+    with EventPublisher(kafka_bootstrap, source="ads") as events:
+        events.publish(
+            SpendRecorded(
+                campaign_id=spender, channel="search", amount=Decimal("2000.00"), currency="EUR"
+            ),
+            occurred_at=dt.datetime(2027, 1, 20, tzinfo=dt.UTC),
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        view = planning.get(f"/api/v1/plans/{plan_id}/budget", headers=cmo).json()
+        if view["total"]["actual"] == "2000.00":
+            break
+        time.sleep(0.3)
+    assert view["total"]["actual"] == "2000.00", view
+
+    def move(**body: str) -> httpx.Response:
+        return planning.post("/api/v1/budget-reallocations", json=body, headers=cmo)
+
+    # a campaign gives its unspent budget only: 2,500 − 2,000 spent
+    too_much = move(from_campaign_id=spender, to_campaign_id=other, amount="500.01")
+    assert refused(too_much, status=422, field="amount")["ctx"] == {"available": "500.00"}
+    assert move(from_campaign_id=spender, to_campaign_id=other, amount="500.00").status_code == 201
+    # a line gives what is neither spent nor held by its campaigns: 4,000 − 3,000
+    assert refused(
+        move(from_line_id=line_a["line_id"], to_line_id=line_b["line_id"], amount="1000.01"),
+        status=422,
+        field="amount",
+    )["ctx"] == {"available": "1000.00"}
+    refused(
+        move(from_line_id=line_a["line_id"], to_campaign_id=other, amount="1.00"),
+        status=422,
+        field="to_campaign_id",
+    )
+    lines_move = move(
+        from_line_id=line_a["line_id"],
+        to_line_id=line_b["line_id"],
+        amount="600.00",
+        reason="B sells",
+    )
+    assert lines_move.status_code == 201, lines_move.text
+    after_b = planning.get(f"/api/v1/budget-lines/{line_b['line_id']}", headers=cmo).json()
+    assert after_b["amount"] == "3600.00"
+    # phased by hand: the 600 spread over the months ahead (the plan has not begun: all six)
+    assert [after_b["months"][m] for m in ("2027-01", "2027-02", "2027-03", "2027-06")] == [
+        "1100.00",
+        "2100.00",
+        "100.00",
+        "100.00",
+    ]
+    assert (
+        planning.get(f"/api/v1/budget-lines/{line_a['line_id']}", headers=cmo).json()["amount"]
+        == "3400.00"
+    )
+
+    history = planning.get(
+        f"/api/v1/plans/{plan_id}/reallocations", headers=auth("t-viewer")
+    ).json()
+    assert [(h["kind"], h["amount"], h["source"], h["requested_by"]) for h in history] == [
+        ("lines", "600.00", "manual", "carla"),
+        ("campaigns", "500.00", "manual", "carla"),
+    ]
+    assert history[0]["reason"] == "B sells" and history[0]["from_id"] == line_a["line_id"]
+    [moved] = topic_reader(
+        kafka_bootstrap,
+        PLANNING,
+        expect=1,
+        match=lambda r: (
+            json.loads(r.value)["event_type"] == "budget_line.reallocated"
+            and json.loads(r.value)["data"]["plan_id"] == plan_id
+        ),
+    )
+    assert json.loads(moved.value)["data"]["to_amount"] == "3600.00"

@@ -193,3 +193,74 @@ def test_the_view_rolls_committed_and_actual_up_the_tree_by_month() -> None:
     assert partner.campaign_ids == ["c1"] and partner.total.actual == D("1250.00")
     assert partner.months["2027-01"].remaining == D("800.00")  # 2,000 planned, 1,200 spent
     assert root.campaign_ids == ["c3"]
+
+
+def test_a_line_gives_only_what_is_neither_held_nor_spent_and_the_receiver_must_fit() -> None:
+    plan = Budget(
+        Period(start=dt.date(2027, 1, 1), end=dt.date(2027, 6, 30), cap=D("10000.00")),
+        [
+            line("a", "4000.00"),
+            line("b", "3000.00", months={"2027-01": D("1000.00"), "2027-02": D("2000.00")}),
+            line("b1", "3000.00", "b"),
+        ],
+        [draw("c1", "a", "1000.00"), draw("c2", "a", "500.00")],
+    )
+    # held 1,500, spent 2,600 (over its budget): 4,000 − 2,600 = 1,400 may move
+    spent = {"c1": D("2600.00")}
+    with pytest.raises(DomainError) as caught:
+        budget.move_between_lines(
+            plan,
+            source_id="a",
+            destination_id="b",
+            amount=D("1400.01"),
+            actual=spent,
+            today=dt.date(2027, 3, 15),
+        )
+    assert caught.value.context == {"available": "1400.00"}
+    source, destination = budget.move_between_lines(
+        plan,
+        source_id="a",
+        destination_id="b",
+        amount=D("300.00"),
+        actual=spent,
+        today=dt.date(2027, 3, 15),
+    )
+    assert (source.amount, source.months, source.version) == (D("3700.00"), None, 2)
+    # by hand: the past months stay, 300 spread over March … June
+    assert destination.months == {
+        "2027-01": D("1000.00"),
+        "2027-02": D("2000.00"),
+        "2027-03": D("75.00"),
+        "2027-04": D("75.00"),
+        "2027-05": D("75.00"),
+        "2027-06": D("75.00"),
+    }
+    # b's own months ahead are empty: it cannot give from them
+    with pytest.raises(DomainError) as caught:
+        budget.move_between_lines(
+            plan,
+            source_id="b",
+            destination_id="a",
+            amount=D("1.00"),
+            actual={},
+            today=dt.date(2027, 3, 15),
+        )
+    assert caught.value.field == "amount"
+    # a sub-line cannot outgrow its parent
+    with pytest.raises(DomainError) as caught:
+        budget.move_between_lines(
+            plan,
+            source_id="a",
+            destination_id="b1",
+            amount=D("1.00"),
+            actual={},
+            today=dt.date(2027, 1, 1),
+        )
+    assert caught.value.context == {"available": "0.00"}
+
+
+def test_a_campaign_gives_only_its_unspent_budget() -> None:
+    budget.check_unspent(budget=D("2500.00"), spent=D("2000.00"), amount=D("500.00"), name="c")
+    with pytest.raises(DomainError) as caught:
+        budget.check_unspent(budget=D("2500.00"), spent=D("2600.00"), amount=D("0.01"), name="c")
+    assert caught.value.context == {"available": "0.00"}

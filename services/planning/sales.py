@@ -1,0 +1,171 @@
+"""Sales targets, free of I/O: the tree of sales units (company → region or division → sales rep
+or trade partner), target periods, the top-down split of a target over a unit's children, and
+the roll-up that shows each node's own target against the sum of its children's.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from services.planning.budget import split
+from shared.errors import DomainError
+
+LEVEL = {"company": 0, "region": 1, "division": 1, "rep": 2, "partner": 2}
+"""How deep each kind of unit sits: a unit's parent is of a shallower level."""
+_PERIOD = re.compile(r"^(\d{4})-(?:(0[1-9]|1[0-2])|Q([1-4]))$")
+SHARE_PLACES = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    """A sales unit: its kind, parent, owner (who proposes its figures) and ``code``, the id
+    sales events carry for it (a partner_id, rep_id or region)."""
+
+    unit_id: str
+    name: str
+    kind: str
+    owner: str
+    parent_id: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """A unit's sales target for a period (``YYYY-MM`` or ``YYYY-Qn``) and brand ('' = all)."""
+
+    target_id: str
+    unit_id: str
+    period: str
+    brand: str
+    amount: Decimal
+    currency: str
+    version: int = 1
+
+
+def period_bounds(period: str) -> tuple[dt.date, dt.date]:
+    """The first and last day of a month (``2027-03``) or quarter (``2027-Q1``) period."""
+    match = _PERIOD.match(period)
+    if match is None:
+        raise DomainError(
+            "a period is a month (2027-03) or a quarter (2027-Q1)", field="period", status_code=422
+        )
+    year = int(match.group(1))
+    if not 1970 <= year <= 2148:
+        raise DomainError("the year must lie within 1970..2148", field="period", status_code=422)
+    if match.group(2):
+        first_month = last_month = int(match.group(2))
+    else:
+        first_month = 3 * (int(match.group(3)) - 1) + 1
+        last_month = first_month + 2
+    last_day = calendar.monthrange(year, last_month)[1]
+    return dt.date(year, first_month, 1), dt.date(year, last_month, last_day)
+
+
+def check_unit(unit: UnitFacts, units: Mapping[str, UnitFacts]) -> None:
+    """A unit's kind fits under its parent: the company at the top, regions and divisions under
+    it, reps and partners beneath those; codes are unique among units of one kind."""
+    if unit.parent_id is None:
+        if unit.kind != "company":
+            raise DomainError(
+                f"a {unit.kind} needs a parent unit", field="parent_id", status_code=422
+            )
+    else:
+        parent = units.get(unit.parent_id)
+        if parent is None:
+            raise DomainError(
+                f"no sales unit {unit.parent_id!r}", field="parent_id", status_code=422
+            )
+        if LEVEL[unit.kind] <= LEVEL[parent.kind]:
+            raise DomainError(
+                f"a {unit.kind} cannot sit under a {parent.kind}", field="kind", status_code=422
+            )
+    if unit.code is not None:
+        for other in units.values():
+            if (
+                other.unit_id != unit.unit_id
+                and other.kind == unit.kind
+                and other.code == unit.code
+            ):
+                raise DomainError(
+                    f"{unit.kind} {other.name!r} has the code {unit.code!r} already",
+                    field="code",
+                    status_code=409,
+                )
+
+
+def split_target(
+    target: TargetFacts,
+    children: Sequence[UnitFacts],
+    *,
+    method: str,
+    shares: Mapping[str, Decimal] | None,
+) -> dict[str, Decimal]:
+    """The amounts of a target's children: even, or by given shares (adding up to 1); the
+    cents rounding leaves over go to the first children, so they add up to the target."""
+    if not children:
+        raise DomainError(
+            "the unit has no sub-units to split over", field="unit_id", status_code=422
+        )
+    ids = [child.unit_id for child in children]
+    if method == "even":
+        weights = dict.fromkeys(ids, 1)
+    elif method == "shares":
+        if not shares:
+            raise DomainError(
+                "shares are needed to split by shares", field="shares", status_code=422
+            )
+        unknown = sorted(set(shares) - set(ids))
+        if unknown:
+            raise DomainError(
+                f"not sub-units of this unit: {', '.join(unknown)}", field="shares", status_code=422
+            )
+        total = sum(shares.values(), Decimal(0))
+        if total != 1:
+            raise DomainError(
+                f"the shares add up to {total}, not 1", field="shares", status_code=422
+            )
+        weights = {unit_id: int(shares.get(unit_id, 0) / SHARE_PLACES) for unit_id in ids}
+    else:
+        raise DomainError(f"unknown method {method!r}", field="method", status_code=422)
+    return split(target.amount, weights)
+
+
+@dataclass
+class TargetNode:
+    """A unit in the target tree: its own target (None = not set), the sum of its children's
+    targets and the gap between them (own − children; None without both)."""
+
+    unit: UnitFacts
+    target: TargetFacts | None
+    children_sum: Decimal | None
+    children: list[TargetNode] = field(default_factory=list)
+
+    @property
+    def gap(self) -> Decimal | None:
+        """How much the children's targets fall short of this unit's own (negative: over)."""
+        if self.target is None or self.children_sum is None:
+            return None
+        return self.target.amount - self.children_sum
+
+
+def target_tree(units: Iterable[UnitFacts], targets: Iterable[TargetFacts]) -> list[TargetNode]:
+    """The units as trees (roots first) with the targets of one period and brand."""
+    units = list(units)
+    by_unit = {target.unit_id: target for target in targets}
+
+    def node(unit: UnitFacts) -> TargetNode:
+        children = [node(child) for child in units if child.parent_id == unit.unit_id]
+        set_children = [child.target.amount for child in children if child.target is not None]
+        return TargetNode(
+            unit=unit,
+            target=by_unit.get(unit.unit_id),
+            children_sum=sum(set_children, Decimal("0.00")) if set_children else None,
+            children=children,
+        )
+
+    return [node(unit) for unit in units if unit.parent_id is None]

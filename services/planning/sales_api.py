@@ -1,0 +1,291 @@
+"""Planning's sales-target routes: the unit tree, targets per month or quarter set top-down or
+split over a unit's children, and bottom-up proposals by a unit's owner."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from pydantic import BaseModel, Field
+
+from services.planning import sales, sales_usecases
+from services.planning import sales_store as rows
+from services.planning.api import DB, Approver, Reader, StrictBody
+from shared.auth import WRITERS, Principal, require
+from shared.errors import NotFound
+from shared.events.envelope import Currency, Identifier, Money, Name, Share, Text
+from shared.events.planning import SalesUnitKind
+
+router = APIRouter(prefix="/api/v1", tags=["sales targets"])
+Writer = Annotated[Principal, Depends(require(*WRITERS))]
+Period = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$",
+        description="A month (2027-03) or a quarter (2027-Q1).",
+        examples=["2027-Q1"],
+    ),
+]
+Reason = Annotated[Text, Field(min_length=1)]
+
+
+class UnitIn(StrictBody):
+    """A sales unit: the company at the top, regions or divisions under it, sales reps and trade
+    partners beneath those. ``owner`` proposes the unit's figures and decides its children's;
+    ``code`` is the id sale events carry for it (partner_id, rep_id or region)."""
+
+    name: Name
+    kind: SalesUnitKind
+    owner: Identifier
+    parent_id: Identifier | None = None
+    code: Identifier | None = None
+
+
+class UnitOut(BaseModel):
+    """A sales unit."""
+
+    unit_id: str
+    name: str
+    kind: str
+    owner: str
+    parent_id: str | None
+    code: str | None
+
+
+class TargetIn(StrictBody):
+    """A unit's sales target for a period, for one brand or (no brand) all of them."""
+
+    unit_id: Identifier
+    period: Period
+    brand: Name | None = None
+    amount: Money
+    currency: Currency | None = None
+
+
+class SplitIn(StrictBody):
+    """How to distribute a target over the unit's children: evenly, or by shares (unit id →
+    share, adding up to 1)."""
+
+    method: Literal["even", "shares"]
+    shares: dict[Identifier, Share] | None = None
+
+
+class ProposalIn(StrictBody):
+    """A unit owner's figure for its own target, with a comment."""
+
+    amount: Money
+    comment: Text | None = None
+
+
+class RejectionIn(StrictBody):
+    """Why a proposal is rejected."""
+
+    reason: Reason
+
+
+class TargetOut(BaseModel):
+    """A unit's target."""
+
+    target_id: str
+    unit_id: str
+    period: str
+    brand: str | None
+    amount: Decimal
+    currency: str
+    version: int
+
+
+class NodeOut(BaseModel):
+    """A unit with its target, the sum of its children's targets and the gap (own − children;
+    negative when the children promise more)."""
+
+    unit: UnitOut
+    target: TargetOut | None
+    children_sum: Decimal | None
+    gap: Decimal | None
+    children: list[NodeOut]
+
+
+class TreeOut(BaseModel):
+    """The target tree of one period and brand."""
+
+    period: str
+    brand: str | None
+    roots: list[NodeOut]
+
+
+class ProposalOut(BaseModel):
+    """A proposed figure and what became of it."""
+
+    proposal_id: str
+    target_id: str
+    amount: Decimal
+    comment: str | None
+    proposed_by: str
+    status: str
+    decided_by: str | None
+    reason: str | None
+
+
+def _unit_out(unit: sales.UnitFacts) -> UnitOut:
+    return UnitOut(
+        unit_id=unit.unit_id,
+        name=unit.name,
+        kind=unit.kind,
+        owner=unit.owner,
+        parent_id=unit.parent_id,
+        code=unit.code,
+    )
+
+
+def _target_out(target: sales.TargetFacts) -> TargetOut:
+    return TargetOut(
+        target_id=target.target_id,
+        unit_id=target.unit_id,
+        period=target.period,
+        brand=target.brand or None,
+        amount=target.amount,
+        currency=target.currency,
+        version=target.version,
+    )
+
+
+def _node_out(node: sales.TargetNode) -> NodeOut:
+    return NodeOut(
+        unit=_unit_out(node.unit),
+        target=_target_out(node.target) if node.target else None,
+        children_sum=node.children_sum,
+        gap=node.gap,
+        children=[_node_out(child) for child in node.children],
+    )
+
+
+def _load_target(db: DB, target_id: str) -> TargetOut:
+    with db.reading() as session:
+        row = session.get(rows.SalesTarget, target_id)
+        if row is None:
+            raise NotFound("sales target", target_id)
+        return _target_out(rows.target_facts(row))
+
+
+@router.post("/sales-units", status_code=status.HTTP_201_CREATED, response_model=UnitOut)
+def create_unit(body: UnitIn, db: DB, principal: Approver) -> UnitOut:
+    """Add a unit to the sales-target tree (cmo, admin)."""
+    unit_id = sales_usecases.add_unit(db=db, attributes=body.model_dump(), principal=principal)
+    with db.reading() as session:
+        return _unit_out(rows.all_units(session=session)[unit_id])
+
+
+@router.get("/sales-units", response_model=list[UnitOut])
+def list_units(db: DB, _: Reader) -> list[UnitOut]:
+    """Every sales unit (``parent_id`` gives the tree)."""
+    with db.reading() as session:
+        return [_unit_out(unit) for unit in rows.all_units(session=session).values()]
+
+
+@router.post("/sales-targets", status_code=status.HTTP_201_CREATED, response_model=TargetOut)
+def set_target(body: TargetIn, db: DB, principal: Writer, request: Request) -> TargetOut:
+    """Set a unit's target for a period (cmo, admin, or the owner of the unit above it)."""
+    target_id = sales_usecases.set_target(
+        db=db,
+        unit_id=body.unit_id,
+        period=body.period,
+        brand=body.brand,
+        amount=body.amount,
+        currency=body.currency or request.app.state.settings.currency,
+        principal=principal,
+    )
+    return _load_target(db, target_id)
+
+
+@router.get("/sales-targets", response_model=TreeOut)
+def target_tree(
+    db: DB,
+    _: Reader,
+    period: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")],
+    brand: Annotated[Name | None, Query()] = None,
+) -> TreeOut:
+    """The unit tree with each unit's target for ``period`` (and ``brand``), the sum of its
+    children's targets and the gap."""
+    sales.period_bounds(period)
+    with db.reading() as session:
+        units = rows.all_units(session=session).values()
+        targets = rows.targets_of(session=session, period=period, brand=brand or "")
+    return TreeOut(
+        period=period,
+        brand=brand,
+        roots=[_node_out(node) for node in sales.target_tree(units, targets)],
+    )
+
+
+@router.post("/sales-targets/{target_id}/split", response_model=list[TargetOut])
+def split_target(
+    target_id: Identifier, body: SplitIn, db: DB, principal: Writer
+) -> list[TargetOut]:
+    """Distribute a target over its unit's children (cmo, admin or the unit's owner)."""
+    ids = sales_usecases.split_target(
+        db=db, target_id=target_id, method=body.method, shares=body.shares, principal=principal
+    )
+    return [_load_target(db, target_id) for target_id in ids]
+
+
+@router.post(
+    "/sales-targets/{target_id}/proposals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProposalOut,
+)
+def propose(target_id: Identifier, body: ProposalIn, db: DB, principal: Writer) -> ProposalOut:
+    """The unit's owner proposes another figure for its own target (bottom-up)."""
+    proposal_id = sales_usecases.propose(
+        db=db, target_id=target_id, amount=body.amount, comment=body.comment, principal=principal
+    )
+    return _load_proposal(db, proposal_id)
+
+
+@router.get("/sales-targets/{target_id}/proposals", response_model=list[ProposalOut])
+def list_proposals(target_id: Identifier, db: DB, _: Reader) -> list[ProposalOut]:
+    """The proposals made for a target, newest first."""
+    _load_target(db, target_id)
+    with db.reading() as session:
+        return [
+            _proposal_out(row) for row in rows.proposals_of(session=session, target_id=target_id)
+        ]
+
+
+def _proposal_out(row: rows.TargetProposal) -> ProposalOut:
+    return ProposalOut(
+        proposal_id=row.id,
+        target_id=row.target_id,
+        amount=row.amount,
+        comment=row.comment,
+        proposed_by=row.proposed_by,
+        status=row.status,
+        decided_by=row.decided_by,
+        reason=row.reason,
+    )
+
+
+def _load_proposal(db: DB, proposal_id: str) -> ProposalOut:
+    with db.reading() as session:
+        row = session.get(rows.TargetProposal, proposal_id)
+        assert row is not None
+        return _proposal_out(row)
+
+
+@router.post("/sales-target-proposals/{proposal_id}/accept", response_model=ProposalOut)
+def accept(proposal_id: Identifier, db: DB, principal: Writer) -> ProposalOut:
+    """Accept a proposal (the parent unit's owner, cmo, admin): the target takes its figure."""
+    sales_usecases.decide(
+        db=db, proposal_id=proposal_id, accept=True, reason=None, principal=principal
+    )
+    return _load_proposal(db, proposal_id)
+
+
+@router.post("/sales-target-proposals/{proposal_id}/reject", response_model=ProposalOut)
+def reject(proposal_id: Identifier, body: RejectionIn, db: DB, principal: Writer) -> ProposalOut:
+    """Reject a proposal with a reason (the parent unit's owner, cmo, admin)."""
+    sales_usecases.decide(
+        db=db, proposal_id=proposal_id, accept=False, reason=body.reason, principal=principal
+    )
+    return _load_proposal(db, proposal_id)
