@@ -26,6 +26,7 @@ from shared.events import EventRejected, decode
 from shared.events import columnar as batch_check
 from shared.money import FxRates
 
+
 class _Drop:
     """Marks a field the message leaves out; its repr is stable, so test ids are too (pytest-xdist
     workers must collect the same ids)."""
