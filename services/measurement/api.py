@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import TypeAdapter
 
-from services.measurement import report, warehouse
+from services.measurement import report, schemas, warehouse
 from services.measurement.warehouse import Warehouse
 from shared.auth import READERS, Principal, require
 from shared.errors import DomainError, NotFound
-from shared.events.envelope import Channel, Identifier, UtcDatetime
+from shared.events.envelope import Channel, Currency, Identifier, UtcDatetime
+from shared.money import FxRates
 
 router = APIRouter(prefix="/api/v1", tags=["measurement"])
 _json = TypeAdapter(Any)
@@ -36,6 +37,33 @@ def get_warehouse(request: Request) -> Warehouse:
 
 
 Store = Annotated[Warehouse, Depends(get_warehouse)]
+
+
+def get_fx(request: Request) -> FxRates:
+    """The configured FX rates (MRM_CURRENCY, MRM_FX_RATES) built by the app's lifespan."""
+    return request.app.state.fx  # type: ignore[no-any-return]
+
+
+Fx = Annotated[FxRates, Depends(get_fx)]
+ReportingCurrency = Annotated[
+    Currency | None,
+    Query(
+        description="The currency to report amounts in: MRM_CURRENCY or one MRM_FX_RATES has a "
+        "rate for (default: MRM_CURRENCY; a channel within a plan: the plan's; a comparison: "
+        "the campaign's; a series of a campaign or plan: its own)."
+    ),
+]
+
+
+def _reporting(currency: str | None, fx: FxRates) -> dict[str, Any]:
+    if currency is not None and fx.rate(currency) is None:
+        raise DomainError(
+            f"no FX rate configured for {currency} (MRM_FX_RATES holds rates to {fx.base})",
+            field="currency",
+            status_code=422,
+            location="query",
+        )
+    return {"fx": fx, "currency": currency}
 
 
 def _period(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, dt.datetime | None]:
@@ -158,44 +186,64 @@ RequiredTo = Annotated[
 ]
 
 
-@router.get("/kpis/channels/{channel}")
+@router.get("/kpis/channels/{channel}", response_model=schemas.ChannelKpis)
 async def channel_kpis(
     channel: Channel,
     store: Store,
+    fx: Fx,
     _: Reader,
     plan_id: Identifier | None = None,
     start: From = None,
     end: To = None,
+    currency: ReportingCurrency = None,
 ) -> JSONResponse:
-    """Every KPI of a channel over [from, to), within one plan when ``plan_id`` is given; its
-    CKPI weighs the targets of the channel's campaigns, each on its own campaign's KPIs."""
+    """Every KPI of a channel over [from, to), within one plan when ``plan_id`` is given, in one
+    currency and per currency; its CKPI weighs the targets of the channel's campaigns, each on
+    its own campaign's KPIs."""
     kpis = await store.run(
-        warehouse.channel_kpis, channel=channel, plan_id=plan_id, **_period(start, end)
+        warehouse.channel_kpis,
+        channel=channel,
+        plan_id=plan_id,
+        **_period(start, end),
+        **_reporting(currency, fx),
     )
     if kpis is None:
         raise NotFound("plan", plan_id or "")
     return _respond(kpis)
 
 
-@router.get("/kpis/company")
-async def company_kpis(store: Store, _: Reader, start: From = None, end: To = None) -> JSONResponse:
-    """Every KPI of the whole company over [from, to), unattributed sales and leads included;
-    its CKPI weighs the targets of every campaign of the period, each on its own KPIs."""
-    return _respond(await store.run(warehouse.company_kpis, **_period(start, end)))
+@router.get("/kpis/company", response_model=schemas.CompanyKpis)
+async def company_kpis(
+    store: Store,
+    fx: Fx,
+    _: Reader,
+    start: From = None,
+    end: To = None,
+    currency: ReportingCurrency = None,
+) -> JSONResponse:
+    """Every KPI of the whole company over [from, to), unattributed sales and leads included,
+    in one currency and per currency; its CKPI weighs the targets of every campaign of the
+    period, each on its own KPIs."""
+    period, reporting = _period(start, end), _reporting(currency, fx)
+    return _respond(await store.run(warehouse.company_kpis, **period, **reporting))
 
 
-@router.get("/kpis/series")
+@router.get("/kpis/series", response_model=schemas.KpiSeries)
 async def kpi_series(
     store: Store,
+    fx: Fx,
     _: Reader,
     scope: SeriesScope,
     start: Required,
     end: RequiredTo,
     scope_id: Annotated[Identifier | None, Query(alias="id")] = None,
     bucket: Bucket = "day",
+    currency: ReportingCurrency = None,
 ) -> JSONResponse:
-    """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [from, to)."""
+    """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [from, to), in one
+    currency and per currency."""
     period = _period(start, end)
+    reporting = _reporting(currency, fx)
     if scope != "company" and not scope_id:
         raise DomainError(
             f"is required for scope {scope}", field="id", status_code=422, location="query"
@@ -209,7 +257,7 @@ async def kpi_series(
             location="query",
         )
     series = await store.run(
-        warehouse.kpi_series, scope=scope, id=scope_id, bucket=bucket, **period
+        warehouse.kpi_series, scope=scope, id=scope_id, bucket=bucket, **period, **reporting
     )
     if series is None:
         raise NotFound(scope, scope_id or "")
@@ -230,15 +278,23 @@ async def stage_durations(
     )
 
 
-@router.get("/campaigns/{campaign_id}/comparison")
+@router.get("/campaigns/{campaign_id}/comparison", response_model=schemas.Comparison)
 async def compare_campaign(
     campaign_id: Identifier,
     store: Store,
+    fx: Fx,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=100, description="Most past peers to list.")] = 10,
+    currency: ReportingCurrency = None,
 ) -> JSONResponse:
-    """A campaign next to past campaigns of its channel or brand: cost, CPL, ROMI, conversion."""
-    comparison = await store.run(warehouse.compare_campaign, campaign_id=campaign_id, limit=limit)
+    """A campaign next to past campaigns of its channel or brand: cost, CPL, ROMI, conversion;
+    each in its own currency, the peers pooled in one currency and per currency."""
+    comparison = await store.run(
+        warehouse.compare_campaign,
+        campaign_id=campaign_id,
+        limit=limit,
+        **_reporting(currency, fx),
+    )
     if comparison is None:
         raise NotFound("campaign", campaign_id)
     return _respond(comparison)

@@ -47,9 +47,8 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         ]
         warehouse = Warehouse(client, readers=readers)
         broker = make_broker(settings.bootstrap, client_id=f"mrm-{SERVICE}")
-        ingestor = Ingestor(
-            warehouse=warehouse, fx=FxRates(base=settings.currency, rates=settings.fx_rates)
-        )
+        fx = FxRates(base=settings.currency, rates=settings.fx_rates)
+        ingestor = Ingestor(warehouse=warehouse, fx=fx)
         consumer = EventConsumer(
             broker=broker,
             group_id=settings.consumer_group,
@@ -98,6 +97,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             }
 
         app.state.warehouse = warehouse
+        app.state.fx = fx
         app.state.leadership = leadership
         background: list[Callable[[], Coroutine[Any, Any, None]]] = [
             watch.run,

@@ -95,23 +95,25 @@ class Measures:
     ``reached[i]`` is the number of distinct leads whose highest stage in the period is
     ``FUNNEL[i]`` or later. ``buyers`` / ``repeat_buyers`` are customers with ≥ 1 / ≥ 2 orders
     in the period; ``ltv_customers`` are customers whose first sale ever is in the scope and
-    ``ltv_gross_profit`` the gross profit of all their sales ever.
+    ``ltv_gross_profit`` the gross profit of all their sales ever. An amount is ``None`` when
+    it cannot be told in the scope's currency (no FX rate for some of it): every KPI computed
+    from it is ``None`` too.
     """
 
-    spend: Decimal = Decimal(0)
+    spend: Decimal | None = Decimal(0)
     impressions: int = 0
     clicks: int = 0
     reached: tuple[int, ...] = (0,) * len(FUNNEL)
     lost: int = 0
-    revenue: Decimal = Decimal(0)
-    gross_profit: Decimal = Decimal(0)
-    discounts: Decimal = Decimal(0)
+    revenue: Decimal | None = Decimal(0)
+    gross_profit: Decimal | None = Decimal(0)
+    discounts: Decimal | None = Decimal(0)
     orders: int = 0
     buyers: int = 0
     repeat_buyers: int = 0
     new_customers: int = 0
     ltv_customers: int = 0
-    ltv_gross_profit: Decimal = Decimal(0)
+    ltv_gross_profit: Decimal | None = Decimal(0)
     budget: Decimal | None = None
     start_date: dt.date | None = None
     end_date: dt.date | None = None
@@ -129,7 +131,11 @@ def elapsed_share(*, start_date: dt.date, end_date: dt.date, as_of: dt.datetime)
 
 
 def forecast_at_completion(
-    *, spend: Decimal, start_date: dt.date | None, end_date: dt.date | None, as_of: dt.datetime
+    *,
+    spend: Decimal | None,
+    start_date: dt.date | None,
+    end_date: dt.date | None,
+    as_of: dt.datetime,
 ) -> Decimal | None:
     """Spend at the campaign's end at the current burn rate: spend / elapsed share of duration."""
     if start_date is None or end_date is None:
@@ -152,6 +158,11 @@ def compute_kpis(measures: Measures, *, as_of: dt.datetime) -> dict[str, Any]:
     leads = m.reached[FUNNEL.index("lead")]
     cac = _exact(m.spend, m.new_customers)
     ltv = _exact(m.ltv_gross_profit, m.ltv_customers)
+    romi = roi = None
+    if m.spend is not None and m.gross_profit is not None:
+        romi = ratio(m.gross_profit - m.spend, m.spend)
+        if m.discounts is not None:
+            roi = ratio(m.gross_profit - m.spend - m.discounts, m.spend + m.discounts)
     return {
         "spend": money(m.spend),
         "impressions": m.impressions,
@@ -167,8 +178,8 @@ def compute_kpis(measures: Measures, *, as_of: dt.datetime) -> dict[str, Any]:
         "cac": money(cac),
         "revenue": money(m.revenue),
         "gross_profit": money(m.gross_profit),
-        "romi": ratio(m.gross_profit - m.spend, m.spend),
-        "roi": ratio(m.gross_profit - m.spend - m.discounts, m.spend + m.discounts),
+        "romi": romi,
+        "roi": roi,
         "discounts": money(m.discounts),
         "orders": m.orders,
         "average_check": money(_exact(m.revenue, m.orders)),

@@ -7,6 +7,7 @@
 * ``columns`` — a batch of Kafka records as Arrow insert columns (the ingest hot path);
 * ``kpis`` — KPIs of a campaign, several campaigns, a plan; the funnel; targets and currencies;
 * ``scopes`` — KPIs of a channel or of the whole company; a campaign against its past peers;
+* ``currencies`` — a multi-campaign scope split by currency, converted to the reporting one;
 * ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;
 * ``alerts`` — the target monitor's state: alert states, the campaign change log, its marks;
 * ``_sql``, ``_dims``, ``_measures`` — what the query modules share: scopes and period bounds,

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
 from services.measurement import domain
+from services.measurement.conversion import SCOPE_LTV
 from services.measurement.warehouse._dims import TARGETS, target_rows
 from services.measurement.warehouse._sql import (
     Branch,
@@ -41,7 +43,7 @@ def _gross(text: str) -> Decimal:
 
 def _spend_stream(scope: Scope, *, unbounded: bool = False) -> Stream:
     sql = f"""SELECT {scope.key()} AS k, sum(amount) AS c0 FROM spend FINAL
-        WHERE {scope.where()} AND {in_period(unbounded=unbounded)} GROUP BY k"""
+        WHERE {scope.where(amount="currency")} AND {in_period(unbounded=unbounded)} GROUP BY k"""
     return Stream("spend", sql, (("spend", money),))
 
 
@@ -115,7 +117,7 @@ def _sales_stream(scope: Scope, *, unbounded: bool = False) -> Stream:
                    sum(s.discount_amount) AS discounts, count() AS orders
             FROM (
                 SELECT * FROM sales FINAL
-                WHERE {scope.where()} AND {in_period(unbounded=unbounded)}
+                WHERE {scope.where(amount="currency")} AND {in_period(unbounded=unbounded)}
             ) AS s
             LEFT ANY JOIN {_MARGINS} AS m ON m.campaign_id = s.campaign_id
             GROUP BY {group}
@@ -135,24 +137,42 @@ def _cohort_stream(scope: Scope, *, unbounded: bool = False) -> Stream:
     # A customer belongs to the campaign of their first sale ever; duplicates cannot move a
     # min/argMin, but the lifetime gross profit is a sum: one row per event_id (LIMIT 1 BY
     # reads only the scope's customers and measured faster than FINAL over the whole table).
-    sql = f"""SELECT {scope.key("first_campaign", "first_at")} AS k, count() AS c0,
-               countIf({in_period("first_at", unbounded=unbounded)}) AS c1, sum(gross) AS c2
+    members = replace(scope, currency=None, fallback=False)  # the cohort of the whole scope
+    new = in_period("first_at", unbounded=unbounded)
+    first = "(s.occurred_at, s.order_id, s.event_id)"
+    columns = "event_id, customer_id, campaign_id, channel, occurred_at, order_id, amount"
+    picks = {"first_campaign": "campaign_id", "first_channel": "channel"}
+    gross = f"sum({_GROSS})"
+    counts = f"count() AS c0, countIf({new}) AS c1, sum(gross) AS c2"
+    fields: list[tuple[str, Callable[[str], Any]]] = [
+        ("ltv_customers", int),
+        ("new_customers", int),
+        ("ltv_gross_profit", _gross),
+    ]
+    if scope.currency is not None:
+        # a currency's share: the customers whose first sale is in it, their sales in it; and
+        # the sales in it of every customer of the cohort (the scope's LTV, summed over shares)
+        mine = "first_currency = {currency:String}"
+        columns += ", currency"
+        picks["first_currency"] = "currency"
+        gross = f"sumIf({_GROSS}, s.currency = {{currency:String}})"
+        counts = f"""countIf({mine}) AS c0, countIf({mine} AND {new}) AS c1,
+            sumIf(gross, {mine}) AS c2, sum(gross) AS c3"""
+        fields.append((SCOPE_LTV, _gross))
+    firsts = ", ".join(f"argMin(s.{column}, {first}) AS {name}" for name, column in picks.items())
+    sql = f"""SELECT {scope.key("first_campaign", "first_at")} AS k, {counts}
         FROM (
-            SELECT s.customer_id AS customer_id,
-                   argMin(s.campaign_id, (s.occurred_at, s.order_id, s.event_id)) AS first_campaign,
-                   argMin(s.channel, (s.occurred_at, s.order_id, s.event_id)) AS first_channel,
-                   min(s.occurred_at) AS first_at, sum({_GROSS}) AS gross
+            SELECT s.customer_id AS customer_id, {firsts},
+                   min(s.occurred_at) AS first_at, {gross} AS gross
             FROM (
-                SELECT event_id, customer_id, campaign_id, channel, occurred_at, order_id, amount
-                FROM sales WHERE customer_id IN (
-                    SELECT customer_id FROM sales WHERE {scope.where()})
+                SELECT {columns} FROM sales WHERE customer_id IN (
+                    SELECT customer_id FROM sales WHERE {members.where()})
                 LIMIT 1 BY event_id
             ) AS s
             LEFT ANY JOIN {_MARGINS} AS m ON m.campaign_id = s.campaign_id
             GROUP BY customer_id
-        ) WHERE {scope.where("first_campaign", "first_channel")} GROUP BY k"""
-    fields = (("ltv_customers", int), ("new_customers", int), ("ltv_gross_profit", _gross))
-    return Stream("cohorts", sql, fields)
+        ) WHERE {members.where("first_campaign", "first_channel")} GROUP BY k"""
+    return Stream("cohorts", sql, tuple(fields))
 
 
 def _streams(scope: Scope, *, unbounded: bool) -> list[Stream]:
@@ -239,6 +259,19 @@ def kpis_from(
     return domain.compute_kpis(measures, as_of=as_of)
 
 
+class Measured(NamedTuple):
+    """What ``each_campaign`` fetches in one query."""
+
+    own: dict[Any, dict[str, Any]]
+    """The measures of the scope, per group key."""
+    each: dict[str, dict[str, Any]]
+    """The KPIs of each campaign on its own over the period."""
+    targets: list[domain.Target]
+    """The KPI targets of those campaigns."""
+    also: list[list[tuple[str, dict[str, Any]]]]
+    """The rows of the extra branches asked for, in their order."""
+
+
 def each_campaign(
     client: Client,
     *,
@@ -247,16 +280,20 @@ def each_campaign(
     start: dt.datetime | None,
     end: dt.datetime | None,
     now: dt.datetime,
-) -> tuple[dict[Any, dict[str, Any]], dict[str, dict[str, Any]], list[domain.Target]]:
-    """In one query: the measures of ``scope`` (per group key), and the KPIs and targets of
-    each campaign of ``dims`` on its own over the period (for CKPI and breakdowns)."""
+    also: Sequence[Branch] = (),
+) -> Measured:
+    """In one query: the measures of ``scope`` (per group key), the KPIs and targets of each
+    campaign of ``dims`` on its own over the period (for CKPI and breakdowns), and the rows of
+    ``also``, further branches the caller needs."""
     ids = tuple(d["campaign_id"] for d in dims)
     each_scope = Scope(ids, per_campaign=True)
     measured = measure_branches(scope, start=start, end=end)
     separate = scope != Scope(ids, per_campaign=True, with_total=True)
     each_branches = measure_branches(each_scope, start=start, end=end) if separate else []
     target_branch = [(TARGETS, {"ids": list(ids)})] if ids else []
-    rows = fetch(client, [*measured, *each_branches, *target_branch])
+    rows = fetch(client, [*measured, *each_branches, *target_branch, *also])
+    extra = rows[len(rows) - len(also) :]
+    rows = rows[: len(rows) - len(also)]
     own = collect(scope, measured, rows[: len(measured)])
     each = own
     if separate:
@@ -268,4 +305,4 @@ def each_campaign(
         )
         for d in dims
     }
-    return own, kpis, target_rows(rows[-1]) if ids else []
+    return Measured(own, kpis, target_rows(rows[-1]) if ids else [], extra)

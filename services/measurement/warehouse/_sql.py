@@ -43,6 +43,16 @@ def _channel_match(*, column: str, channel: str) -> str:
     )
 
 
+def _currency_match(*, column: str, fallback: bool) -> str:
+    # Rows without an amount count in their campaign's currency; rows of no known campaign in
+    # the default one (``fallback``), the currency ingest gives their amounts.
+    kept, same = ("NOT IN", "!=") if fallback else ("IN", "=")
+    return (
+        f"{column} {kept} (SELECT campaign_id FROM campaigns FINAL "
+        f"WHERE currency {same} {{currency:String}})"
+    )
+
+
 @dataclass(frozen=True)
 class Scope:
     """Which campaigns (``None`` = the whole company) and whether to group by campaign."""
@@ -52,13 +62,23 @@ class Scope:
     channel: str | None = None  # only rows of this channel (see _channel_match)
     bucket: str | None = None  # group by time bucket ("day" | "week") instead
     with_total: bool = False  # with per_campaign: also the whole scope's row ('')
+    currency: str | None = None  # only this currency's share of the scope (see where)
+    fallback: bool = False  # with currency: it is the default one (rows of no known campaign)
 
-    def where(self, column: str = "campaign_id", channel: str = "channel") -> str:
-        """The WHERE condition that keeps the scope's rows."""
-        campaigns = "1" if self.campaign_ids is None else f"{column} IN {{ids:Array(String)}}"
-        if self.channel is None:
-            return campaigns
-        return f"{campaigns} AND {_channel_match(column=column, channel=channel)}"
+    def where(
+        self, column: str = "campaign_id", channel: str = "channel", *, amount: str | None = None
+    ) -> str:
+        """The WHERE condition that keeps the scope's rows.
+
+        With ``currency``: a row with an amount by its own currency (``amount`` names the
+        column), any other row by its campaign's (see ``_currency_match``)."""
+        parts = ["1" if self.campaign_ids is None else f"{column} IN {{ids:Array(String)}}"]
+        if self.channel is not None:
+            parts.append(_channel_match(column=column, channel=channel))
+        if self.currency is not None:
+            own = f"{amount} = {{currency:String}}" if amount is not None else None
+            parts.append(own or _currency_match(column=column, fallback=self.fallback))
+        return " AND ".join(parts)
 
     def key(self, column: str = "campaign_id", time: str = "occurred_at") -> str:
         """The group key: a bucket's first day, a campaign id, or '' for the whole scope."""
@@ -78,10 +98,12 @@ def _ms(value: dt.datetime | None, default: int) -> int:
 def query_params(
     scope: Scope, start: dt.datetime | None, end: dt.datetime | None
 ) -> dict[str, Any]:
-    """Parameters of ``Scope.where`` and ``in_period``: campaign ids, channel, bounds in ms."""
+    """Parameters of ``Scope.where`` and ``in_period``: campaign ids, channel, currency, bounds
+    in ms."""
     return {
         "ids": list(scope.campaign_ids or ()),
         "channel": scope.channel or "",
+        "currency": scope.currency or "",
         "start_ms": _ms(start, _EPOCH_MS_MIN),
         "end_ms": _ms(end, _EPOCH_MS_MAX),
     }

@@ -147,7 +147,7 @@ def plan_kpis(
     plan = next(({"plan_id": k, **f} for k, f in found[3]), None)
     ids = tuple(d["campaign_id"] for d in dims)
     scope = Scope(ids, per_campaign=True, with_total=True)
-    measures, each, targets = each_campaign(
+    measures, each, targets, _ = each_campaign(
         client, scope=scope, dims=dims, start=start, end=end, now=now
     )
     budget = sum((d["budget"] for d in dims), Decimal(0)) if dims else None

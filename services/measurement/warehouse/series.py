@@ -10,9 +10,11 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from services.measurement import domain
-from services.measurement.warehouse._dims import PLAN, campaign_dims
-from services.measurement.warehouse._measures import fetch_measures, kpis_from
+from services.measurement.warehouse._dims import PLAN, campaign_dims, dims_branches, dims_rows
+from services.measurement.warehouse._measures import collect, measure_branches
 from services.measurement.warehouse._sql import BUCKETS, Scope, fetch, in_period, query_params
+from services.measurement.warehouse.currencies import currencies_branch, found_currencies, split
+from shared.money import FxRates
 
 MAX_SERIES_BUCKETS = 1000
 SERIES_SCOPES = ("campaign", "plan", "channel", "company")
@@ -42,26 +44,28 @@ def series_buckets(*, start: dt.datetime, end: dt.datetime, bucket: str) -> list
     return days
 
 
-def _plan_dims(client: Client, *, plan_id: str) -> dict[str, Any] | None:
-    rows = fetch(client, [(PLAN, {"pid": plan_id})])[0]
-    return next(({"plan_id": k, **fields} for k, fields in rows), None)
-
-
-def _series_scope(client: Client, *, scope: str, id: str | None) -> Scope | None:
+def _series_scope(
+    client: Client, *, scope: str, id: str | None, default: str
+) -> tuple[Scope, str] | None:
+    """The scope a series covers and its own currency (a campaign's or plan's; ``default`` for
+    the others); ``None`` for an unknown campaign or plan."""
     if scope == "company":
-        return Scope(None)
+        return Scope(None), default
     if id is None:
         raise ValueError(f"id: required for scope {scope}")
     if scope == "channel":
-        return Scope(None, channel=id.strip().lower())
+        return Scope(None, channel=id.strip().lower()), default
     if scope == "campaign":
         dims = campaign_dims(client, where="campaign_id = {cid:String}", params={"cid": id})
-        return Scope((id,)) if dims else None
+        return (Scope((id,)), dims[0]["currency"]) if dims else None
     if scope == "plan":
-        dims = campaign_dims(client, where="plan_id = {pid:String}", params={"pid": id})
-        if not dims and _plan_dims(client, plan_id=id) is None:
+        where, params = "plan_id = {pid:String}", {"pid": id}
+        found = fetch(client, [*dims_branches(where=where, params=params), (PLAN, params)])
+        dims = dims_rows(found[:3])
+        plan = next((fields for _, fields in found[3]), None)
+        if plan is None and not dims:
             return None
-        return Scope(tuple(d["campaign_id"] for d in dims))
+        return Scope(tuple(d["campaign_id"] for d in dims)), (plan or dims[0])["currency"]
     raise ValueError(f"scope: must be one of {', '.join(SERIES_SCOPES)}")
 
 
@@ -72,10 +76,14 @@ def kpi_series(
     id: str | None = None,
     start: dt.datetime,
     end: dt.datetime,
+    fx: FxRates,
+    currency: str | None = None,
     bucket: str = "day",
     now: dt.datetime | None = None,
 ) -> dict[str, Any] | None:
-    """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [start, end).
+    """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [start, end), in
+    ``currency`` (default: the campaign's or plan's, else the default currency ``fx.base``) and
+    per currency.
 
     Each bucket is a period of its own: a lead counts in every bucket where it reached ``lead``
     or later, ratios come from the bucket's own sums. ``None`` for an unknown campaign or plan.
@@ -84,25 +92,51 @@ def kpi_series(
     days = series_buckets(start=start, end=end, bucket=bucket)
     if len(days) > MAX_SERIES_BUCKETS:
         raise ValueError(f"to: at most {MAX_SERIES_BUCKETS} {bucket} buckets per series")
-    resolved = _series_scope(client, scope=scope, id=id)
+    resolved = _series_scope(client, scope=scope, id=id, default=fx.base)
     if resolved is None:
         return None
+    covered, own = resolved
+    bucketed = Scope(covered.campaign_ids, channel=covered.channel, bucket=bucket)
     measures: dict[Any, dict[str, Any]] = {}
-    if resolved.campaign_ids is None or resolved.campaign_ids:
-        bucketed = Scope(resolved.campaign_ids, channel=resolved.channel, bucket=bucket)
-        measures = fetch_measures(client, scope=bucketed, start=start, end=end)
+    found: frozenset[str] = frozenset()
+    if covered.campaign_ids is None or covered.campaign_ids:
+        branches = measure_branches(bucketed, start=start, end=end)
+        rows = fetch(client, [*branches, currencies_branch(bucketed, start=start, end=end)])
+        measures = collect(bucketed, branches, rows[:-1])
+        found = found_currencies(rows[-1])
+    priced = split(
+        client,
+        scope=bucketed,
+        whole=measures,
+        found=found,
+        target=currency or own,
+        fx=fx,
+        start=start,
+        end=end,
+    )
     points = []
     for day in days:
-        kpis = kpis_from(measures.get(day, {}), dims=None, start=start, end=end, now=now)
-        points.append({"start": day, **{name: kpis[name] for name in SERIES_KPIS}})
+        kpis, by_currency = priced.kpis(day, dims=None, start=start, end=end, now=now)
+        points.append(
+            {
+                "start": day,
+                **_series_values(kpis),
+                "by_currency": {c: _series_values(k) for c, k in by_currency.items()},
+            }
+        )
     return {
         "scope": scope,
         "id": id if scope != "company" else None,
         "bucket": bucket,
         "start": start,
         "end": end,
+        **priced.conversion.summary(),
         "points": points,
     }
+
+
+def _series_values(kpis: dict[str, Any]) -> dict[str, Any]:
+    return {name: kpis[name] for name in SERIES_KPIS}
 
 
 def stage_durations(

@@ -25,6 +25,7 @@ from services.measurement.warehouse import StoredEvent
 from shared.events import EventData, new_envelope
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
+from shared.money import FxRates
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,8 @@ MARCH = dt.datetime(Y, 3, 1, tzinfo=dt.UTC)
 APRIL = dt.datetime(Y, 4, 1, tzinfo=dt.UTC)
 NOW = dt.datetime(Y, 3, 16, 12, tzinfo=dt.UTC)
 TOKEN = "t-scopes-viewer"
+FX = FxRates(base="EUR", rates={})
+"""The scenario's platform: everything is in EUR, its default currency."""
 
 
 def at(month: int, day: int, hour: int = 10) -> dt.datetime:
@@ -260,7 +263,7 @@ def scenario(warehouse_client: Client) -> Scenario:
 
 def test_channel_kpis_by_hand(warehouse_client: Client, scenario: Scenario) -> None:
     k = warehouse.channel_kpis(
-        warehouse_client, channel=scenario.S.upper(), start=MARCH, end=APRIL, now=NOW
+        warehouse_client, fx=FX, channel=scenario.S.upper(), start=MARCH, end=APRIL, now=NOW
     )
     assert k is not None
     assert k["channel"] == scenario.S  # channels are lower-case, like the events'
@@ -321,6 +324,7 @@ def test_channel_ckpi_judges_each_campaign_on_its_own_kpis(
     def ckpi(channel: str, plan: str | None = None) -> D | None:
         k = warehouse.channel_kpis(
             warehouse_client,
+            fx=FX,
             channel=channel,
             plan_id=plan and scenario.id(plan),
             start=MARCH,
@@ -340,7 +344,7 @@ def test_channel_ckpi_judges_each_campaign_on_its_own_kpis(
 def test_company_ckpi_weighs_every_campaign_of_the_period(
     warehouse_client: Client, scenario: Scenario
 ) -> None:
-    k = warehouse.company_kpis(warehouse_client, start=MARCH, end=APRIL, now=NOW)
+    k = warehouse.company_kpis(warehouse_client, fx=FX, start=MARCH, end=APRIL, now=NOW)
     # A, B, C, NP1 overlap March (OLD1's weight-5 target does not count):
     # (3×1.5 + 1×0.8 + 2×0.5 + 1×0.25) / 7 × 100 = 655 / 7
     assert k["ckpi"] == D("93.57")
@@ -349,6 +353,7 @@ def test_company_ckpi_weighs_every_campaign_of_the_period(
 def test_channel_within_a_plan_by_hand(warehouse_client: Client, scenario: Scenario) -> None:
     k = warehouse.channel_kpis(
         warehouse_client,
+        fx=FX,
         channel=scenario.S,
         plan_id=scenario.id("P"),
         start=MARCH,
@@ -383,7 +388,7 @@ def test_channel_within_a_plan_by_hand(warehouse_client: Client, scenario: Scena
 
 def test_email_channel_by_hand(warehouse_client: Client, scenario: Scenario) -> None:
     k = warehouse.channel_kpis(
-        warehouse_client, channel=scenario.E, start=MARCH, end=APRIL, now=NOW
+        warehouse_client, fx=FX, channel=scenario.E, start=MARCH, end=APRIL, now=NOW
     )
     assert k is not None
     assert k["spend"] == D("170.00")  # sp2 50 (A, in email) + sp3 120
@@ -402,7 +407,7 @@ def test_email_channel_by_hand(warehouse_client: Client, scenario: Scenario) -> 
 
 
 def test_company_kpis_by_hand(warehouse_client: Client, scenario: Scenario) -> None:
-    k = warehouse.company_kpis(warehouse_client, start=MARCH, end=APRIL, now=NOW)
+    k = warehouse.company_kpis(warehouse_client, fx=FX, start=MARCH, end=APRIL, now=NOW)
     assert k["campaigns"] == 4  # A B C NP1 overlap March
     assert k["spend"] == D("450.00")  # 200 + 50 + 120 + 80
     assert (k["impressions"], k["clicks"]) == (15_000, 340)
@@ -440,7 +445,13 @@ def test_company_kpis_by_hand(warehouse_client: Client, scenario: Scenario) -> N
 def test_daily_series_of_a_campaign(warehouse_client: Client, scenario: Scenario) -> None:
     end = dt.datetime(Y, 3, 8, tzinfo=dt.UTC)
     series = warehouse.kpi_series(
-        warehouse_client, scope="campaign", id=scenario.id("A"), start=MARCH, end=end, bucket="day"
+        warehouse_client,
+        fx=FX,
+        scope="campaign",
+        id=scenario.id("A"),
+        start=MARCH,
+        end=end,
+        bucket="day",
     )
     assert series is not None
     points = {p["start"]: p for p in series["points"]}
@@ -462,7 +473,7 @@ def test_daily_series_of_a_campaign(warehouse_client: Client, scenario: Scenario
 
 def test_weekly_series_of_the_company(warehouse_client: Client, scenario: Scenario) -> None:
     series = warehouse.kpi_series(
-        warehouse_client, scope="company", start=MARCH, end=APRIL, bucket="week"
+        warehouse_client, fx=FX, scope="company", start=MARCH, end=APRIL, bucket="week"
     )
     assert series is not None
     points = {p["start"]: p for p in series["points"]}
@@ -490,19 +501,25 @@ def test_series_of_a_channel_and_unknown_scopes(
     warehouse_client: Client, scenario: Scenario
 ) -> None:
     series = warehouse.kpi_series(
-        warehouse_client, scope="channel", id=scenario.E, start=MARCH, end=APRIL, bucket="week"
+        warehouse_client,
+        fx=FX,
+        scope="channel",
+        id=scenario.E,
+        start=MARCH,
+        end=APRIL,
+        bucket="week",
     )
     assert series is not None
     assert sum(p["spend"] for p in series["points"]) == D("170.00")
     assert sum(p["revenue"] for p in series["points"]) == D("700.00")
     plan = warehouse.kpi_series(
-        warehouse_client, scope="plan", id=scenario.id("P"), start=MARCH, end=APRIL
+        warehouse_client, fx=FX, scope="plan", id=scenario.id("P"), start=MARCH, end=APRIL
     )
     assert plan is not None and len(plan["points"]) == 31
     assert sum(p["spend"] for p in plan["points"]) == D("370.00")  # A 250 + B 120
     for scope in ("campaign", "plan"):
         missing = warehouse.kpi_series(
-            warehouse_client, scope=scope, id=scenario.id("nope"), start=MARCH, end=APRIL
+            warehouse_client, fx=FX, scope=scope, id=scenario.id("nope"), start=MARCH, end=APRIL
         )
         assert missing is None
 
@@ -533,7 +550,7 @@ def test_stage_durations_by_hand(warehouse_client: Client, scenario: Scenario) -
 
 
 def test_comparison_with_past_campaigns(warehouse_client: Client, scenario: Scenario) -> None:
-    c = warehouse.compare_campaign(warehouse_client, campaign_id=scenario.id("A"), now=NOW)
+    c = warehouse.compare_campaign(warehouse_client, fx=FX, campaign_id=scenario.id("A"), now=NOW)
     assert c is not None
     this = c["campaign"]
     # A over its whole history: spend 200 + 50 + 30; leads L1 L2 L7 L8; sales s1 s2 s7
@@ -581,13 +598,15 @@ def test_comparison_with_past_campaigns(warehouse_client: Client, scenario: Scen
     assert (pooled["budget"], pooled["budget_utilisation"]) == (D("1600.00"), D("0.437500"))
 
     two = warehouse.compare_campaign(
-        warehouse_client, campaign_id=scenario.id("A"), limit=2, now=NOW
+        warehouse_client, fx=FX, campaign_id=scenario.id("A"), limit=2, now=NOW
     )
     assert two is not None
     assert [p["campaign_id"] for p in two["peers"]] == [scenario.id("LATE"), scenario.id("OLD2")]
     assert two["peers_pooled"]["spend"] == D("300.00")
-    assert warehouse.compare_campaign(warehouse_client, campaign_id=scenario.id("nope")) is None
-    lonely = warehouse.compare_campaign(warehouse_client, campaign_id=scenario.id("OTHER"))
+    assert (
+        warehouse.compare_campaign(warehouse_client, fx=FX, campaign_id=scenario.id("nope")) is None
+    )
+    lonely = warehouse.compare_campaign(warehouse_client, fx=FX, campaign_id=scenario.id("OTHER"))
     assert lonely is not None and lonely["peers"] == [] and lonely["peers_pooled"] is None
 
 
@@ -599,6 +618,7 @@ def measurement(  # type: ignore[no-untyped-def]
         kafka_bootstrap=kafka_bootstrap,
         clickhouse_url=chdb_url,
         data_dir=tmp_path,
+        currency="EUR",
         tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
     )
     headers = {"Authorization": f"Bearer {TOKEN}"}

@@ -1,0 +1,195 @@
+"""Response models of measurement's scope endpoints (channel, company, series, comparison), for
+the OpenAPI: what each field means, in which currency its amounts are.
+
+The routes answer with exact decimals serialised as JSON strings (``api._respond``); these
+models document that shape, they do not produce it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+_AMOUNT = (
+    " In the answer's `currency` (under `by_currency`, in that currency); null when a part of it"
+    " is in a currency without rate (`missing_rates`)."
+)
+_RATIO = (
+    " A ratio to 6 places; null when undefined (a division by zero) or computed from an amount"
+    " that is null."
+)
+_BY_CURRENCY = (
+    "Currency → the KPIs of the scope's share in it, in that currency: its amounts, the leads, "
+    "clicks … of its campaigns (rows of no known campaign count in the default currency), its "
+    "campaigns' budgets and CKPI. Lists every currency the scope holds anything in."
+)
+
+
+def _money(what: str) -> Any:
+    return Field(description=f"{what}, to the cent.{_AMOUNT}")
+
+
+def _ratio(what: str) -> Any:
+    return Field(description=f"{what}.{_RATIO}")
+
+
+class Currencies(BaseModel):
+    """The currency fields of an answer spanning campaigns of several currencies."""
+
+    currency: str = Field(
+        description="The reporting currency of every top-level amount and KPI computed from "
+        "amounts (spend, revenue, CPL, ROMI …): each currency's sums are converted with "
+        "`fx_rates`, then added, and the ratios computed from the converted sums and the "
+        "scope's own counts. An amount with a part in a currency of `missing_rates` is null, "
+        "and so is every KPI computed from it: nothing is added across currencies."
+    )
+    fx_rates: dict[str, Decimal] = Field(
+        description="The rates used (from MRM_FX_RATES): what one unit of each converted "
+        "currency is worth in `currency`."
+    )
+    missing_rates: list[str] = Field(
+        description="The currencies holding amounts in the scope with no rate to the reporting "
+        "currency, sorted; empty when everything converts. `by_currency` answers in each."
+    )
+
+
+class KpiSet(BaseModel):
+    """Every SPEC §4 KPI of a scope and period (counts are integers)."""
+
+    spend: Decimal | None = _money("Σ spend")
+    impressions: int = Field(description="Σ impressions of the ad metrics.")
+    clicks: int = Field(description="Σ clicks of the ad metrics.")
+    ctr: Decimal | None = _ratio("clicks / impressions")
+    cpc: Decimal | None = _money("Cost per click: spend / clicks")
+    leads: int = Field(description="Distinct leads whose highest stage reached is lead or later.")
+    cpl: Decimal | None = _money("Cost per lead: spend / leads")
+    funnel: dict[str, int] = Field(description="Distinct leads reaching each stage or later.")
+    lost: int = Field(description="Distinct leads lost in the period.")
+    conversions: dict[str, Decimal | None] = Field(
+        description="Stage conversions X→Y: leads reaching Y or later / reaching X or later."
+    )
+    new_customers: int = Field(description="Customers whose first sale ever is in the period.")
+    cac: Decimal | None = _money("Customer acquisition cost: spend / new customers")
+    revenue: Decimal | None = _money("Σ sales")
+    gross_profit: Decimal | None = _money("Σ sale × its campaign's gross margin")
+    romi: Decimal | None = _ratio("(gross profit − spend) / spend")
+    roi: Decimal | None = _ratio("(gross profit − spend − discounts) / (spend + discounts)")
+    discounts: Decimal | None = _money("Σ discounts")
+    orders: int = Field(description="Number of sales.")
+    average_check: Decimal | None = _money("revenue / orders")
+    customers: int = Field(description="Distinct customers with a sale in the period.")
+    repeat_purchase_rate: Decimal | None = Field(
+        description="Customers with ≥ 2 orders / customers with ≥ 1." + _RATIO
+    )
+    ltv_customers: int = Field(description="Customers whose first sale ever is in the scope.")
+    ltv: Decimal | None = _money("Their lifetime gross profit per customer")
+    ltv_cac: Decimal | None = _ratio("LTV / CAC")
+    marketing_pct_of_sales: Decimal | None = _ratio("spend / revenue")
+    budget: Decimal | None = _money("Budget of the scope's campaigns overlapping the period")
+    budget_utilisation: Decimal | None = _ratio("spend / budget")
+    forecast_at_completion: Decimal | None = _money("Spend at the campaigns' end at this rate")
+    ckpi: Decimal | None = Field(
+        description="Weighted score of the campaigns' KPI targets (100 = on target, each "
+        "campaign judged on its own KPIs, in its own currency); null without targets."
+    )
+
+
+class ChannelKpis(Currencies, KpiSet):
+    """A channel's KPIs in the reporting currency, and per currency."""
+
+    channel: str
+    plan_id: str | None = Field(description="The plan the channel is looked at within, if any.")
+    start: dt.datetime | None
+    end: dt.datetime | None
+    campaigns: list[str] = Field(description="The channel's campaigns overlapping the period.")
+    by_currency: dict[str, KpiSet] = Field(description=_BY_CURRENCY)
+
+
+class CompanyKpis(Currencies, KpiSet):
+    """The whole company's KPIs in the reporting currency, and per currency."""
+
+    start: dt.datetime | None
+    end: dt.datetime | None
+    campaigns: int = Field(description="Number of campaigns overlapping the period.")
+    by_currency: dict[str, KpiSet] = Field(description=_BY_CURRENCY)
+
+
+class SeriesValues(BaseModel):
+    """The KPIs of one bucket."""
+
+    spend: Decimal | None = _money("Σ spend")
+    leads: int = Field(description="Distinct leads reaching lead or later in the bucket.")
+    new_customers: int = Field(description="Customers whose first sale ever is in the bucket.")
+    revenue: Decimal | None = _money("Σ sales")
+    gross_profit: Decimal | None = _money("Σ gross profit")
+    cpl: Decimal | None = _money("spend / leads")
+    romi: Decimal | None = _ratio("(gross profit − spend) / spend")
+
+
+class SeriesPoint(SeriesValues):
+    """One day or ISO week."""
+
+    start: dt.date = Field(description="The bucket's first day (UTC).")
+    by_currency: dict[str, SeriesValues] = Field(
+        description="Currency → the bucket's KPIs of the scope's share in it, in that currency."
+    )
+
+
+class KpiSeries(Currencies):
+    """KPIs per day or week; one reporting currency and one set of rates for every point."""
+
+    scope: str
+    id: str | None
+    bucket: str
+    start: dt.datetime
+    end: dt.datetime
+    points: list[SeriesPoint]
+
+
+class ComparedKpis(BaseModel):
+    """Whole-history KPIs a comparison shows."""
+
+    spend: Decimal | None = _money("Σ spend")
+    leads: int = Field(description="Distinct leads reaching lead or later.")
+    cpl: Decimal | None = _money("spend / leads")
+    new_customers: int = Field(description="Customers whose first sale ever is theirs.")
+    cac: Decimal | None = _money("spend / new customers")
+    revenue: Decimal | None = _money("Σ sales")
+    romi: Decimal | None = _ratio("(gross profit − spend) / spend")
+    budget: Decimal | None = _money("Budget")
+    budget_utilisation: Decimal | None = _ratio("spend / budget")
+    lead_to_customer: Decimal | None = _ratio("Leads that became customers / leads")
+
+
+class ComparedCampaign(ComparedKpis):
+    """One campaign, its amounts in its own `currency`."""
+
+    campaign_id: str
+    plan_id: str
+    name: str
+    channel: str
+    brand: str | None
+    status: str
+    currency: str = Field(description="The campaign's currency, that of its amounts.")
+    start_date: dt.date
+    end_date: dt.date
+    matches: list[str] = Field(description="What a peer shares with the campaign: channel, brand.")
+
+
+class PooledPeers(Currencies, ComparedKpis):
+    """The peers taken as one scope, in the reporting currency (default: the campaign's)."""
+
+    by_currency: dict[str, ComparedKpis] = Field(
+        description="Currency → the pooled KPIs of the peers' share in it, in that currency."
+    )
+
+
+class Comparison(BaseModel):
+    """A campaign next to its past peers."""
+
+    campaign: ComparedCampaign
+    peers: list[ComparedCampaign]
+    peers_pooled: PooledPeers | None = Field(description="Null without peers.")
