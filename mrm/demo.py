@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from mrm.demo_targets import TargetCascade
 from mrm.runtime import Runtime
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.publisher import EventPublisher
@@ -422,6 +423,8 @@ class Demo:
         """Create the plan, stream ``days`` simulated days of events, show KPIs live."""
         self.register_people()
         self.create_plan()
+        for line in TargetCascade(self.runtime, url=self.url).run():
+            self.console.print(line)
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         total = 0
         with (
@@ -442,6 +445,7 @@ class Demo:
         self.console.print(f"  plan KPIs      {measurement}/api/v1/kpis/plans/{self.plan_id}")
         planning = self.runtime.urls["planning"]
         self.console.print(f"  plan budget    {planning}/api/v1/plans/{self.plan_id}/budget")
+        self.console.print(f"  sales targets  {planning}/api/v1/sales-targets?period=<YYYY-Qn>")
         self.console.print(
             f"  plan report    {measurement}/api/v1/reports/plans/{self.plan_id}?format=html"
         )
