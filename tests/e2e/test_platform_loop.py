@@ -462,6 +462,133 @@ def test_plan_execute_measure_notify(platform: dict[str, Any]) -> None:
     producer.close()
 
 
+def test_budget_lines_approval_and_change_requests_across_services(
+    platform: dict[str, Any],
+) -> None:
+    """A campaign drawing from a budget line is approved; a manager's budget change waits as a
+    change request — execution and measurement keep the approved budget — until it is accepted;
+    spend reaches planning's budget view, execution's progress and measurement's KPIs alike."""
+    urls, bootstrap = platform["urls"], platform["bootstrap"]
+    http = httpx.Client(timeout=15)
+    today = dt.date.today()
+    plan = http.post(
+        f"{urls['planning']}/api/v1/plans",
+        headers=MANAGER,
+        json={
+            "name": "E2E budget",
+            "period_start": str(today - dt.timedelta(days=10)),
+            "period_end": str(today + dt.timedelta(days=80)),
+            "budget": "50000.00",
+        },
+    )
+    assert plan.status_code == 201, plan.text
+    plan_id, currency = plan.json()["plan_id"], plan.json()["currency"]
+    line = http.post(
+        f"{urls['planning']}/api/v1/plans/{plan_id}/budget-lines",
+        headers=MANAGER,
+        json={"name": "Brand X", "brand": "X", "amount": "20000.00"},
+    )
+    assert line.status_code == 201, line.text
+    campaign = http.post(
+        f"{urls['planning']}/api/v1/plans/{plan_id}/campaigns",
+        headers=MANAGER,
+        json={
+            "name": "E2E brand X",
+            "channel": "display",
+            "owner": "ann",
+            "budget": "10000.00",
+            "start_date": str(today - dt.timedelta(days=5)),
+            "end_date": str(today + dt.timedelta(days=25)),
+            "line_id": line.json()["line_id"],
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
+    campaign_id = campaign.json()["campaign_id"]
+    path = f"{urls['planning']}/api/v1/campaigns/{campaign_id}"
+    assert http.post(f"{path}/submit", headers=MANAGER).status_code == 200
+    assert http.post(f"{path}/approve", headers=MANAGER).status_code == 403
+    assert http.post(f"{path}/approve", headers=ADMIN).json()["status"] == "approved"
+
+    def progress() -> dict[str, Any]:
+        return http.get(  # type: ignore[no-any-return]
+            f"{urls['execution']}/api/v1/campaigns/{campaign_id}/progress", headers=ADMIN
+        ).json()
+
+    def measured() -> dict[str, Any]:
+        return http.get(  # type: ignore[no-any-return]
+            f"{urls['measurement']}/api/v1/kpis/campaigns/{campaign_id}", headers=ADMIN
+        ).json()
+
+    eventually(
+        lambda: progress().get("status") == "approved" and progress().get("budget") == "10000.00",
+        what="execution to see the approved campaign",
+    )
+    requested = http.patch(path, headers=MANAGER, json={"budget": "15000.00"})
+    assert requested.status_code == 202, requested.text
+    assert requested.json()["budget"] == "10000.00"
+    request_id = requested.json()["change_requests"][0]["request_id"]
+    # planning announces the request; its consumers have read past it and keep the approved budget
+    eventually(
+        lambda: records(
+            bootstrap,
+            "mrm.planning.v1",
+            lambda r: b"campaign.change_requested" in r.value and campaign_id.encode() in r.value,
+        ),
+        what="the change request on mrm.planning.v1",
+    )
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(
+        SPEND,
+        key=campaign_id.encode(),
+        value=envelope(
+            "spend.recorded",
+            {
+                "campaign_id": campaign_id,
+                "channel": "display",
+                "amount": "3000.00",
+                "currency": currency,
+            },
+        ),
+    )
+    producer.flush()
+    producer.close()
+    eventually(lambda: progress()["spend"] == "3000.00", what="execution to count the spend")
+    eventually(lambda: measured().get("spend") == "3000.00", what="measurement to count the spend")
+    assert progress()["budget"] == "10000.00" and measured()["budget"] == "10000.00"
+
+    def budget_view() -> dict[str, Any]:
+        return http.get(  # type: ignore[no-any-return]
+            f"{urls['planning']}/api/v1/plans/{plan_id}/budget", headers=ADMIN
+        ).json()
+
+    view = eventually(
+        lambda: (v := budget_view())["total"]["actual"] == "3000.00" and v,
+        what="planning's budget view to show the spend",
+    )
+    [line_node] = view["total"]["lines"]
+    assert (line_node["planned"], line_node["committed"], line_node["actual"]) == (
+        "20000.00",
+        "10000.00",
+        "3000.00",
+    )
+    accepted = http.post(
+        f"{urls['planning']}/api/v1/change-requests/{request_id}/accept", headers=ADMIN
+    )
+    assert accepted.status_code == 200 and accepted.json()["budget"] == "15000.00", accepted.text
+    eventually(lambda: progress()["budget"] == "15000.00", what="execution to see the new budget")
+    eventually(lambda: measured().get("budget") == "15000.00", what="measurement's new budget")
+    trail = http.get(
+        f"{urls['planning']}/api/v1/audit", params={"entity_id": campaign_id}, headers=ADMIN
+    ).json()
+    assert [entry["action"] for entry in reversed(trail)] == [
+        "created",
+        "submitted",
+        "approved",
+        "change_requested",
+        "updated",
+    ]
+
+
 def test_ctrl_c_stops_everything(platform: dict[str, Any]) -> None:
     process, children = platform["process"], platform["children"]
     assert len(children) >= 5, "the broker and four services run as child processes"
