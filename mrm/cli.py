@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
+from mrm.views import add_view_commands
 from shared.settings import CommonSettings
 
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_command(commands)
     add_dlq_command(commands)
+    add_view_commands(commands)
 
     bench = commands.add_parser("bench", help="measure ingestion, freshness, queries, memory")
     bench.add_argument("--events", type=int, default=1_000_000, help="lead events to ingest")
@@ -152,8 +154,6 @@ def build_parser() -> argparse.ArgumentParser:
 # mrm report
 # --------------------------------------------------------------------------------------------
 
-_READER_ROLES = ("viewer", "manager", "cmo", "admin", "executor")
-
 
 def _report_time(value: str) -> str:
     """``--from`` / ``--to``: a date (midnight UTC) or an RFC 3339 time (UTC when no offset)."""
@@ -171,17 +171,12 @@ def _report_time(value: str) -> str:
 def _report(args: argparse.Namespace) -> int:
     import httpx
 
-    from mrm import runtime
+    from mrm.views import reader
 
-    platform = runtime.load(Path(CommonSettings().data_dir))
-    token = args.token or next(
-        (t for role in _READER_ROLES if (t := platform.token_for(role))), None
-    )
-    if token is None:
-        print(
-            "token: none known; pass --token or start the platform with `mrm up`", file=sys.stderr
-        )
+    found = reader(args)
+    if found is None:
         return 2
+    platform, token = found
     params = {"format": args.format}
     params.update({k: v for k, v in (("from", args.start), ("to", args.end)) if v})
     url = f"{platform.urls['measurement']}/api/v1/reports/plans/{quote(args.plan_id, safe='')}"
