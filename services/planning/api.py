@@ -56,6 +56,19 @@ class StrictBody(BaseModel):
 class PlanIn(StrictBody):
     """A new plan."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "FY2027",
+                    "period_start": "2027-01-01",
+                    "period_end": "2027-12-31",
+                    "budget": "100000.00",
+                }
+            ]
+        }
+    )
+
     name: Name
     period_start: Date
     period_end: Date
@@ -75,6 +88,23 @@ class PlanPatch(StrictBody):
 
 class CampaignIn(StrictBody):
     """A new campaign of a plan."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Spring search",
+                    "channel": "search",
+                    "owner": "ann",
+                    "budget": "20000.00",
+                    "start_date": "2027-03-01",
+                    "end_date": "2027-04-30",
+                    "gross_margin": "0.4",
+                    "line_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                }
+            ]
+        }
+    )
 
     name: Name
     channel: Channel
@@ -130,6 +160,25 @@ class ReallocationIn(StrictBody):
     sub-line or campaign holds. Accepting a measurement proposal (``proposal_id``) takes its
     campaigns, amount and reason unless given; a different amount may be given, different
     campaigns may not."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "from_campaign_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                    "to_campaign_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
+                    "amount": "500.00",
+                    "reason": "CPL twice the target",
+                },
+                {
+                    "from_line_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                    "to_line_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
+                    "amount": "600.00",
+                },
+                {"proposal_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11"},
+            ]
+        }
+    )
 
     from_campaign_id: Identifier | None = None
     to_campaign_id: Identifier | None = None

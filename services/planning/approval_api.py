@@ -8,7 +8,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.planning import store, usecases
 from services.planning.api import (
@@ -38,6 +38,8 @@ class DecisionIn(StrictBody):
 
 class RejectionIn(StrictBody):
     """Why a campaign or change request is rejected."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "CPL above target"}]})
 
     reason: Reason
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import MISSING, BaseModel, Field
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from services.planning import budget, budget_usecases, store
 from services.planning.api import DB, Planner, Reader, StrictBody
@@ -31,6 +31,22 @@ Months = Annotated[
 
 class LineIn(StrictBody):
     """A new budget line under the plan (no ``parent_id``) or under another of its lines."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Brand A", "brand": "A", "amount": "60000.00"},
+                {
+                    "name": "Brand A at RetailCo",
+                    "parent_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                    "partner": "RetailCo",
+                    "region": "North",
+                    "amount": "25000.00",
+                    "months": {"2027-03": "15000.00", "2027-04": "10000.00"},
+                },
+            ]
+        }
+    )
 
     name: Name
     amount: Money

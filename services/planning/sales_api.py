@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.planning import sales, sales_usecases
 from services.planning import sales_store as rows
@@ -35,6 +35,21 @@ class UnitIn(StrictBody):
     partners beneath those. ``owner`` proposes the unit's figures and decides its children's;
     ``code`` is the id sale events carry for it (partner_id, rep_id or region)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"name": "Acme", "kind": "company", "owner": "carla"},
+                {
+                    "name": "Rita",
+                    "kind": "rep",
+                    "owner": "rita",
+                    "parent_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                    "code": "rep-7",
+                },
+            ]
+        }
+    )
+
     name: Name
     kind: SalesUnitKind
     owner: Identifier
@@ -56,6 +71,18 @@ class UnitOut(BaseModel):
 class TargetIn(StrictBody):
     """A unit's sales target for a period, for one brand or (no brand) all of them."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "unit_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                    "period": "2027-Q1",
+                    "amount": "300000.00",
+                }
+            ]
+        }
+    )
+
     unit_id: Identifier
     period: Period
     brand: Name | None = None
@@ -67,6 +94,15 @@ class SplitIn(StrictBody):
     """How to distribute a target over the unit's children: evenly, or by shares (unit id →
     share, adding up to 1)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"method": "even"},
+                {"method": "shares", "shares": {"unit-north": "0.6", "unit-south": "0.4"}},
+            ]
+        }
+    )
+
     method: Literal["even", "shares"]
     shares: dict[Identifier, Share] | None = None
 
@@ -74,12 +110,20 @@ class SplitIn(StrictBody):
 class ProposalIn(StrictBody):
     """A unit owner's figure for its own target, with a comment."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount": "80000.00", "comment": "key account lost"}]}
+    )
+
     amount: Money
     comment: Text | None = None
 
 
-class RejectionIn(StrictBody):
+class ProposalRejectionIn(StrictBody):
     """Why a proposal is rejected."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "the region needs the full figure"}]}
+    )
 
     reason: Reason
 
@@ -283,7 +327,9 @@ def accept(proposal_id: Identifier, db: DB, principal: Writer) -> ProposalOut:
 
 
 @router.post("/sales-target-proposals/{proposal_id}/reject", response_model=ProposalOut)
-def reject(proposal_id: Identifier, body: RejectionIn, db: DB, principal: Writer) -> ProposalOut:
+def reject(
+    proposal_id: Identifier, body: ProposalRejectionIn, db: DB, principal: Writer
+) -> ProposalOut:
     """Reject a proposal with a reason (the parent unit's owner, cmo, admin)."""
     sales_usecases.decide(
         db=db, proposal_id=proposal_id, accept=False, reason=body.reason, principal=principal
