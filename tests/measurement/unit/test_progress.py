@@ -153,9 +153,7 @@ def test_at_risk_episodes() -> None:
     # 3 of 30 days: too early to judge a forecast of 250 × 10 = 2500 … or of 20 × 10
     assert _judge(20, now=_at(4), states={}) == []
     # 10 days, 250 → 750 = 0.75 of 1000: at risk, once
-    assert _judge(250, now=_at(11), states={}) == [
-        "sales_target.at_risk:t-b:750.00:0.750000"
-    ]
+    assert _judge(250, now=_at(11), states={}) == ["sales_target.at_risk:t-b:750.00:0.750000"]
     assert _judge(250, now=_at(11), states={"t-b": True}) == []
     # 15 days, 440 → 880: still below 0.9, nothing new
     assert _judge(440, now=_at(16), states={"t-b": True}) == []
