@@ -72,7 +72,8 @@ def _period(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, dt.
     return {"start": start, "end": end}
 
 
-def _respond(payload: dict[str, Any]) -> JSONResponse:
+def respond(payload: dict[str, Any]) -> JSONResponse:
+    """The payload as JSON, decimals as exact strings."""
     # Decimals stay exact: pydantic writes them as strings, never as binary floats.
     return JSONResponse(_json.dump_python(payload, mode="json"))
 
@@ -85,7 +86,7 @@ async def campaign_kpis(
     kpis = await store.run(warehouse.campaign_kpis, campaign_id=campaign_id, **_period(start, end))
     if kpis.get("name") is None:
         raise NotFound("campaign", campaign_id)
-    return _respond(kpis)
+    return respond(kpis)
 
 
 @router.get("/kpis/plans/{plan_id}")
@@ -96,7 +97,7 @@ async def plan_kpis(
     kpis = await store.run(warehouse.plan_kpis, plan_id=plan_id, **_period(start, end))
     if kpis.get("name") is None and not kpis.get("campaigns"):
         raise NotFound("plan", plan_id)
-    return _respond(kpis)
+    return respond(kpis)
 
 
 @router.get("/funnel")
@@ -108,7 +109,7 @@ async def funnel(
     end: To = None,
 ) -> JSONResponse:
     """Leads reaching each funnel stage and the stage conversions (all campaigns if omitted)."""
-    return _respond(
+    return respond(
         await store.run(warehouse.funnel, campaign_id=campaign_id, **_period(start, end))
     )
 
@@ -209,7 +210,7 @@ async def channel_kpis(
     )
     if kpis is None:
         raise NotFound("plan", plan_id or "")
-    return _respond(kpis)
+    return respond(kpis)
 
 
 @router.get("/kpis/company", response_model=schemas.CompanyKpis)
@@ -225,7 +226,7 @@ async def company_kpis(
     in one currency and per currency; its CKPI weighs the targets of every campaign of the
     period, each on its own KPIs."""
     period, reporting = _period(start, end), _reporting(currency, fx)
-    return _respond(await store.run(warehouse.company_kpis, **period, **reporting))
+    return respond(await store.run(warehouse.company_kpis, **period, **reporting))
 
 
 @router.get("/kpis/series", response_model=schemas.KpiSeries)
@@ -261,7 +262,7 @@ async def kpi_series(
     )
     if series is None:
         raise NotFound(scope, scope_id or "")
-    return _respond(series)
+    return respond(series)
 
 
 @router.get("/funnel/durations")
@@ -273,7 +274,7 @@ async def stage_durations(
     end: To = None,
 ) -> JSONResponse:
     """Count, average and median hours from a lead first reaching a stage to the next one."""
-    return _respond(
+    return respond(
         await store.run(warehouse.stage_durations, campaign_id=campaign_id, **_period(start, end))
     )
 
@@ -297,4 +298,4 @@ async def compare_campaign(
     )
     if comparison is None:
         raise NotFound("campaign", campaign_id)
-    return _respond(comparison)
+    return respond(comparison)

@@ -10,9 +10,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.measurement import api, handlers
+from services.measurement import api, handlers, progress_api
 from services.measurement.handlers import Ingestor
 from services.measurement.monitor import TargetMonitor
+from services.measurement.sales_watch import SalesTargetWatch
 from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import Warehouse, connect, migrate, ping
 from shared.consumer import EventConsumer
@@ -78,6 +79,14 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             evidence=settings.alert_min_spend_share,
             reallocation=settings.reallocation_rule(),
         )
+        sales_watch = SalesTargetWatch(
+            warehouse=warehouse,
+            broker=broker,
+            metrics=metrics,
+            leadership=leadership,
+            fx=fx,
+            rule=settings.sales_at_risk_rule(),
+        )
         await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
         watch = BrokerWatch(
             bootstrap=settings.bootstrap,
@@ -99,6 +108,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         app.state.warehouse = warehouse
         app.state.fx = fx
         app.state.leadership = leadership
+        app.state.sales_rule = settings.sales_at_risk_rule()
         background: list[Callable[[], Coroutine[Any, Any, None]]] = [
             watch.run,
             partial(supervise, "monitor_leadership", leadership.run, every_s=1.0),
@@ -120,6 +130,12 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
                 monitor.snapshot_active,
                 every_s=settings.snapshot_interval_s,
             ),
+            partial(
+                supervise,
+                "sales_target_risk",
+                sales_watch.check_running,
+                every_s=settings.sales_target_interval_s,
+            ),
         ]
         try:
             async with broker_running(broker, background=background):
@@ -139,4 +155,5 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         max_body_bytes=settings.http_max_body_bytes,
     )
     app.include_router(api.router)
+    app.include_router(progress_api.router)
     return app

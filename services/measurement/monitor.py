@@ -284,13 +284,20 @@ class TargetMonitor:
         return await self.warehouse.run(alerts.plans_of, campaign_ids=campaign_ids)
 
     async def _publish(self, data: EventData, *, event_id: uuid.UUID) -> None:
-        await publish(
-            self.broker,
-            new_envelope(data, source=SOURCE, event_id=event_id),
-            topic=data.topic,
-            key=data.key(),
-            metrics=self.metrics,
-        )
+        await publish_cause(self.broker, data, event_id=event_id, metrics=self.metrics)
+
+
+async def publish_cause(
+    broker: KafkaBroker, data: EventData, *, event_id: uuid.UUID, metrics: ServiceMetrics
+) -> None:
+    """Publish what the monitor decided, under the event id derived from its cause."""
+    await publish(
+        broker,
+        new_envelope(data, source=SOURCE, event_id=event_id),
+        topic=data.topic,
+        key=data.key(),
+        metrics=metrics,
+    )
 
 
 async def _every(campaign_ids: list[str]) -> list[str]:

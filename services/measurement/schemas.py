@@ -1,7 +1,7 @@
 """Response models of measurement's scope endpoints (channel, company, series, comparison), for
 the OpenAPI: what each field means, in which currency its amounts are.
 
-The routes answer with exact decimals serialised as JSON strings (``api._respond``); these
+The routes answer with exact decimals serialised as JSON strings (``api.respond``); these
 models document that shape, they do not produce it.
 """
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from pydantic import AliasChoices, Field, model_validator
 
 from services.measurement.domain import ReallocationRule
+from services.measurement.progress import AtRiskRule
 from shared.settings import CommonSettings
 
 
@@ -133,6 +134,32 @@ class MeasurementSettings(CommonSettings):
         validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_MIN_SPEND_SHARE"),
         description="A campaign is judged by the rule once it has spent this share of its budget.",
     )
+
+    sales_at_risk_share: Decimal = Field(
+        default=Decimal("0.9"),
+        gt=0,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_SALES_AT_RISK_SHARE"),
+        description="A sales target is at risk when its run-rate forecast is below this share.",
+    )
+    sales_at_risk_min_elapsed: Decimal = Field(
+        default=Decimal("0.2"),
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_SALES_AT_RISK_MIN_ELAPSED"),
+        description="Sales targets are judged once this share of their period has passed.",
+    )
+    sales_target_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_SALES_TARGET_INTERVAL_S"),
+        description="How often the running sales targets are checked for risk.",
+    )
+
+    def sales_at_risk_rule(self) -> AtRiskRule:
+        """When a sales target is at risk (forecast share and elapsed share of its period)."""
+        return AtRiskRule(
+            share=self.sales_at_risk_share, min_elapsed=self.sales_at_risk_min_elapsed
+        )
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> MeasurementSettings:

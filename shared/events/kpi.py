@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from shared import topics
-from shared.events.envelope import EventData, Identifier, Measure, Money, Text, UtcDatetime
+from shared.events.envelope import (
+    Currency,
+    Date,
+    EventData,
+    Identifier,
+    Measure,
+    Money,
+    Name,
+    Text,
+    UtcDatetime,
+)
 from shared.events.planning import KpiDirection
 
 
@@ -58,9 +68,45 @@ class BudgetReallocationProposed(_KpiEvent):
     reason: Text
 
 
+class _SalesTargetEvent(_KpiEvent):
+    key_field = "unit_id"
+
+    target_id: Identifier
+    unit_id: Identifier
+    period: Identifier
+    period_start: Date
+    period_end: Date
+    brand: Name | None = None
+    target: Money
+    currency: Currency
+    sales: Measure
+    """Sales attributed to the unit (and the units beneath it) so far, in ``currency``."""
+    forecast: Measure
+    """Run-rate forecast to the period's end: sales / elapsed days × period days."""
+    forecast_share: Measure
+    """forecast / target."""
+    threshold: Measure
+    """The forecast share below which a target is at risk."""
+    as_of: UtcDatetime
+
+
+class SalesTargetAtRisk(_SalesTargetEvent):
+    """A unit's run-rate forecast fell below the configured share of its sales target."""
+
+    event_type = "sales_target.at_risk"
+
+
+class SalesTargetRecovered(_SalesTargetEvent):
+    """An at-risk sales target's forecast is back at or above the configured share."""
+
+    event_type = "sales_target.recovered"
+
+
 KPI_EVENTS: tuple[type[EventData], ...] = (
     KpiSnapshot,
     KpiTargetBreached,
     KpiTargetRecovered,
     BudgetReallocationProposed,
+    SalesTargetAtRisk,
+    SalesTargetRecovered,
 )

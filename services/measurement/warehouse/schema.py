@@ -9,6 +9,7 @@ Tables:
   state, by ``version``), ``campaign_status`` (by ``version``), ``campaign_budgets`` (by
   ``occurred_at``, since ``budget.reallocated`` carries no version), ``kpi_targets``; the views
   ``campaigns_current`` / ``plans_current`` join them into the latest state;
+* ``sales_units``, ``sales_targets`` — the sales-target cascade (migration 6);
 * ``alert_state``, ``campaign_changes``, ``monitor_marks`` — the target monitor's state
   (breach states for hysteresis across restarts, the change log, per-job marks), read and
   written by ``alerts``;
@@ -185,6 +186,25 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 "discount_reason String DEFAULT ''",
                 "sale_kind LowCardinality(String) DEFAULT ''",
             )
+        ),
+    ),
+    (
+        6,
+        "sales units and sales targets",
+        # The sales-target cascade from mrm.planning.v1, for target progress (``progress``).
+        # A unit has no version: the latest sales_unit.set wins (by occurred_at); a target
+        # keeps its target_id across versions. brand '' = a target over all brands.
+        (
+            """CREATE TABLE IF NOT EXISTS {db}.sales_units (
+                unit_id String, parent_id String, kind LowCardinality(String), name String,
+                owner String, code String, updated_at DateTime64(3, 'UTC'), event_id UUID
+            ) ENGINE = ReplacingMergeTree(updated_at) ORDER BY unit_id""",
+            """CREATE TABLE IF NOT EXISTS {db}.sales_targets (
+                target_id String, unit_id String, period String, period_start Date,
+                period_end Date, brand String, amount Decimal(18, 2),
+                currency LowCardinality(String), version UInt64,
+                updated_at DateTime64(3, 'UTC'), event_id UUID
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY target_id""",
         ),
     ),
 )

@@ -31,6 +31,8 @@ from shared.events.planning import (
     KpiTargetSet,
     PlanApproved,
     PlanCreated,
+    SalesTargetSet,
+    SalesUnitSet,
 )
 
 _TARGET_PLACES = Decimal("1e-10")
@@ -70,6 +72,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "campaign_budgets": "campaign_id plan_id budget currency updated_at event_id",
         "kpi_targets": "target_id campaign_id kpi target direction weight tolerance updated_at "
         "event_id",
+        "sales_units": "unit_id parent_id kind name owner code updated_at event_id",
+        "sales_targets": "target_id unit_id period period_start period_end brand amount currency "
+        "version updated_at event_id",
     }.items()
 }
 """Insert column order of every table fed from events."""
@@ -164,6 +169,17 @@ def _target(e: StoredEvent, d: KpiTargetSet) -> list[Row]:
     return [("kpi_targets", (*values, e.envelope.occurred_at, e.envelope.event_id))]
 
 
+def _sales_unit(e: StoredEvent, d: SalesUnitSet) -> list[Row]:
+    values = (d.unit_id, d.parent_id or "", d.kind, d.name, d.owner, d.code or "")
+    return [("sales_units", (*values, e.envelope.occurred_at, e.envelope.event_id))]
+
+
+def _sales_target(e: StoredEvent, d: SalesTargetSet) -> list[Row]:
+    period = (d.target_id, d.unit_id, d.period, d.period_start, d.period_end, d.brand or "")
+    values = (*period, d.amount, d.currency, d.version)
+    return [("sales_targets", (*values, e.envelope.occurred_at, e.envelope.event_id))]
+
+
 _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "spend.recorded": _spend,
     "ad.metrics_reported": _ad_metrics,
@@ -178,6 +194,8 @@ _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "budget.allocated": _budget,
     "budget.reallocated": _reallocated,
     "kpi_target.set": _target,
+    "sales_unit.set": _sales_unit,
+    "sales_target.set": _sales_target,
 }
 """Event types the warehouse stores; every other type is ignored by ``insert_events``."""
 

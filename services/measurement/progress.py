@@ -1,0 +1,263 @@
+"""Sales-target progress — pure, no I/O: sales attributed to the units of the sales-target tree,
+each node's sales to date against its target, the run-rate forecast to the period's end, and
+when a target is at risk (README "Sales-target progress").
+
+Attribution: a sale counts for the rep unit whose ``code`` is its ``rep_id``, the partner unit
+whose code is its ``partner_id``, the region or division whose code is its ``region`` — and for
+every unit above those. A node's sales are the sales attributed to it or to any unit beneath
+it, each sale once (a sale of a rep and a partner of the same region counts once for the
+region); a company unit holds all sales. The warehouse sums sales per (rep, partner, region,
+brand, currency) — a :class:`SaleGroup` — so the roll-up walks groups, never single sales.
+
+Run rate: the period runs from its first day 00:00 UTC to the day after its last; the forecast
+is sales / elapsed time × the period's length (elapsed capped at the period's end), ``None``
+before the period starts. Shares are sales / target and forecast / target, ``None`` for a zero
+target (SPEC §4: a division by zero gives null).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from services.measurement.domain import money, ratio
+from shared.events.kpi import SalesTargetAtRisk, SalesTargetRecovered
+from shared.money import CurrencyNotConvertible, FxRates
+
+_CODE_FIELD = {"rep": "rep_id", "partner": "partner_id", "region": "region", "division": "region"}
+"""Which field of a sale names a unit of each kind (a company has no code: it holds all)."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A node of the sales-target tree as published by planning (``sales_unit.set``)."""
+
+    unit_id: str
+    kind: str
+    name: str = ""
+    owner: str = ""
+    parent_id: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class SalesTarget:
+    """A unit's target for a period and a brand (``None``: all brands)."""
+
+    target_id: str
+    unit_id: str
+    period: str
+    period_start: dt.date
+    period_end: dt.date
+    amount: Decimal
+    currency: str
+    brand: str | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class SaleGroup:
+    """The sum of the sales sharing a rep, partner, region, brand and currency ('' = none)."""
+
+    amount: Decimal
+    currency: str
+    rep_id: str = ""
+    partner_id: str = ""
+    region: str = ""
+    brand: str = ""
+
+
+@dataclass(frozen=True)
+class AtRiskRule:
+    """A target is at risk when its forecast share is below ``share``, once ``min_elapsed``
+    of its period has passed (an early run rate says little)."""
+
+    share: Decimal = Decimal("0.9")
+    min_elapsed: Decimal = Decimal("0.2")
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How far a period has run and what the sales so far come to by its end."""
+
+    elapsed_share: Decimal
+    forecast: Decimal | None
+
+
+@dataclass
+class NodeProgress:
+    """One unit's progress: its target (if any), sales to date in ``currency``, the amounts in
+    currencies without a rate (kept apart, not added), shares and forecast."""
+
+    unit: Unit
+    target: SalesTarget | None
+    currency: str
+    sales: Decimal
+    unconverted: dict[str, Decimal]
+    forecast: Decimal | None
+    share: Decimal | None
+    forecast_share: Decimal | None
+    at_risk: bool
+    children: list[NodeProgress] = field(default_factory=list)
+
+
+def pace(*, start: dt.date, end: dt.date, now: dt.datetime, sales: Decimal) -> Pace:
+    """The elapsed share of the period ``start``..``end`` (days, inclusive) at ``now`` and the
+    run-rate forecast of ``sales`` to its end (``None`` before it starts)."""
+    begin = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    length = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC) - begin
+    elapsed = min(max(now - begin, dt.timedelta(0)), length)
+    spent, whole = (Decimal(span // dt.timedelta(microseconds=1)) for span in (elapsed, length))
+    # sales × whole / elapsed, not sales / share: exact whenever the division is
+    forecast = sales * whole / spent if spent else None
+    return Pace(elapsed_share=spent / whole, forecast=forecast)
+
+
+def roll_up(units: Iterable[Unit], groups: Iterable[SaleGroup]) -> dict[str, dict[str, Decimal]]:
+    """unit_id → {currency → sales}: each unit's own attributed sales plus those of every unit
+    beneath it, each sale group once; company units hold every group."""
+    units = list(units)
+    parent = {unit.unit_id: unit.parent_id for unit in units}
+    by_code: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for unit in units:
+        if unit.code and unit.kind in _CODE_FIELD:
+            by_code[(_CODE_FIELD[unit.kind], unit.code)].append(unit.unit_id)
+    companies = [unit.unit_id for unit in units if unit.kind == "company"]
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for group in groups:
+        counted = set(companies)
+        for name in ("rep_id", "partner_id", "region"):
+            code = getattr(group, name)
+            for unit_id in by_code.get((name, code), ()) if code else ():
+                counted.update(_with_ancestors(unit_id, parent))
+        for unit_id in counted:
+            totals[unit_id][group.currency] += group.amount
+    return {unit_id: dict(amounts) for unit_id, amounts in totals.items()}
+
+
+def _with_ancestors(unit_id: str, parent: Mapping[str, str | None]) -> list[str]:
+    chain: list[str] = []
+    current: str | None = unit_id
+    while current is not None and current not in chain:  # a cycle would stop, not loop
+        chain.append(current)
+        current = parent.get(current)
+    return chain
+
+
+def in_currency(
+    amounts: Mapping[str, Decimal], *, currency: str, fx: FxRates
+) -> tuple[Decimal, dict[str, Decimal]]:
+    """The amounts converted to ``currency`` and added, and those without a rate, apart."""
+    total, unconverted = Decimal(0), {}
+    for source, amount in sorted(amounts.items()):
+        try:
+            total += fx.convert(amount, source=source, target=currency)
+        except CurrencyNotConvertible:
+            unconverted[source] = amount
+    return total, unconverted
+
+
+def is_at_risk(*, pace: Pace, forecast_share: Decimal | None, rule: AtRiskRule) -> bool:
+    """Whether the forecast share is below the rule's share, late enough in the period."""
+    if forecast_share is None or pace.elapsed_share < rule.min_elapsed:
+        return False
+    return forecast_share < rule.share
+
+
+def progress_tree(
+    *,
+    units: Sequence[Unit],
+    targets: Iterable[SalesTarget],
+    groups: Iterable[SaleGroup],
+    brand: str | None,
+    start: dt.date,
+    end: dt.date,
+    now: dt.datetime,
+    fx: FxRates,
+    rule: AtRiskRule,
+) -> list[NodeProgress]:
+    """The unit tree (roots first, children by name) with every node's progress in the period
+    for ``brand`` (``None``: all brands); a node without a target reports in ``fx.base``."""
+    targets_of = {t.unit_id: t for t in targets if t.brand == brand}
+    wanted = [g for g in groups if brand is None or g.brand == brand]
+    sales_of = roll_up(units, wanted)
+    nodes: dict[str, NodeProgress] = {}
+    for unit in units:
+        target = targets_of.get(unit.unit_id)
+        currency = target.currency if target else fx.base
+        sales, unconverted = in_currency(sales_of.get(unit.unit_id, {}), currency=currency, fx=fx)
+        run = pace(start=start, end=end, now=now, sales=sales)
+        amount = target.amount if target else None
+        forecast_share = ratio(run.forecast, amount)
+        nodes[unit.unit_id] = NodeProgress(
+            unit=unit,
+            target=target,
+            currency=currency,
+            sales=money(sales) or Decimal(0),
+            unconverted=unconverted,
+            forecast=money(run.forecast),
+            share=ratio(sales, amount),
+            forecast_share=forecast_share,
+            at_risk=is_at_risk(pace=run, forecast_share=forecast_share, rule=rule),
+        )
+    roots: list[NodeProgress] = []
+    for unit in sorted(units, key=lambda u: (u.name, u.unit_id)):
+        node = nodes[unit.unit_id]
+        parent = nodes.get(unit.parent_id) if unit.parent_id else None
+        (parent.children if parent is not None else roots).append(node)
+    return roots
+
+
+def walk(nodes: Iterable[NodeProgress]) -> Iterable[NodeProgress]:
+    """Every node of the trees, parents before their children."""
+    for node in nodes:
+        yield node
+        yield from walk(node.children)
+
+
+AtRiskEvent = SalesTargetAtRisk | SalesTargetRecovered
+
+
+def transitions(
+    *,
+    nodes: Iterable[NodeProgress],
+    states: Mapping[str, bool],
+    rule: AtRiskRule,
+    now: dt.datetime,
+) -> list[AtRiskEvent]:
+    """The at-risk episodes that start (``sales_target.at_risk``) or end
+    (``sales_target.recovered``: the forecast share back at or above the rule's share) among the
+    nodes with a target; ``states`` holds which targets are at risk now (target_id → bool)."""
+    events: list[AtRiskEvent] = []
+    for node in nodes:
+        target = node.target
+        if target is None or node.forecast_share is None or node.forecast is None:
+            continue
+        was = states.get(target.target_id, False)
+        if not was and node.at_risk:
+            kind: type[AtRiskEvent] = SalesTargetAtRisk
+        elif was and node.forecast_share >= rule.share:
+            kind = SalesTargetRecovered
+        else:
+            continue
+        events.append(
+            kind(
+                target_id=target.target_id,
+                unit_id=target.unit_id,
+                period=target.period,
+                period_start=target.period_start,
+                period_end=target.period_end,
+                brand=target.brand,
+                target=target.amount,
+                currency=target.currency,
+                sales=node.sales,
+                forecast=node.forecast,
+                forecast_share=node.forecast_share,
+                threshold=rule.share,
+                as_of=now,
+            )
+        )
+    return events
