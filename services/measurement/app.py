@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.measurement import api, handlers
+from services.measurement import api, discount_api, handlers
 from services.measurement.handlers import Ingestor
 from services.measurement.monitor import TargetMonitor
 from services.measurement.settings import MeasurementSettings
@@ -116,6 +116,12 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             ),
             partial(
                 supervise,
+                "discount_checks",
+                monitor.watch_discounts,
+                every_s=settings.evaluate_interval_s,
+            ),
+            partial(
+                supervise,
                 "kpi_snapshots",
                 monitor.snapshot_active,
                 every_s=settings.snapshot_interval_s,
@@ -139,4 +145,5 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         max_body_bytes=settings.http_max_body_bytes,
     )
     app.include_router(api.router)
+    app.include_router(discount_api.router)
     return app
