@@ -182,7 +182,7 @@ def test_sales_stored_before_migration_5_read_empty_and_null(
         warehouse_client.insert(
             f"{db}.sales", [old_row[: len(old_columns)]], column_names=old_columns
         )
-        assert warehouse.migrate(warehouse_client, database=db) == [5]
+        assert warehouse.migrate(warehouse_client, database=db) == [5, 6]
         assert warehouse.migrate(warehouse_client, database=db) == []
         assert read_back(warehouse_client, f"O-{unique_id}", database=db) == {
             f"o1-O-{unique_id}": ABSENT
