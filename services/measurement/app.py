@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.measurement import api, handlers, progress_api
+from services.measurement import api, discount_api, handlers, progress_api
 from services.measurement.handlers import Ingestor
 from services.measurement.monitor import TargetMonitor
 from services.measurement.sales_watch import SalesTargetWatch
@@ -126,6 +126,12 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             ),
             partial(
                 supervise,
+                "discount_checks",
+                monitor.watch_discounts,
+                every_s=settings.evaluate_interval_s,
+            ),
+            partial(
+                supervise,
                 "kpi_snapshots",
                 monitor.snapshot_active,
                 every_s=settings.snapshot_interval_s,
@@ -156,4 +162,5 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     )
     app.include_router(api.router)
     app.include_router(progress_api.router)
+    app.include_router(discount_api.router)
     return app

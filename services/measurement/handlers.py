@@ -27,6 +27,7 @@ from services.measurement.warehouse import StoredEvent, Warehouse, alerts, colum
 from shared.consumer import EventConsumer
 from shared.events import EventRejected, decode
 from shared.events.ingest import SaleCompleted, SpendRecorded
+from shared.events.planning import DiscountLimitSet
 from shared.failures import Failure
 from shared.money import CurrencyNotConvertible, FxRates
 from shared.topics import INGEST_TOPICS, PLANNING
@@ -87,12 +88,19 @@ class Ingestor:
         # after the rows are stored and before the offsets are committed: the monitor (on
         # whichever replica leads) finds every campaign whose data changed, wherever it landed
         changed = set(batch.campaign_ids())
-        changed.update(getattr(event.data, "campaign_id", None) or "" for event in planning)
+        changed.update(_campaign_of(event.data) for event in planning)
         changed.update(getattr(event.data, "campaign_id", None) or "" for event in accepted)
         changed.discard("")
         if changed:
             await self.warehouse.write(alerts.record_changes, campaign_ids=sorted(changed))
         return rejected
+
+
+def _campaign_of(data: Any) -> str:
+    """The campaign a planning event changes ('' = none; a campaign's discount limit counts)."""
+    if isinstance(data, DiscountLimitSet):
+        return data.scope_id if data.scope_kind == "campaign" else ""
+    return getattr(data, "campaign_id", None) or ""
 
 
 def _decoded(

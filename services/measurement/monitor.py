@@ -38,8 +38,9 @@ from decimal import Decimal
 import structlog
 from faststream.kafka import KafkaBroker
 
-from services.measurement import domain, warehouse
+from services.measurement import discount_watch, domain, warehouse
 from services.measurement.warehouse import Warehouse, alerts
+from services.measurement.warehouse import discounts as discount_tables
 from shared.events import EventData, new_envelope
 from shared.events.kpi import BudgetReallocationProposed, KpiSnapshot
 from shared.kafka import publish
@@ -213,6 +214,45 @@ class TargetMonitor:
             now=dt.datetime.now(dt.UTC),
         )
         return proposals
+
+    async def watch_discounts(self) -> None:
+        """Check the promo funds and maximum rates of every plan with a campaign whose data
+        changed since the last round (``discount_watch``)."""
+        async with self.leadership.turn() as term:
+            if term is None:
+                return
+            feed = self._feed("discounts", term)
+            await self._collect(feed, self._plans_of)
+            for plan_id in sorted(feed.pending):
+                await self.check_discounts(plan_id)
+                feed.pending.discard(plan_id)
+            await self._settle(feed)
+
+    async def check_discounts(self, plan_id: str) -> list[EventData]:
+        """Publish a plan's new threshold crossings and sales over their maximum rate, then
+        save the alert states that changed; return the events."""
+        limits = await self.warehouse.run(discount_tables.plan_limits, plan_id=plan_id)
+        if not limits.limits:
+            return []
+        campaign_ids = sorted(limits.line_of)
+        used = await self.warehouse.run(discount_tables.discounts_used, campaign_ids=campaign_ids)
+        sales = await self.warehouse.run(
+            discount_tables.discounted_sales, campaign_ids=campaign_ids
+        )
+        subject = discount_watch.subject(plan_id)
+        stored = (await self.warehouse.run(alerts.alert_states_of, subjects=[subject])).get(
+            subject, {}
+        )
+        outgoing, changes = discount_watch.plan_events(
+            limits, used=used, sales=sales, stored=stored
+        )
+        for data, event_id in outgoing:
+            await self._publish(data, event_id=event_id)
+            log.info("discount_alert", event_type=data.event_type, plan_id=plan_id)
+        await self.warehouse.write(
+            alerts.save_alert_states_of, states={subject: changes}, now=dt.datetime.now(dt.UTC)
+        )
+        return [data for data, _ in outgoing]
 
     async def snapshot_active(self) -> None:
         """Publish ``kpi.snapshot`` for every campaign that received data since the last one

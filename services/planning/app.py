@@ -9,7 +9,14 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.planning import api, approval_api, budget_api, handlers, sales_api
+from services.planning import (
+    api,
+    approval_api,
+    budget_api,
+    discount_api,
+    handlers,
+    sales_api,
+)
 from services.planning.settings import PlanningSettings
 from services.planning.store import MESSAGING, Store
 from shared import topics
@@ -84,4 +91,5 @@ def create_app(settings: PlanningSettings) -> FastAPI:
     app.include_router(budget_api.router)
     app.include_router(approval_api.router)
     app.include_router(sales_api.router)
+    app.include_router(discount_api.router)
     return app

@@ -308,7 +308,8 @@ class Store:
 
     def create_schema(self) -> None:
         """Create planning's tables if they do not exist; widen older numeric columns."""
-        from services.planning import sales_store  # noqa: F401 - its tables join Base.metadata
+        # their tables join Base.metadata
+        from services.planning import discount_store, sales_store  # noqa: F401
 
         create_tables(self.engine, Base.metadata)
         if self.engine.dialect.name == "postgresql":

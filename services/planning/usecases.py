@@ -7,7 +7,7 @@ import json
 import uuid
 from decimal import Decimal
 
-from services.planning import approvals, budget, domain, store
+from services.planning import approvals, budget, discount_usecases, domain, store
 from services.planning.domain import CampaignFacts, PlanFacts
 from services.planning.store import Store
 from shared.auth import Principal
@@ -468,8 +468,9 @@ def set_kpi_target(
 
 
 def republish_state(*, db: Store) -> int:
-    """Queue every plan, campaign, stage and KPI target as events again (after the broker lost
-    ``mrm.planning.v1``, so projections rebuild from planning's state); returns how many."""
+    """Queue every plan, campaign, stage, KPI target and discount limit as events again (after
+    the broker lost ``mrm.planning.v1``, so projections rebuild from planning's state); returns
+    how many."""
     with db.unit_of_work() as uow:
         session = uow.session
         plans = store.list_plans(session=session)
@@ -497,6 +498,9 @@ def republish_state(*, db: Store) -> int:
                 for campaign in campaigns
                 for target in store.list_targets(session=session, campaign_id=campaign.campaign_id)
             ],
+        )
+        events += discount_usecases.limit_events(
+            session=session, plan_ids=[plan.id for plan in reversed(plans)]
         )
         uow.publish(events)
     return len(events)

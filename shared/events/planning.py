@@ -330,15 +330,25 @@ class SalesTargetProposalDecided(_PlanningEvent):
     reason: Text | None = None
 
 
+DiscountScope = Literal["plan", "line", "campaign"]
+
+
 class DiscountLimitSet(_PlanningEvent):
-    """The discount / promo-fund limit of a campaign."""
+    """The discount limits of a plan, a budget line or a campaign were set: a promo fund (the
+    total discount that may be given, None = no fund) and a maximum discount rate per sale
+    (None = none). A campaign's own limits apply first, then its line's, the nearest ancestor
+    line's, then the plan's. Carries the full state with a ``version``."""
 
     event_type = "discount_limit.set"
-    key_field = "campaign_id"
+    key_field = "plan_id"
 
-    campaign_id: Identifier
-    amount: Money
+    scope_kind: DiscountScope
+    scope_id: Identifier
+    plan_id: Identifier
+    promo_fund: Money | None = None
+    max_discount_rate: Share | None = None
     currency: Currency
+    version: Version = 1
 
 
 PLANNING_EVENTS: tuple[type[EventData], ...] = (

@@ -11,6 +11,7 @@ from typing import TypeAlias
 
 from pydantic import ValidationError
 
+from shared.events.discounts import DISCOUNT_EVENTS
 from shared.events.envelope import Envelope, EventData, EventRejected
 from shared.events.execution import EXECUTION_EVENTS
 from shared.events.ingest import INGEST_EVENTS
@@ -27,6 +28,7 @@ EVENT_TYPES: dict[str, EventType] = {
         *PLANNING_EVENTS,
         *EXECUTION_EVENTS,
         *KPI_EVENTS,
+        *DISCOUNT_EVENTS,
         *NOTIFICATION_EVENTS,
     )
 }

@@ -466,6 +466,18 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
             {"admin", "cmo", "manager"},
         ),
         ("PATCH", "/api/v1/budget-lines/{line_id}"): ({"name": "R"}, {"admin", "cmo", "manager"}),
+        ("PUT", "/api/v1/plans/{plan_id}/discount-limit"): (
+            {"promo_fund": "1"},
+            {"admin", "cmo", "manager"},
+        ),
+        ("PUT", "/api/v1/budget-lines/{line_id}/discount-limit"): (
+            {"max_discount_rate": "0.1"},
+            {"admin", "cmo", "manager"},
+        ),
+        ("PUT", "/api/v1/campaigns/{campaign_id}/discount-limit"): (
+            {"promo_fund": "1", "max_discount_rate": "0.2"},
+            {"admin", "cmo", "manager"},
+        ),
         ("DELETE", "/api/v1/budget-lines/{line_id}"): (None, {"admin", "cmo", "manager"}),
         ("POST", "/api/v1/campaigns/{campaign_id}/submit"): (None, {"admin", "cmo", "manager"}),
         ("POST", "/api/v1/campaigns/{campaign_id}/approve"): (None, {"admin", "cmo"}),

@@ -13,6 +13,8 @@ Tables:
 * ``alert_state``, ``campaign_changes``, ``monitor_marks`` — the target monitor's state
   (breach states for hysteresis across restarts, the change log, per-job marks), read and
   written by ``alerts``;
+* ``budget_lines``, ``discount_limits`` and ``campaigns.line_id`` — what the discount checks
+  need of planning (migration 6, see ``discounts``);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from services.measurement.warehouse import alerts
+from services.measurement.warehouse import alerts, discounts
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
 
@@ -207,6 +209,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             ) ENGINE = ReplacingMergeTree(version) ORDER BY target_id""",
         ),
     ),
+    (7, "discount limits, budget lines and campaigns' lines", discounts.MIGRATION),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 

@@ -25,9 +25,11 @@ from shared.events.ingest import (
 )
 from shared.events.planning import (
     BudgetAllocated,
+    BudgetLineSet,
     BudgetReallocated,
     CampaignState,
     CampaignStatusChanged,
+    DiscountLimitSet,
     KpiTargetSet,
     PlanApproved,
     PlanCreated,
@@ -67,13 +69,16 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "plans": "plan_id name period_start period_end currency owner status updated_at event_id",
         "plan_approvals": "plan_id approved_by approved_at event_id",
         "campaigns": "campaign_id plan_id name channel brand owner budget currency start_date "
-        "end_date gross_margin status version updated_at event_id",
+        "end_date gross_margin status version updated_at event_id line_id",
         "campaign_status": "campaign_id plan_id status version updated_at event_id",
         "campaign_budgets": "campaign_id plan_id budget currency updated_at event_id",
         "kpi_targets": "target_id campaign_id kpi target direction weight tolerance updated_at "
         "event_id",
         "sales_units": "unit_id parent_id kind name owner code updated_at event_id",
         "sales_targets": "target_id unit_id period period_start period_end brand amount currency "
+        "version updated_at event_id",
+        "budget_lines": "line_id plan_id parent_id version updated_at event_id",
+        "discount_limits": "scope_kind scope_id plan_id promo_fund max_discount_rate currency "
         "version updated_at event_id",
     }.items()
 }
@@ -132,7 +137,7 @@ def _campaign(e: StoredEvent, d: CampaignState) -> list[Row]:
     state = (d.campaign_id, d.plan_id, d.name, d.channel, d.brand, d.owner, d.budget)
     dates = (d.currency, d.start_date, d.end_date, margin, d.status, d.version)
     return [
-        ("campaigns", (*state, *dates, at, eid)),
+        ("campaigns", (*state, *dates, at, eid, d.line_id or "")),
         ("campaign_status", (d.campaign_id, d.plan_id, d.status, d.version, at, eid)),
         ("campaign_budgets", (d.campaign_id, d.plan_id, d.budget, d.currency, at, eid)),
     ]
@@ -180,6 +185,17 @@ def _sales_target(e: StoredEvent, d: SalesTargetSet) -> list[Row]:
     return [("sales_targets", (*values, e.envelope.occurred_at, e.envelope.event_id))]
 
 
+def _line(e: StoredEvent, d: BudgetLineSet) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    return [("budget_lines", (d.line_id, d.plan_id, d.parent_id or "", d.version, at, eid))]
+
+
+def _limit(e: StoredEvent, d: DiscountLimitSet) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    limits = (d.promo_fund, d.max_discount_rate, d.currency, d.version)
+    return [("discount_limits", (d.scope_kind, d.scope_id, d.plan_id, *limits, at, eid))]
+
+
 _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "spend.recorded": _spend,
     "ad.metrics_reported": _ad_metrics,
@@ -196,6 +212,8 @@ _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "kpi_target.set": _target,
     "sales_unit.set": _sales_unit,
     "sales_target.set": _sales_target,
+    "budget_line.set": _line,
+    "discount_limit.set": _limit,
 }
 """Event types the warehouse stores; every other type is ignored by ``insert_events``."""
 
