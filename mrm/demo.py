@@ -112,6 +112,11 @@ BUDGET_LINES: tuple[tuple[str, str | None, dict[str, str], str], ...] = (
     ("Acme Pro at PartnerNet", "Acme Pro", {"partner": "PartnerNet", "region": "EMEA"}, "12000"),
 )
 """The sample plan's budget lines (name, parent, attributes, amount) under its cap."""
+PLAN_DISCOUNT_LIMIT = {"max_discount_rate": "0.12"}
+"""At most 12 % off any sale of the plan: the deep discounts below are exceptions."""
+PARTNER_PROMO_FUND = {"promo_fund": "900"}
+"""The partner line's promo fund, crossed at 80 % and 100 % during the demo."""
+DEEP_DISCOUNT = Decimal("0.20")
 REGIONS = ("EMEA", "Americas", "APAC")
 
 
@@ -158,6 +163,7 @@ class Demo:
             raise SystemExit("no admin or cmo token known: set MRM_DEMO_TOKEN")
         self.http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=15)
         self.plan_id = ""
+        self.lines: dict[str, str] = {}
         self.campaigns: list[LiveCampaign] = []
 
     def url(self, service: str, path: str) -> str:
@@ -189,7 +195,7 @@ class Demo:
             },
         )
         self.plan_id = plan["plan_id"]
-        lines: dict[str, str] = {}
+        lines = self.lines
         for name, parent, attributes, amount in BUDGET_LINES:
             line = self._post(
                 "planning",
@@ -202,6 +208,14 @@ class Demo:
                 },
             )
             lines[name] = line["line_id"]
+        for path, limit in (
+            (f"/api/v1/plans/{self.plan_id}/discount-limit", PLAN_DISCOUNT_LIMIT),
+            (
+                f"/api/v1/budget-lines/{lines['Acme Pro at PartnerNet']}/discount-limit",
+                PARTNER_PROMO_FUND,
+            ),
+        ):
+            self._send("PUT", "planning", path, limit)
         for spec in SAMPLE:
             campaign = self._post(
                 "planning",
@@ -244,9 +258,12 @@ class Demo:
         )
 
     def _post(self, service: str, path: str, body: object) -> dict:  # type: ignore[type-arg]
-        response = self.http.post(self.url(service, path), json=body)
+        return self._send("POST", service, path, body)
+
+    def _send(self, method: str, service: str, path: str, body: object) -> dict:  # type: ignore[type-arg]
+        response = self.http.request(method, self.url(service, path), json=body)
         if response.status_code >= 400:
-            raise SystemExit(f"POST {path} failed ({response.status_code}): {response.text}")
+            raise SystemExit(f"{method} {path} failed ({response.status_code}): {response.text}")
         return response.json()  # type: ignore[no-any-return]
 
     def publish_round(self, publisher: EventPublisher, *, day: dt.datetime) -> int:
@@ -348,8 +365,10 @@ class Demo:
         amount = (live.spec.average_order * Decimal(self.random.uniform(0.6, 1.5))).quantize(
             Decimal("0.01")
         )
-        discount = (amount * Decimal("0.05")).quantize(Decimal("0.01"))
         live.orders += 1
+        # every seventh order is discounted deeper than the plan allows (an exception)
+        share = DEEP_DISCOUNT if live.orders % 7 == 0 else Decimal("0.05")
+        discount = (amount * share).quantize(Decimal("0.01"))
         units = sale_units(live.spec, order=live.orders, amount=amount, discount=discount)
         publisher.publish(
             SaleCompleted(
@@ -446,6 +465,13 @@ class Demo:
         planning = self.runtime.urls["planning"]
         self.console.print(f"  plan budget    {planning}/api/v1/plans/{self.plan_id}/budget")
         self.console.print(f"  sales targets  {planning}/api/v1/sales-targets?period=<YYYY-Qn>")
+        self.console.print(
+            f"  target progress {measurement}/api/v1/sales-targets/progress?period=<YYYY-Qn>"
+        )
+        partner_line = self.lines["Acme Pro at PartnerNet"]
+        self.console.print(
+            f"  discounts      {measurement}/api/v1/discounts/exceptions?line_id={partner_line}"
+        )
         self.console.print(
             f"  plan report    {measurement}/api/v1/reports/plans/{self.plan_id}?format=html"
         )
