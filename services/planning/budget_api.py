@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-from services.planning import budget, budget_usecases, store
+from services.planning import budget, budget_store, budget_usecases, store
 from services.planning.api import DB, Planner, Reader, StrictBody
 from services.planning.store import Store
 from shared.errors import NotFound
@@ -157,12 +157,12 @@ def _line_out(line: budget.LineFacts, *, plan: store.Plan) -> LineOut:
 
 def _load_line(db: Store, line_id: str) -> LineOut:
     with db.reading() as session:
-        row = store.get_line(session=session, line_id=line_id)
+        row = budget_store.get_line(session=session, line_id=line_id)
         if row is None:
             raise NotFound("budget line", line_id)
         plan = store.get_plan(session=session, plan_id=row.plan_id)
         assert plan is not None
-        return _line_out(store.line_facts(row), plan=plan)
+        return _line_out(budget_store.line_facts(row), plan=plan)
 
 
 def _node_out(node: budget.NodeView, *, plan_name: str) -> NodeOut:
@@ -214,8 +214,8 @@ def list_lines(plan_id: Identifier, db: DB, _: Reader) -> list[LineOut]:
         if plan is None:
             raise NotFound("plan", plan_id)
         return [
-            _line_out(store.line_facts(line), plan=plan)
-            for line in store.list_lines(session=session, plan_id=plan_id)
+            _line_out(budget_store.line_facts(line), plan=plan)
+            for line in budget_store.list_lines(session=session, plan_id=plan_id)
         ]
 
 

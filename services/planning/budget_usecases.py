@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from services.planning import budget, domain, store
+from services.planning import budget, budget_store, domain, store
 from services.planning.budget import LineFacts
 from services.planning.domain import BUDGET_ROLES
 from services.planning.store import Store
@@ -90,7 +90,7 @@ def reallocate_budget(
             requested_by=principal.subject,
             reallocation_id=reallocation_id,
         )
-        plan_budget = store.budget_of(session=uow.session, plan=plan).without_draw(
+        plan_budget = budget_store.budget_of(session=uow.session, plan=plan).without_draw(
             source.campaign_id
         )
         plan_budget.draws[source.campaign_id] = source_after.draw()
@@ -128,7 +128,7 @@ def _spent(
     uow: store.UnitOfWork, campaign_ids: list[str], *, currency: str, fx: FxRates
 ) -> dict[str, Decimal]:
     actual, _ = _converted(
-        store.spend_by_month(session=uow.session, campaign_ids=campaign_ids),
+        budget_store.spend_by_month(session=uow.session, campaign_ids=campaign_ids),
         currency=currency,
         fx=fx,
     )
@@ -172,13 +172,13 @@ def move_between_lines(
     giving line's unspent, unallocated money; returns the reallocation id."""
     reallocation_id = str(uuid.uuid4())
     with db.unit_of_work() as uow:
-        row = uow.session.get(store.BudgetLine, from_line_id)
+        row = uow.session.get(budget_store.BudgetLine, from_line_id)
         if row is None:
             raise DomainError(
                 f"no budget line {from_line_id!r}", field="from_line_id", status_code=422
             )
         plan = load_plan(uow, row.plan_id)
-        plan_budget = store.budget_of(session=uow.session, plan=plan)
+        plan_budget = budget_store.budget_of(session=uow.session, plan=plan)
         source, destination = budget.move_between_lines(
             plan_budget,
             source_id=from_line_id,
@@ -191,7 +191,7 @@ def move_between_lines(
             (plan_budget.lines[from_line_id], source),
             (plan_budget.lines[to_line_id], destination),
         ):
-            store.save_line(session=uow.session, facts=after)
+            budget_store.save_line(session=uow.session, facts=after)
             _audit_line(uow, principal, "reallocated", before, after)
         uow.session.add(
             store.BudgetReallocation(
@@ -291,8 +291,8 @@ def _audit_line(
     )
 
 
-def _line(uow: store.UnitOfWork, line_id: str) -> store.BudgetLine:
-    line = store.get_line(session=uow.session, line_id=line_id)
+def _line(uow: store.UnitOfWork, line_id: str) -> budget_store.BudgetLine:
+    line = budget_store.get_line(session=uow.session, line_id=line_id)
     if line is None:
         raise NotFound("budget line", line_id)
     return line
@@ -307,8 +307,8 @@ def add_line(
         plan = load_plan(uow, plan_id)
         _check_budget_role(plan, principal)
         facts = LineFacts(line_id=line_id, plan_id=plan_id, **attributes)  # type: ignore[arg-type]
-        budget.check_line(store.budget_of(session=uow.session, plan=plan), facts)
-        store.save_line(session=uow.session, facts=facts)
+        budget.check_line(budget_store.budget_of(session=uow.session, plan=plan), facts)
+        budget_store.save_line(session=uow.session, facts=facts)
         _audit_line(uow, principal, "created", None, facts)
         uow.publish([budget.line_event(facts, currency=plan.currency)])
     return line_id
@@ -322,13 +322,13 @@ def update_line(
         row = _line(uow, line_id)
         plan = load_plan(uow, row.plan_id)
         _check_budget_role(plan, principal)
-        before = store.line_facts(row)
+        before = budget_store.line_facts(row)
         changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
         if not changes:
             return
         after = replace(before, **changes, version=before.version + 1)  # type: ignore[arg-type]
-        budget.check_line(store.budget_of(session=uow.session, plan=plan), after)
-        store.save_line(session=uow.session, facts=after)
+        budget.check_line(budget_store.budget_of(session=uow.session, plan=plan), after)
+        budget_store.save_line(session=uow.session, facts=after)
         _audit_line(uow, principal, "updated", before, after)
         uow.publish([budget.line_event(after, currency=plan.currency)])
 
@@ -339,8 +339,8 @@ def remove_line(*, db: Store, line_id: str, principal: Principal) -> None:
         row = _line(uow, line_id)
         plan = load_plan(uow, row.plan_id)
         _check_budget_role(plan, principal)
-        budget.check_removal(store.budget_of(session=uow.session, plan=plan), line_id)
-        _audit_line(uow, principal, "removed", store.line_facts(row), None)
+        budget.check_removal(budget_store.budget_of(session=uow.session, plan=plan), line_id)
+        _audit_line(uow, principal, "removed", budget_store.line_facts(row), None)
         uow.session.delete(row)
         uow.publish([BudgetLineRemoved(line_id=line_id, plan_id=plan.id)])
 
@@ -362,14 +362,14 @@ def budget_report(*, db: Store, plan_id: str, fx: FxRates) -> BudgetReport:
         plan = store.get_plan(session=session, plan_id=plan_id)
         if plan is None:
             raise NotFound("plan", plan_id)
-        plan_budget = store.budget_of(session=session, plan=plan)
-        spent = store.spend_by_month(session=session, campaign_ids=plan_budget.draws)
+        plan_budget = budget_store.budget_of(session=session, plan=plan)
+        spent = budget_store.spend_by_month(session=session, campaign_ids=plan_budget.draws)
     actual, unconverted = _converted(spent, currency=plan.currency, fx=fx)
     root, months = budget.budget_view(plan_budget, actual=actual)
     return BudgetReport(plan=plan, root=root, months=months, unconverted=unconverted)
 
 
-def record_spend(*, db: Store, spends: list[store.SpendRow]) -> int:
+def record_spend(*, db: Store, spends: list[budget_store.SpendRow]) -> int:
     """Keep spend events for the budget view (each once); how many were new."""
     with db.unit_of_work() as uow:
-        return store.record_spend(session=uow.session, spends=spends)
+        return budget_store.record_spend(session=uow.session, spends=spends)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from services.planning import discount_store, discounts, store
+from services.planning import budget_store, discount_store, discounts, store
 from services.planning.discounts import LimitFacts, ScopeKind
 from services.planning.store import Store
 from shared.auth import Principal
@@ -22,7 +22,7 @@ def _scope(session: Session, scope_kind: ScopeKind, scope_id: str) -> store.Plan
         campaign = store.get_campaign(session=session, campaign_id=scope_id)
         plan_id = campaign.plan_id if campaign else None
     elif scope_kind == "line":
-        line = store.get_line(session=session, line_id=scope_id)
+        line = budget_store.get_line(session=session, line_id=scope_id)
         plan_id = line.plan_id if line else None
     plan = store.get_plan(session=session, plan_id=plan_id) if plan_id else None
     if plan is None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from services.planning import budget_usecases, store, usecases
+from services.planning import budget_store, budget_usecases, usecases
 from services.planning.store import Store
 from shared.consumer import Consumed, EventConsumer
 from shared.events.ingest import SpendRecorded
@@ -26,7 +26,7 @@ def register(consumer: EventConsumer, *, db: Store) -> None:
 
     async def on_events(batch: Sequence[Consumed]) -> list[tuple[Consumed, str]]:
         spends = [
-            store.SpendRow(
+            budget_store.SpendRow(
                 event_id=consumed.envelope.event_id,
                 campaign_id=consumed.data.campaign_id,
                 occurred_at=consumed.envelope.occurred_at,

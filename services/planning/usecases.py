@@ -7,7 +7,7 @@ import json
 import uuid
 from decimal import Decimal
 
-from services.planning import approvals, budget, discount_usecases, domain, store
+from services.planning import approvals, budget, budget_store, discount_usecases, domain, store
 from services.planning.domain import CampaignFacts, PlanFacts
 from services.planning.store import Store
 from shared.auth import Principal
@@ -95,7 +95,10 @@ def update_plan(
         plan = load_plan(uow, plan_id)
         before = store.plan_facts(plan)
         after, events = domain.update_plan(
-            before, store.budget_of(session=uow.session, plan=plan), changes, role=principal.role
+            before,
+            budget_store.budget_of(session=uow.session, plan=plan),
+            changes,
+            role=principal.role,
         )
         if not events:
             return
@@ -179,7 +182,7 @@ def plan_campaign(
             line_id=line_id,
         )
         events = domain.plan_campaign(
-            plan, store.budget_of(session=uow.session, plan=plan_row), facts
+            plan, budget_store.budget_of(session=uow.session, plan=plan_row), facts
         )
         store.save_campaign(session=uow.session, facts=facts)
         audit_campaign(uow, principal, "created", None, facts)
@@ -197,7 +200,7 @@ def update_campaign(
         row = load_campaign(uow, campaign_id)
         plan_row = load_plan(uow, row.plan_id)
         plan, before = store.plan_facts(plan_row), store.campaign_facts(row)
-        plan_budget = store.budget_of(session=uow.session, plan=plan_row)
+        plan_budget = budget_store.budget_of(session=uow.session, plan=plan_row)
         changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
         direct, requested = approvals.split_changes(before.status, changes, role=principal.role)
         after, events = domain.update_campaign(
@@ -324,7 +327,7 @@ def decide_change_request(
         before = store.campaign_facts(row)
         after, events = domain.update_campaign(
             store.plan_facts(plan_row),
-            store.budget_of(session=uow.session, plan=plan_row),
+            budget_store.budget_of(session=uow.session, plan=plan_row),
             before,
             approvals.from_text(json.loads(request.changes)),
             role=principal.role,
@@ -484,9 +487,9 @@ def republish_state(*, db: Store) -> int:
             plans=[store.plan_facts(plan) for plan in reversed(plans)],
             campaigns=campaigns,
             lines=[
-                budget.line_event(store.line_facts(line), currency=currency[plan.id])
+                budget.line_event(budget_store.line_facts(line), currency=currency[plan.id])
                 for plan in reversed(plans)
-                for line in store.list_lines(session=session, plan_id=plan.id)
+                for line in budget_store.list_lines(session=session, plan_id=plan.id)
             ],
             stages=[
                 store.stage_event(stage)
