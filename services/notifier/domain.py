@@ -7,11 +7,24 @@ threshold was crossed, a KPI breached its target, a plan was approved …). The 
   (from the event, else from the planning directory), falling back to the campaign owner;
 - ``budget.threshold_crossed`` / ``budget.overspend_forecast`` / ``kpi.target_breached`` /
   ``kpi.target_recovered`` → the campaign owner;
-- ``budget.reallocation_proposed`` and ``plan.approved`` → the plan owner;
+- ``budget.reallocation_proposed``, ``plan.approved`` and ``campaign.change_requested`` → the
+  plan owner;
+- ``sales_target.at_risk`` / ``sales_target.recovered`` / ``sales_target.proposal_decided`` →
+  the owner of the sales unit; ``sales_target.proposed`` → the owner of the unit's parent
+  (nobody for the top unit: a CMO or admin decides its figures);
+- ``discount.limit_exceeded`` → the campaign owner; ``discount.threshold_crossed`` → the
+  campaign owner when the scope is a campaign, else the plan owner;
+- ``campaign.status_changed`` to ``rejected`` → the campaign owner (other statuses: nobody);
+- ``campaign.change_decided`` → whoever requested the change (remembered from its
+  ``campaign.change_requested``), else the campaign owner;
 - ``kpi.snapshot`` and every other event → nobody.
 
+The texts of the sales-target, discount and approval causes are in
+:mod:`services.notifier.planning_messages`; the directory entries in
+:mod:`services.notifier.directory`.
+
 When the recipient is not known yet (the planning event has not arrived: topics are not ordered
-with respect to each other) the cause *waits* for that stage, campaign or plan and is notified
+with respect to each other) the cause *waits* for that stage, campaign, plan or unit and is notified
 as soon as it is known (see :func:`audience_of`). A stage event without an assignee waits for
 its ``stage.scheduled`` (execution only reports stages planning scheduled), so the fallback to
 the campaign owner applies only to stages known to have no assignee.
@@ -32,10 +45,37 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Literal, get_args
 
+from services.notifier import planning_messages
+from services.notifier.directory import CampaignInfo as CampaignInfo
+from services.notifier.directory import ChangeRequestInfo as ChangeRequestInfo
+from services.notifier.directory import Directory as Directory
+from services.notifier.directory import Lookups as Lookups
+from services.notifier.directory import PlanInfo as PlanInfo
+from services.notifier.directory import StageInfo as StageInfo
+from services.notifier.directory import UnitInfo as UnitInfo
+from services.notifier.directory import WaitKey as WaitKey
+from services.notifier.directory import campaign_info as campaign_info
+from services.notifier.directory import change_request_info as change_request_info
+from services.notifier.directory import lookups_with_plans as lookups_with_plans
+from services.notifier.directory import plan_info as plan_info
+from services.notifier.directory import stage_info as stage_info
+from services.notifier.directory import supersedes as supersedes
+from services.notifier.directory import unit_info as unit_info
+from services.notifier.wording import (
+    campaign_label,
+    duration,
+    kpi_label,
+    money,
+    number,
+    pct,
+    plan_label,
+    plan_suffix,
+    when,
+)
+from shared.events.discounts import DiscountLimitExceeded, DiscountThresholdCrossed
 from shared.events.envelope import EventData
 from shared.events.execution import (
     BudgetOverspendForecast,
@@ -44,9 +84,22 @@ from shared.events.execution import (
     StageDeadlineApproaching,
     StageOverdue,
 )
-from shared.events.kpi import BudgetReallocationProposed, KpiTargetBreached, KpiTargetRecovered
+from shared.events.kpi import (
+    BudgetReallocationProposed,
+    KpiTargetBreached,
+    KpiTargetRecovered,
+    SalesTargetAtRisk,
+    SalesTargetRecovered,
+)
 from shared.events.notifications import NotificationDelivered, NotificationFailed
-from shared.events.planning import CampaignState, PlanApproved, PlanCreated, StageScheduled
+from shared.events.planning import (
+    CampaignChangeDecided,
+    CampaignChangeRequested,
+    CampaignStatusChanged,
+    PlanApproved,
+    SalesTargetProposalDecided,
+    SalesTargetProposed,
+)
 
 CauseType = Literal[
     "stage.deadline_approaching",
@@ -58,9 +111,19 @@ CauseType = Literal[
     "kpi.target_recovered",
     "budget.reallocation_proposed",
     "plan.approved",
+    "sales_target.at_risk",
+    "sales_target.recovered",
+    "discount.threshold_crossed",
+    "discount.limit_exceeded",
+    "campaign.status_changed",
+    "campaign.change_requested",
+    "campaign.change_decided",
+    "sales_target.proposed",
+    "sales_target.proposal_decided",
 ]
 CAUSE_TYPES: frozenset[str] = frozenset(get_args(CauseType))
-"""Event types that notify someone (and that a recipient may mute)."""
+"""Event types that may notify someone (and that a recipient may mute); a
+``campaign.status_changed`` notifies only when the status is ``rejected``."""
 
 Channel = Literal["email", "webhook"]
 CHANNELS: tuple[str, ...] = get_args(Channel)
@@ -71,101 +134,6 @@ NotificationStatus = Literal["pending", "delivered", "failed", "skipped"]
 
 _NAMESPACE = uuid.UUID("6f1f4a52-2a57-4b51-9a9e-5d3f0c1b7e21")
 SOURCE = "notifier"
-
-
-# --- the planning directory -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanInfo:
-    """What the notifier knows of a plan."""
-
-    plan_id: str
-    name: str
-    owner: str
-    currency: str
-
-
-@dataclass(frozen=True)
-class CampaignInfo:
-    """What the notifier knows of a campaign."""
-
-    campaign_id: str
-    plan_id: str
-    name: str
-    owner: str
-    version: int
-
-
-@dataclass(frozen=True)
-class StageInfo:
-    """What the notifier knows of a stage."""
-
-    stage_id: str
-    campaign_id: str
-    name: str
-    assignee: str | None
-    deadline: dt.datetime
-    version: int
-
-
-@dataclass(frozen=True)
-class Directory:
-    """The slice of the planning directory a cause needs (see :func:`lookups_for`)."""
-
-    plans: Mapping[str, PlanInfo] = field(default_factory=dict)
-    campaigns: Mapping[str, CampaignInfo] = field(default_factory=dict)
-    stages: Mapping[str, StageInfo] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Lookups:
-    """Directory keys to load for a cause."""
-
-    plan_ids: frozenset[str] = frozenset()
-    campaign_ids: frozenset[str] = frozenset()
-    stage_ids: frozenset[str] = frozenset()
-
-
-def plan_info(data: PlanCreated) -> PlanInfo:
-    """The directory entry of a created plan."""
-    return PlanInfo(plan_id=data.plan_id, name=data.name, owner=data.owner, currency=data.currency)
-
-
-def campaign_info(data: CampaignState) -> CampaignInfo:
-    """The directory entry of a planned or updated campaign."""
-    return CampaignInfo(
-        campaign_id=data.campaign_id,
-        plan_id=data.plan_id,
-        name=data.name,
-        owner=data.owner,
-        version=data.version,
-    )
-
-
-def stage_info(data: StageScheduled) -> StageInfo:
-    """The directory entry of a scheduled stage."""
-    return StageInfo(
-        stage_id=data.stage_id,
-        campaign_id=data.campaign_id,
-        name=data.name,
-        assignee=data.assignee,
-        deadline=data.deadline,
-        version=data.version,
-    )
-
-
-def supersedes(*, incoming: int, current: int | None) -> bool:
-    """Whether a versioned directory entry replaces the stored one (late events lose)."""
-    return current is None or incoming >= current
-
-
-@dataclass(frozen=True)
-class WaitKey:
-    """The directory entry a cause waits for: a campaign or a plan."""
-
-    kind: Literal["campaign", "plan", "stage"]
-    identifier: str
 
 
 # --- causes and audiences ---------------------------------------------------------------------
@@ -187,11 +155,13 @@ _CAMPAIGN_OWNER_EVENTS = (
     BudgetOverspendForecast,
     KpiTargetBreached,
     KpiTargetRecovered,
+    DiscountLimitExceeded,
 )
+_UNIT_OWNER_EVENTS = (SalesTargetAtRisk, SalesTargetRecovered, SalesTargetProposalDecided)
 
 
 def is_cause(event_type: str) -> bool:
-    """Whether events of this type notify anyone."""
+    """Whether events of this type may notify anyone (all others are ignored unread)."""
     return event_type in CAUSE_TYPES
 
 
@@ -210,17 +180,19 @@ def lookups_for(data: EventData) -> Lookups:
         )
     if isinstance(data, PlanApproved):
         return Lookups(plan_ids=frozenset({data.plan_id}))
+    if isinstance(data, (*_UNIT_OWNER_EVENTS, SalesTargetProposed)):
+        return Lookups(unit_ids=frozenset({data.unit_id}))
+    if isinstance(data, DiscountThresholdCrossed | CampaignStatusChanged | CampaignChangeRequested):
+        campaign_id = getattr(data, "campaign_id", None)
+        return Lookups(
+            plan_ids=frozenset({data.plan_id}),
+            campaign_ids=frozenset({campaign_id} if campaign_id else ()),
+        )
+    if isinstance(data, CampaignChangeDecided):
+        return Lookups(
+            campaign_ids=frozenset({data.campaign_id}), request_ids=frozenset({data.request_id})
+        )
     return Lookups()
-
-
-def lookups_with_plans(lookups: Lookups, directory: Directory) -> Lookups:
-    """``lookups`` plus the plans of the campaigns found (for plan names in messages)."""
-    plan_ids = {campaign.plan_id for campaign in directory.campaigns.values()}
-    return Lookups(
-        plan_ids=lookups.plan_ids | plan_ids,
-        campaign_ids=lookups.campaign_ids,
-        stage_ids=lookups.stage_ids,
-    )
 
 
 @dataclass(frozen=True)
@@ -246,11 +218,30 @@ def audience_of(cause: Cause, *, directory: Directory) -> Audience:
         return _campaign_owner(data.campaign_id, directory)
     if isinstance(data, _CAMPAIGN_OWNER_EVENTS):
         return _campaign_owner(data.campaign_id, directory)
-    if isinstance(data, BudgetReallocationProposed | PlanApproved):
-        plan = directory.plans.get(data.plan_id)
-        if plan is None:
-            return Audience(waits_for=WaitKey(kind="plan", identifier=data.plan_id))
-        return Audience(recipients=(plan.owner,))
+    if isinstance(data, BudgetReallocationProposed | PlanApproved | CampaignChangeRequested):
+        return _plan_owner(data.plan_id, directory)
+    if isinstance(data, DiscountThresholdCrossed):
+        if data.campaign_id:
+            return _campaign_owner(data.campaign_id, directory)
+        return _plan_owner(data.plan_id, directory)
+    if isinstance(data, CampaignStatusChanged):
+        if data.status != "rejected":
+            return Audience()
+        return _campaign_owner(data.campaign_id, directory)
+    if isinstance(data, CampaignChangeDecided):
+        request = directory.change_requests.get(data.request_id)
+        if request is not None:
+            return Audience(recipients=(request.requested_by,))
+        return _campaign_owner(data.campaign_id, directory)
+    if isinstance(data, _UNIT_OWNER_EVENTS):
+        return _unit_owner(data.unit_id, directory)
+    if isinstance(data, SalesTargetProposed):
+        unit = directory.units.get(data.unit_id)
+        if unit is None:
+            return Audience(waits_for=WaitKey(kind="unit", identifier=data.unit_id))
+        if unit.parent_id is None:
+            return Audience()  # the top unit's figures are a CMO's or admin's to decide
+        return _unit_owner(unit.parent_id, directory)
     return Audience()
 
 
@@ -259,6 +250,20 @@ def _campaign_owner(campaign_id: str, directory: Directory) -> Audience:
     if campaign is None:
         return Audience(waits_for=WaitKey(kind="campaign", identifier=campaign_id))
     return Audience(recipients=(campaign.owner,))
+
+
+def _plan_owner(plan_id: str, directory: Directory) -> Audience:
+    plan = directory.plans.get(plan_id)
+    if plan is None:
+        return Audience(waits_for=WaitKey(kind="plan", identifier=plan_id))
+    return Audience(recipients=(plan.owner,))
+
+
+def _unit_owner(unit_id: str, directory: Directory) -> Audience:
+    unit = directory.units.get(unit_id)
+    if unit is None:
+        return Audience(waits_for=WaitKey(kind="unit", identifier=unit_id))
+    return Audience(recipients=(unit.owner,))
 
 
 # --- recipients and drafts --------------------------------------------------------------------
@@ -377,7 +382,7 @@ def compose(cause: Cause, *, directory: Directory, greeting: str) -> Message:
     subject, lines = _content(data, cause.occurred_at, directory)
     footer = [
         "",
-        f"Event: {cause.event_type} ({cause.event_id}), {_when(cause.occurred_at)}",
+        f"Event: {cause.event_type} ({cause.event_id}), {when(cause.occurred_at)}",
         "-- MRM notifier",
     ]
     return Message(subject=subject, body="\n".join([f"Hello {greeting},", "", *lines, *footer]))
@@ -388,33 +393,35 @@ def _content(
 ) -> tuple[str, list[str]]:
     if isinstance(data, _STAGE_EVENTS):
         return _stage_content(data, occurred_at, directory)
+    if isinstance(data, planning_messages.EVENTS):
+        return planning_messages.content(data, directory=directory)
     if isinstance(data, BudgetThresholdCrossed):
-        campaign = _campaign_label(data.campaign_id, directory)
+        campaign = campaign_label(data.campaign_id, directory)
         remaining = data.budget - data.spend
         return (
             f"Budget alert: {campaign} has spent {data.threshold_pct} % of its budget",
             [
-                f"The campaign {campaign}{_plan_suffix(data.campaign_id, directory)} has spent "
-                f"{_money(data.spend, data.currency)} of its "
-                f"{_money(data.budget, data.currency)} budget ({_pct(data.spend, data.budget)}).",
-                f"Remaining budget: {_money(remaining, data.currency)}.",
+                f"The campaign {campaign}{plan_suffix(data.campaign_id, directory)} has spent "
+                f"{money(data.spend, data.currency)} of its "
+                f"{money(data.budget, data.currency)} budget ({pct(data.spend, data.budget)}).",
+                f"Remaining budget: {money(remaining, data.currency)}.",
             ],
         )
     if isinstance(data, BudgetOverspendForecast):
-        campaign = _campaign_label(data.campaign_id, directory)
+        campaign = campaign_label(data.campaign_id, directory)
         over = data.forecast_at_completion - data.budget
         return (
             f"Overspend forecast: {campaign} is heading for "
-            f"{_money(data.forecast_at_completion, data.currency)} on a "
-            f"{_money(data.budget, data.currency)} budget",
+            f"{money(data.forecast_at_completion, data.currency)} on a "
+            f"{money(data.budget, data.currency)} budget",
             [
                 f"At the current burn rate the campaign {campaign}"
-                f"{_plan_suffix(data.campaign_id, directory)} will spend "
-                f"{_money(data.forecast_at_completion, data.currency)} by its end date, "
-                f"{_money(over, data.currency)} over its budget of "
-                f"{_money(data.budget, data.currency)}.",
-                f"Spent so far: {_money(data.spend, data.currency)} "
-                f"({_pct(data.spend, data.budget)} of the budget).",
+                f"{plan_suffix(data.campaign_id, directory)} will spend "
+                f"{money(data.forecast_at_completion, data.currency)} by its end date, "
+                f"{money(over, data.currency)} over its budget of "
+                f"{money(data.budget, data.currency)}.",
+                f"Spent so far: {money(data.spend, data.currency)} "
+                f"({pct(data.spend, data.budget)} of the budget).",
             ],
         )
     if isinstance(data, KpiTargetBreached | KpiTargetRecovered):
@@ -422,21 +429,21 @@ def _content(
     if isinstance(data, BudgetReallocationProposed):
         plan = directory.plans.get(data.plan_id)
         currency = plan.currency if plan else ""
-        source = _campaign_label(data.from_campaign_id, directory)
-        target = _campaign_label(data.to_campaign_id, directory)
-        amount = _money(data.amount, currency)
+        source = campaign_label(data.from_campaign_id, directory)
+        target = campaign_label(data.to_campaign_id, directory)
+        amount = money(data.amount, currency)
         return (
-            f"Budget reallocation proposed in {_plan_label(data.plan_id, directory)}: "
+            f"Budget reallocation proposed in {plan_label(data.plan_id, directory)}: "
             f"{amount} from {source} to {target}",
             [
                 f"Measurement proposes moving {amount} from {source} to {target} "
-                f"in {_plan_label(data.plan_id, directory)}.",
+                f"in {plan_label(data.plan_id, directory)}.",
                 f"Reason: {data.reason}",
                 "Nothing changes until a CMO or admin reallocates the budget in planning.",
             ],
         )
     if isinstance(data, PlanApproved):
-        label = _plan_label(data.plan_id, directory)
+        label = plan_label(data.plan_id, directory)
         return (
             f"Plan approved: {label}",
             [f"The marketing plan {label} was approved by {data.approved_by}."],
@@ -449,14 +456,14 @@ def _stage_content(
     occurred_at: dt.datetime,
     directory: Directory,
 ) -> tuple[str, list[str]]:
-    campaign = _campaign_label(data.campaign_id, directory)
+    campaign = campaign_label(data.campaign_id, directory)
     stage = f'"{data.name}"'
     where = (
-        f"the stage {stage} of the campaign {campaign}{_plan_suffix(data.campaign_id, directory)}"
+        f"the stage {stage} of the campaign {campaign}{plan_suffix(data.campaign_id, directory)}"
     )
-    deadline = _when(data.deadline)
+    deadline = when(data.deadline)
     if isinstance(data, StageDeadlineApproaching):
-        left = _duration(dt.timedelta(hours=data.hours_left))
+        left = duration(dt.timedelta(hours=data.hours_left))
         return (
             f"Reminder: stage {stage} of {campaign} is due in {left}",
             [
@@ -465,7 +472,7 @@ def _stage_content(
             ],
         )
     if isinstance(data, StageOverdue):
-        late = _duration(max(occurred_at - data.deadline, dt.timedelta(0)))
+        late = duration(max(occurred_at - data.deadline, dt.timedelta(0)))
         return (
             f"Overdue: stage {stage} of {campaign} missed its deadline {deadline}",
             [
@@ -476,12 +483,12 @@ def _stage_content(
     timing = (
         "on time"
         if data.completed_at <= data.deadline
-        else f"{_duration(data.completed_at - data.deadline)} after its deadline"
+        else f"{duration(data.completed_at - data.deadline)} after its deadline"
     )
     return (
         f"Completed: stage {stage} of {campaign}",
         [
-            f"{where[0].upper()}{where[1:]} was completed on {_when(data.completed_at)}, {timing} "
+            f"{where[0].upper()}{where[1:]} was completed on {when(data.completed_at)}, {timing} "
             f"(deadline {deadline})."
         ],
     )
@@ -490,19 +497,19 @@ def _stage_content(
 def _kpi_content(
     data: KpiTargetBreached | KpiTargetRecovered, directory: Directory
 ) -> tuple[str, list[str]]:
-    campaign = _campaign_label(data.campaign_id, directory)
-    kpi = _kpi_label(data.kpi)
+    campaign = campaign_label(data.campaign_id, directory)
+    kpi = kpi_label(data.kpi)
     better = "lower" if data.direction == "lower_is_better" else "higher"
-    actual = "not measurable yet" if data.actual is None else _number(data.actual)
+    actual = "not measurable yet" if data.actual is None else number(data.actual)
     detail = (
-        f"{kpi} is {actual} against a target of {_number(data.target)} ({better} is better)"
+        f"{kpi} is {actual} against a target of {number(data.target)} ({better} is better)"
         f"{_deviation(data)}."
     )
     if isinstance(data, KpiTargetBreached):
         return (
             f"KPI alert: {kpi} of {campaign} is off target",
             [
-                f"The campaign {campaign}{_plan_suffix(data.campaign_id, directory)} "
+                f"The campaign {campaign}{plan_suffix(data.campaign_id, directory)} "
                 "missed a KPI target.",
                 detail,
             ],
@@ -510,7 +517,7 @@ def _kpi_content(
     return (
         f"KPI back on target: {kpi} of {campaign}",
         [
-            f"The campaign {campaign}{_plan_suffix(data.campaign_id, directory)} "
+            f"The campaign {campaign}{plan_suffix(data.campaign_id, directory)} "
             "is back within its KPI target.",
             detail,
         ],
@@ -525,62 +532,6 @@ def _deviation(data: KpiTargetBreached | KpiTargetRecovered) -> str:
         return ", exactly on target"
     side = "above" if gap > 0 else "below"
     return f", {abs(gap):.1f} % {side} target"
-
-
-def _campaign_label(campaign_id: str, directory: Directory) -> str:
-    campaign = directory.campaigns.get(campaign_id)
-    return f'"{campaign.name}"' if campaign else f"campaign {campaign_id}"
-
-
-def _plan_label(plan_id: str, directory: Directory) -> str:
-    plan = directory.plans.get(plan_id)
-    return f'"{plan.name}"' if plan else f"plan {plan_id}"
-
-
-def _plan_suffix(campaign_id: str, directory: Directory) -> str:
-    campaign = directory.campaigns.get(campaign_id)
-    if campaign is None or campaign.plan_id not in directory.plans:
-        return ""
-    return f" (plan {_plan_label(campaign.plan_id, directory)})"
-
-
-_KPI_ACRONYMS = frozenset({"romi", "roi", "cac", "ltv", "cpl", "cpc", "ctr", "ckpi", "mql", "sql"})
-
-
-def _kpi_label(kpi: str) -> str:
-    if kpi.lower() in _KPI_ACRONYMS:
-        return kpi.upper()
-    return kpi.replace("_", " ")
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    return f"{amount:,.2f} {currency}".rstrip()
-
-
-def _number(value: Decimal) -> str:
-    text = f"{value:,f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _pct(part: Decimal, whole: Decimal) -> str:
-    if whole == 0:
-        return "no budget"
-    return f"{part / whole * 100:.1f} %"
-
-
-def _when(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _duration(span: dt.timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
 
 
 # --- delivery ---------------------------------------------------------------------------------

@@ -26,7 +26,13 @@ from services.notifier.metrics import NotifierMetrics
 from shared import topics
 from shared.consumer import Consumed, EventConsumer
 from shared.events import Envelope, EventData, event_type_of
-from shared.events.planning import CampaignState, PlanCreated, StageScheduled
+from shared.events.planning import (
+    CampaignChangeRequested,
+    CampaignState,
+    PlanCreated,
+    SalesUnitSet,
+    StageScheduled,
+)
 from shared.sql import utcnow
 
 log = structlog.get_logger(__name__)
@@ -56,7 +62,9 @@ class NotifierHandlers:
             "campaign.planned": self.on_campaign_state,
             "campaign.updated": self.on_campaign_state,
             "stage.scheduled": self.on_stage_scheduled,
+            "sales_unit.set": self.on_sales_unit_set,
             **{event_type: self.on_cause for event_type in domain.CAUSE_TYPES},
+            "campaign.change_requested": self.on_change_requested,
         }
 
     def register(self, consumer: EventConsumer) -> None:
@@ -113,6 +121,26 @@ class NotifierHandlers:
         assert isinstance(data, StageScheduled)
         store.upsert_stage(session=uow.session, stage=domain.stage_info(data), now=now)
         return self._release(uow, domain.WaitKey(kind="stage", identifier=data.stage_id), now)
+
+    def on_sales_unit_set(
+        self, uow: store.UnitOfWork, consumed: Consumed, now: dt.datetime
+    ) -> list[domain.NotificationDraft]:
+        """Remember the sales unit, its parent and owner; notify causes that waited for it."""
+        data = consumed.data
+        assert isinstance(data, SalesUnitSet)
+        store.upsert_unit(session=uow.session, unit=domain.unit_info(data), now=now)
+        return self._release(uow, domain.WaitKey(kind="unit", identifier=data.unit_id), now)
+
+    def on_change_requested(
+        self, uow: store.UnitOfWork, consumed: Consumed, now: dt.datetime
+    ) -> list[domain.NotificationDraft]:
+        """Remember the requester (to hear the decision) and notify the plan's owner."""
+        data = consumed.data
+        assert isinstance(data, CampaignChangeRequested)
+        store.add_change_request(
+            session=uow.session, request=domain.change_request_info(data), now=now
+        )
+        return self._notify(uow, consumed.envelope, data, now)
 
     def on_cause(
         self, uow: store.UnitOfWork, consumed: Consumed, now: dt.datetime

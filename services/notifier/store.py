@@ -91,6 +91,30 @@ class StageRow(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
+class UnitRow(Base):
+    """A unit of the sales-target tree (from ``sales_unit.set``; the latest one wins)."""
+
+    __tablename__ = "notifier_units"
+
+    unit_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    parent_id: Mapped[str | None] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class ChangeRequestRow(Base):
+    """Who asked for a change to a campaign (from ``campaign.change_requested``)."""
+
+    __tablename__ = "notifier_change_requests"
+
+    request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(128))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
 class RecipientRow(Base):
     """A person or system that receives notifications, with channels and preferences."""
 
@@ -137,7 +161,8 @@ class NotificationRow(Base):
 
 
 class ParkedCauseRow(Base):
-    """A cause whose campaign or plan is not in the directory yet (notified once it is)."""
+    """A cause whose stage, campaign, plan or unit is not in the directory yet (notified once
+    it is)."""
 
     __tablename__ = "notifier_parked_causes"
 
@@ -245,6 +270,34 @@ def upsert_stage(*, session: Session, stage: domain.StageInfo, now: dt.datetime)
     return True
 
 
+def upsert_unit(*, session: Session, unit: domain.UnitInfo, now: dt.datetime) -> None:
+    """Insert or replace a sales unit of the directory."""
+    session.merge(
+        UnitRow(
+            unit_id=unit.unit_id,
+            parent_id=unit.parent_id,
+            kind=unit.kind,
+            name=unit.name,
+            owner=unit.owner,
+            updated_at=now,
+        )
+    )
+
+
+def add_change_request(
+    *, session: Session, request: domain.ChangeRequestInfo, now: dt.datetime
+) -> None:
+    """Remember who asked for a change (to tell them the decision)."""
+    session.merge(
+        ChangeRequestRow(
+            request_id=request.request_id,
+            campaign_id=request.campaign_id,
+            requested_by=request.requested_by,
+            updated_at=now,
+        )
+    )
+
+
 def load_directory(*, session: Session, lookups: domain.Lookups) -> domain.Directory:
     """The directory entries named by ``lookups`` (plus the plans of those campaigns)."""
     campaigns = {
@@ -268,14 +321,41 @@ def load_directory(*, session: Session, lookups: domain.Lookups) -> domain.Direc
         )
         for row in _rows(session, StageRow, StageRow.stage_id, lookups.stage_ids)
     }
-    plan_ids = domain.lookups_with_plans(lookups, domain.Directory(campaigns=campaigns)).plan_ids
+    units = _units(session, lookups.unit_ids)
+    related = domain.lookups_with_plans(lookups, domain.Directory(campaigns=campaigns, units=units))
+    units |= _units(session, related.unit_ids - units.keys())
+    plan_ids = related.plan_ids
+    request_rows = _rows(
+        session, ChangeRequestRow, ChangeRequestRow.request_id, lookups.request_ids
+    )
+    requests = {
+        row.request_id: domain.ChangeRequestInfo(
+            request_id=row.request_id, campaign_id=row.campaign_id, requested_by=row.requested_by
+        )
+        for row in request_rows
+    }
     plans = {
         row.plan_id: domain.PlanInfo(
             plan_id=row.plan_id, name=row.name, owner=row.owner, currency=row.currency
         )
         for row in _rows(session, PlanRow, PlanRow.plan_id, plan_ids)
     }
-    return domain.Directory(plans=plans, campaigns=campaigns, stages=stages)
+    return domain.Directory(
+        plans=plans, campaigns=campaigns, stages=stages, units=units, change_requests=requests
+    )
+
+
+def _units(session: Session, unit_ids: Iterable[str]) -> dict[str, domain.UnitInfo]:
+    return {
+        row.unit_id: domain.UnitInfo(
+            unit_id=row.unit_id,
+            parent_id=row.parent_id,
+            kind=row.kind,
+            name=row.name,
+            owner=row.owner,
+        )
+        for row in _rows(session, UnitRow, UnitRow.unit_id, unit_ids)
+    }
 
 
 def _rows(session: Session, model: Any, key: Any, ids: Iterable[str]) -> Sequence[Any]:
@@ -359,11 +439,12 @@ def count_parked(*, session: Session) -> int:
 
 
 def ready_wait_keys(*, session: Session) -> list[domain.WaitKey]:
-    """Keys of parked causes whose stage, campaign or plan is in the directory by now."""
+    """Keys of parked causes whose stage, campaign, plan or unit is in the directory by now."""
     known = {
         "campaign": select(CampaignRow.campaign_id),
         "plan": select(PlanRow.plan_id),
         "stage": select(StageRow.stage_id),
+        "unit": select(UnitRow.unit_id),
     }
     keys: list[domain.WaitKey] = []
     for kind, ids in known.items():

@@ -19,8 +19,17 @@ from services.notifier.senders import Senders
 from shared.consumer import Consumed
 from shared.events import Envelope, EventData, new_envelope
 from shared.events.execution import BudgetThresholdCrossed, StageOverdue
-from shared.events.kpi import KpiSnapshot
-from shared.events.planning import CampaignPlanned, CampaignUpdated, PlanCreated, StageScheduled
+from shared.events.kpi import KpiSnapshot, SalesTargetAtRisk
+from shared.events.planning import (
+    CampaignChangeDecided,
+    CampaignChangeRequested,
+    CampaignPlanned,
+    CampaignUpdated,
+    PlanCreated,
+    SalesTargetSet,
+    SalesUnitSet,
+    StageScheduled,
+)
 from shared.metrics import ServiceMetrics
 from shared.sql import make_engine
 
@@ -343,4 +352,84 @@ async def test_a_cause_waiting_too_long_is_dropped_and_counted(harness: Harness)
     assert metrics.parked_expired._value.get() == 1
     assert metrics.parked_waiting._value.get() == 0
     await harness.deliver(stage(assignee="bob"))  # too late: nothing is released any more
+    assert harness.log() == []
+
+
+def sales_unit(unit_id: str, owner: str, parent: str | None = None) -> SalesUnitSet:
+    return SalesUnitSet(unit_id=unit_id, parent_id=parent, kind="region", name="North", owner=owner)
+
+
+def at_risk() -> SalesTargetAtRisk:
+    return SalesTargetAtRisk(
+        target_id="t1",
+        unit_id="north",
+        period="2027-Q1",
+        period_start=dt.date(2027, 1, 1),
+        period_end=dt.date(2027, 3, 31),
+        target=Decimal("100000"),
+        currency="EUR",
+        sales=Decimal("36000"),
+        forecast=Decimal("72000"),
+        forecast_share=Decimal("0.72"),
+        threshold=Decimal("0.9"),
+        as_of=DEADLINE,
+    )
+
+
+async def test_at_risk_before_its_unit_waits_then_goes_to_the_unit_owner_once(
+    harness: Harness,
+) -> None:
+    harness.register("nina", "email")
+    envelope = await harness.deliver(at_risk())
+    assert harness.log() == []
+    await harness.deliver(sales_unit("north", owner="nina"))
+    await harness.deliver(at_risk(), envelope=envelope)  # redelivery
+    (row,) = harness.log()
+    assert (row.recipient, row.channel, row.cause_event_id) == (
+        "nina",
+        "email",
+        str(envelope.event_id),
+    )
+    assert row.subject == 'Sales target at risk: region "North", 2027-Q1'
+
+
+async def test_change_decision_goes_to_the_requester_remembered_from_the_request(
+    harness: Harness,
+) -> None:
+    for data in (plan(), campaign()):
+        await harness.deliver(data)
+    await harness.deliver(
+        CampaignChangeRequested(
+            request_id="r1",
+            campaign_id="c1",
+            plan_id="p1",
+            changes={"budget": "12000.00"},
+            requested_by="mia",
+        )
+    )
+    await harness.deliver(
+        CampaignChangeDecided(
+            request_id="r1", campaign_id="c1", plan_id="p1", decision="accepted", decided_by="carl"
+        )
+    )
+    assert sorted(row.recipient for row in harness.log()) == [
+        "carl",
+        "mia",
+    ]
+
+
+async def test_sales_target_set_is_not_a_cause(harness: Harness) -> None:
+    await harness.deliver(sales_unit("north", owner="nina"))
+    await harness.deliver(
+        SalesTargetSet(
+            target_id="t1",
+            unit_id="north",
+            period="2027-Q1",
+            period_start=dt.date(2027, 1, 1),
+            period_end=dt.date(2027, 3, 31),
+            amount=Decimal("100000"),
+            currency="EUR",
+            set_by="cmo",
+        )
+    )
     assert harness.log() == []
