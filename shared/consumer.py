@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -49,6 +49,9 @@ log = structlog.get_logger(__name__)
 DEFAULT_MAX_ATTEMPTS = 5
 """Attempts at a message failing with an error that is neither data nor outage, before it is
 dead-lettered (``MRM_CONSUMER_MAX_ATTEMPTS``)."""
+DEAD_LETTER_MEMORY = 10_000
+"""How many recent dead-lettered records a consumer remembers, so one handed out again is not
+dead-lettered twice (after a restart the memory is empty: README "Dead letters" says so)."""
 
 
 class Rejected(EventRejected):
@@ -125,6 +128,9 @@ class EventConsumer:
         self.classifiers = tuple(classifiers)
         self.dead_letter_max_bytes = dead_letter_max_bytes
         self._subscribed = False
+        # records this consumer dead-lettered lately: a batch handed out again (its commit lost
+        # to a rebalance) does not write their dead letters a second time
+        self._lettered: OrderedDict[tuple[str, int, int, int], None] = OrderedDict()
         self._counters: dict[tuple[str, str], Any] = {}
         # what shared.watch.BrokerWatch looks at: each subscriber's topics and live consumer
         self.subscriptions: list[Subscription] = []
@@ -386,7 +392,18 @@ class EventConsumer:
         self.metrics.consumer_failures.labels(topic=topic, kind=kind.value).inc()
 
     async def _dead_letter(self, record: Record, reason: str) -> None:
-        """Write ``record``'s dead letter; a broker that cannot take it now is an outage."""
+        """Write ``record``'s dead letter, once; a broker that cannot take it now is an outage."""
+        # the value's hash tells a record from another at the same offset after a topic reset
+        seen = (record.topic, record.partition, record.offset, hash(record.value))
+        if seen in self._lettered:
+            log.info(
+                "dead_letter_repeat_skipped",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                group=self.group_id,
+            )
+            return
         letter = dlq.letter_of(record, reason=reason, group=self.group_id)
         attempt = 0
         while True:
@@ -409,6 +426,9 @@ class EventConsumer:
                     error=repr(exc),
                 )
                 await asyncio.sleep(delay)
+        self._lettered[seen] = None
+        if len(self._lettered) > DEAD_LETTER_MEMORY:
+            self._lettered.popitem(last=False)
         self._count("dead_letters", record.topic)
         log.warning(
             "dead_lettered",

@@ -326,3 +326,37 @@ async def test_a_dead_letter_the_broker_cannot_take_now_is_retried_not_lost() ->
     outages = metrics.consumer_failures.labels(topic=topics.SPEND, kind="outage")
     assert outages._value.get() == 2
     assert metrics.dead_letters.labels(topic=topics.SPEND)._value.get() == 1
+
+
+async def test_a_record_handed_out_again_is_not_dead_lettered_twice() -> None:
+    from aiokafka import ConsumerRecord
+
+    broker = _BrokerDownTwice()
+    broker.failures = 0
+    consumer = EventConsumer(
+        broker=broker,  # type: ignore[arg-type]
+        group_id="g-unit",
+        metrics=ServiceMetrics("unit"),
+        backoff=FAST,
+    )
+
+    def record(offset: int, value: bytes) -> ConsumerRecord:  # type: ignore[type-arg]
+        return ConsumerRecord(
+            topic=topics.SPEND,
+            partition=0,
+            offset=offset,
+            timestamp=0,
+            timestamp_type=0,
+            key=b"c1",
+            value=value,
+            checksum=None,
+            serialized_key_size=2,
+            serialized_value_size=len(value),
+            headers=(),
+        )
+
+    await consumer._dead_letter(record(7, b"{not json"), "body: not valid UTF-8 JSON")
+    await consumer._dead_letter(record(7, b"{not json"), "body: not valid UTF-8 JSON")  # again
+    # after a topic reset another record may sit at the same offset: it is dead-lettered
+    await consumer._dead_letter(record(7, b"{other"), "body: not valid UTF-8 JSON")
+    assert [body for body, _, _ in broker.sent] == [b"{not json", b"{other"]
