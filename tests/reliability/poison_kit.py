@@ -54,6 +54,14 @@ def start_group_at_end(bootstrap: str, group_id: str, names: Iterable[str]) -> N
             TopicPartition(name, p) for name in names for p in consumer.partitions_for_topic(name)
         ]
         ends = consumer.end_offsets(partitions)
+        # the broker may report the start of a partition's last batch + 1 as its end: read on
+        # from there to the real end
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, ends[tp])
+        while batch := consumer.poll(timeout_ms=300):
+            for tp, records in batch.items():
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
         consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
     finally:
         consumer.close()

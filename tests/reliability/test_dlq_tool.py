@@ -100,7 +100,11 @@ async def test_list_show_and_replay_to_the_rejecting_group_only(
             # it is no terminal): keep the tool's rows, the lines naming a dead letter's topic
             lines = [line for line in out.splitlines() if line.startswith("{")]
             rows = [row for row in map(json.loads, lines) if "dlq_topic" in row]
-            return [row for row in rows if row["group"] in groups.values()]
+            # the broker may report an end offset short of the last record of a batch, so the
+            # groups can start a little early and reject records other tests left: only this
+            # test's two records count
+            ours = {f"{topics.SPEND}:{sent.partition}:{sent.offset}" for sent in (good, bad)}
+            return [r for r in rows if r["group"] in groups.values() and r["original"] in ours]
 
         def main_sync(*args: str) -> tuple[int, str]:
             capsys.readouterr()
