@@ -50,8 +50,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # 
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in base else "?"
-    yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    # the schema's name is also the connections' application_name: at teardown a connection
+    # the test's app left open (a thread still inside a transaction when its event loop ended)
+    # is ended, else DROP SCHEMA would wait for its locks for ever
+    yield f"{base}{separator}options=-csearch_path%3D{schema}&application_name={schema}"
     with admin.begin() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": schema},
+        )
+        connection.execute(text("SET LOCAL lock_timeout = '30s'"))
         connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
 
