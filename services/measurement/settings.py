@@ -8,6 +8,15 @@ from pydantic import AliasChoices, Field, model_validator
 
 from services.measurement.domain import ReallocationRule
 from services.measurement.progress import AtRiskRule
+from shared.reallocation import (
+    DEFAULT_ENABLED,
+    DEFAULT_HYSTERESIS,
+    DEFAULT_MIN_AMOUNT,
+    DEFAULT_MIN_SPEND_SHARE,
+    DEFAULT_OVER_CKPI,
+    DEFAULT_SHARE,
+    DEFAULT_UNDER_CKPI,
+)
 from shared.settings import CommonSettings
 
 
@@ -85,7 +94,7 @@ class MeasurementSettings(CommonSettings):
         ),
     )
     reallocation_enabled: bool = Field(
-        default=True,
+        default=DEFAULT_ENABLED,
         validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_ENABLED"),
         description="Propose budget reallocations between campaigns of a plan.",
     )
@@ -96,39 +105,39 @@ class MeasurementSettings(CommonSettings):
         description="How often plans with new data are checked by the reallocation rule.",
     )
     reallocation_under_ckpi: Decimal = Field(
-        default=Decimal(80),
+        default=DEFAULT_UNDER_CKPI,
         ge=0,
         validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_UNDER_CKPI"),
         description="A campaign with a CKPI below this under-performs (gives budget).",
     )
     reallocation_over_ckpi: Decimal = Field(
-        default=Decimal(110),
+        default=DEFAULT_OVER_CKPI,
         ge=0,
         le=150,
         validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_OVER_CKPI"),
         description="A campaign with a CKPI at least this over-performs (receives budget).",
     )
     reallocation_hysteresis: Decimal = Field(
-        default=Decimal(5),
+        default=DEFAULT_HYSTERESIS,
         ge=0,
         validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_HYSTERESIS"),
         description="CKPI points a proposed pair must move past its threshold to dissolve.",
     )
     reallocation_share: Decimal = Field(
-        default=Decimal("0.2"),
+        default=DEFAULT_SHARE,
         gt=0,
         le=1,
         validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_SHARE"),
         description="Share of the donor's remaining budget (budget − spend) proposed.",
     )
     reallocation_min_amount: Decimal = Field(
-        default=Decimal(1),
+        default=DEFAULT_MIN_AMOUNT,
         ge=0,
         validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_MIN_AMOUNT"),
         description="Smaller moves are not proposed.",
     )
     reallocation_min_spend_share: Decimal = Field(
-        default=Decimal("0.1"),
+        default=DEFAULT_MIN_SPEND_SHARE,
         ge=0,
         le=1,
         validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_MIN_SPEND_SHARE"),

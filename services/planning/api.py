@@ -394,6 +394,7 @@ def create_plan(body: PlanIn, db: DB, principal: Planner, request: Request) -> P
         owner=body.owner or principal.subject,
         budget=body.budget,
         principal=principal,
+        default_rule=request.app.state.settings.default_rule(),
     )
     return _load_plan(db, plan_id, deep=True)
 

@@ -15,6 +15,7 @@ from services.planning import (
     budget_api,
     discount_api,
     handlers,
+    rule_api,
     sales_api,
 )
 from services.planning.settings import PlanningSettings
@@ -92,4 +93,5 @@ def create_app(settings: PlanningSettings) -> FastAPI:
     app.include_router(approval_api.router)
     app.include_router(sales_api.router)
     app.include_router(discount_api.router)
+    app.include_router(rule_api.router)
     return app

@@ -272,7 +272,12 @@ class Store:
     def create_schema(self) -> None:
         """Create planning's tables if they do not exist; widen older numeric columns."""
         # their tables join Base.metadata
-        from services.planning import budget_store, discount_store, sales_store  # noqa: F401
+        from services.planning import (  # noqa: F401
+            budget_store,
+            discount_store,
+            rule_store,
+            sales_store,
+        )
 
         create_tables(self.engine, Base.metadata)
         if self.engine.dialect.name == "postgresql":

@@ -7,8 +7,17 @@ import json
 import uuid
 from decimal import Decimal
 
-from services.planning import approvals, budget, budget_store, discount_usecases, domain, store
+from services.planning import (
+    approvals,
+    budget,
+    budget_store,
+    discount_usecases,
+    domain,
+    rule_usecases,
+    store,
+)
 from services.planning.domain import CampaignFacts, PlanFacts
+from services.planning.rules import RuleDraft
 from services.planning.store import Store
 from shared.auth import Principal
 from shared.errors import DomainError, Forbidden, NotFound
@@ -50,8 +59,10 @@ def create_plan(
     owner: str,
     principal: Principal,
     budget: Decimal | None = None,
+    default_rule: RuleDraft | None = None,
 ) -> str:
-    """Create a draft plan (``budget``: its cap, None = none); returns its id."""
+    """Create a draft plan (``budget``: its cap, None = none) with its default reallocation
+    rule, if one is given; returns its id."""
     facts = PlanFacts(
         plan_id=str(uuid.uuid4()),
         name=name,
@@ -84,6 +95,14 @@ def create_plan(
             after=facts,
         )
         uow.publish(events)
+        if default_rule is not None:
+            rule_usecases.add_rule(
+                uow,
+                plan_id=facts.plan_id,
+                draft=default_rule,
+                principal=principal,
+                is_default=True,
+            )
     return facts.plan_id
 
 
@@ -471,9 +490,9 @@ def set_kpi_target(
 
 
 def republish_state(*, db: Store) -> int:
-    """Queue every plan, campaign, stage, KPI target and discount limit as events again (after
-    the broker lost ``mrm.planning.v1``, so projections rebuild from planning's state); returns
-    how many."""
+    """Queue every plan, campaign, stage, KPI target, discount limit and reallocation rule as
+    events again (after the broker lost ``mrm.planning.v1``, so projections rebuild from
+    planning's state); returns how many."""
     with db.unit_of_work() as uow:
         session = uow.session
         plans = store.list_plans(session=session)
@@ -503,6 +522,9 @@ def republish_state(*, db: Store) -> int:
             ],
         )
         events += discount_usecases.limit_events(
+            session=session, plan_ids=[plan.id for plan in reversed(plans)]
+        )
+        events += rule_usecases.rule_events(
             session=session, plan_ids=[plan.id for plan in reversed(plans)]
         )
         uow.publish(events)

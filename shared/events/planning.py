@@ -14,6 +14,7 @@ from pydantic import Field
 from shared import topics
 from shared.events.envelope import (
     Channel,
+    Count,
     Currency,
     Date,
     EventData,
@@ -28,6 +29,7 @@ from shared.events.envelope import (
     Version,
     Weight,
 )
+from shared.reallocation import ActionKind, Comparison, RuleMode
 
 PlanStatus = Literal["draft", "approved"]
 CampaignStatus = Literal[
@@ -351,6 +353,44 @@ class DiscountLimitSet(_PlanningEvent):
     version: Version = 1
 
 
+class ReallocationRuleSet(_PlanningEvent):
+    """A plan's reallocation rule was created or changed (full state, with ``version``).
+
+    When a live campaign of the plan has spent ``min_spend_share`` of its budget and its
+    ``kpi`` compares to ``threshold`` as ``comparison`` says for ``hold_s`` seconds, ``share``
+    of its unspent budget goes to the best-scoring campaign of its line (``best_in_line``) or
+    to the campaign or budget line ``target_id``; proposed, or applied by planning (``mode``).
+    ``is_default``: the rule every plan gets at creation (today's settings)."""
+
+    event_type = "reallocation_rule.set"
+    key_field = "plan_id"
+
+    rule_id: Identifier
+    plan_id: Identifier
+    kpi: Identifier
+    comparison: Comparison
+    threshold: Measure
+    min_spend_share: Share = Decimal(0)
+    hold_s: Count = 0
+    action: ActionKind
+    target_id: Identifier | None = None
+    share: Annotated[Share, Field(gt=0)]
+    mode: RuleMode = "propose"
+    enabled: bool = True
+    is_default: bool = False
+    version: Version = 1
+
+
+class ReallocationRuleRemoved(_PlanningEvent):
+    """A plan's reallocation rule was removed."""
+
+    event_type = "reallocation_rule.removed"
+    key_field = "plan_id"
+
+    rule_id: Identifier
+    plan_id: Identifier
+
+
 PLANNING_EVENTS: tuple[type[EventData], ...] = (
     PlanCreated,
     PlanUpdated,
@@ -372,4 +412,6 @@ PLANNING_EVENTS: tuple[type[EventData], ...] = (
     SalesTargetProposed,
     SalesTargetProposalDecided,
     DiscountLimitSet,
+    ReallocationRuleSet,
+    ReallocationRuleRemoved,
 )

@@ -502,6 +502,18 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
             {"reason": "r"},
             {"admin", "cmo"},
         ),
+        ("POST", "/api/v1/plans/{plan_id}/reallocation-rules"): (
+            {
+                "kpi": "ckpi",
+                "comparison": "lt",
+                "threshold": "70",
+                "action": "best_in_line",
+                "share": "0.1",
+            },
+            {"admin", "cmo"},
+        ),
+        ("PATCH", "/api/v1/reallocation-rules/{rule_id}"): ({"enabled": False}, {"admin", "cmo"}),
+        ("DELETE", "/api/v1/reallocation-rules/{rule_id}"): (None, {"admin", "cmo"}),
         ("POST", "/api/v1/plans/{plan_id}/approve"): ({}, {"admin", "cmo"}),
     }
     mutating = {
@@ -516,7 +528,15 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
         json={"name": "Spare", "amount": "100"},
         headers=auth("manager"),
     ).json()["line_id"]
-    ids = {"plan_id": plan_id, "campaign_id": campaign_id, "line_id": line_id}
+    [default_rule] = client.get(
+        f"/api/v1/plans/{plan_id}/reallocation-rules", headers=auth("viewer")
+    ).json()
+    ids = {
+        "plan_id": plan_id,
+        "campaign_id": campaign_id,
+        "line_id": line_id,
+        "rule_id": default_rule["rule_id"],
+    }
     # the approval routes each need a campaign in the status they act on
     drafts = {
         name: client.post(

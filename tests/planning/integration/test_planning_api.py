@@ -71,11 +71,12 @@ def test_plan_campaign_stage_target_are_stored_and_published(
         text = record.value.decode()
         return plan_id in text or campaign_id in text
 
-    records = topic_reader(kafka_bootstrap, PLANNING, match=mine, expect=7)
+    records = topic_reader(kafka_bootstrap, PLANNING, match=mine, expect=8)
     types = [json.loads(r.value)["event_type"] for r in records]
     assert sorted(types) == sorted(
         [
             "plan.created",
+            "reallocation_rule.set",  # the plan's default rule
             "campaign.planned",
             "budget.allocated",
             "stage.scheduled",
