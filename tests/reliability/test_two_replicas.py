@@ -664,7 +664,9 @@ def test_planning_two_replicas_publish_each_event_once(
 
         responses = asyncio.run(create_all())
         assert [r.status_code for r in responses] == [201] * 200, responses[0].text
-        expected = 1 + 2 * 200  # plan.created, then campaign.planned + budget.allocated each
+        # plan.created and its default reallocation_rule.set, then campaign.planned +
+        # budget.allocated for each campaign
+        expected = 2 + 2 * 200
 
         mine = containing(plan_id)
         wait_until(
