@@ -1,10 +1,12 @@
 """Reallocation rules, the part planning and measurement share: the vocabulary of a rule
-(KPIs, comparisons, actions, modes) and the default rule's figures. Today's
-``MRM_MEASUREMENT_REALLOCATION_*`` settings default to these in measurement and give every new
-plan its default rule in planning, so the two services agree without talking to each other."""
+(KPIs, comparisons, actions, modes), the default rule's figures and what a condition means.
+Today's ``MRM_MEASUREMENT_REALLOCATION_*`` settings default to these in measurement (the rule
+of a plan measurement knows no rule of) and give every new plan its default rule in planning,
+so the two services agree without talking to each other."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
@@ -38,3 +40,73 @@ def holds(*, value: Decimal, comparison: Comparison, threshold: Decimal) -> bool
     if comparison == "gt":
         return value > threshold
     return value >= threshold
+
+
+def low_is_bad(comparison: Comparison) -> bool:
+    """Whether the condition watches for a value too low (``lt``/``le``): then higher values
+    score better, and a recipient must score at least its threshold."""
+    return comparison in ("lt", "le")
+
+
+def cleared(
+    *, value: Decimal, comparison: Comparison, threshold: Decimal, hysteresis: Decimal
+) -> bool:
+    """Whether an episode of the condition is over: the value no longer meets it and is at
+    least ``hysteresis`` past the threshold, on the good side."""
+    if holds(value=value, comparison=comparison, threshold=threshold):
+        return False
+    if low_is_bad(comparison):
+        return value >= threshold + hysteresis
+    return value <= threshold - hysteresis
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """What a reallocation rule says: its condition (``kpi`` compared to ``threshold`` for
+    ``hold_s`` seconds, once a campaign has spent ``min_spend_share`` of its budget; over when
+    the KPI is ``hysteresis`` past the threshold), its action (``share`` of the donor's unspent
+    budget, if at least ``min_amount``, to the best campaign of its line scoring at least
+    ``recipient_threshold``, or to the campaign or line ``target_id``) and its mode."""
+
+    kpi: str
+    comparison: Comparison
+    threshold: Decimal
+    action: ActionKind
+    share: Decimal
+    min_spend_share: Decimal = Decimal(0)
+    hold_s: int = 0
+    hysteresis: Decimal = Decimal(0)
+    target_id: str | None = None
+    recipient_threshold: Decimal | None = None
+    min_amount: Decimal = Decimal(0)
+    mode: RuleMode = "propose"
+    enabled: bool = True
+
+
+def default_rule(
+    *,
+    under_ckpi: Decimal = DEFAULT_UNDER_CKPI,
+    over_ckpi: Decimal = DEFAULT_OVER_CKPI,
+    hysteresis: Decimal = DEFAULT_HYSTERESIS,
+    share: Decimal = DEFAULT_SHARE,
+    min_amount: Decimal = DEFAULT_MIN_AMOUNT,
+    min_spend_share: Decimal = DEFAULT_MIN_SPEND_SHARE,
+    enabled: bool = DEFAULT_ENABLED,
+) -> RuleSpec:
+    """The default rule: a live campaign whose CKPI is below ``under_ckpi`` once it has spent
+    ``min_spend_share`` gives ``share`` of its unspent budget to the best campaign of its line
+    with a CKPI of at least ``over_ckpi``, by proposal, once per episode (over when its CKPI
+    reaches ``under_ckpi + hysteresis``)."""
+    return RuleSpec(
+        kpi="ckpi",
+        comparison="lt",
+        threshold=under_ckpi,
+        action="best_in_line",
+        share=share,
+        min_spend_share=min_spend_share,
+        hysteresis=hysteresis,
+        recipient_threshold=over_ckpi,
+        min_amount=min_amount,
+        mode="propose",
+        enabled=enabled,
+    )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import reallocation
 from shared.http import DEFAULT_MAX_BODY_BYTES
 
 Role = Literal["admin", "cmo", "manager", "executor", "viewer"]
@@ -76,3 +77,75 @@ class CommonSettings(BaseSettings):
         if not self.kafka_bootstrap:
             raise RuntimeError("MRM_KAFKA_BOOTSTRAP is not set (use `mrm up` for the embedded run)")
         return self.kafka_bootstrap
+
+
+class ReallocationSettings(CommonSettings):
+    """The ``MRM_MEASUREMENT_REALLOCATION_*`` settings: measurement's rule for a plan it knows
+    no rule of, and the default rule planning gives every new plan — one environment gives
+    both services the same rule."""
+
+    reallocation_enabled: bool = Field(
+        default=reallocation.DEFAULT_ENABLED,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_ENABLED"),
+        description="Whether the default reallocation rule is enabled.",
+    )
+    reallocation_under_ckpi: Decimal = Field(
+        default=reallocation.DEFAULT_UNDER_CKPI,
+        ge=0,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_UNDER_CKPI"),
+        description="A campaign with a CKPI below this under-performs (gives budget).",
+    )
+    reallocation_over_ckpi: Decimal = Field(
+        default=reallocation.DEFAULT_OVER_CKPI,
+        ge=0,
+        le=150,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_OVER_CKPI"),
+        description="A campaign receives budget only with a CKPI of at least this.",
+    )
+    reallocation_hysteresis: Decimal = Field(
+        default=reallocation.DEFAULT_HYSTERESIS,
+        ge=0,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_HYSTERESIS"),
+        description="CKPI points past the threshold that end an under-performance episode.",
+    )
+    reallocation_share: Decimal = Field(
+        default=reallocation.DEFAULT_SHARE,
+        gt=0,
+        le=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_SHARE"),
+        description="Share of the donor's unspent budget (budget − spend) moved.",
+    )
+    reallocation_min_amount: Decimal = Field(
+        default=reallocation.DEFAULT_MIN_AMOUNT,
+        ge=0,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_MIN_AMOUNT"),
+        description="Smaller moves are not proposed.",
+    )
+    reallocation_min_spend_share: Decimal = Field(
+        default=reallocation.DEFAULT_MIN_SPEND_SHARE,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_MIN_SPEND_SHARE"),
+        description="A campaign is judged by the rule once it has spent this share of its budget.",
+    )
+
+    def default_rule(self) -> reallocation.RuleSpec:
+        """The default reallocation rule these settings describe."""
+        return reallocation.default_rule(
+            under_ckpi=self.reallocation_under_ckpi,
+            over_ckpi=self.reallocation_over_ckpi,
+            hysteresis=self.reallocation_hysteresis,
+            share=self.reallocation_share,
+            min_amount=self.reallocation_min_amount,
+            min_spend_share=self.reallocation_min_spend_share,
+            enabled=self.reallocation_enabled,
+        )
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> Self:
+        if self.reallocation_under_ckpi >= self.reallocation_over_ckpi:
+            raise ValueError(
+                "reallocation_under_ckpi must be below reallocation_over_ckpi"
+                f" ({self.reallocation_under_ckpi} ≥ {self.reallocation_over_ckpi})"
+            )
+        return self

@@ -102,8 +102,11 @@ def apply_budget_allocated(*, session: Session, data: BudgetAllocated, inputs: I
 
 
 def apply_budget_reallocated(*, session: Session, data: BudgetReallocated, inputs: Inputs) -> int:
-    """Set both campaigns' new budgets and re-evaluate the alerts of each."""
-    budgets = {data.from_campaign_id: data.from_budget, data.to_campaign_id: data.to_budget}
+    """Set both campaigns' new budgets (the giving one's only, when the money went back to a
+    budget line) and re-evaluate the alerts of each."""
+    budgets = {data.from_campaign_id: data.from_budget}
+    if data.to_campaign_id is not None and data.to_budget is not None:
+        budgets[data.to_campaign_id] = data.to_budget
     queued = 0
     for campaign_id in sorted(budgets):  # a fixed lock order keeps two reallocations deadlock-free
         campaign = store.lock_campaign(session=session, campaign_id=campaign_id)

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from services.measurement import api, discount_api, handlers, progress_api
 from services.measurement.handlers import Ingestor
 from services.measurement.monitor import TargetMonitor
+from services.measurement.reallocation import PlanRule
 from services.measurement.sales_watch import SalesTargetWatch
 from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import Warehouse, connect, migrate, ping
@@ -77,7 +78,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             leadership=leadership,
             max_per_round=settings.evaluate_max_campaigns,
             evidence=settings.alert_min_spend_share,
-            reallocation=settings.reallocation_rule(),
+            fallback_rule=PlanRule(spec=settings.default_rule()),
         )
         sales_watch = SalesTargetWatch(
             warehouse=warehouse,

@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.events.envelope import EventData
 from shared.events.ingest import FUNNEL, SaleCompleted, SpendRecorded
-from shared.events.kpi import BudgetReallocationProposed, KpiTargetBreached, KpiTargetRecovered
+from shared.events.kpi import KpiTargetBreached, KpiTargetRecovered
 from shared.events.planning import KpiDirection
 from shared.kpis import KPI_NAMES
 from shared.money import FxRates, cents
@@ -355,7 +355,7 @@ def snapshot_values(kpis: Mapping[str, Any]) -> dict[str, Decimal | None]:
 
 
 # --------------------------------------------------------------------------------------------
-# evidence before judging, and budget reallocation proposals
+# evidence before judging (the reallocation rules: ``reallocation``)
 # --------------------------------------------------------------------------------------------
 
 
@@ -368,136 +368,3 @@ def has_evidence(*, spend: Decimal | None, budget: Decimal | None, min_share: De
     if not budget:
         return spent > 0
     return spent >= min_share * budget
-
-
-@dataclass(frozen=True)
-class ReallocationRule:
-    """When measurement proposes moving budget between two campaigns of the same plan.
-
-    A live campaign (status approved or active) with KPI targets and enough evidence (spend
-    ≥ ``min_spend_share`` of its budget) *under-performs* when its CKPI is below
-    ``under_ckpi`` and *over-performs* when its CKPI is at least ``over_ckpi``. The worst
-    under-performer is paired with the best over-performer, the next with the next, each
-    campaign in at most one pair; a pair is proposed once, when it forms, for ``share`` of the
-    donor's remaining budget (budget − spend), if that is at least ``min_amount``. A proposed
-    pair stays standing — and is not proposed again — until the donor's CKPI reaches
-    ``under_ckpi + hysteresis`` or the recipient's falls below ``over_ckpi − hysteresis``.
-    """
-
-    under_ckpi: Decimal = Decimal(80)
-    over_ckpi: Decimal = Decimal(110)
-    hysteresis: Decimal = Decimal(5)
-    share: Decimal = Decimal("0.2")
-    min_amount: Decimal = Decimal(1)
-    min_spend_share: Decimal = Decimal("0.1")
-
-
-LIVE_STATUSES: frozenset[str] = frozenset({"approved", "active"})
-
-
-@dataclass(frozen=True)
-class CampaignStanding:
-    """What the reallocation rule needs to know of one campaign of a plan."""
-
-    campaign_id: str
-    status: str | None
-    ckpi: Decimal | None
-    spend: Decimal | None
-    budget: Decimal | None
-    currency: str | None = None
-    name: str | None = None
-
-    @property
-    def label(self) -> str:
-        """How a proposal's reason names the campaign: its name, else its id."""
-        return f'"{self.name}"' if self.name else self.campaign_id
-
-    @property
-    def remaining(self) -> Decimal:
-        """Budget not spent yet (never negative)."""
-        return max((self.budget or Decimal(0)) - (self.spend or Decimal(0)), Decimal(0))
-
-
-def _judged(c: CampaignStanding, rule: ReallocationRule) -> bool:
-    return (
-        c.ckpi is not None
-        and c.status in LIVE_STATUSES
-        and has_evidence(spend=c.spend, budget=c.budget, min_share=rule.min_spend_share)
-    )
-
-
-def _still_stands(
-    donor: CampaignStanding | None, recipient: CampaignStanding | None, rule: ReallocationRule
-) -> bool:
-    if (
-        donor is None
-        or recipient is None
-        or not (_judged(donor, rule) and _judged(recipient, rule))
-    ):
-        return False
-    assert donor.ckpi is not None and recipient.ckpi is not None
-    return (
-        donor.ckpi < rule.under_ckpi + rule.hysteresis
-        and recipient.ckpi >= rule.over_ckpi - rule.hysteresis
-    )
-
-
-def propose_reallocations(
-    *,
-    plan_id: str,
-    campaigns: Sequence[CampaignStanding],
-    standing: Iterable[tuple[str, str]],
-    rule: ReallocationRule,
-) -> tuple[list[BudgetReallocationProposed], set[tuple[str, str]]]:
-    """New proposals for a plan, and the (donor, recipient) pairs standing after this round.
-
-    ``standing`` holds the pairs proposed earlier and not yet dissolved. Deterministic: the same
-    campaigns and the returned pairs give no new proposal.
-    """
-    by_id = {c.campaign_id: c for c in campaigns}
-    kept = {
-        (donor, recipient)
-        for donor, recipient in standing
-        if _still_stands(by_id.get(donor), by_id.get(recipient), rule)
-    }
-    busy = {campaign_id for pair in kept for campaign_id in pair}
-    judged = [c for c in campaigns if c.campaign_id not in busy and _judged(c, rule)]
-    donors = sorted(
-        (
-            c
-            for c in judged
-            if c.ckpi is not None
-            and c.ckpi < rule.under_ckpi
-            and cents(c.remaining * rule.share) >= rule.min_amount
-        ),
-        key=lambda c: (c.ckpi, c.campaign_id),
-    )
-    recipients = sorted(
-        (c for c in judged if c.ckpi is not None and c.ckpi >= rule.over_ckpi),
-        key=lambda c: (-(c.ckpi or Decimal(0)), c.campaign_id),
-    )
-    proposals: list[BudgetReallocationProposed] = []
-    for donor, recipient in zip(donors, recipients, strict=False):
-        if donor.currency != recipient.currency:
-            continue
-        amount = cents(donor.remaining * rule.share)
-        proposals.append(
-            BudgetReallocationProposed(
-                plan_id=plan_id,
-                from_campaign_id=donor.campaign_id,
-                to_campaign_id=recipient.campaign_id,
-                amount=amount,
-                reason=_reason(donor, recipient, rule),
-            )
-        )
-        kept.add((donor.campaign_id, recipient.campaign_id))
-    return proposals, kept
-
-
-def _reason(donor: CampaignStanding, recipient: CampaignStanding, rule: ReallocationRule) -> str:
-    remaining = " ".join(filter(None, (f"{donor.remaining:,.2f}", donor.currency)))
-    return (
-        f"campaign {donor.label} scores CKPI {donor.ckpi} (below {rule.under_ckpi}) while"
-        f" campaign {recipient.label} scores {recipient.ckpi} (at least {rule.over_ckpi}):"
-        f" move {(rule.share * 100).normalize():f} % of the {remaining} not yet spent"
-    )

@@ -8,7 +8,7 @@ from its saved mark. Only the leader (``shared.leadership``: the replica its con
 assigns partition 0 of the monitor topic) runs the jobs, so each cause is acted on once. A
 job's progress within a leadership term lives here, and its mark is saved once everything it
 read is handled: a new leader goes on from the saved mark and at worst re-checks some
-campaigns, which publishes no new alert or proposal (evaluation and the reallocation rule
+campaigns, which publishes no new alert or proposal (evaluation and the reallocation rules
 compare with the stored state). Snapshots are the exception: those a leader published but had
 not recorded in its mark when it died are published again, in the new leader's round.
 
@@ -17,19 +17,19 @@ leaders a rebalance may leave, or a re-run after a crash, repeats an event id in
 making a new alert, and consumers (the notifier: one e-mail per cause) drop the repeat:
 
 * breach / recovery: campaign, target, transition, and the version of the state it leaves;
-* reallocation proposal: plan, (donor, recipient) pair, and the version of the pair's state;
+* reallocation proposal: plan, rule and donor (the episode's state key), and the version of
+  that key's state;
 * snapshot: campaign and the change-log bound of the round (its ``as_of``).
 
 Alerts are published before their new state is saved: a crash in between re-publishes an
 alert (with the same id) rather than losing it. The state lives in ClickHouse's
-``alert_state`` table: a target's breach under its campaign, a plan's standing reallocation
-pairs under ``plan:<plan_id>``.
+``alert_state`` table: a target's breach under its campaign, a plan's rule episodes
+(``reallocation``: fired and holding keys) under ``plan:<plan_id>``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +38,10 @@ from decimal import Decimal
 import structlog
 from faststream.kafka import KafkaBroker
 
-from services.measurement import discount_watch, domain, warehouse
+from services.measurement import discount_watch, domain, reallocation, warehouse
 from services.measurement.warehouse import Warehouse, alerts
 from services.measurement.warehouse import discounts as discount_tables
+from services.measurement.warehouse import rules as rule_tables
 from shared.events import EventData, new_envelope
 from shared.events.kpi import BudgetReallocationProposed, KpiSnapshot
 from shared.kafka import publish
@@ -49,7 +50,6 @@ from shared.metrics import ServiceMetrics
 
 log = structlog.get_logger(__name__)
 SOURCE = "measurement"
-_PAIR = "reallocation:"
 
 
 @dataclass
@@ -76,7 +76,7 @@ class TargetMonitor:
         leadership: Turns,
         max_per_round: int = 50,
         evidence: Decimal = Decimal(0),
-        reallocation: domain.ReallocationRule | None = None,
+        fallback_rule: reallocation.PlanRule | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.max_per_round = max_per_round
@@ -84,7 +84,8 @@ class TargetMonitor:
         self.metrics = metrics
         self.leadership = leadership
         self.evidence = evidence
-        self.reallocation = reallocation
+        self.fallback_rule = fallback_rule
+        """The rule of a plan measurement knows no rule of (the settings' rule)."""
         self._term: int | None = None
         self._feeds: dict[str, _Feed] = {}
 
@@ -156,34 +157,40 @@ class TargetMonitor:
         return published
 
     async def reallocate_touched(self) -> None:
-        """Apply the reallocation rule to every plan with a campaign whose data changed since
-        the last round (a plan whose check fails is retried next round)."""
-        if self.reallocation is None:
-            return
+        """Evaluate the reallocation rules of every plan with a campaign whose data changed
+        since the last round, and of every plan with a condition waiting out its ``hold_s``
+        (a plan whose check fails is retried next round)."""
         async with self.leadership.turn() as term:
             if term is None:
                 return
             feed = self._feed("reallocate", term)
             await self._collect(feed, self._plans_of)
-            for plan_id in sorted(feed.pending):
+            waiting = await self.warehouse.run(rule_tables.plans_holding, prefix="hold:")
+            for plan_id in sorted(feed.pending | set(waiting)):
                 await self.reallocate(plan_id)
                 feed.pending.discard(plan_id)
             await self._settle(feed)
 
     async def reallocate(self, plan_id: str) -> list[BudgetReallocationProposed]:
-        """Apply the reallocation rule to one plan; publish and return the new proposals."""
-        if self.reallocation is None:
+        """Evaluate one plan's reallocation rules; publish and return the new proposals, then
+        save the episode states that changed."""
+        found = await self.warehouse.run(rule_tables.plan_rules, plan_id=plan_id)
+        plan_rules = found.rules
+        if not found.known and self.fallback_rule is not None:
+            plan_rules = [self.fallback_rule]
+        if not any(rule.spec.enabled for rule in plan_rules):
             return []
         kpis = await self.warehouse.run(warehouse.plan_kpis, plan_id=plan_id)
         campaigns = [
-            domain.CampaignStanding(
+            reallocation.CampaignStanding(
                 campaign_id=row["campaign_id"],
                 status=row.get("status"),
-                ckpi=row.get("ckpi"),
+                kpis=row,
                 spend=row.get("spend"),
                 budget=row.get("budget"),
                 currency=row.get("currency") or kpis.get("currency"),
                 name=row.get("name"),
+                line_id=found.line_of.get(row["campaign_id"]),
             )
             for row in kpis.get("campaigns", ())
         ]
@@ -191,12 +198,20 @@ class TargetMonitor:
         stored = (await self.warehouse.run(alerts.alert_states_of, subjects=[subject])).get(
             subject, {}
         )
-        before = {_pair_of(key) for key, s in stored.items() if s.on and key.startswith(_PAIR)}
-        proposals, after = domain.propose_reallocations(
-            plan_id=plan_id, campaigns=campaigns, standing=before, rule=self.reallocation
+        now = dt.datetime.now(dt.UTC)
+        outcome = reallocation.evaluate(
+            plan_id=plan_id,
+            campaigns=campaigns,
+            rules=plan_rules,
+            fired={key for key, state in stored.items() if state.on and key.startswith("fired:")},
+            holding={
+                key: state.version
+                for key, state in stored.items()
+                if state.on and key.startswith("hold:")
+            },
+            now_us=int(now.timestamp() * 1_000_000),
         )
-        for proposal in proposals:
-            key = _pair_key((proposal.from_campaign_id, proposal.to_campaign_id))
+        for proposal, key in outcome.proposals:
             since = stored[key].version if key in stored else 0
             await self._publish(
                 proposal, event_id=domain.cause_event_id(plan_id, key, "proposed", since)
@@ -204,16 +219,17 @@ class TargetMonitor:
             log.info(
                 "budget_reallocation_proposed",
                 plan_id=plan_id,
+                rule_id=proposal.rule_id,
+                mode=proposal.mode,
                 from_campaign_id=proposal.from_campaign_id,
                 to_campaign_id=proposal.to_campaign_id,
+                to_line_id=proposal.to_line_id,
                 amount=str(proposal.amount),
             )
         await self.warehouse.write(
-            alerts.save_alert_states_of,
-            states={subject: _pair_states(before, after)},
-            now=dt.datetime.now(dt.UTC),
+            alerts.save_alert_states_of, states={subject: outcome.changes}, now=now
         )
-        return proposals
+        return [proposal for proposal, _ in outcome.proposals]
 
     async def watch_discounts(self) -> None:
         """Check the promo funds and maximum rates of every plan with a campaign whose data
@@ -342,20 +358,3 @@ async def publish_cause(
 
 async def _every(campaign_ids: list[str]) -> list[str]:
     return campaign_ids
-
-
-def _pair_key(pair: tuple[str, str]) -> str:
-    return _PAIR + json.dumps(list(pair))
-
-
-def _pair_of(key: str) -> tuple[str, str]:
-    donor, recipient = json.loads(key.removeprefix(_PAIR))
-    return donor, recipient
-
-
-def _pair_states(
-    before: Iterable[tuple[str, str]], after: Iterable[tuple[str, str]]
-) -> dict[str, bool]:
-    """The alert-state rows that change: pairs formed (on) and pairs dissolved (off)."""
-    before, after = set(before), set(after)
-    return {_pair_key(pair): pair in after for pair in sorted(before ^ after)}

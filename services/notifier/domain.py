@@ -7,8 +7,9 @@ threshold was crossed, a KPI breached its target, a plan was approved …). The 
   (from the event, else from the planning directory), falling back to the campaign owner;
 - ``budget.threshold_crossed`` / ``budget.overspend_forecast`` / ``kpi.target_breached`` /
   ``kpi.target_recovered`` → the campaign owner;
-- ``budget.reallocation_proposed``, ``plan.approved`` and ``campaign.change_requested`` → the
-  plan owner;
+- ``budget.reallocation_proposed`` (by proposal; one a rule applies is told by planning's
+  ``budget.reallocated``), ``budget.reallocated`` by a rule, ``plan.approved`` and
+  ``campaign.change_requested`` → the plan owner (a move made by hand → nobody);
 - ``sales_target.at_risk`` / ``sales_target.recovered`` / ``sales_target.proposal_decided`` →
   the owner of the sales unit; ``sales_target.proposed`` → the owner of the unit's parent
   (nobody for the top unit: a CMO or admin decides its figures);
@@ -93,6 +94,7 @@ from shared.events.kpi import (
 )
 from shared.events.notifications import NotificationDelivered, NotificationFailed
 from shared.events.planning import (
+    BudgetReallocated,
     CampaignChangeDecided,
     CampaignChangeRequested,
     CampaignStatusChanged,
@@ -110,6 +112,7 @@ CauseType = Literal[
     "kpi.target_breached",
     "kpi.target_recovered",
     "budget.reallocation_proposed",
+    "budget.reallocated",
     "plan.approved",
     "sales_target.at_risk",
     "sales_target.recovered",
@@ -173,10 +176,14 @@ def lookups_for(data: EventData) -> Lookups:
         )
     if isinstance(data, _CAMPAIGN_OWNER_EVENTS):
         return Lookups(campaign_ids=frozenset({data.campaign_id}))
-    if isinstance(data, BudgetReallocationProposed):
+    if isinstance(data, BudgetReallocationProposed | BudgetReallocated):
         return Lookups(
             plan_ids=frozenset({data.plan_id}),
-            campaign_ids=frozenset({data.from_campaign_id, data.to_campaign_id}),
+            campaign_ids=frozenset(
+                campaign_id
+                for campaign_id in (data.from_campaign_id, data.to_campaign_id)
+                if campaign_id
+            ),
         )
     if isinstance(data, PlanApproved):
         return Lookups(plan_ids=frozenset({data.plan_id}))
@@ -218,7 +225,14 @@ def audience_of(cause: Cause, *, directory: Directory) -> Audience:
         return _campaign_owner(data.campaign_id, directory)
     if isinstance(data, _CAMPAIGN_OWNER_EVENTS):
         return _campaign_owner(data.campaign_id, directory)
-    if isinstance(data, BudgetReallocationProposed | PlanApproved | CampaignChangeRequested):
+    if isinstance(data, BudgetReallocationProposed) and data.mode == "apply":
+        return Audience()
+    if isinstance(data, BudgetReallocated) and data.rule_id is None:
+        return Audience()
+    if isinstance(
+        data,
+        BudgetReallocationProposed | BudgetReallocated | PlanApproved | CampaignChangeRequested,
+    ):
         return _plan_owner(data.plan_id, directory)
     if isinstance(data, DiscountThresholdCrossed):
         if data.campaign_id:
@@ -430,7 +444,10 @@ def _content(
         plan = directory.plans.get(data.plan_id)
         currency = plan.currency if plan else ""
         source = campaign_label(data.from_campaign_id, directory)
-        target = campaign_label(data.to_campaign_id, directory)
+        if data.to_campaign_id is not None:
+            target = campaign_label(data.to_campaign_id, directory)
+        else:
+            target = f"budget line {data.to_line_id}"
         amount = money(data.amount, currency)
         return (
             f"Budget reallocation proposed in {plan_label(data.plan_id, directory)}: "

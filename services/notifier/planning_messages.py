@@ -18,6 +18,7 @@ from services.notifier.wording import (
 from shared.events.discounts import DiscountLimitExceeded, DiscountThresholdCrossed
 from shared.events.kpi import SalesTargetAtRisk, SalesTargetRecovered
 from shared.events.planning import (
+    BudgetReallocated,
     CampaignChangeDecided,
     CampaignChangeRequested,
     CampaignStatusChanged,
@@ -36,6 +37,7 @@ PlanningMessageEvent = (
     | CampaignChangeDecided
     | SalesTargetProposed
     | SalesTargetProposalDecided
+    | BudgetReallocated
 )
 EVENTS = (
     SalesTargetAtRisk,
@@ -47,6 +49,7 @@ EVENTS = (
     CampaignChangeDecided,
     SalesTargetProposed,
     SalesTargetProposalDecided,
+    BudgetReallocated,
 )
 """The causes whose subject and body this module writes."""
 
@@ -67,7 +70,28 @@ def content(data: PlanningMessageEvent, *, directory: Directory) -> tuple[str, l
         return _change_decided(data, directory)
     if isinstance(data, SalesTargetProposed):
         return _proposed(data, directory)
+    if isinstance(data, BudgetReallocated):
+        return _moved_by_rule(data, directory)
     return _proposal_decided(data, directory)
+
+
+def _moved_by_rule(data: BudgetReallocated, directory: Directory) -> tuple[str, list[str]]:
+    source = campaign_label(data.from_campaign_id, directory)
+    if data.to_campaign_id is not None:
+        target = campaign_label(data.to_campaign_id, directory)
+    else:
+        target = f"budget line {data.to_line_id}"
+    amount = money(data.amount, data.currency)
+    plan = plan_label(data.plan_id, directory)
+    return (
+        f"Budget moved by a reallocation rule in {plan}: {amount} from {source} to {target}",
+        [
+            f"The reallocation rule {data.rule_id} moved {amount} from {source} "
+            f"(now {money(data.from_budget, data.currency)}) to {target} in {plan}.",
+            _reason(data.reason),
+            "Change or disable the rule in planning to stop such moves.",
+        ],
+    )
 
 
 def _sales_target(

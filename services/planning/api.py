@@ -282,15 +282,22 @@ class PlanOut(BaseModel):
 
 
 class ProposalOut(BaseModel):
-    """A reallocation proposal from measurement."""
+    """A reallocation proposal from measurement: to a campaign or back to a budget line, by
+    a plan's rule (``rule_id``; None: the settings' rule). ``status``: open, accepted,
+    superseded (a newer proposal for the same giving campaign), applied (a rule in ``apply``
+    mode) or failed (an applied move refused by planning's checks, ``note`` says why)."""
 
     proposal_id: str
     from_campaign_id: str
-    to_campaign_id: str
+    to_campaign_id: str | None
+    to_line_id: str | None
     amount: Decimal
     reason: str
+    rule_id: str | None
+    mode: Literal["propose", "apply"]
     proposed_at: dt.datetime
-    status: Literal["open", "accepted"] | str
+    status: Literal["open", "accepted", "superseded", "applied", "failed"]
+    note: str | None
 
 
 class Created(BaseModel):
@@ -454,11 +461,15 @@ def list_proposals(plan_id: Identifier, db: DB, _: Reader) -> list[ProposalOut]:
             ProposalOut(
                 proposal_id=p.event_id,
                 from_campaign_id=p.from_campaign_id,
-                to_campaign_id=p.to_campaign_id,
+                to_campaign_id=p.to_campaign_id or None,
+                to_line_id=p.to_line_id,
                 amount=p.amount,
                 reason=p.reason,
+                rule_id=p.rule_id,
+                mode=p.mode or "propose",
                 proposed_at=p.proposed_at,
-                status=p.status,
+                status=p.status,  # type: ignore[arg-type]
+                note=p.note,
             )
             for p in store.list_proposals(session=session, plan_id=plan_id)
         ]

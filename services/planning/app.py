@@ -52,7 +52,8 @@ def create_app(settings: PlanningSettings) -> FastAPI:
             metrics=metrics,
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
-        handlers.register(consumer, db=db)
+        fx = FxRates(base=settings.currency, rates=dict(settings.fx_rates))
+        handlers.register(consumer, db=db, fx=fx)
         await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
         watch = BrokerWatch(
             bootstrap=settings.bootstrap,
@@ -72,7 +73,7 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         )
         app.state.store = db
         app.state.settings = settings
-        app.state.fx = FxRates(base=settings.currency, rates=dict(settings.fx_rates))
+        app.state.fx = fx
         async with broker_running(
             broker, background=[relay.run, watch.run], drain=[relay.relay_once]
         ):

@@ -348,27 +348,36 @@ def move_between_lines(
             context={"available": str(max(movable, ZERO))},
         )
     source_after = _rephase(source, -amount, period=budget.period, today=today)
-    destination_after = _rephase(
-        budget.lines[destination_id], amount, period=budget.period, today=today
-    )
     reduced = Budget(
         budget.period,
         [source_after if line.line_id == source_id else line for line in budget.lines.values()],
         budget.draws.values(),
     )
-    receiver = budget.lines[destination_id]
-    room = reduced.without_line(destination_id).available(receiver.parent_id)
-    if room is not None and destination_after.amount > room:
+    return source_after, move_into_line(reduced, line_id=destination_id, amount=amount, today=today)
+
+
+def move_into_line(budget: Budget, *, line_id: str, amount: Decimal, today: dt.date) -> LineFacts:
+    """The line ``line_id`` grown by ``amount`` that ``budget`` has freed elsewhere (a line or
+    a campaign gave it); it must still fit its parent. The moved money is phased over the
+    months ahead."""
+    if line_id not in budget.lines:
+        raise DomainError(
+            f"no budget line {line_id!r} in this plan", field="to_line_id", status_code=422
+        )
+    receiver = budget.lines[line_id]
+    grown = _rephase(receiver, amount, period=budget.period, today=today)
+    room = budget.without_line(line_id).available(receiver.parent_id)
+    if room is not None and grown.amount > room:
         left = max(room - receiver.amount, ZERO)
         raise DomainError(
-            f"{amount} exceeds what {reduced.name_of(receiver.parent_id)} has left for line"
+            f"{amount} exceeds what {budget.name_of(receiver.parent_id)} has left for line"
             f" {receiver.name!r}: {left} available",
             field="amount",
             status_code=422,
             context={"available": str(left)},
         )
-    check_line(reduced, destination_after)
-    return source_after, destination_after
+    check_line(budget, grown)
+    return grown
 
 
 def check_unspent(*, budget: Decimal, spent: Decimal, amount: Decimal, name: str) -> None:

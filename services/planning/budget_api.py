@@ -245,20 +245,34 @@ def delete_line(line_id: Identifier, db: DB, principal: Planner) -> Response:
 
 
 class ReallocationOut(BaseModel):
-    """A budget move: between two campaigns or two lines, who asked for it and why;
-    ``source`` says whether it was made by hand or by accepting a measurement proposal."""
+    """A budget move: between two campaigns, two lines, or from a campaign back to a line
+    (``campaign_to_line``), who asked for it and why; ``source`` says whether it was made by
+    hand, by accepting a measurement proposal, or by a rule in ``apply`` mode (``rule_id``)."""
 
     reallocation_id: str
     plan_id: str
-    kind: Literal["campaigns", "lines"]
+    kind: Literal["campaigns", "lines", "campaign_to_line"]
     from_id: str
     to_id: str
     amount: Decimal
     reason: str | None
     requested_by: str
-    source: Literal["manual", "proposal"]
+    source: Literal["manual", "proposal", "rule"]
     proposal_id: str | None
+    rule_id: str | None
     at: dt.datetime
+
+
+def _kind(row: store.BudgetReallocation) -> Literal["campaigns", "lines", "campaign_to_line"]:
+    if row.from_line_id:
+        return "lines"
+    return "campaign_to_line" if row.to_line_id else "campaigns"
+
+
+def _source(row: store.BudgetReallocation) -> Literal["manual", "proposal", "rule"]:
+    if row.rule_id is not None or row.requested_by.startswith("rule:"):
+        return "rule"
+    return "proposal" if row.proposal_event_id else "manual"
 
 
 @router.get("/plans/{plan_id}/reallocations", response_model=list[ReallocationOut])
@@ -271,14 +285,15 @@ def list_reallocations(plan_id: Identifier, db: DB, _: Reader) -> list[Reallocat
             ReallocationOut(
                 reallocation_id=row.id,
                 plan_id=row.plan_id,
-                kind="lines" if row.from_line_id else "campaigns",
+                kind=_kind(row),
                 from_id=row.from_line_id or row.from_campaign_id,
                 to_id=row.to_line_id or row.to_campaign_id,
                 amount=row.amount,
                 reason=row.reason,
                 requested_by=row.requested_by,
-                source="proposal" if row.proposal_event_id else "manual",
+                source=_source(row),
                 proposal_id=row.proposal_event_id,
+                rule_id=row.rule_id,
                 at=row.created_at,
             )
             for row in store.list_reallocations(session=session, plan_id=plan_id)

@@ -31,97 +31,185 @@ def reallocate_budget(
     principal: Principal,
     fx: FxRates,
     proposal_id: str | None = None,
+    today: dt.date | None = None,
 ) -> str:
     """Move budget between two campaigns of a plan, by hand or by accepting an open proposal
-    (whose campaigns, amount and reason fill what is not given), no more than the giving
-    campaign's unspent budget; returns the reallocation id."""
+    (whose campaigns, amount and reason fill what is not given; a proposal may also give a
+    campaign's money back to a budget line), no more than the giving campaign's unspent
+    budget; returns the reallocation id."""
     reallocation_id = str(uuid.uuid4())
     with db.unit_of_work() as uow:
+        proposal = None
         if proposal_id is not None:
-            proposal = uow.session.get(store.ReallocationProposal, proposal_id)
-            if proposal is None or proposal.status != "open":
-                raise DomainError(
-                    f"no open proposal {proposal_id!r}", field="proposal_id", status_code=422
-                )
-            for name, given, proposed in (
-                ("from_campaign_id", from_campaign_id, proposal.from_campaign_id),
-                ("to_campaign_id", to_campaign_id, proposal.to_campaign_id),
-            ):
-                if given is not None and given != proposed:
-                    raise DomainError(
-                        f"proposal {proposal_id!r} moves budget {name.split('_')[0]} campaign"
-                        f" {proposed!r}, not {given!r}",
-                        field=name,
-                        status_code=422,
-                    )
-            from_campaign_id, to_campaign_id = proposal.from_campaign_id, proposal.to_campaign_id
+            proposal = _open_proposal(uow, proposal_id, from_campaign_id, to_campaign_id)
+            from_campaign_id = proposal.from_campaign_id
+            to_campaign_id = proposal.to_campaign_id or None
             amount = proposal.amount if amount is None else amount
             reason = proposal.reason if reason is None else reason
-            proposal.status = "accepted"
         for name, value in (
             ("from_campaign_id", from_campaign_id),
-            ("to_campaign_id", to_campaign_id),
+            ("to_campaign_id", to_campaign_id if proposal is None else ""),
             ("amount", amount),
         ):
             if value is None:
                 raise DomainError(
                     f"{name} is required without a proposal_id", field=name, status_code=422
                 )
-        assert from_campaign_id and to_campaign_id and amount is not None
-        source = store.campaign_facts(
-            load_campaign(uow, from_campaign_id, field="from_campaign_id")
-        )
-        destination = store.campaign_facts(
-            load_campaign(uow, to_campaign_id, field="to_campaign_id")
-        )
-        plan = load_plan(uow, source.plan_id)
-        spent = _spent(uow, [source.campaign_id], currency=plan.currency, fx=fx)
-        budget.check_unspent(
-            budget=source.budget,
-            spent=spent.get(source.campaign_id, Decimal("0.00")),
+        assert from_campaign_id and amount is not None
+        move = _Move(
+            reallocation_id=reallocation_id,
+            from_campaign_id=from_campaign_id,
+            to_campaign_id=to_campaign_id,
+            to_line_id=proposal.to_line_id if proposal else None,
             amount=amount,
-            name=f"campaign {source.name!r}",
+            reason=reason,
+            proposal=proposal,
+        )
+        _make_move(uow, move, actor=principal, fx=fx, today=today or dt.datetime.now(dt.UTC).date())
+        if proposal is not None:
+            proposal.status = "accepted"
+    return reallocation_id
+
+
+def _open_proposal(
+    uow: store.UnitOfWork, proposal_id: str, from_campaign_id: str | None, to_id: str | None
+) -> store.ReallocationProposal:
+    """An open proposal, whose campaigns the request may repeat but not change."""
+    proposal = uow.session.get(store.ReallocationProposal, proposal_id)
+    if proposal is None or proposal.status != "open":
+        raise DomainError(f"no open proposal {proposal_id!r}", field="proposal_id", status_code=422)
+    for name, given, proposed in (
+        ("from_campaign_id", from_campaign_id, proposal.from_campaign_id),
+        ("to_campaign_id", to_id, proposal.to_campaign_id or None),
+    ):
+        if given is not None and given != proposed:
+            raise DomainError(
+                f"proposal {proposal_id!r} moves budget {name.split('_')[0]}"
+                f" {'campaign ' + repr(proposed) if proposed else 'no campaign'}, not {given!r}",
+                field=name,
+                status_code=422,
+            )
+    return proposal
+
+
+@dataclass(frozen=True)
+class _Move:
+    """A campaign's budget moving to another campaign or back to a budget line."""
+
+    reallocation_id: str
+    from_campaign_id: str
+    to_campaign_id: str | None
+    to_line_id: str | None
+    amount: Decimal
+    reason: str | None
+    proposal: store.ReallocationProposal | None = None
+    rule_id: str | None = None
+
+
+def _make_move(
+    uow: store.UnitOfWork, move: _Move, *, actor: Principal, fx: FxRates, today: dt.date
+) -> None:
+    """Check a move against the giver's unspent budget and the budget tree, then write it:
+    the campaigns (and lines), the history row, the audit entries and the events. Every check
+    comes before the first write, so a refused move leaves the session as it was."""
+    row = load_campaign(uow, move.from_campaign_id, field="from_campaign_id")
+    source = store.campaign_facts(row)
+    plan = load_plan(uow, source.plan_id)
+    spent = _spent(uow, [source.campaign_id], currency=plan.currency, fx=fx)
+    budget.check_unspent(
+        budget=source.budget,
+        spent=spent.get(source.campaign_id, Decimal("0.00")),
+        amount=move.amount,
+        name=f"campaign {source.name!r}",
+    )
+    plan_budget = budget_store.budget_of(session=uow.session, plan=plan).without_draw(
+        source.campaign_id
+    )
+    requested_by = actor.subject
+    campaigns: list[tuple[domain.CampaignFacts, domain.CampaignFacts]] = []
+    lines: list[tuple[LineFacts, LineFacts]] = []
+    if move.to_line_id is None:
+        assert move.to_campaign_id is not None
+        destination = store.campaign_facts(
+            load_campaign(uow, move.to_campaign_id, field="to_campaign_id")
         )
         source_after, destination_after, events = domain.reallocate_budget(
             source,
             destination,
-            amount=amount,
-            reason=reason,
-            requested_by=principal.subject,
-            reallocation_id=reallocation_id,
-        )
-        plan_budget = budget_store.budget_of(session=uow.session, plan=plan).without_draw(
-            source.campaign_id
+            amount=move.amount,
+            reason=move.reason,
+            requested_by=requested_by,
+            reallocation_id=move.reallocation_id,
+            rule_id=move.rule_id,
         )
         plan_budget.draws[source.campaign_id] = source_after.draw()
         budget.check_draw(plan_budget, destination_after.draw())
-        store.save_campaign(session=uow.session, facts=source_after)
-        store.save_campaign(session=uow.session, facts=destination_after)
-        uow.session.add(
-            store.BudgetReallocation(
-                id=reallocation_id,
-                plan_id=source.plan_id,
-                from_campaign_id=from_campaign_id,
-                to_campaign_id=to_campaign_id,
-                amount=amount,
-                reason=reason,
-                requested_by=principal.subject,
-                proposal_event_id=proposal_id,
+        campaigns = [(source, source_after), (destination, destination_after)]
+    else:
+        source_after, events = domain.return_to_line(
+            source,
+            line_id=move.to_line_id,
+            amount=move.amount,
+            reason=move.reason,
+            requested_by=requested_by,
+            reallocation_id=move.reallocation_id,
+            rule_id=move.rule_id,
+        )
+        plan_budget.draws[source.campaign_id] = source_after.draw()
+        if source.line_id is not None and source.line_id != move.to_line_id:
+            giver, receiver = budget.move_between_lines(
+                plan_budget,
+                source_id=source.line_id,
+                destination_id=move.to_line_id,
+                amount=move.amount,
+                actual=_spent(uow, list(plan_budget.draws), currency=plan.currency, fx=fx),
+                today=today,
             )
-        )
-        uow.audit(
-            entity_type="reallocation",
-            entity_id=reallocation_id,
+            lines = [(plan_budget.lines[source.line_id], giver)]
+            lines.append((plan_budget.lines[move.to_line_id], receiver))
+        elif source.line_id is None:
+            receiver = budget.move_into_line(
+                plan_budget, line_id=move.to_line_id, amount=move.amount, today=today
+            )
+            lines = [(plan_budget.lines[move.to_line_id], receiver)]
+        campaigns = [(source, source_after)]
+    # the writes
+    for before, after in campaigns:
+        store.save_campaign(session=uow.session, facts=after)
+        audit_campaign(uow, actor, "reallocated", before, after)
+    for line_before, line_after in lines:
+        budget_store.save_line(session=uow.session, facts=line_after)
+        _audit_line(uow, actor, "reallocated", line_before, line_after)
+        events.append(budget.line_event(line_after, currency=plan.currency))
+    uow.session.add(
+        store.BudgetReallocation(
+            id=move.reallocation_id,
             plan_id=source.plan_id,
-            action="proposal_accepted" if proposal_id else "moved",
-            actor=principal,
-            after=events[0].model_dump(mode="json"),
-            reason=reason,
+            from_campaign_id=source.campaign_id,
+            to_campaign_id=move.to_campaign_id or "",
+            to_line_id=move.to_line_id,
+            amount=move.amount,
+            reason=move.reason,
+            requested_by=requested_by,
+            proposal_event_id=move.proposal.event_id if move.proposal else None,
+            rule_id=move.rule_id,
         )
-        audit_campaign(uow, principal, "reallocated", source, source_after)
-        audit_campaign(uow, principal, "reallocated", destination, destination_after)
-        uow.publish(events)
-    return reallocation_id
+    )
+    action = "moved"
+    if move.rule_id is not None:
+        action = "rule_applied"
+    elif move.proposal is not None:
+        action = "proposal_accepted"
+    uow.audit(
+        entity_type="reallocation",
+        entity_id=move.reallocation_id,
+        plan_id=source.plan_id,
+        action=action,
+        actor=actor,
+        after=events[0].model_dump(mode="json"),
+        reason=move.reason,
+    )
+    uow.publish(events)
 
 
 def _spent(
@@ -243,24 +331,52 @@ def record_proposal(
     event_id: uuid.UUID,
     proposal: BudgetReallocationProposed,
     proposed_at: dt.datetime,
-) -> bool:
-    """Keep a measurement proposal for the CMO (once per event); False if already recorded."""
+    fx: FxRates,
+) -> str | None:
+    """Keep a measurement proposal (once per event): it supersedes the open proposals for the
+    same giving campaign; one made by a rule in ``apply`` mode is carried out at once, as
+    its rule, with the checks a CMO's move gets (a refused one is kept as ``failed`` with
+    the reason). Returns the proposal's status, None if already recorded."""
     with db.unit_of_work() as uow:
         if not uow.claim(consumer="planning", event_id=event_id):
-            return False
-        uow.session.add(
-            store.ReallocationProposal(
-                event_id=str(event_id),
-                plan_id=proposal.plan_id,
+            return None
+        for older in store.open_proposals_from(
+            session=uow.session, plan_id=proposal.plan_id, campaign_id=proposal.from_campaign_id
+        ):
+            older.status = "superseded"
+        row = store.ReallocationProposal(
+            event_id=str(event_id),
+            plan_id=proposal.plan_id,
+            from_campaign_id=proposal.from_campaign_id,
+            to_campaign_id=proposal.to_campaign_id or "",
+            to_line_id=proposal.to_line_id,
+            amount=proposal.amount,
+            reason=proposal.reason,
+            proposed_at=proposed_at,
+            status="open",
+            rule_id=proposal.rule_id,
+            mode=proposal.mode,
+        )
+        uow.session.add(row)
+        if proposal.mode == "apply":
+            move = _Move(
+                reallocation_id=str(uuid.uuid4()),
                 from_campaign_id=proposal.from_campaign_id,
                 to_campaign_id=proposal.to_campaign_id,
+                to_line_id=proposal.to_line_id,
                 amount=proposal.amount,
                 reason=proposal.reason,
-                proposed_at=proposed_at,
-                status="open",
+                proposal=row,
+                rule_id=proposal.rule_id,
             )
-        )
-    return True
+            rule = Principal(subject=f"rule:{proposal.rule_id or 'settings'}", role="admin")
+            try:
+                _make_move(uow, move, actor=rule, fx=fx, today=proposed_at.date())
+            except DomainError as refused:
+                row.status, row.note = "failed", str(refused)
+            else:
+                row.status = "applied"
+        return row.status
 
 
 # --- budget lines ---------------------------------------------------------------------------

@@ -302,6 +302,7 @@ def reallocate_budget(
     reason: str | None,
     requested_by: str,
     reallocation_id: str | None = None,
+    rule_id: str | None = None,
 ) -> tuple[CampaignFacts, CampaignFacts, list[EventData]]:
     """Move ``amount`` of budget between two campaigns of the same plan."""
     if source.campaign_id == destination.campaign_id:
@@ -339,6 +340,7 @@ def reallocate_budget(
             to_budget=destination_after.budget,
             reason=reason,
             requested_by=requested_by,
+            rule_id=rule_id,
         ),
         CampaignUpdated(**source_after.state()),  # type: ignore[arg-type]
         CampaignUpdated(**destination_after.state()),  # type: ignore[arg-type]
@@ -346,6 +348,44 @@ def reallocate_budget(
         _allocated(destination_after),
     ]
     return source_after, destination_after, events
+
+
+def return_to_line(
+    source: CampaignFacts,
+    *,
+    line_id: str,
+    amount: Decimal,
+    reason: str | None,
+    requested_by: str,
+    reallocation_id: str,
+    rule_id: str | None = None,
+) -> tuple[CampaignFacts, list[EventData]]:
+    """Take ``amount`` of a campaign's budget back to the budget line ``line_id`` (the line's
+    new state is the caller's: ``budget.move_into_line``)."""
+    if amount <= 0:
+        raise DomainError("must be greater than 0", field="amount", status_code=422)
+    if amount > source.budget:
+        raise DomainError(
+            f"exceeds the budget of the source campaign ({source.budget})",
+            field="amount",
+            status_code=422,
+        )
+    if source.status in ("completed", "cancelled"):
+        raise DomainError(f"campaign is {source.status}", field="from_campaign_id")
+    after = replace(source, budget=source.budget - amount, version=source.version + 1)
+    moved = BudgetReallocated(
+        reallocation_id=reallocation_id,
+        plan_id=source.plan_id,
+        from_campaign_id=source.campaign_id,
+        to_line_id=line_id,
+        amount=amount,
+        currency=source.currency,
+        from_budget=after.budget,
+        reason=reason,
+        requested_by=requested_by,
+        rule_id=rule_id,
+    )
+    return after, [moved, CampaignUpdated(**after.state()), _allocated(after)]  # type: ignore[arg-type]
 
 
 def current_state(

@@ -14,13 +14,14 @@ from services.planning.store import Store
 from shared.consumer import Consumed, EventConsumer
 from shared.events.ingest import SpendRecorded
 from shared.events.kpi import BudgetReallocationProposed
+from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.topics import KPI, PLANNING, SPEND
 
 log = structlog.get_logger(__name__)
 
 
-def register(consumer: EventConsumer, *, db: Store) -> None:
+def register(consumer: EventConsumer, *, db: Store, fx: FxRates) -> None:
     """Subscribe planning's handlers: one batch subscription, spend kept in one transaction
     per batch (the spend stream runs at thousands of events a second)."""
 
@@ -40,14 +41,20 @@ def register(consumer: EventConsumer, *, db: Store) -> None:
             await asyncio.to_thread(budget_usecases.record_spend, db=db, spends=spends)
         for consumed in batch:
             if isinstance(consumed.data, BudgetReallocationProposed):
-                recorded = await asyncio.to_thread(
+                status = await asyncio.to_thread(
                     budget_usecases.record_proposal,
                     db=db,
                     event_id=consumed.envelope.event_id,
                     proposal=consumed.data,
                     proposed_at=consumed.envelope.occurred_at,
+                    fx=fx,
                 )
-                log.info("reallocation_proposed", plan_id=consumed.data.plan_id, recorded=recorded)
+                log.info(
+                    "reallocation_proposed",
+                    plan_id=consumed.data.plan_id,
+                    rule_id=consumed.data.rule_id,
+                    status=status,
+                )
         return []
 
     consumer.on_batch(KPI, SPEND, handler=on_events)

@@ -7,21 +7,52 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Response, status
-from pydantic import MISSING, BaseModel, Field
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from services.planning import rule_usecases
 from services.planning.api import DB, Approver, Reader, StrictBody
 from services.planning.rules import RuleDraft, RuleFacts
-from shared.events.envelope import Count, Identifier, Measure, Share
+from shared.events.envelope import Count, Identifier, Measure, Money, Share
 from shared.reallocation import ActionKind, Comparison, RuleMode
 
 router = APIRouter(prefix="/api/v1", tags=["reallocation rules"])
 
 MovedShare = Annotated[Share, Field(gt=0)]
+Hysteresis = Annotated[Measure, Field(ge=0)]
 
 
 class RuleIn(StrictBody):
     """A new reallocation rule: its condition, its action and its mode."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kpi": "cpl",
+                    "comparison": "gt",
+                    "threshold": "60",
+                    "min_spend_share": "0.2",
+                    "hold_s": 3600,
+                    "hysteresis": "5",
+                    "action": "best_in_line",
+                    "recipient_threshold": "40",
+                    "share": "0.25",
+                    "min_amount": "100.00",
+                    "mode": "propose",
+                },
+                {
+                    "kpi": "romi",
+                    "comparison": "lt",
+                    "threshold": "0",
+                    "min_spend_share": "0.3",
+                    "action": "line",
+                    "target_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
+                    "share": "0.5",
+                    "mode": "apply",
+                },
+            ]
+        }
+    )
 
     kpi: Identifier = Field(description="``ckpi`` or a KPI of the catalogue.")
     comparison: Comparison
@@ -30,11 +61,21 @@ class RuleIn(StrictBody):
         default=Decimal(0), description="Campaigns are judged once they spent this share."
     )
     hold_s: Count = Field(default=0, description="How long the condition must hold (seconds).")
+    hysteresis: Hysteresis = Field(
+        default=Decimal(0),
+        description="How far past the threshold the KPI must come back to end an episode.",
+    )
     action: ActionKind
     target_id: Identifier | None = Field(
         default=None, description="The campaign or budget line receiving (named actions)."
     )
+    recipient_threshold: Measure | None = Field(
+        default=None,
+        description="best_in_line: the recipient must score at least this (at most, for a gt/ge"
+        " condition).",
+    )
     share: MovedShare = Field(description="Share of the donor's unspent budget moved.")
+    min_amount: Money = Field(default=Decimal(0), description="Smaller moves are not made.")
     mode: RuleMode = "propose"
     enabled: bool = True
 
@@ -47,9 +88,12 @@ class RulePatch(StrictBody):
     threshold: Measure | MISSING = MISSING
     min_spend_share: Share | MISSING = MISSING
     hold_s: Count | MISSING = MISSING
+    hysteresis: Hysteresis | MISSING = MISSING
     action: ActionKind | MISSING = MISSING
     target_id: Identifier | MISSING | None = MISSING
+    recipient_threshold: Measure | MISSING | None = MISSING
     share: MovedShare | MISSING = MISSING
+    min_amount: Money | MISSING = MISSING
     mode: RuleMode | MISSING = MISSING
     enabled: bool | MISSING = MISSING
 
@@ -64,9 +108,12 @@ class RuleOut(BaseModel):
     threshold: Decimal
     min_spend_share: Decimal
     hold_s: int
+    hysteresis: Decimal
     action: ActionKind
     target_id: str | None
+    recipient_threshold: Decimal | None
     share: Decimal
+    min_amount: Decimal
     mode: RuleMode
     enabled: bool
     is_default: bool

@@ -29,6 +29,10 @@ class ReallocationRule(Base):
     action: Mapped[str] = mapped_column(String(16))
     target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     share: Mapped[Decimal] = mapped_column(Numeric(7, 6))
+    # added after the first rules: nullable, so an existing table gains them (create_tables)
+    hysteresis: Mapped[Decimal | None] = mapped_column(Numeric(28, 10), nullable=True)
+    recipient_threshold: Mapped[Decimal | None] = mapped_column(Numeric(28, 10), nullable=True)
+    min_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2), nullable=True)
     mode: Mapped[str] = mapped_column(String(8))
     enabled: Mapped[bool] = mapped_column(Boolean)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -48,6 +52,11 @@ def _facts(row: ReallocationRule) -> RuleFacts:
         action=row.action,  # type: ignore[arg-type]
         target_id=row.target_id,
         share=Decimal(row.share),
+        hysteresis=Decimal(0) if row.hysteresis is None else Decimal(row.hysteresis),
+        recipient_threshold=(
+            None if row.recipient_threshold is None else Decimal(row.recipient_threshold)
+        ),
+        min_amount=Decimal("0.00") if row.min_amount is None else Decimal(row.min_amount),
         mode=row.mode,  # type: ignore[arg-type]
         enabled=row.enabled,
         is_default=row.is_default,
@@ -76,6 +85,9 @@ def save_rule(*, session: Session, facts: RuleFacts) -> None:
         "action",
         "target_id",
         "share",
+        "hysteresis",
+        "recipient_threshold",
+        "min_amount",
         "mode",
         "enabled",
         "is_default",

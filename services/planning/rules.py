@@ -10,31 +10,20 @@ turned into events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 
 from services.planning.domain import BUDGET_ROLES
 from shared.errors import DomainError, Forbidden
 from shared.events.planning import ReallocationRuleRemoved, ReallocationRuleSet
-from shared.reallocation import RULE_KPIS, ActionKind, Comparison, RuleMode
+from shared.reallocation import RULE_KPIS, RuleSpec
 
 _SHARE_PLACES = Decimal("0.000001")
+_CENT = Decimal("0.01")
 
 
-@dataclass(frozen=True)
-class RuleDraft:
-    """What a rule says, before it belongs to a plan."""
-
-    kpi: str
-    comparison: Comparison
-    threshold: Decimal
-    action: ActionKind
-    share: Decimal
-    min_spend_share: Decimal = Decimal(0)
-    hold_s: int = 0
-    target_id: str | None = None
-    mode: RuleMode = "propose"
-    enabled: bool = True
+RuleDraft = RuleSpec
+"""What a rule says, before it belongs to a plan."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +55,12 @@ def check(draft: RuleDraft) -> RuleDraft:
             field="target_id",
             status_code=422,
         )
+    if draft.action != "best_in_line" and draft.recipient_threshold is not None:
+        raise DomainError(
+            f"action {draft.action!r} names its recipient; give no recipient_threshold",
+            field="recipient_threshold",
+            status_code=422,
+        )
     if draft.action != "best_in_line" and draft.target_id is None:
         raise DomainError(
             f"action {draft.action!r} needs the target_id of the {draft.action} receiving",
@@ -76,6 +71,7 @@ def check(draft: RuleDraft) -> RuleDraft:
         draft,
         share=draft.share.quantize(_SHARE_PLACES),
         min_spend_share=draft.min_spend_share.quantize(_SHARE_PLACES),
+        min_amount=draft.min_amount.quantize(_CENT),
     )
 
 
@@ -91,9 +87,12 @@ def update_rule(
     before: RuleFacts, *, changes: dict[str, object]
 ) -> tuple[RuleFacts, list[ReallocationRuleSet]]:
     """The rule with ``changes`` applied (a new version); nothing happens when unchanged.
-    Changing the action to ``best_in_line`` drops the target."""
+    Changing the action to ``best_in_line`` drops the target, to a named one the recipient
+    threshold."""
     if changes.get("action") == "best_in_line" and "target_id" not in changes:
         changes = {**changes, "target_id": None}
+    if changes.get("action") in ("campaign", "line") and "recipient_threshold" not in changes:
+        changes = {**changes, "recipient_threshold": None}
     merged = replace(before, **changes)  # type: ignore[arg-type]
     checked = check(RuleDraft(**{name: getattr(merged, name) for name in _DRAFT_FIELDS}))
     after = replace(merged, **vars(checked))
@@ -113,4 +112,4 @@ def rule_event(facts: RuleFacts) -> ReallocationRuleSet:
     return ReallocationRuleSet(**vars(facts))
 
 
-_DRAFT_FIELDS = tuple(RuleDraft.__dataclass_fields__)
+_DRAFT_FIELDS = tuple(f.name for f in fields(RuleSpec))

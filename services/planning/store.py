@@ -134,9 +134,11 @@ class BudgetReallocation(Base):
     requested_by: Mapped[str] = mapped_column(String(128))
     proposal_event_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    # a move between budget lines names them here (its campaign ids are then empty)
+    # a move between budget lines names them here (its campaign ids are then empty); a
+    # campaign's money going back to a line has from_campaign_id and to_line_id
     from_line_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     to_line_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rule_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ReallocationProposal(Base):
@@ -152,6 +154,13 @@ class ReallocationProposal(Base):
     reason: Mapped[str] = mapped_column(Text)
     proposed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     status: Mapped[str] = mapped_column(String(20), default="open")
+    """open, accepted, superseded (a newer proposal for the same donor), applied (by its
+    rule, mode apply) or failed (an applied move planning's checks refused: ``note``)."""
+    # added with the plans' own rules: nullable, so an existing table gains them
+    to_line_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rule_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mode: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AuditEntry(Base):
@@ -370,6 +379,21 @@ def list_proposals(*, session: Session, plan_id: str) -> list[ReallocationPropos
             select(ReallocationProposal)
             .where(ReallocationProposal.plan_id == plan_id)
             .order_by(ReallocationProposal.proposed_at.desc())
+        )
+    )
+
+
+def open_proposals_from(
+    *, session: Session, plan_id: str, campaign_id: str
+) -> list[ReallocationProposal]:
+    """The open proposals of a plan that take budget from ``campaign_id``."""
+    return list(
+        session.scalars(
+            select(ReallocationProposal).where(
+                ReallocationProposal.plan_id == plan_id,
+                ReallocationProposal.from_campaign_id == campaign_id,
+                ReallocationProposal.status == "open",
+            )
         )
     )
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Self
+
+from pydantic import model_validator
+
 from shared import topics
 from shared.events.envelope import (
     Currency,
@@ -15,6 +19,7 @@ from shared.events.envelope import (
     UtcDatetime,
 )
 from shared.events.planning import KpiDirection
+from shared.reallocation import RuleMode
 
 
 class _KpiEvent(EventData):
@@ -56,16 +61,28 @@ class KpiTargetRecovered(_TargetEvent):
 
 
 class BudgetReallocationProposed(_KpiEvent):
-    """Measurement proposes moving budget from an under- to an over-performing campaign."""
+    """Measurement proposes moving budget from a campaign whose KPI meets a reallocation rule's
+    condition to another campaign (``to_campaign_id``) or a budget line (``to_line_id``) of
+    the plan. ``rule_id`` names the plan's rule (None: the settings' rule, for a plan with no
+    rules known); with ``mode`` ``apply`` planning moves the money at once."""
 
     event_type = "budget.reallocation_proposed"
     key_field = "plan_id"
 
     plan_id: Identifier
     from_campaign_id: Identifier
-    to_campaign_id: Identifier
+    to_campaign_id: Identifier | None = None
+    to_line_id: Identifier | None = None
     amount: Money
     reason: Text
+    rule_id: Identifier | None = None
+    mode: RuleMode = "propose"
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> Self:
+        if (self.to_campaign_id is None) == (self.to_line_id is None):
+            raise ValueError("exactly one of to_campaign_id and to_line_id is required")
+        return self
 
 
 class _SalesTargetEvent(_KpiEvent):

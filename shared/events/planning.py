@@ -7,9 +7,9 @@ upsert and late or repeated events converge to the latest state.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared import topics
 from shared.events.envelope import (
@@ -233,7 +233,9 @@ class BudgetLineRemoved(_PlanningEvent):
 
 
 class BudgetReallocated(_PlanningEvent):
-    """Budget moved from one campaign to another; carries both new totals."""
+    """Budget moved from one campaign to another (``to_campaign_id``, whose new total is
+    ``to_budget``) or back to a budget line of the plan (``to_line_id``; that line's new state
+    follows as ``budget_line.set``); ``rule_id`` names the reallocation rule that applied it."""
 
     event_type = "budget.reallocated"
     key_field = "plan_id"
@@ -241,13 +243,23 @@ class BudgetReallocated(_PlanningEvent):
     reallocation_id: Identifier
     plan_id: Identifier
     from_campaign_id: Identifier
-    to_campaign_id: Identifier
+    to_campaign_id: Identifier | None = None
+    to_line_id: Identifier | None = None
     amount: Money
     currency: Currency
     from_budget: Money
-    to_budget: Money
+    to_budget: Money | None = None
     reason: Text | None = None
     requested_by: Identifier
+    rule_id: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> Self:
+        if (self.to_campaign_id is None) == (self.to_line_id is None):
+            raise ValueError("exactly one of to_campaign_id and to_line_id is required")
+        if (self.to_budget is None) != (self.to_campaign_id is None):
+            raise ValueError("to_budget is the receiving campaign's new budget: give it with it")
+        return self
 
 
 class KpiTargetSet(_PlanningEvent):
@@ -358,9 +370,12 @@ class ReallocationRuleSet(_PlanningEvent):
 
     When a live campaign of the plan has spent ``min_spend_share`` of its budget and its
     ``kpi`` compares to ``threshold`` as ``comparison`` says for ``hold_s`` seconds, ``share``
-    of its unspent budget goes to the best-scoring campaign of its line (``best_in_line``) or
-    to the campaign or budget line ``target_id``; proposed, or applied by planning (``mode``).
-    ``is_default``: the rule every plan gets at creation (today's settings)."""
+    of its unspent budget (if at least ``min_amount``) goes to the best-scoring campaign of its
+    line (``best_in_line``; a recipient must score at least ``recipient_threshold`` — at most,
+    for a ``gt``/``ge`` condition — when given) or to the campaign or budget line
+    ``target_id``; proposed, or applied by planning (``mode``). The rule fires once per
+    episode: the condition ends once the KPI is ``hysteresis`` past the threshold.
+    ``is_default``: the rule every plan gets at creation (the reallocation settings)."""
 
     event_type = "reallocation_rule.set"
     key_field = "plan_id"
@@ -372,9 +387,12 @@ class ReallocationRuleSet(_PlanningEvent):
     threshold: Measure
     min_spend_share: Share = Decimal(0)
     hold_s: Count = 0
+    hysteresis: Annotated[Measure, Field(ge=0)] = Decimal(0)
     action: ActionKind
     target_id: Identifier | None = None
+    recipient_threshold: Measure | None = None
     share: Annotated[Share, Field(gt=0)]
+    min_amount: Money = Decimal(0)
     mode: RuleMode = "propose"
     enabled: bool = True
     is_default: bool = False

@@ -15,6 +15,7 @@ Tables:
   written by ``alerts``;
 * ``budget_lines``, ``discount_limits`` and ``campaigns.line_id`` — what the discount checks
   need of planning (migration 6, see ``discounts``);
+* ``reallocation_rules`` — the plans' reallocation rules (migration 9, see ``rules``);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from services.measurement.warehouse import alerts, discounts
+from services.measurement.warehouse import alerts, discounts, rules
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
 
@@ -210,6 +211,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (7, "discount limits, budget lines and campaigns' lines", discounts.MIGRATION),
+    (9, "reallocation rules", rules.MIGRATION),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 

@@ -15,6 +15,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from services.measurement import domain
+from services.measurement.warehouse import rules
 from shared.events.envelope import Envelope, EventData
 from shared.events.ingest import (
     AdMetricsReported,
@@ -33,6 +34,8 @@ from shared.events.planning import (
     KpiTargetSet,
     PlanApproved,
     PlanCreated,
+    ReallocationRuleRemoved,
+    ReallocationRuleSet,
     SalesTargetSet,
     SalesUnitSet,
 )
@@ -80,6 +83,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "budget_lines": "line_id plan_id parent_id version updated_at event_id",
         "discount_limits": "scope_kind scope_id plan_id promo_fund max_discount_rate currency "
         "version updated_at event_id",
+        "reallocation_rules": rules.COLUMNS,
     }.items()
 }
 """Insert column order of every table fed from events."""
@@ -155,10 +159,14 @@ def _budget(e: StoredEvent, d: BudgetAllocated) -> list[Row]:
 
 def _reallocated(e: StoredEvent, d: BudgetReallocated) -> list[Row]:
     at, eid = e.envelope.occurred_at, e.envelope.event_id
-    return [
-        ("campaign_budgets", (d.from_campaign_id, d.plan_id, d.from_budget, d.currency, at, eid)),
-        ("campaign_budgets", (d.to_campaign_id, d.plan_id, d.to_budget, d.currency, at, eid)),
+    rows: list[Row] = [
+        ("campaign_budgets", (d.from_campaign_id, d.plan_id, d.from_budget, d.currency, at, eid))
     ]
+    if d.to_campaign_id is not None:  # else money went back to a line (budget_line.set)
+        rows.append(
+            ("campaign_budgets", (d.to_campaign_id, d.plan_id, d.to_budget, d.currency, at, eid))
+        )
+    return rows
 
 
 def _target(e: StoredEvent, d: KpiTargetSet) -> list[Row]:
@@ -196,6 +204,23 @@ def _limit(e: StoredEvent, d: DiscountLimitSet) -> list[Row]:
     return [("discount_limits", (d.scope_kind, d.scope_id, d.plan_id, *limits, at, eid))]
 
 
+def _rule(e: StoredEvent, d: ReallocationRuleSet) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    condition = (d.kpi, d.comparison, d.threshold, d.min_spend_share, d.hold_s, d.hysteresis)
+    action = (d.action, d.target_id or "", d.recipient_threshold, d.share, d.min_amount, d.mode)
+    flags = (int(d.enabled), int(d.is_default), 0, d.version)
+    return [("reallocation_rules", (d.rule_id, d.plan_id, *condition, *action, *flags, at, eid))]
+
+
+def _rule_removed(e: StoredEvent, d: ReallocationRuleRemoved) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    zero = Decimal(0)
+    condition = ("", "lt", zero, zero, 0, zero)
+    action = ("best_in_line", "", None, zero, zero, "propose")
+    flags = (0, 0, 1, rules.REMOVED_VERSION)
+    return [("reallocation_rules", (d.rule_id, d.plan_id, *condition, *action, *flags, at, eid))]
+
+
 _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "spend.recorded": _spend,
     "ad.metrics_reported": _ad_metrics,
@@ -214,6 +239,8 @@ _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "sales_target.set": _sales_target,
     "budget_line.set": _line,
     "discount_limit.set": _limit,
+    "reallocation_rule.set": _rule,
+    "reallocation_rule.removed": _rule_removed,
 }
 """Event types the warehouse stores; every other type is ignored by ``insert_events``."""
 

@@ -44,9 +44,12 @@ def test_a_rule_is_created_with_version_1_and_published() -> None:
         "threshold": Decimal("40"),
         "min_spend_share": Decimal("0.300000"),
         "hold_s": 3600,
+        "hysteresis": Decimal(0),
         "action": "campaign",
         "target_id": "c-2",
+        "recipient_threshold": None,
         "share": Decimal("0.250000"),
+        "min_amount": Decimal("0.00"),
         "mode": "apply",
         "enabled": True,
         "is_default": False,
@@ -62,6 +65,7 @@ def test_a_rule_is_created_with_version_1_and_published() -> None:
         ({"target_id": None}, "target_id"),
         ({"action": "best_in_line", "target_id": "c-2"}, "target_id"),
         ({"action": "line", "target_id": None}, "target_id"),
+        ({"recipient_threshold": Decimal(40)}, "recipient_threshold"),
     ],
 )
 def test_a_rule_that_cannot_work_is_refused_naming_the_field(
@@ -84,6 +88,9 @@ def test_a_change_makes_a_new_version_and_an_unchanged_rule_none() -> None:
         2,
     )
     assert rules.remove_rule(moved) == [ReallocationRuleRemoved(rule_id="r-1", plan_id="p-1")]
+    scored, _ = rules.update_rule(moved, changes={"recipient_threshold": Decimal(20)})
+    named, _ = rules.update_rule(scored, changes={"action": "campaign", "target_id": "c-3"})
+    assert (scored.recipient_threshold, named.recipient_threshold) == (Decimal(20), None)
 
 
 @pytest.mark.parametrize("role", ["manager", "executor", "viewer"])
@@ -118,6 +125,9 @@ def test_the_default_rule_mirrors_the_measurement_rule_settings(
         min_spend_share=Decimal("0.1"),
         action="best_in_line",
         share=Decimal("0.2"),
+        hysteresis=Decimal(5),
+        recipient_threshold=Decimal(110),
+        min_amount=Decimal(1),
     )
     monkeypatch.setenv("MRM_MEASUREMENT_REALLOCATION_UNDER_CKPI", "70")
     monkeypatch.setenv("MRM_MEASUREMENT_REALLOCATION_SHARE", "0.15")
