@@ -13,13 +13,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from aiokafka import TopicPartition
+from clickhouse_connect.driver.client import Client
 from replicas_kit import (
     FlakySmtp,
     Publishes,
@@ -36,10 +40,11 @@ from sqlalchemy.orm import Session
 from services.execution import store as execution_store
 from services.execution.app import create_app as execution_app
 from services.execution.settings import ExecutionSettings
-from services.measurement import warehouse
+from services.measurement import sales_watch, warehouse
 from services.measurement.app import create_app as measurement_app
 from services.measurement.settings import MeasurementSettings
-from services.measurement.warehouse import alerts
+from services.measurement.warehouse import alerts, sales_targets
+from services.measurement.warehouse import discounts as discount_tables
 from services.notifier import domain as notifier_domain
 from services.notifier import store as notifier_store
 from services.notifier.app import create_app as notifier_app
@@ -48,9 +53,17 @@ from services.planning.app import create_app as planning_app
 from services.planning.settings import PlanningSettings
 from services.planning.store import MESSAGING as PLANNING_MESSAGING
 from shared.events import new_envelope
-from shared.events.ingest import LeadStageChanged, SpendRecorded
+from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.kpi import KpiSnapshot, KpiTargetBreached
-from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated, StageScheduled
+from shared.events.planning import (
+    CampaignPlanned,
+    DiscountLimitSet,
+    KpiTargetSet,
+    PlanCreated,
+    SalesTargetSet,
+    SalesUnitSet,
+    StageScheduled,
+)
 from shared.kafka import make_broker
 from shared.leadership import Leadership, _Listener
 from shared.metrics import ServiceMetrics
@@ -76,16 +89,11 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
     one reallocation proposal, and one snapshot per campaign and round, whichever replica got
     which event. Then the leader stops: the other leads on from the saved marks, with one
     recovery and nothing of the first part again."""
-    database = f"replicas_{unique_id}"
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        clickhouse_database=database,
-        data_dir=tmp_path,
-        tokens={"t-viewer": {"subject": "vic", "role": "viewer"}},
-        consumer_group=f"mrm-measurement-{unique_id}",
-        monitor_group=f"mrm-measurement-monitor-{unique_id}",
-        evaluate_interval_s=0.2,
+    settings = _measurement_settings(
+        kafka_bootstrap,
+        chdb_url,
+        tmp_path,
+        unique_id,
         reallocation_interval_s=0.2,
         snapshot_interval_s=0.5,
         alert_min_spend_share=Decimal(0),
@@ -94,7 +102,7 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
     plan_id = f"p-{unique_id}"
     under, over = f"c-under-{unique_id}", f"c-over-{unique_id}"
     at = dt.datetime(2027, 3, 10, 12, tzinfo=dt.UTC)
-    client = warehouse.connect(chdb_url, database=database)
+    client = warehouse.connect(chdb_url, database=settings.clickhouse_database)
     with ExitStack() as stack:
         start_group_at_end(kafka_bootstrap, settings.consumer_group, (*INGEST_TOPICS, PLANNING))
         replicas = start_replicas(stack, serve_app, apps)
@@ -161,25 +169,18 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
 
             return check
 
-        def caught_up(stored_by: int) -> Callable[[], bool]:
-            def check() -> bool:
-                marks = [alerts.read_mark(client, job=job) for job in MONITOR_JOBS]
-                return all(mark is not None and mark >= stored_by for mark in marks)
-
-            return check
-
         mine = containing(plan_id)
         wait_until(stored(100), what="every event in ClickHouse")
-        stored_by = alerts.settled_bound(client) + alerts.SETTLE_MS
-        wait_until(caught_up(stored_by), what="the monitor's jobs to pass the last change")
+        wait_until(
+            _monitor_passed(client, MONITOR_JOBS), what="the monitor's jobs to pass the last change"
+        )
         topic_reader(kafka_bootstrap, KPI, match=mine, expect=4)  # breach, proposal, 2 snapshots
         first = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=mine))
 
         # the leader goes away: the other replica leads on from the saved marks. It ingests
         # the leads of its own partitions at once (those of the other's once the group has
         # rebalanced): with ~200 / 3 of them the 20 leads become 60 or more, CPL at most 33
-        leader = next(n for n, app in enumerate(apps) if app.state.leadership.leading)
-        replicas[leader].__exit__(None, None, None)
+        leader = _stop_leader(apps, replicas)
         with EventPublisher(kafka_bootstrap, source="test") as events:
             for index in range(20, 220):
                 events.publish(
@@ -199,8 +200,10 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
             timeout_s=60,
         )
         assert recovered and apps[1 - leader].state.leadership.leading
-        stored_by = alerts.settled_bound(client) + alerts.SETTLE_MS
-        wait_until(caught_up(stored_by), what="the new leader's jobs to pass the recovery")
+        wait_until(
+            _monitor_passed(client, MONITOR_JOBS),
+            what="the new leader's jobs to pass the recovery",
+        )
 
     published = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=mine))
     assert published.duplicates() == {}
@@ -216,6 +219,279 @@ def test_measurement_two_replicas_alert_propose_and_snapshot_once_per_cause(
     assert set(per_round.values()) == {1}, per_round  # one per campaign and round
     assert {campaign_id for campaign_id, _ in per_round} == {under, over}
     assert len(snapshots) > len(first.of_type("kpi.snapshot"))  # the new leader's round
+
+
+def test_measurement_two_replicas_announce_sales_risk_and_discount_breaches_once_per_cause(
+    kafka_bootstrap: str, chdb_url: str, serve_app, tmp_path, unique_id: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Two replicas ingest a sales-target tree, a plan with a promo fund and a maximum rate,
+    and sales spread over every partition: one ``sales_target.at_risk`` per episode, one
+    ``discount.threshold_crossed`` per threshold and one ``discount.limit_exceeded`` per sale
+    over the rate. Then the leader stops: the other leads on with one recovery, the 100 %
+    crossing, the next sale over the rate and a new episode, and nothing of the first part
+    again."""
+    settings = _measurement_settings(
+        kafka_bootstrap,
+        chdb_url,
+        tmp_path,
+        unique_id,
+        sales_target_interval_s=0.2,
+        sales_at_risk_min_elapsed=Decimal(0),  # a target of the running month is judged at once
+    )
+    apps = [measurement_app(settings) for _ in range(2)]
+    plan_id, campaign_id = f"p-{unique_id}", f"c-{unique_id}"
+    rep_code, east_code, west_code = f"rep-{unique_id}", f"east-{unique_id}", f"west-{unique_id}"
+    rep_target, west_target = f"st-rep-{unique_id}", f"st-west-{unique_id}"
+    today = dt.datetime.now(dt.UTC).date()
+    first_day = today.replace(day=1)
+    last_day = (first_day + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    out_of_reach = Decimal("1000000000000")  # no run rate of these sales gets near it
+
+    def unit(name: str, kind: str, parent: str | None, code: str | None) -> SalesUnitSet:
+        return SalesUnitSet(
+            unit_id=f"u-{name}-{unique_id}",
+            parent_id=f"u-{parent}-{unique_id}" if parent else None,
+            kind=kind,  # type: ignore[arg-type]
+            name=name,
+            owner="ann",
+            code=code,
+        )
+
+    def target(target_id: str, unit_name: str, amount: Decimal, version: int) -> SalesTargetSet:
+        return SalesTargetSet(
+            target_id=target_id,
+            unit_id=f"u-{unit_name}-{unique_id}",
+            period=f"{first_day:%Y-%m}",
+            period_start=first_day,
+            period_end=last_day,
+            amount=amount,
+            currency="USD",
+            set_by="root",
+            version=version,
+        )
+
+    def sale(order: str, amount: str, discount: str, *, region: str) -> SaleCompleted:
+        return SaleCompleted(
+            order_id=f"{order}-{unique_id}",
+            customer_id=f"k-{order}-{unique_id}",  # keyed by customer: every partition
+            campaign_id=campaign_id if region == east_code else None,
+            channel="retail",
+            amount=Decimal(amount),
+            discount_amount=Decimal(discount),
+            list_price=Decimal(amount) + Decimal(discount),
+            currency="USD",
+            rep_id=rep_code if region == east_code else None,
+            region=region,
+            discount_reason="spring promo",
+        )
+
+    units = [
+        unit("company", "company", None, None),
+        unit("east", "region", "company", east_code),
+        unit("rep", "rep", "east", rep_code),
+        unit("west", "region", "company", west_code),
+    ]
+    mine = containing(unique_id)
+    client = warehouse.connect(chdb_url, database=settings.clickhouse_database)
+    with ExitStack() as stack:
+        start_group_at_end(kafka_bootstrap, settings.consumer_group, (*INGEST_TOPICS, PLANNING))
+        replicas = start_replicas(stack, serve_app, apps)
+        stack.callback(client.close)
+        wait_until(
+            lambda: sum(app.state.leadership.leading for app in apps) == 1,
+            what="one replica to lead the monitor",
+        )
+        events = stack.enter_context(EventPublisher(kafka_bootstrap, source="test"))
+        events.publish(
+            PlanCreated(
+                plan_id=plan_id,
+                name="Replicas",
+                period_start=first_day,
+                period_end=last_day,
+                currency="USD",
+                owner="ann",
+            )
+        )
+        events.publish(
+            CampaignPlanned(
+                campaign_id=campaign_id,
+                plan_id=plan_id,
+                name=campaign_id,
+                channel="retail",
+                owner="ann",
+                budget=Decimal("10000"),
+                currency="USD",
+                start_date=first_day,
+                end_date=last_day,
+                status="active",
+            )
+        )
+        events.publish(
+            DiscountLimitSet(
+                scope_kind="plan",
+                scope_id=plan_id,
+                plan_id=plan_id,
+                promo_fund=Decimal("1000"),
+                max_discount_rate=Decimal("0.2"),
+                currency="USD",
+            )
+        )
+        for sales_unit in units:
+            events.publish(sales_unit)
+        # the rep's target is out of reach; the west region has sold nothing yet
+        events.publish(target(rep_target, "rep", out_of_reach, 1))
+        events.publish(target(west_target, "west", Decimal("1000"), 1))
+        events.flush()
+
+        def planning_stored() -> bool:
+            limits = discount_tables.plan_limits(client, plan_id=plan_id)
+            running = sales_targets.targets_running(client, on=today)
+            known = {u.unit_id for u in sales_targets.sales_units(client)}
+            return (
+                bool(limits.limits)
+                and campaign_id in limits.line_of
+                and {t.target_id for t in running} == {rep_target, west_target}
+                and known == {u.unit_id for u in units}
+            )
+
+        # a limit applies from the next sale of the plan's campaigns: it is stored first
+        wait_until(planning_stored, what="the plan, its limit and the sales targets stored")
+        # rates 0.1, 0.3 (over 0.2 by 100.00), 0.2 (at the limit): 800 of 1,000 used
+        for order, amount, discount in (("o1", "900", "100"), ("o2", "700", "300")):
+            events.publish(sale(order, amount, discount, region=east_code))
+        events.publish(sale("o3", "1600", "400", region=east_code))
+        events.flush()
+        _wait_for_discounts(client, campaign_id, sales=3)
+        _wait_for_publishes(kafka_bootstrap, mine, {"sales_target.at_risk": 2})
+        wait_until(
+            _risk_saved(client, {rep_target: True, west_target: True}),
+            what="both at-risk states saved",
+        )
+        first = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=mine))
+
+        leader = _stop_leader(apps, replicas)
+        # 1,050 of 1,000 used, o4's rate 0.25 (over by 50.00); the west region sells its target
+        events.publish(sale("o4", "750", "250", region=east_code))
+        events.publish(sale("o5", "2000", "0", region=west_code))
+        events.flush()
+        _wait_for_discounts(client, campaign_id, sales=4)
+        _wait_for_publishes(kafka_bootstrap, mine, {"sales_target.recovered": 1})
+        wait_until(_risk_saved(client, {west_target: False}), what="the recovery saved")
+        assert apps[1 - leader].state.leadership.leading
+        # the west region's target raised out of reach: a new episode
+        events.publish(target(west_target, "west", out_of_reach, 2))
+        events.flush()
+        _wait_for_publishes(kafka_bootstrap, mine, {"sales_target.at_risk": 3})
+        wait_until(_risk_saved(client, {west_target: True}), what="the new episode saved")
+
+    published = Publishes.of(read_to_end(kafka_bootstrap, KPI, match=mine))
+    assert published.duplicates() == {}
+    assert first.duplicates() == {}
+    assert first.of_type("sales_target.recovered").records == []
+    assert first.of_type("sales_target.at_risk").per("target_id") == {
+        (rep_target,): 1,
+        (west_target,): 1,
+    }
+    assert first.of_type("discount.limit_exceeded").per("order_id") == {(f"o2-{unique_id}",): 1}
+    at_risk = published.of_type("sales_target.at_risk")
+    assert Counter(
+        (r["data"]["target_id"], Decimal(r["data"]["target"])) for r in at_risk.records
+    ) == {
+        (rep_target, out_of_reach): 1,
+        (west_target, Decimal("1000")): 1,
+        (west_target, out_of_reach): 1,
+    }
+    recovered = published.of_type("sales_target.recovered")
+    assert recovered.per("target_id") == {(west_target,): 1}
+    assert Decimal(recovered.records[0]["data"]["sales"]) == Decimal("2000")
+    crossed = published.of_type("discount.threshold_crossed")
+    assert crossed.per("scope_kind", "scope_id", "threshold") == {
+        ("plan", plan_id, 80): 1,
+        ("plan", plan_id, 100): 1,
+    }
+    assert first.of_type("discount.threshold_crossed").per("threshold") == {(80,): 1}
+    assert {Decimal(r["data"]["used"]) for r in crossed.records} == {Decimal(800), Decimal(1050)}
+    exceeded = published.of_type("discount.limit_exceeded")
+    assert {
+        r["data"]["order_id"]: (Decimal(r["data"]["rate"]), Decimal(r["data"]["amount_over"]))
+        for r in exceeded.records
+    } == {
+        f"o2-{unique_id}": (Decimal("0.3"), Decimal("100")),
+        f"o4-{unique_id}": (Decimal("0.25"), Decimal("50")),
+    }
+    assert exceeded.per("order_id") == {(f"o2-{unique_id}",): 1, (f"o4-{unique_id}",): 1}
+
+
+def _measurement_settings(
+    kafka_bootstrap: str, chdb_url: str, tmp_path: Path, unique_id: str, **overrides: Any
+) -> MeasurementSettings:
+    """Settings shared by a test's measurement replicas: the test's own database and consumer
+    groups, and a monitor evaluating every 0.2 s; ``overrides`` set the rest."""
+    return MeasurementSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        clickhouse_url=chdb_url,
+        clickhouse_database=f"replicas_{unique_id}",
+        data_dir=tmp_path,
+        tokens={"t-viewer": {"subject": "vic", "role": "viewer"}},
+        consumer_group=f"mrm-measurement-{unique_id}",
+        monitor_group=f"mrm-measurement-monitor-{unique_id}",
+        evaluate_interval_s=0.2,
+        **overrides,
+    )
+
+
+def _monitor_passed(client: Client, jobs: Sequence[str]) -> Callable[[], bool]:
+    """Whether the monitor's ``jobs`` have saved marks past every change stored by now."""
+    stored_by = alerts.settled_bound(client) + alerts.SETTLE_MS
+
+    def check() -> bool:
+        marks = [alerts.read_mark(client, job=job) for job in jobs]
+        return all(mark is not None and mark >= stored_by for mark in marks)
+
+    return check
+
+
+def _stop_leader(apps: Sequence[Any], replicas: Sequence[Any]) -> int:
+    """Stop the replica leading the monitor (after its round in flight); return its index."""
+    leader = next(n for n, app in enumerate(apps) if app.state.leadership.leading)
+    replicas[leader].__exit__(None, None, None)
+    return leader
+
+
+def _wait_for_discounts(client: Client, campaign_id: str, *, sales: int) -> None:
+    """Wait for ``sales`` discounted sales of the campaign in ClickHouse, then for the discount
+    checks to pass them (their events are published before the mark moves)."""
+    wait_until(
+        lambda: len(discount_tables.discounted_sales(client, campaign_ids=[campaign_id])) == sales,
+        what=f"{sales} discounted sales stored",
+    )
+    wait_until(_monitor_passed(client, ("discounts",)), what="the discount checks to pass them")
+
+
+def _wait_for_publishes(
+    bootstrap: str, match: Callable[[Any], bool], wanted: Mapping[str, int]
+) -> None:
+    """Wait until ``mrm.kpi.v1`` holds at least ``wanted`` matching records of each type."""
+
+    def enough() -> bool:
+        published = Publishes.of(read_to_end(bootstrap, KPI, match=match))
+        return all(len(published.of_type(kind)) >= n for kind, n in wanted.items())
+
+    wait_until(enough, what=f"{dict(wanted)} on {KPI}")
+
+
+def _risk_saved(client: Client, wanted: Mapping[str, bool]) -> Callable[[], bool]:
+    """Whether each sales target's saved risk state (target_id → at risk) is as ``wanted``."""
+    subjects = {sales_watch.subject_of(target_id): on for target_id, on in wanted.items()}
+
+    def check() -> bool:
+        stored = alerts.alert_states_of(client, subjects=list(subjects))
+        return all(
+            [state.on for state in stored.get(subject, {}).values()] == [on]
+            for subject, on in subjects.items()
+        )
+
+    return check
 
 
 @POSTGRES
