@@ -14,7 +14,12 @@ import pytest
 from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
-from shared.events.planning import CampaignPlanned, KpiTargetSet
+from shared.events.planning import (
+    CampaignPlanned,
+    KpiTargetSet,
+    ReallocationRuleRemoved,
+    ReallocationRuleSet,
+)
 from shared.kafka import ERROR_HEADER
 from shared.publisher import EventPublisher
 from shared.topics import KPI, SPEND, dlq
@@ -285,3 +290,95 @@ def test_an_under_performer_is_proposed_to_give_budget_to_an_over_performer(
         lambda body: body["spend"] == "4020.00",
     )
     assert len(proposals(expect=2, timeout_s=3)) == 1
+
+
+def test_a_plan_rule_fires_after_its_hold_time_for_the_best_of_the_line(
+    measurement: httpx.Client, kafka_bootstrap: str, topic_reader
+) -> None:  # type: ignore[no-untyped-def]
+    """A plan with its own rules: the settings' rule no longer applies (its default rule was
+    removed), a CPL rule with a hold time fires once, after the hold, with no new data, for
+    the cheapest campaign of the donor's line."""
+    plan_id = f"p-{uuid.uuid4()}"
+    dear, cheap, elsewhere = (f"c-{name}-{uuid.uuid4()}" for name in ("dear", "cheap", "else"))
+    at = dt.datetime(2027, 3, 10, 12, tzinfo=dt.UTC)
+    rule = ReallocationRuleSet(
+        rule_id=f"r-{uuid.uuid4()}",
+        plan_id=plan_id,
+        kpi="cpl",
+        comparison="gt",
+        threshold=Decimal("60"),
+        hold_s=4,
+        action="best_in_line",
+        recipient_threshold=Decimal("40"),
+        share=Decimal("0.5"),
+        mode="apply",
+    )
+    with EventPublisher(kafka_bootstrap, source="test") as events:
+        events.publish(ReallocationRuleRemoved(rule_id=f"r-default-{plan_id}", plan_id=plan_id))
+        events.publish(rule)
+        # CPL 2,000 / 20 = 100 (dear), 2,000 / 80 = 25 (cheap, same line), 2,000 / 200 = 10
+        # (cheaper still, but on another line)
+        for campaign_id, line_id, leads in (
+            (dear, "line-a", 20),
+            (cheap, "line-a", 80),
+            (elsewhere, "line-b", 200),
+        ):
+            events.publish(
+                CampaignPlanned(
+                    campaign_id=campaign_id,
+                    plan_id=plan_id,
+                    name=campaign_id,
+                    channel="search",
+                    owner="ann",
+                    budget=Decimal("10000"),
+                    currency="USD",
+                    start_date=dt.date(2027, 3, 1),
+                    end_date=dt.date(2027, 3, 31),
+                    status="active",
+                    line_id=line_id,
+                )
+            )
+            events.publish(
+                SpendRecorded(
+                    campaign_id=campaign_id,
+                    channel="search",
+                    amount=Decimal("2000"),
+                    currency="USD",
+                ),
+                occurred_at=at,
+            )
+            for index in range(leads):
+                events.publish(
+                    LeadStageChanged(
+                        lead_id=f"{campaign_id}-l{index}",
+                        campaign_id=campaign_id,
+                        channel="search",
+                        stage="lead",
+                    ),
+                    occurred_at=at,
+                )
+    wait_for(measurement, f"/api/v1/kpis/plans/{plan_id}", lambda body: body["leads"] == 300)
+
+    def proposals(expect: int, timeout_s: float) -> list[dict]:
+        records = topic_reader(
+            kafka_bootstrap,
+            KPI,
+            expect=expect,
+            timeout_s=timeout_s,
+            match=lambda r: (
+                json.loads(r.value)["event_type"] == "budget.reallocation_proposed"
+                and json.loads(r.value)["data"]["plan_id"] == plan_id
+            ),
+        )
+        return [json.loads(record.value)["data"] for record in records]
+
+    # the condition holds since the first data (moments ago): nothing before the hold is over
+    assert proposals(expect=1, timeout_s=1) == []
+    [proposal] = proposals(expect=1, timeout_s=20)
+    assert (proposal["from_campaign_id"], proposal["to_campaign_id"]) == (dear, cheap)
+    assert (proposal["rule_id"], proposal["mode"], proposal["amount"]) == (
+        rule.rule_id,
+        "apply",
+        "4000.00",  # 50 % of 10,000 − 2,000
+    )
+    assert len(proposals(expect=2, timeout_s=3)) == 1  # once per episode
