@@ -44,3 +44,17 @@ class FxRates:
                 f"(rates are relative to {self.base})"
             )
         return amount * source_rate / target_rate
+
+
+def in_currency(
+    amounts: Mapping[str, Decimal], *, currency: str, fx: FxRates
+) -> tuple[Decimal, dict[str, Decimal]]:
+    """The amounts (currency → amount) converted to ``currency`` and added (unrounded), and
+    those without a rate, apart."""
+    total, unconverted = Decimal(0), {}
+    for source, amount in sorted(amounts.items()):
+        try:
+            total += fx.convert(amount, source=source, target=currency)
+        except CurrencyNotConvertible:
+            unconverted[source] = amount
+    return total, unconverted

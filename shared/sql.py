@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.types import TypeDecorator
 
 from shared.events import Envelope
@@ -266,3 +266,19 @@ def claim_event(
         )
     )
     return True
+
+
+_IDS_PER_QUERY = 500
+
+
+def existing_ids(
+    session: Session, column: InstrumentedAttribute[str], ids: Collection[str]
+) -> set[str]:
+    """Those of ``ids`` already in ``column`` (the processed-event check of a batch consumer;
+    asked in chunks, as a very long ``IN`` list is slow or refused)."""
+    wanted = sorted(ids)
+    found: set[str] = set()
+    for start in range(0, len(wanted), _IDS_PER_QUERY):
+        chunk = wanted[start : start + _IDS_PER_QUERY]
+        found.update(session.scalars(select(column).where(column.in_(chunk))))
+    return found

@@ -2,12 +2,11 @@
 each node's sales to date against its target, the run-rate forecast to the period's end, and
 when a target is at risk (README "Sales-target progress").
 
-Attribution: a sale counts for the rep unit whose ``code`` is its ``rep_id``, the partner unit
-whose code is its ``partner_id``, the region or division whose code is its ``region`` — and for
-every unit above those. A node's sales are the sales attributed to it or to any unit beneath
-it, each sale once (a sale of a rep and a partner of the same region counts once for the
-region); a company unit holds all sales. The warehouse sums sales per (rep, partner, region,
-brand, currency) — a :class:`SaleGroup` — so the roll-up walks groups, never single sales.
+Attribution is ``shared.sales_attribution``'s rule, the one planning's sales plans use too: a
+sale counts for the rep, partner and region or division units its codes name and every unit
+above them, each sale once per node; a company unit holds all sales. The warehouse sums sales
+per (rep, partner, region, brand, currency) — a :class:`SaleGroup` — so the roll-up walks
+groups, never single sales.
 
 Run rate: the period runs from its first day 00:00 UTC to the day after its last; the forecast
 is sales / elapsed time × the period's length (elapsed capped at the period's end), ``None``
@@ -18,17 +17,14 @@ target (SPEC §4: a division by zero gives null).
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from services.measurement.domain import money, ratio
 from shared.events.kpi import SalesTargetAtRisk, SalesTargetRecovered
-from shared.money import CurrencyNotConvertible, FxRates
-
-_CODE_FIELD = {"rep": "rep_id", "partner": "partner_id", "region": "region", "division": "region"}
-"""Which field of a sale names a unit of each kind (a company has no code: it holds all)."""
+from shared.money import FxRates, in_currency
+from shared.sales_attribution import SaleGroup, of_brand, roll_up
 
 
 @dataclass(frozen=True)
@@ -56,18 +52,6 @@ class SalesTarget:
     currency: str
     brand: str | None = None
     version: int = 1
-
-
-@dataclass(frozen=True)
-class SaleGroup:
-    """The sum of the sales sharing a rep, partner, region, brand and currency ('' = none)."""
-
-    amount: Decimal
-    currency: str
-    rep_id: str = ""
-    partner_id: str = ""
-    region: str = ""
-    brand: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,50 +100,6 @@ def pace(*, start: dt.date, end: dt.date, now: dt.datetime, sales: Decimal) -> P
     return Pace(elapsed_share=spent / whole, forecast=forecast)
 
 
-def roll_up(units: Iterable[Unit], groups: Iterable[SaleGroup]) -> dict[str, dict[str, Decimal]]:
-    """unit_id → {currency → sales}: each unit's own attributed sales plus those of every unit
-    beneath it, each sale group once; company units hold every group."""
-    units = list(units)
-    parent = {unit.unit_id: unit.parent_id for unit in units}
-    by_code: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for unit in units:
-        if unit.code and unit.kind in _CODE_FIELD:
-            by_code[(_CODE_FIELD[unit.kind], unit.code)].append(unit.unit_id)
-    companies = [unit.unit_id for unit in units if unit.kind == "company"]
-    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for group in groups:
-        counted = set(companies)
-        for name in ("rep_id", "partner_id", "region"):
-            code = getattr(group, name)
-            for unit_id in by_code.get((name, code), ()) if code else ():
-                counted.update(_with_ancestors(unit_id, parent))
-        for unit_id in counted:
-            totals[unit_id][group.currency] += group.amount
-    return {unit_id: dict(amounts) for unit_id, amounts in totals.items()}
-
-
-def _with_ancestors(unit_id: str, parent: Mapping[str, str | None]) -> list[str]:
-    chain: list[str] = []
-    current: str | None = unit_id
-    while current is not None and current not in chain:  # a cycle would stop, not loop
-        chain.append(current)
-        current = parent.get(current)
-    return chain
-
-
-def in_currency(
-    amounts: Mapping[str, Decimal], *, currency: str, fx: FxRates
-) -> tuple[Decimal, dict[str, Decimal]]:
-    """The amounts converted to ``currency`` and added, and those without a rate, apart."""
-    total, unconverted = Decimal(0), {}
-    for source, amount in sorted(amounts.items()):
-        try:
-            total += fx.convert(amount, source=source, target=currency)
-        except CurrencyNotConvertible:
-            unconverted[source] = amount
-    return total, unconverted
-
-
 def is_at_risk(*, pace: Pace, forecast_share: Decimal | None, rule: AtRiskRule) -> bool:
     """Whether the forecast share is below the rule's share, late enough in the period."""
     if forecast_share is None or pace.elapsed_share < rule.min_elapsed:
@@ -182,8 +122,7 @@ def progress_tree(
     """The unit tree (roots first, children by name) with every node's progress in the period
     for ``brand`` (``None``: all brands); a node without a target reports in ``fx.base``."""
     targets_of = {t.unit_id: t for t in targets if t.brand == brand}
-    wanted = [g for g in groups if brand is None or g.brand == brand]
-    sales_of = roll_up(units, wanted)
+    sales_of = roll_up(units, of_brand(groups, brand))
     nodes: dict[str, NodeProgress] = {}
     for unit in units:
         target = targets_of.get(unit.unit_id)

@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-from services.planning import budget_usecases, store, usecases
+from services.planning import store, usecases
 from services.planning.store import Store
 from shared.auth import APPROVERS, PLANNERS, READERS, Principal, require
-from shared.errors import DomainError, NotFound
+from shared.errors import NotFound
 from shared.events.envelope import (
     Channel,
     Currency,
@@ -23,7 +23,6 @@ from shared.events.envelope import (
     Money,
     Name,
     Share,
-    Text,
     UtcDatetime,
     Weight,
 )
@@ -101,6 +100,8 @@ class CampaignIn(StrictBody):
                     "end_date": "2027-04-30",
                     "gross_margin": "0.4",
                     "line_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                    "sales_unit_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
+                    "planned_uplift": "50000.00",
                 }
             ]
         }
@@ -116,12 +117,17 @@ class CampaignIn(StrictBody):
     gross_margin: Share = Decimal("1")
     line_id: Identifier | None = None
     """The budget line the campaign draws from (none = straight from the plan's budget)."""
+    sales_unit_id: Identifier | None = None
+    """The sales unit the campaign plans a sales uplift against."""
+    planned_uplift: Money | None = None
+    """The sales uplift planned against ``sales_unit_id``, in the plan's currency."""
 
 
 class CampaignPatch(StrictBody):
-    """Changes to a campaign; absent fields stay as they are. Only ``brand`` and ``line_id``
-    may be null (no brand; drawing from the plan itself): every other attribute is required,
-    so an explicit null is refused (422)."""
+    """Changes to a campaign; absent fields stay as they are. Only ``brand``, ``line_id``,
+    ``sales_unit_id`` and ``planned_uplift`` may be null (no brand; drawing from the plan
+    itself; no planned uplift): every other attribute is required, so an explicit null is
+    refused (422)."""
 
     name: Name | MISSING = MISSING
     channel: Channel | MISSING = MISSING
@@ -133,6 +139,8 @@ class CampaignPatch(StrictBody):
     gross_margin: Share | MISSING = MISSING
     status: CampaignStatus | MISSING = MISSING
     line_id: Identifier | MISSING | None = MISSING
+    sales_unit_id: Identifier | MISSING | None = MISSING
+    planned_uplift: Money | MISSING | None = MISSING
 
 
 class StageIn(StrictBody):
@@ -152,41 +160,6 @@ class KpiTargetIn(StrictBody):
     direction: Direction | None = None
     weight: Weight = Decimal("1")
     tolerance: Tolerance = Decimal("0.05")
-
-
-class ReallocationIn(StrictBody):
-    """A budget move between two campaigns, or two budget lines, of one plan. A campaign gives
-    at most its unspent budget (budget − actual spend), a line its unspent money that no
-    sub-line or campaign holds. Accepting a measurement proposal (``proposal_id``) takes its
-    campaigns, amount and reason unless given; a different amount may be given, different
-    campaigns may not."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "from_campaign_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
-                    "to_campaign_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
-                    "amount": "500.00",
-                    "reason": "CPL twice the target",
-                },
-                {
-                    "from_line_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
-                    "to_line_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
-                    "amount": "600.00",
-                },
-                {"proposal_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11"},
-            ]
-        }
-    )
-
-    from_campaign_id: Identifier | None = None
-    to_campaign_id: Identifier | None = None
-    from_line_id: Identifier | None = None
-    to_line_id: Identifier | None = None
-    amount: Money | None = None
-    reason: Text | None = None
-    proposal_id: Identifier | None = None
 
 
 class StageOut(BaseModel):
@@ -257,6 +230,8 @@ class CampaignOut(BaseModel):
     status: str
     version: int
     line_id: str | None = None
+    sales_unit_id: str | None = None
+    planned_uplift: Decimal | None = None
     change_requests: list[ChangeRequestOut] = []
     """Open change requests (at most one)."""
     stages: list[StageOut] = []
@@ -324,6 +299,8 @@ def _campaign_out(session: store.Session, row: store.Campaign, *, deep: bool) ->
         status=row.status,
         version=row.version,
         line_id=row.line_id,
+        sales_unit_id=row.sales_unit_id,
+        planned_uplift=row.planned_uplift,
         change_requests=[
             change_request_out(request)
             for request in store.open_change_requests(session=session, campaign_id=row.id)
@@ -531,38 +508,3 @@ def set_kpi_target(
         db=db, campaign_id=campaign_id, principal=principal, **body.model_dump()
     )
     return next(t for t in load_campaign(db, campaign_id).kpi_targets if t.target_id == target_id)
-
-
-@router.post("/budget-reallocations", status_code=status.HTTP_201_CREATED, response_model=Created)
-def reallocate(body: ReallocationIn, db: DB, principal: Approver, request: Request) -> Created:
-    """Move budget between campaigns or budget lines of one plan (cmo, admin)."""
-    fx = request.app.state.fx
-    moves = body.model_dump()
-    lines = {key: moves.pop(key) for key in ("from_line_id", "to_line_id")}
-    if not any(lines.values()):
-        reallocation_id = budget_usecases.reallocate_budget(
-            db=db, principal=principal, fx=fx, **moves
-        )
-        return Created(id=reallocation_id)
-    for name in ("from_campaign_id", "to_campaign_id", "proposal_id"):
-        if moves[name] is not None:
-            raise DomainError(
-                "a move is between campaigns or between lines, not both",
-                field=name,
-                status_code=422,
-            )
-    for name, value in (*lines.items(), ("amount", moves["amount"])):
-        if value is None:
-            raise DomainError(
-                f"{name} is required for a move between lines", field=name, status_code=422
-            )
-    reallocation_id = budget_usecases.move_between_lines(
-        db=db,
-        amount=moves["amount"],
-        reason=moves["reason"],
-        principal=principal,
-        fx=fx,
-        today=dt.datetime.now(dt.UTC).date(),
-        **lines,
-    )
-    return Created(id=reallocation_id)

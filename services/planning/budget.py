@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 from shared.errors import DomainError
 from shared.events.planning import BudgetLineSet
@@ -86,18 +86,23 @@ def months_between(start: dt.date, end: dt.date) -> list[str]:
     return months
 
 
-def split(amount: Decimal, weights: Mapping[str, int]) -> dict[str, Decimal]:
-    """``amount`` shared in cents by ``weights``; the cents rounding leaves over go to the first
-    keys, so the parts always add up to ``amount``."""
-    total = sum(weights.values())
+def split(amount: Decimal, weights: Mapping[str, int | Decimal]) -> dict[str, Decimal]:
+    """``amount`` shared in cents by ``weights`` (none negative); the cents rounding leaves over
+    go to the first keys of a positive weight, so the parts always add up to ``amount`` and a
+    key weighing nothing gets nothing."""
+    total = sum(weights.values(), Decimal(0))
     if total == 0:
         return {key: ZERO for key in weights}
-    parts = {
-        key: (amount * weight / total).quantize(CENT, rounding=ROUND_DOWN)
-        for key, weight in weights.items()
-    }
+    with localcontext() as exact:
+        # 18-digit amounts times weights of up to 18 digits: the default 28 digits would round
+        exact.prec = 80
+        parts = {
+            key: (amount * weight / total).quantize(CENT, rounding=ROUND_DOWN)
+            for key, weight in weights.items()
+        }
     left = amount - sum(parts.values(), ZERO)
-    for key in weights:
+    # fewer cents are left than keys of a positive weight: one pass hands them all out
+    for key in (key for key, weight in weights.items() if weight > 0):
         if left <= 0:
             break
         parts[key] += CENT

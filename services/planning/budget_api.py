@@ -1,5 +1,5 @@
-"""Planning's budget routes: budget lines of a plan and the budget view (planned, committed,
-actual and remaining money per line and month)."""
+"""Planning's budget routes: budget lines of a plan, the budget view (planned, committed,
+actual and remaining money per line and month), and budget moves between campaigns or lines."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from services.planning import budget, budget_store, budget_usecases, store
-from services.planning.api import DB, Planner, Reader, StrictBody
+from services.planning.api import DB, Approver, Created, Planner, Reader, StrictBody
 from services.planning.store import Store
-from shared.errors import NotFound
-from shared.events.envelope import Channel, Identifier, Money, Month, Name
+from shared.errors import DomainError, NotFound
+from shared.events.envelope import Channel, Identifier, Money, Month, Name, Text
 
 router = APIRouter(prefix="/api/v1", tags=["budget"])
 
@@ -242,6 +242,76 @@ def delete_line(line_id: Identifier, db: DB, principal: Planner) -> Response:
     """Remove a budget line that has no sub-lines and no campaigns (409 otherwise)."""
     budget_usecases.remove_line(db=db, line_id=line_id, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class ReallocationIn(StrictBody):
+    """A budget move between two campaigns, or two budget lines, of one plan. A campaign gives
+    at most its unspent budget (budget − actual spend), a line its unspent money that no
+    sub-line or campaign holds. Accepting a measurement proposal (``proposal_id``) takes its
+    campaigns, amount and reason unless given; a different amount may be given, different
+    campaigns may not."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "from_campaign_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                    "to_campaign_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
+                    "amount": "500.00",
+                    "reason": "CPL twice the target",
+                },
+                {
+                    "from_line_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                    "to_line_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
+                    "amount": "600.00",
+                },
+                {"proposal_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11"},
+            ]
+        }
+    )
+
+    from_campaign_id: Identifier | None = None
+    to_campaign_id: Identifier | None = None
+    from_line_id: Identifier | None = None
+    to_line_id: Identifier | None = None
+    amount: Money | None = None
+    reason: Text | None = None
+    proposal_id: Identifier | None = None
+
+
+@router.post("/budget-reallocations", status_code=status.HTTP_201_CREATED, response_model=Created)
+def reallocate(body: ReallocationIn, db: DB, principal: Approver, request: Request) -> Created:
+    """Move budget between campaigns or budget lines of one plan (cmo, admin)."""
+    fx = request.app.state.fx
+    moves = body.model_dump()
+    lines = {key: moves.pop(key) for key in ("from_line_id", "to_line_id")}
+    if not any(lines.values()):
+        reallocation_id = budget_usecases.reallocate_budget(
+            db=db, principal=principal, fx=fx, **moves
+        )
+        return Created(id=reallocation_id)
+    for name in ("from_campaign_id", "to_campaign_id", "proposal_id"):
+        if moves[name] is not None:
+            raise DomainError(
+                "a move is between campaigns or between lines, not both",
+                field=name,
+                status_code=422,
+            )
+    for name, value in (*lines.items(), ("amount", moves["amount"])):
+        if value is None:
+            raise DomainError(
+                f"{name} is required for a move between lines", field=name, status_code=422
+            )
+    reallocation_id = budget_usecases.move_between_lines(
+        db=db,
+        amount=moves["amount"],
+        reason=moves["reason"],
+        principal=principal,
+        fx=fx,
+        today=dt.datetime.now(dt.UTC).date(),
+        **lines,
+    )
+    return Created(id=reallocation_id)
 
 
 class ReallocationOut(BaseModel):

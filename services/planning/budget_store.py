@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from services.planning.budget import Budget, Draw, LineFacts, Period, month_of
 from services.planning.store import Base, Plan, list_campaigns, plan_facts
-from shared.sql import Cents, UtcDateTime, utcnow
+from shared.sql import Cents, UtcDateTime, existing_ids, utcnow
 
 
 class BudgetLine(Base):
@@ -145,16 +145,7 @@ _IDS_PER_QUERY = 500
 
 def record_spend(*, session: Session, spends: Sequence[SpendRow]) -> int:
     """Keep the spend events not kept yet (repeats within ``spends`` count once); how many."""
-    wanted = sorted({str(spend.event_id) for spend in spends})
-    seen: set[str] = set()
-    for start in range(0, len(wanted), _IDS_PER_QUERY):
-        seen.update(
-            session.scalars(
-                select(SpendRecord.event_id).where(
-                    SpendRecord.event_id.in_(wanted[start : start + _IDS_PER_QUERY])
-                )
-            )
-        )
+    seen = existing_ids(session, SpendRecord.event_id, {str(spend.event_id) for spend in spends})
     fresh: dict[str, dict[str, object]] = {}
     for spend in spends:
         event_id = str(spend.event_id)

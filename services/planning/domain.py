@@ -77,6 +77,8 @@ class CampaignFacts:
     status: str = "draft"
     version: int = 1
     line_id: str | None = None
+    sales_unit_id: str | None = None
+    planned_uplift: Decimal | None = None
 
     def state(self) -> dict[str, object]:
         """The campaign as the fields of a campaign state event."""
@@ -95,6 +97,8 @@ class CampaignFacts:
             "status": self.status,
             "version": self.version,
             "line_id": self.line_id,
+            "sales_unit_id": self.sales_unit_id,
+            "planned_uplift": self.planned_uplift,
         }
 
     def draw(self) -> Draw:
@@ -162,6 +166,7 @@ def plan_campaign(plan: PlanFacts, budget: Budget, campaign: CampaignFacts) -> l
     """A new campaign within its plan's period, in the plan's currency, its budget within
     what its line (or the plan) has left."""
     _check_campaign_dates(plan, campaign)
+    _check_uplift(campaign)
     check_draw(budget, campaign.draw())
     return [
         CampaignPlanned(**campaign.state()),  # type: ignore[arg-type]
@@ -193,6 +198,7 @@ def update_campaign(
     status = changes.pop("status", None)
     after = replace(before, **changes, version=before.version + 1) if changes else before  # type: ignore[arg-type]
     _check_campaign_dates(plan, after)
+    _check_uplift(after)
     if {"budget", "line_id"} & changes.keys():
         check_draw(budget, after.draw())
     events: list[EventData] = []
@@ -422,6 +428,16 @@ def _allocated(campaign: CampaignFacts) -> BudgetAllocated:
         currency=campaign.currency,
         version=campaign.version,
     )
+
+
+def _check_uplift(campaign: CampaignFacts) -> None:
+    # an uplift against no unit would count nowhere in the sales plans
+    if campaign.planned_uplift is not None and campaign.sales_unit_id is None:
+        raise DomainError(
+            "a planned_uplift needs the sales unit it is planned against",
+            field="sales_unit_id",
+            status_code=422,
+        )
 
 
 def _check_campaign_dates(plan: PlanFacts, campaign: CampaignFacts) -> None:

@@ -1,6 +1,7 @@
 """Planning's subscribers: it listens to ``mrm.kpi.v1`` for reallocation proposals, to
-``mrm.spend.v1`` for the actual spend its budget view shows, and to the broker watch for a reset
-of its own topic (then it republishes its state)."""
+``mrm.spend.v1`` for the actual spend its budget view shows, to ``mrm.sales.v1`` for the sales
+its sales plans and reference splits start from, and to the broker watch for a reset of its own
+topic (then it republishes its state)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,21 @@ from collections.abc import Sequence
 
 import structlog
 
-from services.planning import budget_store, budget_usecases, usecases
+from services.planning import budget_store, budget_usecases, sales_store, sales_usecases, usecases
 from services.planning.store import Store
 from shared.consumer import Consumed, EventConsumer
-from shared.events.ingest import SpendRecorded
+from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.kpi import BudgetReallocationProposed
 from shared.money import FxRates
 from shared.outbox import OutboxRelay
-from shared.topics import KPI, PLANNING, SPEND
+from shared.topics import KPI, PLANNING, SALES, SPEND
 
 log = structlog.get_logger(__name__)
 
 
 def register(consumer: EventConsumer, *, db: Store, fx: FxRates) -> None:
-    """Subscribe planning's handlers: one batch subscription, spend kept in one transaction
-    per batch (the spend stream runs at thousands of events a second)."""
+    """Subscribe planning's handlers: one batch subscription, spend and sales each kept in one
+    transaction per batch (those streams run at thousands of events a second)."""
 
     async def on_events(batch: Sequence[Consumed]) -> list[tuple[Consumed, str]]:
         spends = [
@@ -39,6 +40,22 @@ def register(consumer: EventConsumer, *, db: Store, fx: FxRates) -> None:
         ]
         if spends:
             await asyncio.to_thread(budget_usecases.record_spend, db=db, spends=spends)
+        sales = [
+            sales_store.SaleRow(
+                event_id=consumed.envelope.event_id,
+                occurred_at=consumed.envelope.occurred_at,
+                amount=consumed.data.amount,
+                currency=consumed.data.currency,
+                rep_id=consumed.data.rep_id,
+                partner_id=consumed.data.partner_id,
+                region=consumed.data.region,
+                brand=consumed.data.brand,
+            )
+            for consumed in batch
+            if isinstance(consumed.data, SaleCompleted)
+        ]
+        if sales:
+            await asyncio.to_thread(sales_usecases.record_sales, db=db, sales=sales)
         for consumed in batch:
             if isinstance(consumed.data, BudgetReallocationProposed):
                 status = await asyncio.to_thread(
@@ -57,7 +74,7 @@ def register(consumer: EventConsumer, *, db: Store, fx: FxRates) -> None:
                 )
         return []
 
-    consumer.on_batch(KPI, SPEND, handler=on_events)
+    consumer.on_batch(KPI, SPEND, SALES, handler=on_events)
 
 
 async def on_topic_reset(topic: str, *, db: Store, relay: OutboxRelay) -> None:

@@ -1,6 +1,7 @@
 """Sales targets, free of I/O: the tree of sales units (company → region or division → sales rep
-or trade partner), target periods, the top-down split of a target over a unit's children, and
-the roll-up that shows each node's own target against the sum of its children's.
+or trade partner), target periods, the top-down split of a target over a unit's children (even,
+by given shares, or by their sales in a reference period), and the roll-up that shows each
+node's own target against the sum of its children's.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from services.planning.budget import split
+from services.planning.budget import months_between, split
 from shared.errors import DomainError
+from shared.money import FxRates, in_currency
 from shared.periods import period_bounds as period_bounds  # re-exported: planning reads it here
+from shared.sales_attribution import SaleGroup, of_brand, roll_up
 
 LEVEL = {"company": 0, "region": 1, "division": 1, "rep": 2, "partner": 2}
 """How deep each kind of unit sits: a unit's parent is of a shallower level."""
@@ -76,22 +79,81 @@ def check_unit(unit: UnitFacts, units: Mapping[str, UnitFacts]) -> None:
                 )
 
 
+def months_of(period: str, *, field: str = "period") -> list[str]:
+    """The ``YYYY-MM`` months of a month or quarter period (a 422 naming ``field`` if it is
+    not one)."""
+    try:
+        start, end = period_bounds(period)
+    except DomainError as error:
+        raise DomainError(error.message, field=field, status_code=422) from None
+    return months_between(start, end)
+
+
+def reference_sales(
+    children: Sequence[UnitFacts],
+    *,
+    units: Iterable[UnitFacts],
+    groups: Iterable[SaleGroup],
+    target: TargetFacts,
+    reference_period: str,
+    fx: FxRates,
+) -> dict[str, Decimal]:
+    """Each child's attributed sales in the reference period (``groups``), of the target's
+    brand only if it has one, in the target's currency. A child's sales in a currency without
+    a rate, or no sales of any child, leave nothing to split by: a 422 naming
+    ``reference_period``."""
+    attributed = roll_up(units, of_brand(groups, target.brand))
+    sold: dict[str, Decimal] = {}
+    for child in children:
+        amount, unconverted = in_currency(
+            attributed.get(child.unit_id, {}), currency=target.currency, fx=fx
+        )
+        if unconverted:
+            raise DomainError(
+                f"sales in {', '.join(sorted(unconverted))} of {reference_period} cannot be"
+                f" converted to {target.currency}: no FX rate is configured",
+                field="reference_period",
+                status_code=422,
+            )
+        sold[child.unit_id] = amount
+    if not any(sold.values()):
+        raise DomainError(
+            f"the sub-units sold nothing in {reference_period}"
+            + (f" of brand {target.brand!r}" if target.brand else "")
+            + ": there are no shares to split by",
+            field="reference_period",
+            status_code=422,
+        )
+    return sold
+
+
 def split_target(
     target: TargetFacts,
     children: Sequence[UnitFacts],
     *,
     method: str,
     shares: Mapping[str, Decimal] | None,
+    reference: Mapping[str, Decimal] | None = None,
 ) -> dict[str, Decimal]:
-    """The amounts of a target's children: even, or by given shares (adding up to 1); the
-    cents rounding leaves over go to the first children, so they add up to the target."""
+    """The amounts of a target's children: even, by given shares (adding up to 1), or in
+    proportion to ``reference`` (each child's sales in a reference period); the cents rounding
+    leaves over go to the first children, so they add up to the target."""
     if not children:
         raise DomainError(
             "the unit has no sub-units to split over", field="unit_id", status_code=422
         )
     ids = [child.unit_id for child in children]
+    weights: Mapping[str, int | Decimal]
     if method == "even":
         weights = dict.fromkeys(ids, 1)
+    elif method == "reference":
+        if reference is None:
+            raise DomainError(
+                "a reference_period is needed to split by past sales",
+                field="reference_period",
+                status_code=422,
+            )
+        weights = {unit_id: reference.get(unit_id, Decimal(0)) for unit_id in ids}
     elif method == "shares":
         if not shares:
             raise DomainError(

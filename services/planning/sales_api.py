@@ -1,5 +1,6 @@
 """Planning's sales-target routes: the unit tree, targets per month or quarter set top-down or
-split over a unit's children, and bottom-up proposals by a unit's owner."""
+split over a unit's children (evenly, by shares, by past sales), bottom-up proposals by a
+unit's owner, and the tree with each unit's sales plan (baseline + planned uplift)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.planning import sales, sales_usecases
 from services.planning import sales_store as rows
 from services.planning.api import DB, Approver, Reader, StrictBody
+from services.planning.sales_plan import SalesPlan
 from shared.auth import WRITERS, Principal, require
 from shared.errors import NotFound
 from shared.events.envelope import Currency, Identifier, Money, Name, Share, Text
@@ -91,20 +93,23 @@ class TargetIn(StrictBody):
 
 
 class SplitIn(StrictBody):
-    """How to distribute a target over the unit's children: evenly, or by shares (unit id →
-    share, adding up to 1)."""
+    """How to distribute a target over the unit's children: evenly, by shares (unit id →
+    share, adding up to 1), or in proportion to each child's sales in ``reference_period``
+    (of the target's brand, if it has one; converted to the target's currency)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {"method": "even"},
                 {"method": "shares", "shares": {"unit-north": "0.6", "unit-south": "0.4"}},
+                {"method": "reference", "reference_period": "2026-Q1"},
             ]
         }
     )
 
-    method: Literal["even", "shares"]
+    method: Literal["even", "shares", "reference"]
     shares: dict[Identifier, Share] | None = None
+    reference_period: Period | None = None
 
 
 class ProposalIn(StrictBody):
@@ -142,12 +147,48 @@ class TargetOut(BaseModel):
 
 class NodeOut(BaseModel):
     """A unit with its target, the sum of its children's targets and the gap (own − children;
-    negative when the children promise more)."""
+    negative when the children promise more), and its sales plan in ``currency`` (its target's,
+    else the platform's): ``baseline`` (its sales in the same period one year earlier; null
+    when planning holds no sales of that period), ``planned_uplift`` (the uplift of the
+    campaigns planned against it or a unit beneath it, phased by their days into the period)
+    and ``sales_plan`` (baseline + planned uplift). Amounts in a currency without a rate are
+    listed under ``unconverted``, not added."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "unit": {
+                        "unit_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
+                        "name": "North",
+                        "kind": "region",
+                        "owner": "nina",
+                        "parent_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
+                        "code": "N",
+                    },
+                    "target": None,
+                    "children_sum": None,
+                    "gap": None,
+                    "currency": "EUR",
+                    "baseline": "120000.00",
+                    "planned_uplift": "15000.00",
+                    "sales_plan": "135000.00",
+                    "unconverted": {},
+                    "children": [],
+                }
+            ]
+        }
+    )
 
     unit: UnitOut
     target: TargetOut | None
     children_sum: Decimal | None
     gap: Decimal | None
+    currency: str
+    baseline: Decimal | None
+    planned_uplift: Decimal
+    sales_plan: Decimal | None
+    unconverted: dict[str, Decimal]
     children: list[NodeOut]
 
 
@@ -195,13 +236,19 @@ def _target_out(target: sales.TargetFacts) -> TargetOut:
     )
 
 
-def _node_out(node: sales.TargetNode) -> NodeOut:
+def _node_out(node: sales.TargetNode, plans: dict[str, SalesPlan]) -> NodeOut:
+    plan = plans[node.unit.unit_id]
     return NodeOut(
         unit=_unit_out(node.unit),
         target=_target_out(node.target) if node.target else None,
         children_sum=node.children_sum,
         gap=node.gap,
-        children=[_node_out(child) for child in node.children],
+        currency=plan.currency,
+        baseline=plan.baseline,
+        planned_uplift=plan.planned_uplift,
+        sales_plan=plan.sales_plan,
+        unconverted=plan.unconverted,
+        children=[_node_out(child, plans) for child in node.children],
     )
 
 
@@ -247,29 +294,32 @@ def set_target(body: TargetIn, db: DB, principal: Writer, request: Request) -> T
 def target_tree(
     db: DB,
     _: Reader,
+    request: Request,
     period: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")],
     brand: Annotated[Name | None, Query()] = None,
 ) -> TreeOut:
     """The unit tree with each unit's target for ``period`` (and ``brand``), the sum of its
-    children's targets and the gap."""
-    sales.period_bounds(period)
-    with db.reading() as session:
-        units = rows.all_units(session=session).values()
-        targets = rows.targets_of(session=session, period=period, brand=brand or "")
-    return TreeOut(
-        period=period,
-        brand=brand,
-        roots=[_node_out(node) for node in sales.target_tree(units, targets)],
+    children's targets and the gap, and its sales plan: baseline, planned uplift and both."""
+    nodes, plans = sales_usecases.target_tree(
+        db=db, period=period, brand=brand, fx=request.app.state.fx
     )
+    return TreeOut(period=period, brand=brand, roots=[_node_out(node, plans) for node in nodes])
 
 
 @router.post("/sales-targets/{target_id}/split", response_model=list[TargetOut])
 def split_target(
-    target_id: Identifier, body: SplitIn, db: DB, principal: Writer
+    target_id: Identifier, body: SplitIn, db: DB, principal: Writer, request: Request
 ) -> list[TargetOut]:
-    """Distribute a target over its unit's children (cmo, admin or the unit's owner)."""
+    """Distribute a target over its unit's children (cmo, admin or the unit's owner): evenly,
+    by shares, or by their sales in a reference period."""
     ids = sales_usecases.split_target(
-        db=db, target_id=target_id, method=body.method, shares=body.shares, principal=principal
+        db=db,
+        target_id=target_id,
+        method=body.method,
+        shares=body.shares,
+        reference_period=body.reference_period,
+        fx=request.app.state.fx,
+        principal=principal,
     )
     return [_load_target(db, target_id) for target_id in ids]
 

@@ -1,6 +1,8 @@
 """Use cases of the sales-target cascade: units, targets set top-down or split over a unit's
-children, bottom-up proposals by a unit's owner and the parent owner's decision. Each runs in
-one unit of work: state, audit entry and events together."""
+children (evenly, by shares, or by their sales in a reference period), bottom-up proposals by a
+unit's owner and the parent owner's decision, the sales kept from ``mrm.sales.v1``, and the
+target tree with each unit's sales plan. Each change runs in one unit of work: state, audit
+entry and events together."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import uuid
 from dataclasses import replace
 from decimal import Decimal
 
-from services.planning import sales
+from services.planning import sales, sales_plan
 from services.planning import sales_store as rows
 from services.planning.approvals import APPROVER_ROLES
-from services.planning.sales import TargetFacts, UnitFacts
+from services.planning.sales import TargetFacts, TargetNode, UnitFacts
+from services.planning.sales_plan import SalesPlan
 from services.planning.store import Store, UnitOfWork
 from shared.auth import Principal
 from shared.errors import DomainError, Forbidden, NotFound
@@ -22,6 +25,7 @@ from shared.events.planning import (
     SalesTargetSet,
     SalesUnitSet,
 )
+from shared.money import FxRates
 
 
 def _unit(units: dict[str, UnitFacts], unit_id: str, *, field: str | None = None) -> UnitFacts:
@@ -163,9 +167,15 @@ def split_target(
     method: str,
     shares: dict[str, Decimal] | None,
     principal: Principal,
+    fx: FxRates,
+    reference_period: str | None = None,
 ) -> list[str]:
-    """Distribute a target over its unit's children (cmo, admin or the unit's owner), evenly
-    or by shares; each child's target for the same period and brand is set. Returns their ids."""
+    """Distribute a target over its unit's children (cmo, admin or the unit's owner): evenly,
+    by shares, or in proportion to their sales in ``reference_period`` (converted with ``fx``);
+    each child's target for the same period and brand is set. Returns their ids."""
+    reference_months = None
+    if method == "reference" and reference_period is not None:
+        reference_months = sales.months_of(reference_period, field="reference_period")
     with db.unit_of_work() as uow:
         row = uow.session.get(rows.SalesTarget, target_id)
         if row is None:
@@ -175,7 +185,20 @@ def split_target(
         unit = units[target.unit_id]
         _may_direct(principal, unit.owner)
         children = [child for child in units.values() if child.parent_id == unit.unit_id]
-        amounts = sales.split_target(target, children, method=method, shares=shares)
+        reference = None
+        if reference_months is not None and children:
+            assert reference_period is not None
+            reference = sales.reference_sales(
+                children,
+                units=units.values(),
+                groups=rows.sale_groups(session=uow.session, months=reference_months),
+                target=target,
+                reference_period=reference_period,
+                fx=fx,
+            )
+        amounts = sales.split_target(
+            target, children, method=method, shares=shares, reference=reference
+        )
         ids = []
         for child_id, amount in amounts.items():
             child = _target_for(
@@ -289,3 +312,33 @@ def decide(
                 reason=reason,
             )
         return row.id
+
+
+def record_sales(*, db: Store, sales: list[rows.SaleRow]) -> int:
+    """Add sale events to the sales totals (each once); how many were new."""
+    with db.unit_of_work() as uow:
+        return rows.record_sales(session=uow.session, sales=sales)
+
+
+def target_tree(
+    *, db: Store, period: str, brand: str | None, fx: FxRates
+) -> tuple[list[TargetNode], dict[str, SalesPlan]]:
+    """The unit tree with each unit's target for ``period`` (and ``brand``), and each unit's
+    sales plan: last year's sales in the same period plus the uplift its campaigns plan."""
+    months = sales.months_of(period)
+    start, end = sales.period_bounds(period)
+    with db.reading() as session:
+        units = list(rows.all_units(session=session).values())
+        targets = rows.targets_of(session=session, period=period, brand=brand or "")
+        last_year = rows.sale_groups(session=session, months=sales_plan.year_before(months))
+        uplifts = rows.uplifts_between(session=session, start=start, end=end)
+    plans = sales_plan.sales_plans(
+        units=units,
+        targets=targets,
+        last_year=last_year,
+        uplifts=uplifts,
+        months=months,
+        brand=brand or "",
+        fx=fx,
+    )
+    return sales.target_tree(units, targets), plans

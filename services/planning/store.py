@@ -87,6 +87,9 @@ class Campaign(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     line_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # the sales unit the campaign plans an uplift against, and the uplift (in its currency)
+    sales_unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    planned_uplift: Mapped[Decimal | None] = mapped_column(Numeric(18, 2), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
@@ -429,6 +432,10 @@ def campaign_facts(campaign: Campaign) -> CampaignFacts:
         status=campaign.status,
         version=campaign.version,
         line_id=campaign.line_id,
+        sales_unit_id=campaign.sales_unit_id,
+        planned_uplift=(
+            None if campaign.planned_uplift is None else Decimal(campaign.planned_uplift)
+        ),
     )
 
 
@@ -477,6 +484,8 @@ def save_campaign(*, session: Session, facts: CampaignFacts) -> Campaign:
     row.status = facts.status
     row.version = facts.version
     row.line_id = facts.line_id
+    row.sales_unit_id = facts.sales_unit_id
+    row.planned_uplift = facts.planned_uplift
     row.updated_at = utcnow()
     session.flush()
     return row

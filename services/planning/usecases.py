@@ -14,6 +14,7 @@ from services.planning import (
     discount_usecases,
     domain,
     rule_usecases,
+    sales_store,
     store,
 )
 from services.planning.domain import CampaignFacts, PlanFacts
@@ -47,6 +48,14 @@ def load_campaign(
             raise DomainError(f"campaign {campaign_id!r} not found", field=field, status_code=422)
         raise NotFound("campaign", campaign_id)
     return campaign
+
+
+def check_sales_unit(uow: store.UnitOfWork, sales_unit_id: str | None) -> None:
+    """A campaign's sales unit must exist (a 422 naming ``sales_unit_id``)."""
+    if sales_unit_id is not None and uow.session.get(sales_store.SalesUnit, sales_unit_id) is None:
+        raise DomainError(
+            f"no sales unit {sales_unit_id!r}", field="sales_unit_id", status_code=422
+        )
 
 
 def create_plan(
@@ -179,11 +188,15 @@ def plan_campaign(
     gross_margin: Decimal,
     principal: Principal,
     line_id: str | None = None,
+    sales_unit_id: str | None = None,
+    planned_uplift: Decimal | None = None,
 ) -> str:
     """Add a draft campaign with its budget to a plan, drawing from ``line_id`` (None = from
-    the plan itself); returns its id."""
+    the plan itself), planning ``planned_uplift`` of sales against ``sales_unit_id`` (if
+    given); returns its id."""
     with db.unit_of_work() as uow:
         plan_row = load_plan(uow, plan_id)
+        check_sales_unit(uow, sales_unit_id)
         plan = store.plan_facts(plan_row)
         facts = CampaignFacts(
             campaign_id=str(uuid.uuid4()),
@@ -199,6 +212,8 @@ def plan_campaign(
             gross_margin=gross_margin,
             status="draft",
             line_id=line_id,
+            sales_unit_id=sales_unit_id,
+            planned_uplift=planned_uplift,
         )
         events = domain.plan_campaign(
             plan, budget_store.budget_of(session=uow.session, plan=plan_row), facts
@@ -214,13 +229,15 @@ def update_campaign(
 ) -> str | None:
     """Change a campaign's attributes, budget or status. The budget, line or dates of an
     approved campaign changed by someone other than a CMO or admin wait as a change request
-    (checked now, and again when decided; a newer one supersedes it); returns its id, if any."""
+    (checked now, and again when decided; a newer one supersedes it); returns its id, if any.
+    Its sales unit and planned uplift move no money: they apply at once, approved or not."""
     with db.unit_of_work() as uow:
         row = load_campaign(uow, campaign_id)
         plan_row = load_plan(uow, row.plan_id)
         plan, before = store.plan_facts(plan_row), store.campaign_facts(row)
         plan_budget = budget_store.budget_of(session=uow.session, plan=plan_row)
         changes = {key: value for key, value in changes.items() if getattr(before, key) != value}
+        check_sales_unit(uow, changes.get("sales_unit_id"))  # type: ignore[arg-type]
         direct, requested = approvals.split_changes(before.status, changes, role=principal.role)
         after, events = domain.update_campaign(
             plan, plan_budget, before, direct, role=principal.role, changed_by=principal.subject

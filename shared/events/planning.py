@@ -95,6 +95,10 @@ class CampaignState(_PlanningEvent):
     version: Version = 1
     line_id: Identifier | None = None
     """The budget line the campaign draws from (None = straight from the plan's budget)."""
+    sales_unit_id: Identifier | None = None
+    """The sales unit the campaign plans a sales uplift against (None = none)."""
+    planned_uplift: Money | None = None
+    """The sales uplift the campaign plans against ``sales_unit_id``, in ``currency``."""
 
 
 class CampaignPlanned(CampaignState):

@@ -30,7 +30,7 @@ TOKENS = {ADMIN_TOKEN: {"subject": "admin", "role": "admin"}}
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 READS: dict[str, tuple[str, ...]] = {
-    "planning": (topics.KPI, topics.SPEND),
+    "planning": (topics.KPI, topics.SPEND, topics.SALES),
     "execution": (topics.PLANNING, topics.SPEND, topics.TASKS),
     "measurement": (*topics.INGEST_TOPICS, topics.PLANNING),
     "notifier": (topics.PLANNING, topics.EXECUTION, topics.KPI),

@@ -1,8 +1,8 @@
 """The sales-target cascade in the warehouse: units, targets, and sales summed per attribution.
 
-``progress`` does the attribution and the arithmetic; these queries only read the latest units
-and targets (``FINAL``: one row per unit and target) and the sales of a period grouped by the
-fields a sale is attributed by, each event_id once.
+``progress`` (with ``shared.sales_attribution``) does the attribution and the arithmetic; these
+queries only read the latest units and targets (``FINAL``: one row per unit and target) and the
+sales of a period grouped by the fields a sale is attributed by, each event_id once.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from clickhouse_connect.driver.client import Client
 
-from services.measurement.progress import SaleGroup, SalesTarget, Unit
+from services.measurement.progress import SalesTarget, Unit
+from shared.sales_attribution import SaleGroup
 
 
 def sales_units(client: Client) -> list[Unit]:

@@ -7,8 +7,9 @@ import datetime as dt
 from decimal import Decimal as D
 
 from services.measurement import progress
-from services.measurement.progress import AtRiskRule, SaleGroup, SalesTarget, Unit
-from shared.money import FxRates
+from services.measurement.progress import AtRiskRule, SalesTarget, Unit
+from shared.money import FxRates, in_currency
+from shared.sales_attribution import SaleGroup, roll_up
 
 UNITS = [
     Unit(unit_id="co", kind="company", name="Company", owner="cmo"),
@@ -50,7 +51,7 @@ def _target(unit_id: str, amount: int, *, brand: str | None = None) -> SalesTarg
 
 
 def test_roll_up_counts_each_sale_once_per_node() -> None:
-    totals = progress.roll_up(UNITS, GROUPS)
+    totals = roll_up(UNITS, GROUPS)
     assert {unit: amounts["EUR"] for unit, amounts in totals.items()} == {
         "co": D(217),
         "emea": D(140),  # 100 + 30 + 10 (rep A's, wherever sold)
@@ -75,7 +76,7 @@ def test_run_rate_forecasts_to_the_period_end() -> None:
 
 
 def test_sales_in_other_currencies_are_converted_or_kept_apart() -> None:
-    total, unconverted = progress.in_currency(
+    total, unconverted = in_currency(
         {"EUR": D(10), "USD": D(100), "GBP": D(5)}, currency="EUR", fx=FX
     )
     assert total == D(100) and unconverted == {"GBP": D(5)}
