@@ -117,6 +117,19 @@ PLAN_DISCOUNT_LIMIT = {"max_discount_rate": "0.12"}
 PARTNER_PROMO_FUND = {"promo_fund": "900"}
 """The partner line's promo fund, crossed at 80 % and 100 % during the demo."""
 DEEP_DISCOUNT = Decimal("0.20")
+REALLOCATION_RULE = {
+    "kpi": "ckpi",
+    "comparison": "lt",
+    "threshold": "90",
+    "min_spend_share": "0.1",
+    "hysteresis": "5",
+    "action": "line",
+    "share": "0.25",
+    "min_amount": "100.00",
+    "mode": "apply",
+}
+"""A rule applied at once: a campaign of the Acme Go line scoring a CKPI under 90 gives a
+quarter of its unspent budget back to the Acme line (its own line has no better campaign)."""
 REGIONS = ("EMEA", "Americas", "APAC")
 
 
@@ -251,6 +264,15 @@ class Demo:
                     f"/api/v1/campaigns/{live.campaign_id}/kpi-targets",
                     {"kpi": kpi, "target": target},
                 )
+        rule = self._post(
+            "planning",
+            f"/api/v1/plans/{self.plan_id}/reallocation-rules",
+            {**REALLOCATION_RULE, "target_id": lines["Acme"]},
+        )
+        self.console.print(
+            f"reallocation rule {rule['rule_id']}: CKPI < 90 gives 25 % of the unspent budget to"
+            " the Acme line, applied at once (and the plan's default rule, by proposal)"
+        )
         self._post("planning", f"/api/v1/plans/{self.plan_id}/approve", None)
         self.console.print(
             f"created and approved plan [bold]{self.plan_id}[/] with "
@@ -464,6 +486,10 @@ class Demo:
         self.console.print(f"  plan KPIs      {measurement}/api/v1/kpis/plans/{self.plan_id}")
         planning = self.runtime.urls["planning"]
         self.console.print(f"  plan budget    {planning}/api/v1/plans/{self.plan_id}/budget")
+        self.console.print(
+            f"  budget moves   {planning}/api/v1/plans/{self.plan_id}/reallocations"
+            f" (proposals: …/reallocation-proposals)"
+        )
         self.console.print(f"  sales targets  {planning}/api/v1/sales-targets?period=<YYYY-Qn>")
         self.console.print(
             f"  target progress {measurement}/api/v1/sales-targets/progress?period=<YYYY-Qn>"

@@ -197,12 +197,17 @@ def _reason(
         recipient_value = _value(recipient, spec)
         to = f"campaign {recipient.label}"
         if spec.action == "best_in_line" and recipient_value is not None:
-            to += f" ({kpi} {recipient_value:f}, the best of its line)"
-    share = f"{(spec.share * 100).normalize():f} %"
+            to += f" ({kpi} {_plain(recipient_value)}, the best of its line)"
+    share = f"{_plain(spec.share * 100)} %"
     return (
-        f"campaign {donor.label} has {kpi} {value:f} ({_SYMBOL[spec.comparison]}"
-        f" {spec.threshold:f}){held}: move {share} of the {remaining} not yet spent to {to}"
+        f"campaign {donor.label} has {kpi} {_plain(value)} ({_SYMBOL[spec.comparison]}"
+        f" {_plain(spec.threshold)}){held}: move {share} of the {remaining} not yet spent to {to}"
     )
+
+
+def _plain(value: Decimal) -> str:
+    """A number as people write it: 90, 12.5, -20.03 (no trailing zeros, no exponent)."""
+    return f"{value.normalize():f}"
 
 
 def evaluate(

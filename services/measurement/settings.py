@@ -84,7 +84,7 @@ class MeasurementSettings(ReallocationSettings):
         ),
     )
     reallocation_interval_s: float = Field(
-        default=30.0,
+        default=10.0,
         gt=0,
         validation_alias=AliasChoices("MRM_MEASUREMENT_REALLOCATION_INTERVAL_S"),
         description="How often plans with new data are checked by the reallocation rule.",
