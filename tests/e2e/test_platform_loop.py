@@ -112,6 +112,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             "MRM_SMTP_PORT": str(mailbox.port),
             "MRM_EXECUTION_SCHEDULER_INTERVAL_S": "1",
             "MRM_MEASUREMENT_EVALUATE_INTERVAL_S": "0.3",
+            "MRM_MEASUREMENT_REALLOCATION_INTERVAL_S": "0.5",
             "MRM_NOTIFIER_RETRY_INITIAL_S": "0.2",
             **{f"MRM_{name.upper()}_PORT": str(port) for name, port in ports.items()},
         }
@@ -587,6 +588,144 @@ def test_budget_lines_approval_and_change_requests_across_services(
         "change_requested",
         "updated",
     ]
+
+
+def test_a_rule_in_apply_mode_moves_budget_across_services(platform: dict[str, Any]) -> None:
+    """A plan's rule (CPL above 60 gives half the unspent budget to the cheapest campaign of
+    the line, applied at once): measurement fires it from the lead and spend streams, planning
+    moves the money and names the rule, execution and measurement see the new budgets, and
+    the plan's owner reads about it by e-mail."""
+    urls, bootstrap, mailbox = platform["urls"], platform["bootstrap"], platform["mailbox"]
+    http = httpx.Client(timeout=15)
+    registered = http.put(
+        f"{urls['notifier']}/api/v1/recipients/ann",
+        headers=ADMIN,
+        json={"name": "Ann", "email": "ann@example.com", "channels": ["email"]},
+    )
+    assert registered.status_code in (200, 201), registered.text
+    today = dt.date.today()
+    plan = http.post(
+        f"{urls['planning']}/api/v1/plans",
+        headers=MANAGER,
+        json={
+            "name": "E2E rules",
+            "period_start": str(today - dt.timedelta(days=10)),
+            "period_end": str(today + dt.timedelta(days=80)),
+        },
+    )
+    assert plan.status_code == 201, plan.text
+    plan_id, currency = plan.json()["plan_id"], plan.json()["currency"]
+    line = http.post(
+        f"{urls['planning']}/api/v1/plans/{plan_id}/budget-lines",
+        headers=MANAGER,
+        json={"name": "Search", "amount": "30000.00"},
+    ).json()
+    campaigns = {}
+    for name in ("Dear", "Cheap"):
+        created = http.post(
+            f"{urls['planning']}/api/v1/plans/{plan_id}/campaigns",
+            headers=MANAGER,
+            json={
+                "name": f"E2E {name}",
+                "channel": "search",
+                "owner": "ann",
+                "budget": "10000.00",
+                "start_date": str(today - dt.timedelta(days=5)),
+                "end_date": str(today + dt.timedelta(days=25)),
+                "line_id": line["line_id"],
+            },
+        )
+        assert created.status_code == 201, created.text
+        campaign_id = created.json()["campaign_id"]
+        path = f"{urls['planning']}/api/v1/campaigns/{campaign_id}"
+        assert http.post(f"{path}/submit", headers=MANAGER).status_code == 200
+        assert http.post(f"{path}/approve", headers=ADMIN).status_code == 200
+        campaigns[name] = campaign_id
+    rule = http.post(
+        f"{urls['planning']}/api/v1/plans/{plan_id}/reallocation-rules",
+        headers=ADMIN,
+        json={
+            "kpi": "cpl",
+            "comparison": "gt",
+            "threshold": "60",
+            "action": "best_in_line",
+            "recipient_threshold": "40",
+            "share": "0.5",
+            "mode": "apply",
+        },
+    )
+    assert rule.status_code == 201, rule.text
+    rule_id = rule.json()["rule_id"]
+    # CPL 2,000 / 20 = 100 for Dear, 2,000 / 80 = 25 for Cheap
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for name, leads in (("Dear", 20), ("Cheap", 80)):
+        campaign_id = campaigns[name]
+        spend = {"campaign_id": campaign_id, "channel": "search", "amount": "2000.00"}
+        producer.send(
+            SPEND,
+            key=campaign_id.encode(),
+            value=envelope("spend.recorded", {**spend, "currency": currency}),
+        )
+        for index in range(leads):
+            lead = {"lead_id": f"{campaign_id}-{index}", "campaign_id": campaign_id}
+            producer.send(
+                LEADS,
+                key=lead["lead_id"].encode(),
+                value=envelope(
+                    "lead.stage_changed", {**lead, "channel": "search", "stage": "lead"}
+                ),
+            )
+    producer.flush()
+    producer.close()
+
+    def moves() -> list[dict[str, Any]]:
+        return http.get(  # type: ignore[no-any-return]
+            f"{urls['planning']}/api/v1/plans/{plan_id}/reallocations", headers=ADMIN
+        ).json()
+
+    [move] = eventually(moves, what="the rule's move in planning's history")
+    assert (move["source"], move["rule_id"], move["from_id"], move["to_id"], move["amount"]) == (
+        "rule",
+        rule_id,
+        campaigns["Dear"],
+        campaigns["Cheap"],
+        "4000.00",  # half of 10,000 − 2,000
+    )
+    for name, budget in (("Dear", "6000.00"), ("Cheap", "14000.00")):
+        campaign_id = campaigns[name]
+        eventually(
+            lambda campaign_id=campaign_id, budget=budget: (
+                http.get(
+                    f"{urls['execution']}/api/v1/campaigns/{campaign_id}/progress", headers=ADMIN
+                )
+                .json()
+                .get("budget")
+                == budget
+            ),
+            what=f"execution to see {name}'s new budget",
+        )
+        eventually(
+            lambda campaign_id=campaign_id, budget=budget: (
+                http.get(
+                    f"{urls['measurement']}/api/v1/kpis/campaigns/{campaign_id}", headers=ADMIN
+                )
+                .json()
+                .get("budget")
+                == budget
+            ),
+            what=f"measurement to see {name}'s new budget",
+        )
+    mail = eventually(
+        lambda: [
+            m
+            for m in mailbox.messages
+            if m["To"] == "ann@example.com" and "reallocation rule" in str(m["Subject"])
+        ],
+        what="the plan owner's e-mail about the move",
+    )
+    assert len(mail) == 1 and "4,000.00" in str(mail[0]["Subject"]), mail[0]["Subject"]
+    time.sleep(2)  # later rounds of the monitor: the same episode moves nothing more
+    assert len(moves()) == 1
 
 
 def test_ctrl_c_stops_everything(platform: dict[str, Any]) -> None:
