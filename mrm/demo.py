@@ -117,6 +117,8 @@ PLAN_DISCOUNT_LIMIT = {"max_discount_rate": "0.12"}
 PARTNER_PROMO_FUND = {"promo_fund": "900"}
 """The partner line's promo fund, crossed at 80 % and 100 % during the demo."""
 DEEP_DISCOUNT = Decimal("0.20")
+PARTNER_UPLIFT = Decimal("30000")
+"""The sales the partner campaign plans to add at PartnerNet."""
 REALLOCATION_RULE = {
     "kpi": "ckpi",
     "comparison": "lt",
@@ -277,6 +279,21 @@ class Demo:
         self.console.print(
             f"created and approved plan [bold]{self.plan_id}[/] with "
             f"{len(self.campaigns)} campaigns"
+        )
+
+    def plan_uplift(self, unit_id: str) -> None:
+        """The partner campaign plans the sales it adds at PartnerNet: the unit's sales plan
+        becomes its baseline plus this uplift (a sales plan built from the promotion plan)."""
+        webinars = next(c for c in self.campaigns if c.spec.line == "Acme Pro at PartnerNet")
+        self._send(
+            "PATCH",
+            "planning",
+            f"/api/v1/campaigns/{webinars.campaign_id}",
+            {"sales_unit_id": unit_id, "planned_uplift": str(PARTNER_UPLIFT)},
+        )
+        self.console.print(
+            f'campaign "{webinars.spec.name}" plans {PARTNER_UPLIFT:,.0f} of extra sales at'
+            " PartnerNet: see the unit's sales plan with `mrm targets`"
         )
 
     def _post(self, service: str, path: str, body: object) -> dict:  # type: ignore[type-arg]
@@ -464,8 +481,10 @@ class Demo:
         """Create the plan, stream ``days`` simulated days of events, show KPIs live."""
         self.register_people()
         self.create_plan()
-        for line in TargetCascade(self.runtime, url=self.url).run():
+        cascade = TargetCascade(self.runtime, url=self.url)
+        for line in cascade.run():
             self.console.print(line)
+        self.plan_uplift(cascade.units["PartnerNet"])
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         total = 0
         with (

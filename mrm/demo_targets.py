@@ -44,6 +44,8 @@ class TargetCascade:
             if (token := runtime.token_for(role)) is not None
         }
         self.period = quarter_of(dt.date.today())
+        self.units: dict[str, str] = {}
+        """unit name → id, once ``run`` has built the tree."""
 
     def _call(self, role: str, method: str, path: str, body: object = None) -> Any:
         client = self.clients.get(role) or self.clients["admin"]
@@ -54,7 +56,7 @@ class TargetCascade:
 
     def run(self) -> list[str]:
         """Build the cascade; returns what happened, a line each."""
-        ids: dict[str, str] = {}
+        ids = self.units
         for name, kind, owner, parent, code in UNITS:
             body = {"name": name, "kind": kind, "owner": owner, "parent_id": ids.get(parent or "")}
             ids[name] = self._call("cmo", "POST", "/api/v1/sales-units", {**body, "code": code})[

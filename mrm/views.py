@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -82,15 +83,24 @@ def budget_tree(view: dict[str, Any]) -> Tree:
 
 
 def target_tree(tree: dict[str, Any]) -> Tree:
-    """A sales-target tree: each unit's target, its children's sum and the gap."""
+    """A sales-target tree: each unit's target, its children's sum and the gap, and its sales
+    plan (baseline + the uplift campaigns plan against it) where there is one."""
 
     def label(node: dict[str, Any]) -> str:
         unit, target = node["unit"], node["target"]
         own = _money(target["amount"]) if target else "no target"
         gap = f" · gap {_money(node['gap'])}" if node["gap"] is not None else ""
         children = f" · children {_money(node['children_sum'])}" if node["children_sum"] else ""
+        plan = ""
+        if Decimal(node.get("planned_uplift") or 0) or node.get("baseline") is not None:
+            plan = (
+                f"\n  [dim]sales plan {_money(node.get('sales_plan'))} = baseline"
+                f" {_money(node.get('baseline'))} + planned uplift"
+                f" {_money(node.get('planned_uplift'))}[/]"
+            )
         return (
-            f"[bold]{unit['name']}[/] [dim]{unit['kind']}, {unit['owner']}[/]  {own}{children}{gap}"
+            f"[bold]{unit['name']}[/] [dim]{unit['kind']}, {unit['owner']}[/]"
+            f"  {own}{children}{gap}{plan}"
         )
 
     def grow(branch: Tree, node: dict[str, Any]) -> None:

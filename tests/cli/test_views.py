@@ -67,3 +67,7 @@ def test_the_target_tree_shows_targets_children_and_gaps() -> None:
     text = rendered(target_tree(tree))
     assert "Acme region, nina  300,000.00 · children 170,000.00 · gap 130,000.00" in text
     assert "North region, nina  no target" in text
+    assert "sales plan" not in text  # no baseline and no uplift: nothing to show
+    tree["roots"][0].update(baseline="250000.00", planned_uplift="30000.00", sales_plan="280000.00")
+    text = rendered(target_tree(tree))
+    assert "sales plan 280,000.00 = baseline 250,000.00 + planned uplift 30,000.00" in text
