@@ -269,11 +269,12 @@ class Demo:
         rule = self._post(
             "planning",
             f"/api/v1/plans/{self.plan_id}/reallocation-rules",
-            {**REALLOCATION_RULE, "target_id": lines["Acme"]},
+            {**REALLOCATION_RULE, "target_id": lines["Acme"], "scope_line_id": lines["Acme Go"]},
         )
         self.console.print(
-            f"reallocation rule {rule['rule_id']}: CKPI < 90 gives 25 % of the unspent budget to"
-            " the Acme line, applied at once (and the plan's default rule, by proposal)"
+            f"reallocation rule {rule['rule_id']}: an Acme Go campaign with a CKPI under 90 gives"
+            " 25 % of its unspent budget to the Acme line, applied at once (and the plan's"
+            " default rule, by proposal)"
         )
         self._post("planning", f"/api/v1/plans/{self.plan_id}/approve", None)
         self.console.print(

@@ -62,7 +62,8 @@ def cleared(
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """What a reallocation rule says: its condition (``kpi`` compared to ``threshold`` for
+    """What a reallocation rule says: its scope (the campaigns of ``scope_line_id`` and the
+    lines beneath it, or all), its condition (``kpi`` compared to ``threshold`` for
     ``hold_s`` seconds, once a campaign has spent ``min_spend_share`` of its budget; over when
     the KPI is ``hysteresis`` past the threshold), its action (``share`` of the donor's unspent
     budget, if at least ``min_amount``, to the best campaign of its line scoring at least
@@ -81,6 +82,8 @@ class RuleSpec:
     min_amount: Decimal = Decimal(0)
     mode: RuleMode = "propose"
     enabled: bool = True
+    scope_line_id: str | None = None
+    """Only campaigns drawing from this budget line or a line beneath it (None: all)."""
 
 
 def default_rule(

@@ -210,6 +210,7 @@ class TargetMonitor:
                 if state.on and key.startswith("hold:")
             },
             now_us=int(now.timestamp() * 1_000_000),
+            parents=found.parents,
         )
         for proposal, key in outcome.proposals:
             since = stored[key].version if key in stored else 0

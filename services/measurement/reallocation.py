@@ -1,6 +1,7 @@
 """A plan's reallocation rules evaluated against its campaigns' KPIs: pure, no I/O.
 
-Each enabled rule watches every live campaign (approved or active) that has spent the rule's
+Each enabled rule watches every live campaign (approved or active) of its scope (a budget
+line and the lines beneath it, or the whole plan) that has spent the rule's
 ``min_spend_share`` of its budget. When the campaign's KPI meets the condition — and has met it
 for ``hold_s`` seconds — the rule *fires* for that campaign, the donor: ``share`` of its
 unspent budget (budget − spend) goes to a recipient, by a proposal that planning keeps for a
@@ -210,6 +211,20 @@ def _plain(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
+def _in_scope(line_id: str | None, scope: str | None, parents: Mapping[str, str | None]) -> bool:
+    """Whether a campaign of ``line_id`` is in a rule's scope: the line ``scope`` or a line
+    beneath it (every campaign when the rule has no scope)."""
+    if scope is None:
+        return True
+    seen: set[str] = set()
+    while line_id is not None and line_id not in seen:
+        if line_id == scope:
+            return True
+        seen.add(line_id)
+        line_id = parents.get(line_id)
+    return False
+
+
 def evaluate(
     *,
     plan_id: str,
@@ -218,18 +233,23 @@ def evaluate(
     fired: Iterable[str],
     holding: Mapping[str, int],
     now_us: int,
+    parents: Mapping[str, str | None] | None = None,
 ) -> Outcome:
     """The proposals a plan's rules make now, and the state keys that change.
 
     ``fired`` holds the keys of episodes that have fired and not ended; ``holding`` the keys
-    of conditions holding, with when they began (µs since the epoch); ``now_us`` is now."""
+    of conditions holding, with when they began (µs since the epoch); ``now_us`` is now;
+    ``parents`` the plan's line tree (line → parent), for rules scoped to a line."""
     fired = set(fired)
+    parents = parents or {}
     outcome = Outcome()
     for rule in rules:
         spec = rule.spec
         if not spec.enabled:
             continue
         for donor in sorted(campaigns, key=lambda c: c.campaign_id):
+            if not _in_scope(donor.line_id, spec.scope_line_id, parents):
+                continue
             on, waiting = fired_key(rule, donor.campaign_id), hold_key(rule, donor.campaign_id)
             value = _judged(donor, spec)
             if on in fired:

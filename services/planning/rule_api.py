@@ -47,6 +47,7 @@ class RuleIn(StrictBody):
                     "min_spend_share": "0.3",
                     "action": "line",
                     "target_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
+                    "scope_line_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
                     "share": "0.5",
                     "mode": "apply",
                 },
@@ -78,6 +79,10 @@ class RuleIn(StrictBody):
     min_amount: Money = Field(default=Decimal(0), description="Smaller moves are not made.")
     mode: RuleMode = "propose"
     enabled: bool = True
+    scope_line_id: Identifier | None = Field(
+        default=None,
+        description="Watch only the campaigns of this budget line and the lines beneath it.",
+    )
 
 
 class RulePatch(StrictBody):
@@ -94,6 +99,7 @@ class RulePatch(StrictBody):
     recipient_threshold: Measure | MISSING | None = MISSING
     share: MovedShare | MISSING = MISSING
     min_amount: Money | MISSING = MISSING
+    scope_line_id: Identifier | MISSING | None = MISSING
     mode: RuleMode | MISSING = MISSING
     enabled: bool | MISSING = MISSING
 
@@ -116,6 +122,7 @@ class RuleOut(BaseModel):
     min_amount: Decimal
     mode: RuleMode
     enabled: bool
+    scope_line_id: str | None
     is_default: bool
     version: int
 

@@ -33,6 +33,7 @@ class ReallocationRule(Base):
     hysteresis: Mapped[Decimal | None] = mapped_column(Numeric(28, 10), nullable=True)
     recipient_threshold: Mapped[Decimal | None] = mapped_column(Numeric(28, 10), nullable=True)
     min_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2), nullable=True)
+    scope_line_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mode: Mapped[str] = mapped_column(String(8))
     enabled: Mapped[bool] = mapped_column(Boolean)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -57,6 +58,7 @@ def _facts(row: ReallocationRule) -> RuleFacts:
             None if row.recipient_threshold is None else Decimal(row.recipient_threshold)
         ),
         min_amount=Decimal("0.00") if row.min_amount is None else Decimal(row.min_amount),
+        scope_line_id=row.scope_line_id,
         mode=row.mode,  # type: ignore[arg-type]
         enabled=row.enabled,
         is_default=row.is_default,
@@ -88,6 +90,7 @@ def save_rule(*, session: Session, facts: RuleFacts) -> None:
         "hysteresis",
         "recipient_threshold",
         "min_amount",
+        "scope_line_id",
         "mode",
         "enabled",
         "is_default",

@@ -31,7 +31,16 @@ def _rule(session: Session, rule_id: str) -> RuleFacts:
 
 
 def _check_target(session: Session, facts: RuleFacts) -> None:
-    """A named campaign or line must belong to the rule's plan (422 on ``target_id``)."""
+    """A named campaign or line must belong to the rule's plan (422 on ``target_id``), and so
+    must the line the rule is scoped to (422 on ``scope_line_id``)."""
+    if facts.scope_line_id is not None:
+        scope = budget_store.get_line(session=session, line_id=facts.scope_line_id)
+        if scope is None or scope.plan_id != facts.plan_id:
+            raise DomainError(
+                f"line {facts.scope_line_id!r} is not part of plan {facts.plan_id!r}",
+                field="scope_line_id",
+                status_code=422,
+            )
     if facts.action == "best_in_line" or facts.target_id is None:
         return
     owner: str | None = None

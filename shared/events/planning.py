@@ -372,7 +372,8 @@ class DiscountLimitSet(_PlanningEvent):
 class ReallocationRuleSet(_PlanningEvent):
     """A plan's reallocation rule was created or changed (full state, with ``version``).
 
-    When a live campaign of the plan has spent ``min_spend_share`` of its budget and its
+    When a live campaign of the plan (of the budget line ``scope_line_id`` or a line beneath
+    it, when given) has spent ``min_spend_share`` of its budget and its
     ``kpi`` compares to ``threshold`` as ``comparison`` says for ``hold_s`` seconds, ``share``
     of its unspent budget (if at least ``min_amount``) goes to the best-scoring campaign of its
     line (``best_in_line``; a recipient must score at least ``recipient_threshold`` — at most,
@@ -399,6 +400,7 @@ class ReallocationRuleSet(_PlanningEvent):
     min_amount: Money = Decimal(0)
     mode: RuleMode = "propose"
     enabled: bool = True
+    scope_line_id: Identifier | None = None
     is_default: bool = False
     version: Version = 1
 

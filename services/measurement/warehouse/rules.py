@@ -31,7 +31,7 @@ MIGRATION: tuple[str, ...] = (
         action LowCardinality(String), target_id String,
         recipient_threshold Nullable(Decimal(28, 10)), share Decimal(18, 6),
         min_amount Decimal(18, 2), mode LowCardinality(String), enabled UInt8,
-        is_default UInt8, removed UInt8, version UInt64,
+        scope_line_id String, is_default UInt8, removed UInt8, version UInt64,
         updated_at DateTime64(3, 'UTC'), event_id UUID
     ) ENGINE = ReplacingMergeTree(version) ORDER BY rule_id""",
 )
@@ -39,7 +39,8 @@ MIGRATION: tuple[str, ...] = (
 
 COLUMNS = (
     "rule_id plan_id kpi comparison threshold min_spend_share hold_s hysteresis action target_id "
-    "recipient_threshold share min_amount mode enabled is_default removed version updated_at "
+    "recipient_threshold share min_amount mode enabled scope_line_id is_default removed version "
+    "updated_at "
     "event_id"
 )
 """Insert column order of ``reallocation_rules`` (``writes.COLUMNS``)."""
@@ -54,6 +55,8 @@ class PlanRules:
     """Whether planning ever published a rule of the plan (else the settings' rule applies)."""
     line_of: dict[str, str | None]
     """campaign_id → its budget line (None: straight from the plan)."""
+    parents: dict[str, str | None]
+    """line_id → its parent line (None: under the plan)."""
 
 
 def plan_rules(client: Client, *, plan_id: str) -> PlanRules:
@@ -61,7 +64,8 @@ def plan_rules(client: Client, *, plan_id: str) -> PlanRules:
     params = {"plan": plan_id}
     rows = client.query(
         """SELECT rule_id, kpi, comparison, threshold, min_spend_share, hold_s, hysteresis,
-            action, target_id, recipient_threshold, share, min_amount, mode, enabled, removed
+            action, target_id, recipient_threshold, share, min_amount, mode, enabled,
+            scope_line_id, removed
         FROM reallocation_rules FINAL WHERE plan_id = {plan:String} ORDER BY rule_id""",
         parameters=params,
     ).result_rows
@@ -69,16 +73,21 @@ def plan_rules(client: Client, *, plan_id: str) -> PlanRules:
         "SELECT campaign_id, line_id FROM campaigns FINAL WHERE plan_id = {plan:String}",
         parameters=params,
     ).result_rows
+    tree = client.query(
+        "SELECT line_id, parent_id FROM budget_lines FINAL WHERE plan_id = {plan:String}",
+        parameters=params,
+    ).result_rows
     return PlanRules(
         rules=[_rule(row) for row in rows if not row[-1]],
         known=bool(rows),
         line_of={campaign_id: line_id or None for campaign_id, line_id in lines},
+        parents={line_id: parent_id or None for line_id, parent_id in tree},
     )
 
 
 def _rule(row: Sequence[Any]) -> PlanRule:
     (rule_id, kpi, comparison, threshold, min_spend_share, hold_s, hysteresis, action) = row[:8]
-    target_id, recipient_threshold, share, min_amount, mode, enabled = row[8:14]
+    target_id, recipient_threshold, share, min_amount, mode, enabled, scope = row[8:15]
     return PlanRule(
         rule_id=rule_id,
         spec=RuleSpec(
@@ -97,6 +106,7 @@ def _rule(row: Sequence[Any]) -> PlanRule:
             min_amount=Decimal(min_amount),
             mode=mode,
             enabled=bool(enabled),
+            scope_line_id=scope or None,
         ),
     )
 

@@ -208,7 +208,7 @@ def _rule(e: StoredEvent, d: ReallocationRuleSet) -> list[Row]:
     at, eid = e.envelope.occurred_at, e.envelope.event_id
     condition = (d.kpi, d.comparison, d.threshold, d.min_spend_share, d.hold_s, d.hysteresis)
     action = (d.action, d.target_id or "", d.recipient_threshold, d.share, d.min_amount, d.mode)
-    flags = (int(d.enabled), int(d.is_default), 0, d.version)
+    flags = (int(d.enabled), d.scope_line_id or "", int(d.is_default), 0, d.version)
     return [("reallocation_rules", (d.rule_id, d.plan_id, *condition, *action, *flags, at, eid))]
 
 
@@ -217,7 +217,7 @@ def _rule_removed(e: StoredEvent, d: ReallocationRuleRemoved) -> list[Row]:
     zero = Decimal(0)
     condition = ("", "lt", zero, zero, 0, zero)
     action = ("best_in_line", "", None, zero, zero, "propose")
-    flags = (0, 0, 1, rules.REMOVED_VERSION)
+    flags = (0, "", 0, 1, rules.REMOVED_VERSION)
     return [("reallocation_rules", (d.rule_id, d.plan_id, *condition, *action, *flags, at, eid))]
 
 

@@ -231,3 +231,28 @@ def test_small_moves_wait_for_the_minimum_amount() -> None:
     plan = Plan(rule)
     assert plan.round([standing("u", "50"), standing("o", "120")]) == []
     assert plan.fired == set()
+
+
+def test_a_rule_scoped_to_a_line_watches_its_campaigns_and_those_beneath() -> None:
+    scoped = PlanRule(rule_id="r-s", spec=replace(default_rule(), scope_line_id="brand"))
+    campaigns = [
+        standing("in-brand", "50", line_id="brand"),
+        standing("brand-best", "120", line_id="brand"),
+        standing("in-partner", "40", line_id="partner"),
+        standing("partner-best", "130", line_id="partner"),
+        standing("elsewhere", "10", line_id="other"),
+        standing("other-best", "140", line_id="other"),
+    ]
+    outcome = evaluate(
+        plan_id="p1",
+        campaigns=campaigns,
+        rules=[scoped],
+        fired=(),
+        holding={},
+        now_us=0,
+        parents={"partner": "brand", "brand": None, "other": None},
+    )
+    assert moves([p for p, _ in outcome.proposals]) == [
+        ("in-brand", "brand-best", D("1600.00")),
+        ("in-partner", "partner-best", D("1600.00")),
+    ]

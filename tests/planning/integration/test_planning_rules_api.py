@@ -61,6 +61,7 @@ def test_rules_are_defaulted_checked_changed_removed_audited_and_published(
         "share": "0.200000",
         "min_amount": "1.00",
         "mode": "propose",
+        "scope_line_id": None,
         "enabled": True,
         "is_default": True,
         "version": 1,
@@ -88,6 +89,10 @@ def test_rules_are_defaulted_checked_changed_removed_audited_and_published(
         ({"target_id": "not-a-line"}, "target_id"),
         ({"share": "0"}, "share"),
         ({"mode": "maybe"}, "mode"),
+        ({"scope_line_id": "not-a-line"}, "scope_line_id"),
+        ({"hysteresis": "-1"}, "hysteresis"),
+        ({"recipient_threshold": "10"}, "recipient_threshold"),
+        ({"min_amount": "-5"}, "min_amount"),
         ({"when": "now"}, "when"),
     ):
         refused = planning.post(rules_url, json={**body, **changes}, headers=CMO)

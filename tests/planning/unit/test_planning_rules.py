@@ -52,6 +52,7 @@ def test_a_rule_is_created_with_version_1_and_published() -> None:
         "min_amount": Decimal("0.00"),
         "mode": "apply",
         "enabled": True,
+        "scope_line_id": None,
         "is_default": False,
         "version": 1,
     }
