@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from services.planning.budget import split
+from shared.budget import split
 from shared.errors import DomainError
 from shared.periods import period_bounds as period_bounds  # re-exported: planning reads it here
 
