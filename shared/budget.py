@@ -24,6 +24,8 @@ RELEASED = frozenset({"cancelled", "rejected"})
 """Campaign statuses whose budget no longer takes anything from their line."""
 COMMITTED = frozenset({"approved", "active", "paused", "completed"})
 """Campaign statuses whose budget counts as committed."""
+ATTRIBUTES = ("brand", "channel", "region", "partner")
+"""What a line may be about, besides its name."""
 
 
 @dataclass(frozen=True)

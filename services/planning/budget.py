@@ -26,8 +26,6 @@ from shared.budget import (
 from shared.errors import DomainError
 from shared.events.planning import BudgetLineSet
 
-ATTRIBUTES = ("brand", "channel", "region", "partner")
-
 
 def check_months(months: Mapping[str, Decimal], *, amount: Decimal, period: Period) -> None:
     """Explicit phasing: months of the plan period, none negative, adding up to ``amount``."""
