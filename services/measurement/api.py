@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import TypeAdapter
 
-from services.measurement import report, schemas, warehouse
-from services.measurement.warehouse import Warehouse
+from services.measurement import progress, report, report_sections, schemas, warehouse
+from services.measurement.warehouse import Warehouse, budgets, sales_targets
 from shared.auth import READERS, Principal, require
 from shared.errors import DomainError, NotFound
 from shared.events.envelope import Channel, Currency, Identifier, UtcDatetime
@@ -45,6 +45,14 @@ def get_fx(request: Request) -> FxRates:
 
 
 Fx = Annotated[FxRates, Depends(get_fx)]
+
+
+def get_rule(request: Request) -> progress.AtRiskRule:
+    """The sales-target at-risk rule built from the settings by the app's lifespan."""
+    return request.app.state.sales_rule  # type: ignore[no-any-return]
+
+
+Rule = Annotated[progress.AtRiskRule, Depends(get_rule)]
 ReportingCurrency = Annotated[
     Currency | None,
     Query(
@@ -138,13 +146,16 @@ def _report_filename(plan_id: str, extension: str) -> str:
 async def plan_report(
     plan_id: Identifier,
     store: Store,
+    fx: Fx,
+    rule: Rule,
     _: Reader,
     report_format: ReportFormat = "html",
     start: From = None,
     end: To = None,
 ) -> Response:
-    """A plan's report over [from, to): HTML with charts and tables, or CSV (a row per campaign
-    and a plan-total row)."""
+    """A plan's report over [from, to): HTML with charts and tables — its budget tree and the
+    progress of the sales targets of the period among them —, or CSV (a row per campaign and a
+    plan-total row)."""
     period = _period(start, end)
     kpis = await store.run(warehouse.plan_kpis, plan_id=plan_id, **period)
     if kpis.get("name") is None and not kpis.get("campaigns"):
@@ -158,7 +169,9 @@ async def plan_report(
             },
         )
     daily = await store.run(warehouse.plan_daily_spend, plan_id=plan_id, **period)
-    page = report.render_html(plan=kpis, daily_spend=daily, generated_at=dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    sections = await _budget_and_sales(store, fx, rule, plan=kpis, start=start, end=end, now=now)
+    page = report.render_html(plan=kpis, daily_spend=daily, generated_at=now, **sections)
     return HTMLResponse(
         page,
         headers={
@@ -166,6 +179,41 @@ async def plan_report(
             "Content-Security-Policy": _REPORT_CSP,
         },
     )
+
+
+async def _budget_and_sales(
+    store: Warehouse,
+    fx: FxRates,
+    rule: progress.AtRiskRule,
+    *,
+    plan: dict[str, Any],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    now: dt.datetime,
+) -> dict[str, str]:
+    """The report's budget tree and sales-target progress sections (``report_sections``): the
+    plan's budget, and the targets of the periods overlapping [from, to) or the plan's period."""
+    plan_budget = await store.run(budgets.plan_budget, plan_id=plan["plan_id"])
+    plan_days = (plan_budget.period.start, plan_budget.period.end) if plan_budget else None
+    days = report_sections.window(period=plan_days, start=start, end=end)
+    periods: list[progress.PeriodProgress] = []
+    if days is not None:
+        found = await store.run(sales_targets.targets_of_window, start=days[0], end=days[1])
+        periods = progress.periods_progress(
+            units=found.units, targets=found.targets, groups=found.groups, now=now, fx=fx, rule=rule
+        )
+    names = {str(c["campaign_id"]): report.campaign_label(c) for c in plan["campaigns"]}
+    return {
+        "budget_tree": report_sections.budget_section(
+            plan=plan_budget,
+            plan_name=str(plan.get("name") or plan["plan_id"]),
+            months_of=days if start or end else None,
+            campaign_names=names,
+        ),
+        "sales_progress": report_sections.sales_section(
+            periods=periods, days=days, rule=rule, as_of=now
+        ),
+    }
 
 
 # --------------------------------------------------------------------------------------------

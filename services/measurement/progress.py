@@ -17,6 +17,7 @@ target (SPEC §4: a division by zero gives null).
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -148,6 +149,50 @@ def progress_tree(
         parent = nodes.get(unit.parent_id) if unit.parent_id else None
         (parent.children if parent is not None else roots).append(node)
     return roots
+
+
+@dataclass(frozen=True)
+class PeriodProgress:
+    """The progress tree of one period and brand (``None``: all brands)."""
+
+    period: str
+    start: dt.date
+    end: dt.date
+    brand: str | None
+    units: list[NodeProgress]
+
+
+def periods_progress(
+    *,
+    units: Sequence[Unit],
+    targets: Iterable[SalesTarget],
+    groups: Mapping[str, Iterable[SaleGroup]],
+    now: dt.datetime,
+    fx: FxRates,
+    rule: AtRiskRule,
+) -> list[PeriodProgress]:
+    """A progress tree for every period and brand that has targets (``groups``: each period's
+    sales), by the period's first day, then the shorter period, all brands before each brand."""
+    by_period: dict[tuple[dt.date, dt.date, str], list[SalesTarget]] = defaultdict(list)
+    for target in targets:
+        by_period[(target.period_start, target.period_end, target.period)].append(target)
+    out = []
+    for (start, end, period), mine in sorted(by_period.items()):
+        sales = list(groups.get(period, ()))
+        for brand in sorted({t.brand for t in mine}, key=lambda b: (b is not None, b or "")):
+            tree = progress_tree(
+                units=units,
+                targets=mine,
+                groups=sales,
+                brand=brand,
+                start=start,
+                end=end,
+                now=now,
+                fx=fx,
+                rule=rule,
+            )
+            out.append(PeriodProgress(period=period, start=start, end=end, brand=brand, units=tree))
+    return out
 
 
 def walk(nodes: Iterable[NodeProgress]) -> Iterable[NodeProgress]:

@@ -7,11 +7,11 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from services.measurement import progress
-from services.measurement.api import Fx, Reader, Store, respond
+from services.measurement.api import Fx, Reader, Rule, Store, respond
 from services.measurement.domain import ratio
 from services.measurement.warehouse import sales_targets
 from shared.events.envelope import Name
@@ -20,12 +20,6 @@ from shared.periods import period_bounds
 router = APIRouter(prefix="/api/v1", tags=["measurement"])
 
 
-def get_rule(request: Request) -> progress.AtRiskRule:
-    """The at-risk rule built from the settings by the app's lifespan."""
-    return request.app.state.sales_rule  # type: ignore[no-any-return]
-
-
-Rule = Annotated[progress.AtRiskRule, Depends(get_rule)]
 Period = Annotated[
     str,
     Query(

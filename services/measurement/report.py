@@ -368,7 +368,8 @@ def _nice_max(value: float) -> float:
     return next(m * power for m in _NICE if m * power >= value)
 
 
-def _campaign_label(campaign: Mapping[str, Any]) -> str:
+def campaign_label(campaign: Mapping[str, Any]) -> str:
+    """How the report names a campaign: its name, else its id."""
     return str(campaign.get("name") or campaign.get("campaign_id") or "")
 
 
@@ -423,7 +424,7 @@ def spend_budget_chart(*, campaigns: Sequence[Mapping[str, Any]], currency: str)
     x0, x1, top, row_h = 230.0, WIDTH - 250.0, 8.0, 32.0
     body = []
     for i, c in enumerate(campaigns):
-        name, y = _campaign_label(c), top + i * row_h
+        name, y = campaign_label(c), top + i * row_h
         spend, budget = c.get("spend") or Decimal(0), c.get("budget")
         body.append(_text(x0 - 8, y + 20, _short(name), anchor="end"))
         if budget is not None:
@@ -612,6 +613,9 @@ th:first-child, td.text { text-align: left; } td.text { white-space: normal; }
 thead th { background: #f8fafc; position: sticky; top: 0; }
 tr.section th { text-align: left; background: #f1f5f9; }
 td.total, th.total { font-weight: 600; background: #f8fafc; }
+td.node { white-space: nowrap; } tr.plan td { font-weight: 600; background: #f8fafc; }
+tr.campaign td { color: #475569; } td.risk { color: #b91c1c; font-weight: 600; }
+th.month { text-align: center; }
 footer { margin-top: 28px; color: #64748b; font-size: 12px; }
 @media print { .scroll { overflow: visible; } h2 { break-after: avoid; }
   svg { break-inside: avoid; } }
@@ -669,7 +673,7 @@ def _campaign_table(campaigns: Sequence[Mapping[str, Any]], plan: Mapping[str, A
     header = ["Campaign", "ID", "Channel", "Brand", "Status", *(c.label for c in picked)]
     rows = [
         [
-            _campaign_label(c),
+            campaign_label(c),
             str(c.get("campaign_id") or ""),
             str(c.get("channel") or ""),
             str(c.get("brand") or ""),
@@ -687,7 +691,7 @@ def _campaign_table(campaigns: Sequence[Mapping[str, Any]], plan: Mapping[str, A
 
 def _kpi_table(campaigns: Sequence[Mapping[str, Any]], plan: Mapping[str, Any]) -> str:
     """Every KPI as a row; a column per campaign and one for the plan total."""
-    head = "".join(f"<th>{escape(_campaign_label(c))}</th>" for c in campaigns)
+    head = "".join(f"<th>{escape(campaign_label(c))}</th>" for c in campaigns)
     body = []
     span = len(campaigns) + 2
     for section, columns in SECTIONS:
@@ -750,13 +754,17 @@ def render_html(
     plan: Mapping[str, Any],
     daily_spend: Sequence[Mapping[str, Any]],
     generated_at: dt.datetime,
+    budget_tree: str = "",
+    sales_progress: str = "",
 ) -> str:
-    """The plan report as one self-contained HTML document (charts as inline SVG, no script)."""
+    """The plan report as one self-contained HTML document (charts as inline SVG, no script);
+    ``budget_tree`` and ``sales_progress`` are those sections as ``report_sections`` renders
+    them (left out when empty)."""
     campaigns: list[Mapping[str, Any]] = list(plan.get("campaigns") or ())
     currency = str(plan.get("currency") or "")
     name = str(plan.get("name") or plan["plan_id"])
     period = period_label(plan.get("start"), plan.get("end"))
-    names = {str(c["campaign_id"]): _campaign_label(c) for c in campaigns}
+    names = {str(c["campaign_id"]): campaign_label(c) for c in campaigns}
     colors = {cid: PALETTE[i % len(PALETTE)] for i, cid in enumerate(names)}
     series = spend_series(
         daily=daily_spend, campaign_ids=list(names), start=plan.get("start"), end=plan.get("end")
@@ -771,7 +779,7 @@ def render_html(
         + hbar_chart(
             chart=f"campaign-{key}",
             label=title,
-            rows=[(_campaign_label(c), c.get(key)) for c in campaigns],
+            rows=[(campaign_label(c), c.get(key)) for c in campaigns],
             kind=kind,  # type: ignore[arg-type]
         )
         for key, title, kind in per_campaign
@@ -807,11 +815,13 @@ def render_html(
 {_cards(plan, currency)}
 <section><h2>Spend vs budget</h2>
 <p class="meta">Pale bar: budget; inner bar: spend (red when over budget).</p>{vs_budget}</section>
+{budget_tree}
 <section><h2>Spend over time</h2>{over_time}</section>
 <section><h2>Lead funnel</h2>{funnel_chart(kpis=plan)}</section>
 <section><h2>ROMI, CPL and CAC per campaign</h2>{returns}</section>
 {_channel_section(campaigns)}
 <section><h2>Campaigns</h2>{_campaign_table(campaigns, plan)}</section>
+{sales_progress}
 <section><h2>Every KPI</h2>{_kpi_table(campaigns, plan)}</section>
 <footer>{escape(footer)}</footer>
 </body></html>

@@ -10,9 +10,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request, Response, status
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-from services.planning import budget, budget_store, budget_usecases, store
+from services.planning import budget_store, budget_usecases, store
 from services.planning.api import DB, Approver, Created, Planner, Reader, StrictBody
 from services.planning.store import Store
+from shared import budget
 from shared.errors import DomainError, NotFound
 from shared.events.envelope import Channel, Identifier, Money, Month, Name, Text
 

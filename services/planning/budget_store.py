@@ -14,8 +14,8 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Integer, Numeric, String, Text, func, insert, select, type_coerce
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from services.planning.budget import Budget, Draw, LineFacts, Period, month_of
 from services.planning.store import Base, Plan, list_campaigns, plan_facts
+from shared.budget import Budget, Draw, LineFacts, Period, month_of
 from shared.sql import Cents, UtcDateTime, existing_ids, utcnow
 
 

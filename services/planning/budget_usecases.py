@@ -10,11 +10,11 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from services.planning import budget, budget_store, domain, store
-from services.planning.budget import LineFacts
 from services.planning.domain import BUDGET_ROLES
 from services.planning.store import Store
 from services.planning.usecases import audit_campaign, load_campaign, load_plan
 from shared.auth import Principal
+from shared.budget import LineFacts, NodeView, budget_view
 from shared.errors import DomainError, Forbidden, NotFound
 from shared.events.kpi import BudgetReallocationProposed
 from shared.events.planning import BudgetLineReallocated, BudgetLineRemoved
@@ -467,7 +467,7 @@ class BudgetReport:
     the plan's currency (currency → amount)."""
 
     plan: store.Plan
-    root: budget.NodeView
+    root: NodeView
     months: list[str]
     unconverted: dict[str, Decimal]
 
@@ -481,7 +481,7 @@ def budget_report(*, db: Store, plan_id: str, fx: FxRates) -> BudgetReport:
         plan_budget = budget_store.budget_of(session=session, plan=plan)
         spent = budget_store.spend_by_month(session=session, campaign_ids=plan_budget.draws)
     actual, unconverted = _converted(spent, currency=plan.currency, fx=fx)
-    root, months = budget.budget_view(plan_budget, actual=actual)
+    root, months = budget_view(plan_budget, actual=actual)
     return BudgetReport(plan=plan, root=root, months=months, unconverted=unconverted)
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from services.planning.approvals import APPROVER_ROLES, check_transition
-from services.planning.budget import Budget, Draw, check_cap, check_draw
+from services.planning.budget import check_cap, check_draw
+from shared.budget import Budget, Draw
 from shared.errors import DomainError, Forbidden
 from shared.events import EventData
 from shared.events.planning import (

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from services.planning.budget import months_between, split
+from shared.budget import months_between, split
 from shared.errors import DomainError
 from shared.money import FxRates, in_currency
 from shared.periods import period_bounds as period_bounds  # re-exported: planning reads it here

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.planning.budget import RELEASED, ZERO, phase_by_days
 from services.planning.sales import TargetFacts, UnitFacts
+from shared.budget import RELEASED, ZERO, phase_by_days
 from shared.money import FxRates, cents, in_currency
 from shared.sales_attribution import SaleGroup, of_brand, roll_up, with_ancestors
 

@@ -29,8 +29,9 @@ from restart_kit import (
     wait_for,
 )
 
-from services.planning.budget import LineFacts, line_event
+from services.planning.budget import line_event
 from services.planning.domain import CampaignFacts, PlanFacts, current_state
+from shared.budget import LineFacts
 from shared.consumer import EventConsumer
 from shared.http import create_service_app, readiness_of
 from shared.kafka import ensure_topics, make_broker, without_topic_autocreation

@@ -10,6 +10,7 @@
 * ``currencies`` — a multi-campaign scope split by currency, converted to the reporting one;
 * ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;
 * ``sales_targets`` — the sales-target cascade's units and targets, sales per attribution;
+* ``budgets`` — a plan's budget as the report's budget tree needs it (lines, draws, spend);
 * ``alerts`` — the target monitor's state: alert states, the campaign change log, its marks;
 * ``_sql``, ``_dims``, ``_measures`` — what the query modules share: scopes and period bounds,
   one ``UNION ALL`` round trip per call, the campaigns' latest state, the measure streams.

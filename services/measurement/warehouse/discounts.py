@@ -30,7 +30,7 @@ MIGRATION: tuple[str, ...] = (
         updated_at DateTime64(3, 'UTC'), event_id UUID
     ) ENGINE = ReplacingMergeTree(version) ORDER BY (scope_kind, scope_id)""",
 )
-"""DDL of the discount tables (migration 6 of ``schema.MIGRATIONS``)."""
+"""DDL of the discount tables (migration 7 of ``schema.MIGRATIONS``)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
@@ -59,6 +60,38 @@ def targets_running(client: Client, *, on: dt.date) -> list[SalesTarget]:
     sql = f"""SELECT {_TARGET_COLUMNS} FROM sales_targets FINAL
         WHERE period_start <= {{on:Date}} AND period_end >= {{on:Date}} ORDER BY target_id"""
     return _targets(client.query(sql, parameters={"on": on}).result_rows)
+
+
+def targets_overlapping(client: Client, *, start: dt.date, end: dt.date) -> list[SalesTarget]:
+    """The targets whose period shares a day with ``start``..``end`` (inclusive), latest version."""
+    sql = f"""SELECT {_TARGET_COLUMNS} FROM sales_targets FINAL
+        WHERE period_start <= {{end:Date}} AND period_end >= {{start:Date}} ORDER BY target_id"""
+    return _targets(client.query(sql, parameters={"start": start, "end": end}).result_rows)
+
+
+@dataclass(frozen=True)
+class WindowTargets:
+    """What the progress of every target period overlapping some days needs: the units, the
+    targets, and each such period's sales (period → groups)."""
+
+    units: list[Unit]
+    targets: list[SalesTarget]
+    groups: dict[str, list[SaleGroup]]
+
+
+def targets_of_window(client: Client, *, start: dt.date, end: dt.date) -> WindowTargets:
+    """The units, the targets of the periods overlapping ``start``..``end`` and every such
+    period's sales, whole periods (a query per period)."""
+    targets = targets_overlapping(client, start=start, end=end)
+    periods = {t.period: (t.period_start, t.period_end) for t in targets}
+    return WindowTargets(
+        units=sales_units(client) if targets else [],
+        targets=targets,
+        groups={
+            period: sale_groups(client, start=first, end=last)
+            for period, (first, last) in sorted(periods.items())
+        },
+    )
 
 
 def sale_groups(client: Client, *, start: dt.date, end: dt.date) -> list[SaleGroup]:

@@ -14,7 +14,9 @@ Tables:
   (breach states for hysteresis across restarts, the change log, per-job marks), read and
   written by ``alerts``;
 * ``budget_lines``, ``discount_limits`` and ``campaigns.line_id`` — what the discount checks
-  need of planning (migration 6, see ``discounts``);
+  need of planning (migration 7, see ``discounts``); the lines in full, ``budget_line_removals``
+  and ``plans.budget`` (the cap) — what the plan report's budget tree needs (migration 8, see
+  ``budgets``);
 * ``reallocation_rules`` — the plans' reallocation rules (migration 9, see ``rules``);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from services.measurement.warehouse import alerts, discounts, rules
+from services.measurement.warehouse import alerts, budgets, discounts, rules
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
 
@@ -211,6 +213,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (7, "discount limits, budget lines and campaigns' lines", discounts.MIGRATION),
+    (8, "budget lines in full, their removals and plans' caps", budgets.MIGRATION),
     (9, "reallocation rules", rules.MIGRATION),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""

@@ -26,6 +26,7 @@ from shared.events.ingest import (
 )
 from shared.events.planning import (
     BudgetAllocated,
+    BudgetLineRemoved,
     BudgetLineSet,
     BudgetReallocated,
     CampaignState,
@@ -69,7 +70,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "sales": f"{_META} order_id customer_id campaign_id channel amount discount_amount "
         "currency partner_id rep_id region product_id brand list_price discount_reason sale_kind",
         "tasks": f"{_META} campaign_id stage_id status assignee comment",
-        "plans": "plan_id name period_start period_end currency owner status updated_at event_id",
+        "plans": "plan_id name period_start period_end currency owner status updated_at event_id "
+        "budget",
         "plan_approvals": "plan_id approved_by approved_at event_id",
         "campaigns": "campaign_id plan_id name channel brand owner budget currency start_date "
         "end_date gross_margin status version updated_at event_id line_id",
@@ -80,7 +82,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "sales_units": "unit_id parent_id kind name owner code updated_at event_id",
         "sales_targets": "target_id unit_id period period_start period_end brand amount currency "
         "version updated_at event_id",
-        "budget_lines": "line_id plan_id parent_id version updated_at event_id",
+        "budget_lines": "line_id plan_id parent_id version updated_at event_id name brand channel "
+        "region partner amount currency months",
+        "budget_line_removals": "line_id plan_id removed_at event_id",
         "discount_limits": "scope_kind scope_id plan_id promo_fund max_discount_rate currency "
         "version updated_at event_id",
         "reallocation_rules": rules.COLUMNS,
@@ -126,7 +130,7 @@ def _task(e: StoredEvent, d: TaskStatusChanged) -> list[Row]:
 def _plan(e: StoredEvent, d: PlanCreated) -> list[Row]:
     at, eid = e.envelope.occurred_at, e.envelope.event_id
     values = (d.plan_id, d.name, d.period_start, d.period_end, d.currency, d.owner, d.status)
-    return [("plans", (*values, at, eid))]
+    return [("plans", (*values, at, eid, d.budget))]
 
 
 def _plan_approved(e: StoredEvent, d: PlanApproved) -> list[Row]:
@@ -195,7 +199,15 @@ def _sales_target(e: StoredEvent, d: SalesTargetSet) -> list[Row]:
 
 def _line(e: StoredEvent, d: BudgetLineSet) -> list[Row]:
     at, eid = e.envelope.occurred_at, e.envelope.event_id
-    return [("budget_lines", (d.line_id, d.plan_id, d.parent_id or "", d.version, at, eid))]
+    tree = (d.line_id, d.plan_id, d.parent_id or "", d.version, at, eid)
+    attributes = tuple(value or "" for value in (d.brand, d.channel, d.region, d.partner))
+    money = (d.amount, d.currency, dict(d.months or {}))
+    return [("budget_lines", (*tree, d.name, *attributes, *money))]
+
+
+def _line_removed(e: StoredEvent, d: BudgetLineRemoved) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    return [("budget_line_removals", (d.line_id, d.plan_id, at, eid))]
 
 
 def _limit(e: StoredEvent, d: DiscountLimitSet) -> list[Row]:
@@ -228,6 +240,7 @@ _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "sale.completed": _sale,
     "task.status_changed": _task,
     "plan.created": _plan,
+    "plan.updated": _plan,
     "plan.approved": _plan_approved,
     "campaign.planned": _campaign,
     "campaign.updated": _campaign,
@@ -238,6 +251,7 @@ _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "sales_unit.set": _sales_unit,
     "sales_target.set": _sales_target,
     "budget_line.set": _line,
+    "budget_line.removed": _line_removed,
     "discount_limit.set": _limit,
     "reallocation_rule.set": _rule,
     "reallocation_rule.removed": _rule_removed,

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from services.planning import budget
-from services.planning.budget import Budget, Draw, LineFacts, Period
+from shared import budget as tree
+from shared.budget import Budget, Draw, LineFacts, Period
 from shared.errors import DomainError
 
 D = Decimal
@@ -36,8 +37,8 @@ def draw(
 
 
 def test_even_phasing_puts_left_over_cents_in_the_first_months() -> None:
-    parts = budget.phase_evenly(
-        D("100.00"), budget.months_between(dt.date(2027, 1, 1), dt.date(2027, 3, 31))
+    parts = tree.phase_evenly(
+        D("100.00"), tree.months_between(dt.date(2027, 1, 1), dt.date(2027, 3, 31))
     )
     assert parts == {"2027-01": D("33.34"), "2027-02": D("33.33"), "2027-03": D("33.33")}
     assert sum(parts.values()) == D("100.00")
@@ -45,12 +46,12 @@ def test_even_phasing_puts_left_over_cents_in_the_first_months() -> None:
 
 def test_phasing_by_days_follows_the_calendar() -> None:
     # 10 days in January (22..31), 28 in February, 3 in March: 41 days for 4,100.00
-    parts = budget.phase_by_days(D("4100.00"), dt.date(2027, 1, 22), dt.date(2027, 3, 3))
+    parts = tree.phase_by_days(D("4100.00"), dt.date(2027, 1, 22), dt.date(2027, 3, 3))
     assert parts == {"2027-01": D("1000.00"), "2027-02": D("2800.00"), "2027-03": D("300.00")}
 
 
 def test_months_cross_years() -> None:
-    assert budget.months_between(dt.date(2026, 11, 15), dt.date(2027, 2, 1)) == [
+    assert tree.months_between(dt.date(2026, 11, 15), dt.date(2027, 2, 1)) == [
         "2026-11",
         "2026-12",
         "2027-01",
@@ -123,8 +124,8 @@ def test_explicit_months_must_lie_in_the_period_and_add_up() -> None:
     plan = Budget(YEAR, [], [])
     good = line("brand-a", "300.00", months={"2027-01": D("100.00"), "2027-06": D("200.00")})
     budget.check_line(plan, good)
-    assert budget.phasing(good, YEAR)["2027-06"] == D("200.00")
-    assert budget.phasing(good, YEAR)["2027-02"] == D("0.00")
+    assert tree.phasing(good, YEAR)["2027-06"] == D("200.00")
+    assert tree.phasing(good, YEAR)["2027-02"] == D("0.00")
     for months, needle in (
         ({"2027-01": D("100.00"), "2027-06": D("199.99")}, "add up to 299.99"),
         ({"2026-12": D("300.00")}, "outside the plan period"),
@@ -167,7 +168,7 @@ def test_the_view_rolls_committed_and_actual_up_the_tree_by_month() -> None:
         ],
     )
     actual = {"c1": {"2027-01": D("1200.00"), "2027-04": D("50.00")}, "c3": {"2027-03": D("10.00")}}
-    root, months = budget.budget_view(plan, actual=actual)
+    root, months = tree.budget_view(plan, actual=actual)
     assert months == ["2027-01", "2027-02", "2027-03", "2027-04"]
     assert (root.total.planned, root.total.committed, root.total.actual) == (
         D("9000.00"),
