@@ -273,7 +273,7 @@ def test_an_under_performer_is_proposed_to_give_budget_to_an_over_performer(
     [proposal] = proposals(expect=1, timeout_s=20)
     assert proposal["from_campaign_id"] == under and proposal["to_campaign_id"] == over
     assert Decimal(proposal["amount"]) == Decimal("1600.00")  # 20 % of 10,000 − 2,000
-    assert "CKPI 50.00" in proposal["reason"]
+    assert f'"{under}" has CKPI 50 (< 80)' in proposal["reason"]
 
     # more data for both, the standing still the same: many rounds later, still one proposal
     with EventPublisher(kafka_bootstrap, source="test") as events:

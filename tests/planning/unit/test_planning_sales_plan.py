@@ -9,9 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from services.planning import budget, sales, sales_plan
+from services.planning import sales, sales_plan
 from services.planning.sales import TargetFacts, UnitFacts
 from services.planning.sales_plan import Uplift
+from shared import budget
 from shared.errors import DomainError
 from shared.money import FxRates
 from shared.sales_attribution import SaleGroup
