@@ -1,19 +1,21 @@
-"""What the notifier knows of planning — plans, campaigns, stages, sales units and change
-requests — learnt from ``mrm.planning.v1``; pure data, no I/O.
+"""What the notifier knows of planning — plans, campaigns, stages, sales units, change
+requests and budget lines — learnt from ``mrm.planning.v1``; pure data, no I/O.
 
 Causes name ids (a campaign, a unit …); routing and messages need owners and names. The store
 loads the slice a cause needs (:class:`Lookups`) into a :class:`Directory`; a cause whose entry
-is missing waits for it under a :class:`WaitKey`.
+is missing waits for it under a :class:`WaitKey` — except a budget line, which only gives a
+message a name: a cause naming an unknown line is told with the line's id instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from shared.events.planning import (
+    BudgetLineSet,
     CampaignChangeRequested,
     CampaignState,
     PlanCreated,
@@ -77,6 +79,16 @@ class ChangeRequestInfo:
 
 
 @dataclass(frozen=True)
+class LineInfo:
+    """What the notifier knows of a budget line (its name, for messages)."""
+
+    line_id: str
+    plan_id: str
+    name: str
+    version: int
+
+
+@dataclass(frozen=True)
 class Directory:
     """The slice of the planning directory a cause needs (see ``domain.lookups_for``)."""
 
@@ -85,6 +97,7 @@ class Directory:
     stages: Mapping[str, StageInfo] = field(default_factory=dict)
     units: Mapping[str, UnitInfo] = field(default_factory=dict)
     change_requests: Mapping[str, ChangeRequestInfo] = field(default_factory=dict)
+    lines: Mapping[str, LineInfo] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,7 @@ class Lookups:
     stage_ids: frozenset[str] = frozenset()
     unit_ids: frozenset[str] = frozenset()
     request_ids: frozenset[str] = frozenset()
+    line_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,13 @@ def change_request_info(data: CampaignChangeRequested) -> ChangeRequestInfo:
     )
 
 
+def line_info(data: BudgetLineSet) -> LineInfo:
+    """The directory entry of a created or changed budget line."""
+    return LineInfo(
+        line_id=data.line_id, plan_id=data.plan_id, name=data.name, version=data.version
+    )
+
+
 def supersedes(*, incoming: int, current: int | None) -> bool:
     """Whether a versioned directory entry replaces the stored one (late events lose)."""
     return current is None or incoming >= current
@@ -162,10 +183,6 @@ def lookups_with_plans(lookups: Lookups, directory: Directory) -> Lookups:
     parents of the units found (a proposal goes to the parent unit's owner)."""
     plan_ids = {campaign.plan_id for campaign in directory.campaigns.values()}
     parent_ids = {unit.parent_id for unit in directory.units.values() if unit.parent_id}
-    return Lookups(
-        plan_ids=lookups.plan_ids | plan_ids,
-        campaign_ids=lookups.campaign_ids,
-        stage_ids=lookups.stage_ids,
-        unit_ids=lookups.unit_ids | parent_ids,
-        request_ids=lookups.request_ids,
+    return replace(
+        lookups, plan_ids=lookups.plan_ids | plan_ids, unit_ids=lookups.unit_ids | parent_ids
     )

@@ -46,13 +46,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
 from services.notifier import planning_messages
 from services.notifier.directory import CampaignInfo as CampaignInfo
 from services.notifier.directory import ChangeRequestInfo as ChangeRequestInfo
 from services.notifier.directory import Directory as Directory
+from services.notifier.directory import LineInfo as LineInfo
 from services.notifier.directory import Lookups as Lookups
 from services.notifier.directory import PlanInfo as PlanInfo
 from services.notifier.directory import StageInfo as StageInfo
@@ -60,6 +61,7 @@ from services.notifier.directory import UnitInfo as UnitInfo
 from services.notifier.directory import WaitKey as WaitKey
 from services.notifier.directory import campaign_info as campaign_info
 from services.notifier.directory import change_request_info as change_request_info
+from services.notifier.directory import line_info as line_info
 from services.notifier.directory import lookups_with_plans as lookups_with_plans
 from services.notifier.directory import plan_info as plan_info
 from services.notifier.directory import stage_info as stage_info
@@ -74,6 +76,7 @@ from services.notifier.wording import (
     pct,
     plan_label,
     plan_suffix,
+    receiver_label,
     when,
 )
 from shared.events.discounts import DiscountLimitExceeded, DiscountThresholdCrossed
@@ -169,7 +172,21 @@ def is_cause(event_type: str) -> bool:
 
 
 def lookups_for(data: EventData) -> Lookups:
-    """Which plans, campaigns and stages the rules and messages of ``data`` need."""
+    """Which directory entries the rules and messages of ``data`` need."""
+    return replace(_entry_lookups(data), line_ids=_named_lines(data))
+
+
+def _named_lines(data: EventData) -> frozenset[str]:
+    """The budget lines a message names (by name when the directory knows them)."""
+    if isinstance(data, DiscountThresholdCrossed | DiscountLimitExceeded):
+        return frozenset({data.scope_id} if data.scope_kind == "line" else ())
+    if isinstance(data, BudgetReallocationProposed | BudgetReallocated):
+        return frozenset({data.to_line_id} if data.to_line_id else ())
+    return frozenset()
+
+
+def _entry_lookups(data: EventData) -> Lookups:
+    """The plans, campaigns, stages, units and change requests ``data`` is routed and told by."""
     if isinstance(data, _STAGE_EVENTS):
         return Lookups(
             campaign_ids=frozenset({data.campaign_id}), stage_ids=frozenset({data.stage_id})
@@ -444,10 +461,9 @@ def _content(
         plan = directory.plans.get(data.plan_id)
         currency = plan.currency if plan else ""
         source = campaign_label(data.from_campaign_id, directory)
-        if data.to_campaign_id is not None:
-            target = campaign_label(data.to_campaign_id, directory)
-        else:
-            target = f"budget line {data.to_line_id}"
+        target = receiver_label(
+            campaign_id=data.to_campaign_id, line_id=data.to_line_id, directory=directory
+        )
         amount = money(data.amount, currency)
         return (
             f"Budget reallocation proposed in {plan_label(data.plan_id, directory)}: "

@@ -27,6 +27,8 @@ from shared import topics
 from shared.consumer import Consumed, EventConsumer
 from shared.events import Envelope, EventData, event_type_of
 from shared.events.planning import (
+    BudgetLineRemoved,
+    BudgetLineSet,
     CampaignChangeRequested,
     CampaignState,
     PlanCreated,
@@ -63,6 +65,8 @@ class NotifierHandlers:
             "campaign.updated": self.on_campaign_state,
             "stage.scheduled": self.on_stage_scheduled,
             "sales_unit.set": self.on_sales_unit_set,
+            "budget_line.set": self.on_budget_line_set,
+            "budget_line.removed": self.on_budget_line_removed,
             **{event_type: self.on_cause for event_type in domain.CAUSE_TYPES},
             "campaign.change_requested": self.on_change_requested,
         }
@@ -130,6 +134,24 @@ class NotifierHandlers:
         assert isinstance(data, SalesUnitSet)
         store.upsert_unit(session=uow.session, unit=domain.unit_info(data), now=now)
         return self._release(uow, domain.WaitKey(kind="unit", identifier=data.unit_id), now)
+
+    def on_budget_line_set(
+        self, uow: store.UnitOfWork, consumed: Consumed, now: dt.datetime
+    ) -> list[domain.NotificationDraft]:
+        """Remember the budget line's name (no cause waits for a line: it is told by id)."""
+        data = consumed.data
+        assert isinstance(data, BudgetLineSet)
+        store.upsert_line(session=uow.session, line=domain.line_info(data), now=now)
+        return []
+
+    def on_budget_line_removed(
+        self, uow: store.UnitOfWork, consumed: Consumed, now: dt.datetime
+    ) -> list[domain.NotificationDraft]:
+        """Forget a removed budget line."""
+        data = consumed.data
+        assert isinstance(data, BudgetLineRemoved)
+        store.remove_line(session=uow.session, line_id=data.line_id)
+        return []
 
     def on_change_requested(
         self, uow: store.UnitOfWork, consumed: Consumed, now: dt.datetime

@@ -6,11 +6,13 @@ from __future__ import annotations
 from services.notifier.directory import Directory
 from services.notifier.wording import (
     campaign_label,
+    line_label,
     money,
     number,
     pct,
     plan_label,
     plan_suffix,
+    receiver_label,
     share,
     unit_label,
     when,
@@ -77,10 +79,9 @@ def content(data: PlanningMessageEvent, *, directory: Directory) -> tuple[str, l
 
 def _moved_by_rule(data: BudgetReallocated, directory: Directory) -> tuple[str, list[str]]:
     source = campaign_label(data.from_campaign_id, directory)
-    if data.to_campaign_id is not None:
-        target = campaign_label(data.to_campaign_id, directory)
-    else:
-        target = f"budget line {data.to_line_id}"
+    target = receiver_label(
+        campaign_id=data.to_campaign_id, line_id=data.to_line_id, directory=directory
+    )
     amount = money(data.amount, data.currency)
     plan = plan_label(data.plan_id, directory)
     return (
@@ -125,7 +126,9 @@ def _scope_label(kind: DiscountScope, scope_id: str, plan_id: str, directory: Di
         campaign = campaign_label(scope_id, directory)
         return f"the campaign {campaign}{plan_suffix(scope_id, directory)}"
     if kind == "line":
-        return f"the budget line {scope_id} of {plan_label(plan_id, directory)}"
+        return (
+            f"the budget line {line_label(scope_id, directory)} of {plan_label(plan_id, directory)}"
+        )
     return f"the plan {plan_label(plan_id, directory)}"
 
 

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -112,6 +112,19 @@ class ChangeRequestRow(Base):
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     campaign_id: Mapped[str] = mapped_column(String(128))
     requested_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class LineRow(Base):
+    """A budget line of the directory (from ``budget_line.set``; removed with
+    ``budget_line.removed``)."""
+
+    __tablename__ = "notifier_budget_lines"
+
+    line_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
@@ -233,12 +246,8 @@ def upsert_plan(*, session: Session, plan: domain.PlanInfo, now: dt.datetime) ->
 
 def upsert_campaign(*, session: Session, campaign: domain.CampaignInfo, now: dt.datetime) -> bool:
     """Insert or replace a campaign unless a newer version is stored; True if applied."""
-    current = session.get(CampaignRow, campaign.campaign_id)
-    if not domain.supersedes(
-        incoming=campaign.version, current=current.version if current else None
-    ):
-        return False
-    session.merge(
+    return _merge_versioned(
+        session,
         CampaignRow(
             campaign_id=campaign.campaign_id,
             plan_id=campaign.plan_id,
@@ -246,17 +255,15 @@ def upsert_campaign(*, session: Session, campaign: domain.CampaignInfo, now: dt.
             owner=campaign.owner,
             version=campaign.version,
             updated_at=now,
-        )
+        ),
+        key=campaign.campaign_id,
     )
-    return True
 
 
 def upsert_stage(*, session: Session, stage: domain.StageInfo, now: dt.datetime) -> bool:
     """Insert or replace a stage unless a newer version is stored; True if applied."""
-    current = session.get(StageRow, stage.stage_id)
-    if not domain.supersedes(incoming=stage.version, current=current.version if current else None):
-        return False
-    session.merge(
+    return _merge_versioned(
+        session,
         StageRow(
             stage_id=stage.stage_id,
             campaign_id=stage.campaign_id,
@@ -265,8 +272,42 @@ def upsert_stage(*, session: Session, stage: domain.StageInfo, now: dt.datetime)
             deadline=stage.deadline,
             version=stage.version,
             updated_at=now,
-        )
+        ),
+        key=stage.stage_id,
     )
+
+
+def upsert_line(*, session: Session, line: domain.LineInfo, now: dt.datetime) -> bool:
+    """Insert or replace a budget line unless a newer version is stored; True if applied."""
+    return _merge_versioned(
+        session,
+        LineRow(
+            line_id=line.line_id,
+            plan_id=line.plan_id,
+            name=line.name,
+            version=line.version,
+            updated_at=now,
+        ),
+        key=line.line_id,
+    )
+
+
+def remove_line(*, session: Session, line_id: str) -> None:
+    """Forget a removed budget line."""
+    # no tombstone: a line's set and removed events share the plan's key, so they arrive in
+    # order, and planning never reuses a removed line's id
+    session.execute(delete(LineRow).where(LineRow.line_id == line_id))
+
+
+_Versioned = TypeVar("_Versioned", CampaignRow, StageRow, LineRow)
+
+
+def _merge_versioned(session: Session, row: _Versioned, *, key: str) -> bool:
+    """Merge ``row`` unless the stored entry ``key`` has a newer version (late events lose)."""
+    current = session.get(type(row), key)
+    if not domain.supersedes(incoming=row.version, current=current.version if current else None):
+        return False
+    session.merge(row)
     return True
 
 
@@ -299,7 +340,8 @@ def add_change_request(
 
 
 def load_directory(*, session: Session, lookups: domain.Lookups) -> domain.Directory:
-    """The directory entries named by ``lookups`` (plus the plans of those campaigns)."""
+    """The directory entries named by ``lookups`` (plus the plans of those campaigns and the
+    parents of those units)."""
     campaigns = {
         row.campaign_id: domain.CampaignInfo(
             campaign_id=row.campaign_id,
@@ -340,8 +382,19 @@ def load_directory(*, session: Session, lookups: domain.Lookups) -> domain.Direc
         )
         for row in _rows(session, PlanRow, PlanRow.plan_id, plan_ids)
     }
+    lines = {
+        row.line_id: domain.LineInfo(
+            line_id=row.line_id, plan_id=row.plan_id, name=row.name, version=row.version
+        )
+        for row in _rows(session, LineRow, LineRow.line_id, lookups.line_ids)
+    }
     return domain.Directory(
-        plans=plans, campaigns=campaigns, stages=stages, units=units, change_requests=requests
+        plans=plans,
+        campaigns=campaigns,
+        stages=stages,
+        units=units,
+        change_requests=requests,
+        lines=lines,
     )
 
 

@@ -29,6 +29,22 @@ def plan_suffix(campaign_id: str, directory: Directory) -> str:
     return f" (plan {plan_label(campaign.plan_id, directory)})"
 
 
+def line_label(line_id: str, directory: Directory) -> str:
+    """The budget line's quoted name, or its id when the directory does not know it."""
+    line = directory.lines.get(line_id)
+    return f'"{line.name}"' if line else line_id
+
+
+def receiver_label(*, campaign_id: str | None, line_id: str | None, directory: Directory) -> str:
+    """The campaign or budget line a reallocation gives budget to: the campaign's label,
+    ``the budget line "…"``, or ``budget line <id>`` while the line is not known."""
+    if campaign_id is not None:
+        return campaign_label(campaign_id, directory)
+    if line_id is not None and line_id in directory.lines:
+        return f"the budget line {line_label(line_id, directory)}"
+    return f"budget line {line_id}"
+
+
 def unit_label(unit_id: str, directory: Directory) -> str:
     """The sales unit's quoted name and kind, or its id when the directory does not know it."""
     unit = directory.units.get(unit_id)

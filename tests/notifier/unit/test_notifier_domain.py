@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -212,6 +213,27 @@ def test_unknown_stage_campaign_or_plan_makes_the_cause_wait() -> None:
     assert domain.audience_of(cause(overdue("s9", "eve", "c9")), directory=empty).recipients == (
         "eve",
     )
+
+
+def test_a_proposal_to_a_budget_line_names_it_when_known_else_by_id() -> None:
+    proposal = BudgetReallocationProposed(
+        plan_id="p1", from_campaign_id="c1", to_line_id="l4", amount=Decimal("5000"), reason="r"
+    )
+    assert domain.lookups_for(proposal) == domain.Lookups(
+        plan_ids=frozenset({"p1"}), campaign_ids=frozenset({"c1"}), line_ids=frozenset({"l4"})
+    )
+    assert domain.audience_of(cause(proposal), directory=DIRECTORY).recipients == ("cmo-carl",)
+    unknown = domain.compose(cause(proposal), directory=DIRECTORY, greeting="Carl")
+    assert unknown.subject.endswith('from "Spring Sale" to budget line l4')
+    line = domain.LineInfo(line_id="l4", plan_id="p1", name="Acme", version=1)
+    known = domain.compose(
+        cause(proposal), directory=replace(DIRECTORY, lines={"l4": line}), greeting="Carl"
+    )
+    assert known.subject == (
+        'Budget reallocation proposed in "Plan 2027": 5,000.00 EUR from "Spring Sale" to '
+        'the budget line "Acme"'
+    )
+    assert 'moving 5,000.00 EUR from "Spring Sale" to the budget line "Acme" in' in known.body
 
 
 def test_lookups_name_what_rules_and_messages_need() -> None:

@@ -18,9 +18,12 @@ from services.notifier.metrics import NotifierMetrics
 from services.notifier.senders import Senders
 from shared.consumer import Consumed
 from shared.events import Envelope, EventData, new_envelope
+from shared.events.discounts import DiscountThresholdCrossed
 from shared.events.execution import BudgetThresholdCrossed, StageOverdue
 from shared.events.kpi import KpiSnapshot, SalesTargetAtRisk
 from shared.events.planning import (
+    BudgetLineRemoved,
+    BudgetLineSet,
     CampaignChangeDecided,
     CampaignChangeRequested,
     CampaignPlanned,
@@ -433,3 +436,60 @@ async def test_sales_target_set_is_not_a_cause(harness: Harness) -> None:
         )
     )
     assert harness.log() == []
+
+
+def budget_line(version: int = 1, name: str = "Acme") -> BudgetLineSet:
+    return BudgetLineSet(
+        line_id="l7",
+        plan_id="p1",
+        name=name,
+        amount=Decimal("20000"),
+        currency="EUR",
+        version=version,
+    )
+
+
+def line_fund_alert() -> DiscountThresholdCrossed:
+    return DiscountThresholdCrossed(
+        scope_kind="line",
+        scope_id="l7",
+        plan_id="p1",
+        threshold=80,
+        used=Decimal("4000"),
+        promo_fund=Decimal("5000"),
+        currency="EUR",
+    )
+
+
+async def test_a_line_alert_names_the_newest_version_of_the_line(harness: Harness) -> None:
+    harness.register("carl", "email")
+    await harness.deliver(plan())
+    await harness.deliver(budget_line(version=2, name="Acme Pro"))
+    await harness.deliver(budget_line(version=1, name="Acme"))  # late, older
+    await harness.deliver(line_fund_alert())
+    (row,) = harness.log()
+    assert row.subject.startswith('Promo fund alert: the budget line "Acme Pro" of "Plan 2027"')
+
+
+async def test_a_line_alert_released_by_its_plan_names_the_line_learnt_meanwhile(
+    harness: Harness,
+) -> None:
+    harness.register("carl", "email")
+    await harness.deliver(line_fund_alert())  # waits for its plan (the owner), not the line
+    await harness.deliver(budget_line())
+    assert harness.log() == []
+    await harness.deliver(plan())
+    (row,) = harness.log()
+    assert 'the budget line "Acme" of "Plan 2027"' in row.subject
+
+
+async def test_a_line_alert_does_not_wait_for_an_unknown_or_removed_line(harness: Harness) -> None:
+    harness.register("carl", "email")
+    await harness.deliver(plan())
+    await harness.deliver(line_fund_alert())
+    await harness.deliver(budget_line())
+    await harness.deliver(BudgetLineRemoved(line_id="l7", plan_id="p1"))
+    await harness.deliver(line_fund_alert())
+    subjects = [row.subject for row in harness.log()]
+    assert len(subjects) == 2
+    assert all('the budget line l7 of "Plan 2027"' in subject for subject in subjects)

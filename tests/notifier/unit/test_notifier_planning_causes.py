@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from shared.events.discounts import DiscountLimitExceeded, DiscountThresholdCros
 from shared.events.envelope import EventData
 from shared.events.kpi import SalesTargetAtRisk, SalesTargetRecovered
 from shared.events.planning import (
+    BudgetReallocated,
     CampaignChangeDecided,
     CampaignChangeRequested,
     CampaignStatusChanged,
@@ -44,6 +46,13 @@ DIRECTORY = domain.Directory(
     },
     change_requests={
         "r1": domain.ChangeRequestInfo(request_id="r1", campaign_id="c1", requested_by="mia")
+    },
+)
+
+WITH_LINE = replace(
+    DIRECTORY,
+    lines={
+        "l7": domain.LineInfo(line_id="l7", plan_id="p1", name="Acme Pro at PartnerNet", version=2)
     },
 )
 
@@ -85,13 +94,13 @@ def fund(campaign_id: str | None = "c1", threshold: int = 80) -> DiscountThresho
     )
 
 
-def over_limit() -> DiscountLimitExceeded:
+def over_limit(line_id: str | None = None) -> DiscountLimitExceeded:
     return DiscountLimitExceeded(
         order_id="o-42",
         campaign_id="c1",
         plan_id="p1",
-        scope_kind="plan",
-        scope_id="p1",
+        scope_kind="line" if line_id else "plan",
+        scope_id=line_id or "p1",
         rate=Decimal("0.3"),
         max_discount_rate=Decimal("0.2"),
         discount_amount=Decimal("300"),
@@ -134,6 +143,18 @@ def proposed(unit_id: str = "rep1") -> SalesTargetProposed:
     )
 
 
+MOVED_TO_LINE = BudgetReallocated(
+    reallocation_id="ra1",
+    plan_id="p1",
+    from_campaign_id="c1",
+    to_line_id="l7",
+    amount=Decimal("304.31"),
+    currency="EUR",
+    from_budget=Decimal("9695.69"),
+    reason="CKPI 62 below 80",
+    requested_by="rule:rr1",
+    rule_id="rr1",
+)
 REQUESTED = CampaignChangeRequested(
     request_id="r2",
     campaign_id="c1",
@@ -161,6 +182,7 @@ PROPOSAL_DECIDED = SalesTargetProposalDecided(
         (at_risk(recovered=True), ("nina",)),
         (fund(), ("ann",)),  # a campaign's fund → the campaign owner
         (fund(campaign_id=None), ("carl",)),  # a line's fund → the plan owner
+        (MOVED_TO_LINE, ("carl",)),  # an unknown line does not hold a cause back
         (over_limit(), ("ann",)),
         (status("rejected", "Too broad"), ("ann",)),
         (REQUESTED, ("carl",)),  # the plan owner approves
@@ -219,7 +241,9 @@ def test_planning_events_without_a_rule_are_not_causes() -> None:
 
 def test_lookups_name_the_unit_campaign_plan_and_request() -> None:
     assert domain.lookups_for(at_risk()) == domain.Lookups(unit_ids=frozenset({"north"}))
-    assert domain.lookups_for(fund(campaign_id=None)) == domain.Lookups(plan_ids=frozenset({"p1"}))
+    assert domain.lookups_for(fund(campaign_id=None)) == domain.Lookups(
+        plan_ids=frozenset({"p1"}), line_ids=frozenset({"l7"})
+    )
     assert domain.lookups_for(decided()) == domain.Lookups(
         campaign_ids=frozenset({"c1"}), request_ids=frozenset({"r1"})
     )
@@ -229,11 +253,23 @@ def test_lookups_name_the_unit_campaign_plan_and_request() -> None:
     assert related.unit_ids == {"rep1", "north"}
 
 
+def test_lookups_load_the_budget_lines_a_message_names() -> None:
+    assert domain.lookups_for(over_limit("l7")) == domain.Lookups(
+        campaign_ids=frozenset({"c1"}), line_ids=frozenset({"l7"})
+    )
+    assert domain.lookups_for(over_limit()).line_ids == frozenset()
+    moved = domain.lookups_for(MOVED_TO_LINE)
+    assert moved == domain.Lookups(
+        plan_ids=frozenset({"p1"}), campaign_ids=frozenset({"c1"}), line_ids=frozenset({"l7"})
+    )
+    assert domain.lookups_with_plans(moved, DIRECTORY).line_ids == {"l7"}
+
+
 # --- messages ---------------------------------------------------------------------------------
 
 
-def text(data: EventData) -> domain.Message:
-    return domain.compose(cause(data), directory=DIRECTORY, greeting="Nina")
+def text(data: EventData, directory: domain.Directory = DIRECTORY) -> domain.Message:
+    return domain.compose(cause(data), directory=directory, greeting="Nina")
 
 
 def test_at_risk_names_unit_period_amounts_and_threshold() -> None:
@@ -273,6 +309,30 @@ def test_limit_exceeded_message_names_order_rates_and_amount_over() -> None:
     assert "a discount of 300.00 EUR (30.0 %)" in message.body
     assert 'set on the plan "Plan 2027"' in message.body
     assert "Discount beyond the maximum: 100.00 EUR." in message.body
+
+
+def test_a_known_budget_line_is_named_in_fund_limit_and_rule_messages() -> None:
+    line = 'the budget line "Acme Pro at PartnerNet"'
+    alert = text(fund(campaign_id=None), WITH_LINE)
+    assert alert.subject == (
+        f'Promo fund alert: {line} of "Plan 2027" has used 80 % of its promo fund'
+    )
+    assert f'Discounts given under {line} of "Plan 2027" total 4,000.00 EUR' in alert.body
+    assert f'set on {line} of "Plan 2027".' in text(over_limit("l7"), WITH_LINE).body
+    moved = text(MOVED_TO_LINE, WITH_LINE)
+    assert moved.subject == (
+        f'Budget moved by a reallocation rule in "Plan 2027": 304.31 EUR from "Spring Sale" '
+        f"to {line}"
+    )
+    assert f'"Spring Sale" (now 9,695.69 EUR) to {line} in "Plan 2027".' in moved.body
+
+
+def test_an_unknown_budget_line_is_named_by_its_id() -> None:
+    assert text(fund(campaign_id=None)).subject.startswith(
+        'Promo fund alert: the budget line l7 of "Plan 2027" has used'
+    )
+    assert 'set on the budget line l7 of "Plan 2027".' in text(over_limit("l7")).body
+    assert text(MOVED_TO_LINE).subject.endswith('from "Spring Sale" to budget line l7')
 
 
 def test_approval_messages_carry_who_and_why() -> None:
