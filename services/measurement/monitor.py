@@ -211,6 +211,7 @@ class TargetMonitor:
             },
             now_us=int(now.timestamp() * 1_000_000),
             parents=found.parents,
+            line_names=found.line_names,
         )
         for proposal, key in outcome.proposals:
             since = stored[key].version if key in stored else 0

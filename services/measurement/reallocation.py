@@ -161,6 +161,7 @@ def _proposal(
     donor: CampaignStanding,
     value: Decimal,
     campaigns: Sequence[CampaignStanding],
+    line_names: Mapping[str, str],
 ) -> BudgetReallocationProposed | None:
     spec = rule.spec
     amount = cents(donor.remaining * spec.share)
@@ -179,21 +180,26 @@ def _proposal(
         to_campaign_id=recipient.campaign_id if recipient else None,
         to_line_id=spec.target_id if spec.action == "line" else None,
         amount=amount,
-        reason=_reason(rule, donor, value, recipient),
+        reason=_reason(rule, donor, value, recipient, line_names),
         rule_id=rule.rule_id,
         mode=spec.mode,
     )
 
 
 def _reason(
-    rule: PlanRule, donor: CampaignStanding, value: Decimal, recipient: CampaignStanding | None
+    rule: PlanRule,
+    donor: CampaignStanding,
+    value: Decimal,
+    recipient: CampaignStanding | None,
+    line_names: Mapping[str, str],
 ) -> str:
     spec = rule.spec
     kpi = "CKPI" if spec.kpi == "ckpi" else spec.kpi.upper()
     held = f" for {spec.hold_s} s" if spec.hold_s else ""
     remaining = " ".join(filter(None, (f"{donor.remaining:,.2f}", donor.currency)))
     if recipient is None:
-        to = f"budget line {spec.target_id}"
+        name = line_names.get(spec.target_id or "")
+        to = f'the budget line "{name}"' if name else f"budget line {spec.target_id}"
     else:
         recipient_value = _value(recipient, spec)
         to = f"campaign {recipient.label}"
@@ -234,12 +240,14 @@ def evaluate(
     holding: Mapping[str, int],
     now_us: int,
     parents: Mapping[str, str | None] | None = None,
+    line_names: Mapping[str, str] | None = None,
 ) -> Outcome:
     """The proposals a plan's rules make now, and the state keys that change.
 
     ``fired`` holds the keys of episodes that have fired and not ended; ``holding`` the keys
     of conditions holding, with when they began (µs since the epoch); ``now_us`` is now;
-    ``parents`` the plan's line tree (line → parent), for rules scoped to a line."""
+    ``parents`` the plan's line tree (line → parent), for rules scoped to a line;
+    ``line_names`` how reasons name the lines."""
     fired = set(fired)
     parents = parents or {}
     outcome = Outcome()
@@ -276,7 +284,7 @@ def evaluate(
                 if waiting not in holding:
                     outcome.changes[waiting] = True
                 continue
-            proposal = _proposal(plan_id, rule, donor, value, campaigns)
+            proposal = _proposal(plan_id, rule, donor, value, campaigns, line_names or {})
             if proposal is None:
                 continue
             outcome.proposals.append((proposal, on))

@@ -57,6 +57,8 @@ class PlanRules:
     """campaign_id → its budget line (None: straight from the plan)."""
     parents: dict[str, str | None]
     """line_id → its parent line (None: under the plan)."""
+    line_names: dict[str, str]
+    """line_id → its name, where known."""
 
 
 def plan_rules(client: Client, *, plan_id: str) -> PlanRules:
@@ -74,14 +76,15 @@ def plan_rules(client: Client, *, plan_id: str) -> PlanRules:
         parameters=params,
     ).result_rows
     tree = client.query(
-        "SELECT line_id, parent_id FROM budget_lines FINAL WHERE plan_id = {plan:String}",
+        "SELECT line_id, parent_id, name FROM budget_lines FINAL WHERE plan_id = {plan:String}",
         parameters=params,
     ).result_rows
     return PlanRules(
         rules=[_rule(row) for row in rows if not row[-1]],
         known=bool(rows),
         line_of={campaign_id: line_id or None for campaign_id, line_id in lines},
-        parents={line_id: parent_id or None for line_id, parent_id in tree},
+        parents={line_id: parent_id or None for line_id, parent_id, _ in tree},
+        line_names={line_id: name for line_id, _, name in tree if name},
     )
 
 

@@ -213,6 +213,16 @@ def test_named_recipients_a_campaign_or_a_line() -> None:
         D("2000.00"),
     )
     assert proposal.reason.endswith("to budget line line-b")
+    named = evaluate(
+        plan_id="p1",
+        campaigns=[losing],
+        rules=[to_line],
+        fired=(),
+        holding={},
+        now_us=0,
+        line_names={"line-b": "Brand B"},
+    )
+    assert named.proposals[0][0].reason.endswith('to the budget line "Brand B"')
 
 
 def test_each_rule_fires_for_itself_and_a_disabled_rule_never() -> None:
