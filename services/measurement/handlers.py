@@ -27,7 +27,7 @@ from services.measurement.warehouse import StoredEvent, Warehouse, alerts, colum
 from shared.consumer import EventConsumer
 from shared.events import EventRejected, decode
 from shared.events.ingest import SaleCompleted, SpendRecorded
-from shared.events.planning import DiscountLimitSet
+from shared.events.planning import DiscountLimitSet, ReallocationRuleRemoved, ReallocationRuleSet
 from shared.failures import Failure
 from shared.money import CurrencyNotConvertible, FxRates
 from shared.topics import INGEST_TOPICS, PLANNING
@@ -90,10 +90,19 @@ class Ingestor:
         changed = set(batch.campaign_ids())
         changed.update(_campaign_of(event.data) for event in planning)
         changed.update(getattr(event.data, "campaign_id", None) or "" for event in accepted)
+        # a plan's new or changed reallocation rule is evaluated at once, not at its next data
+        ruled = {e.data.plan_id for e in planning if isinstance(e.data, RULE_EVENTS)}
+        if ruled:
+            changed.update(
+                await self.warehouse.run(alerts.campaigns_of_plans, plan_ids=sorted(ruled))
+            )
         changed.discard("")
         if changed:
             await self.warehouse.write(alerts.record_changes, campaign_ids=sorted(changed))
         return rejected
+
+
+RULE_EVENTS = (ReallocationRuleSet, ReallocationRuleRemoved)
 
 
 def _campaign_of(data: Any) -> str:

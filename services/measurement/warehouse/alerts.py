@@ -130,6 +130,16 @@ def save_mark(client: Client, *, job: str, upto_ms: int) -> None:
     )
 
 
+def campaigns_of_plans(client: Client, *, plan_ids: Sequence[str]) -> list[str]:
+    """The campaigns of these plans, sorted."""
+    if not plan_ids:
+        return []
+    sql = """SELECT DISTINCT campaign_id FROM campaigns FINAL
+        WHERE plan_id IN {ids:Array(String)} ORDER BY campaign_id"""
+    rows = client.query(sql, parameters={"ids": list(plan_ids)}).result_rows
+    return [row[0] for row in rows]
+
+
 def plans_of(client: Client, *, campaign_ids: Sequence[str]) -> list[str]:
     """The plans these campaigns belong to, sorted."""
     if not campaign_ids:

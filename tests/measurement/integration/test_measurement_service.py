@@ -382,3 +382,17 @@ def test_a_plan_rule_fires_after_its_hold_time_for_the_best_of_the_line(
         "4000.00",  # 50 % of 10,000 − 2,000
     )
     assert len(proposals(expect=2, timeout_s=3)) == 1  # once per episode
+    # a new rule of the plan is evaluated at once, with no new data
+    second = rule.model_copy(
+        update={"rule_id": f"r-{uuid.uuid4()}", "hold_s": 0, "mode": "propose"}
+    )
+    with EventPublisher(kafka_bootstrap, source="test") as events:
+        events.publish(second)
+    both = proposals(expect=2, timeout_s=20)
+    assert [(p["rule_id"], p["amount"]) for p in both] == [
+        (rule.rule_id, "4000.00"),
+        (
+            second.rule_id,
+            "4000.00",
+        ),  # half of what is unspent: measurement's budgets are planning's
+    ]
