@@ -8,8 +8,9 @@ threshold was crossed, a KPI breached its target, a plan was approved …). The 
 - ``budget.threshold_crossed`` / ``budget.overspend_forecast`` / ``kpi.target_breached`` /
   ``kpi.target_recovered`` → the campaign owner;
 - ``budget.reallocation_proposed`` (by proposal; one a rule applies is told by planning's
-  ``budget.reallocated``), ``budget.reallocated`` by a rule, ``plan.approved`` and
-  ``campaign.change_requested`` → the plan owner (a move made by hand → nobody);
+  ``budget.reallocated`` or ``reallocation.apply_failed``), ``budget.reallocated`` by a rule,
+  ``reallocation.apply_failed``, ``plan.approved`` and ``campaign.change_requested`` → the
+  plan owner (a move made by hand → nobody);
 - ``sales_target.at_risk`` / ``sales_target.recovered`` / ``sales_target.proposal_decided`` →
   the owner of the sales unit; ``sales_target.proposed`` → the owner of the unit's parent
   (nobody for the top unit: a CMO or admin decides its figures);
@@ -102,6 +103,7 @@ from shared.events.planning import (
     CampaignChangeRequested,
     CampaignStatusChanged,
     PlanApproved,
+    ReallocationApplyFailed,
     SalesTargetProposalDecided,
     SalesTargetProposed,
 )
@@ -116,6 +118,7 @@ CauseType = Literal[
     "kpi.target_recovered",
     "budget.reallocation_proposed",
     "budget.reallocated",
+    "reallocation.apply_failed",
     "plan.approved",
     "sales_target.at_risk",
     "sales_target.recovered",
@@ -180,7 +183,7 @@ def _named_lines(data: EventData) -> frozenset[str]:
     """The budget lines a message names (by name when the directory knows them)."""
     if isinstance(data, DiscountThresholdCrossed | DiscountLimitExceeded):
         return frozenset({data.scope_id} if data.scope_kind == "line" else ())
-    if isinstance(data, BudgetReallocationProposed | BudgetReallocated):
+    if isinstance(data, BudgetReallocationProposed | BudgetReallocated | ReallocationApplyFailed):
         return frozenset({data.to_line_id} if data.to_line_id else ())
     return frozenset()
 
@@ -193,7 +196,7 @@ def _entry_lookups(data: EventData) -> Lookups:
         )
     if isinstance(data, _CAMPAIGN_OWNER_EVENTS):
         return Lookups(campaign_ids=frozenset({data.campaign_id}))
-    if isinstance(data, BudgetReallocationProposed | BudgetReallocated):
+    if isinstance(data, BudgetReallocationProposed | BudgetReallocated | ReallocationApplyFailed):
         return Lookups(
             plan_ids=frozenset({data.plan_id}),
             campaign_ids=frozenset(
@@ -248,7 +251,11 @@ def audience_of(cause: Cause, *, directory: Directory) -> Audience:
         return Audience()
     if isinstance(
         data,
-        BudgetReallocationProposed | BudgetReallocated | PlanApproved | CampaignChangeRequested,
+        BudgetReallocationProposed
+        | BudgetReallocated
+        | ReallocationApplyFailed
+        | PlanApproved
+        | CampaignChangeRequested,
     ):
         return _plan_owner(data.plan_id, directory)
     if isinstance(data, DiscountThresholdCrossed):

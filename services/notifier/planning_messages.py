@@ -25,6 +25,7 @@ from shared.events.planning import (
     CampaignChangeRequested,
     CampaignStatusChanged,
     DiscountScope,
+    ReallocationApplyFailed,
     SalesTargetProposalDecided,
     SalesTargetProposed,
 )
@@ -40,6 +41,7 @@ PlanningMessageEvent = (
     | SalesTargetProposed
     | SalesTargetProposalDecided
     | BudgetReallocated
+    | ReallocationApplyFailed
 )
 EVENTS = (
     SalesTargetAtRisk,
@@ -52,6 +54,7 @@ EVENTS = (
     SalesTargetProposed,
     SalesTargetProposalDecided,
     BudgetReallocated,
+    ReallocationApplyFailed,
 )
 """The causes whose subject and body this module writes."""
 
@@ -74,6 +77,8 @@ def content(data: PlanningMessageEvent, *, directory: Directory) -> tuple[str, l
         return _proposed(data, directory)
     if isinstance(data, BudgetReallocated):
         return _moved_by_rule(data, directory)
+    if isinstance(data, ReallocationApplyFailed):
+        return _apply_failed(data, directory)
     return _proposal_decided(data, directory)
 
 
@@ -91,6 +96,25 @@ def _moved_by_rule(data: BudgetReallocated, directory: Directory) -> tuple[str, 
             f"(now {money(data.from_budget, data.currency)}) to {target} in {plan}.",
             _reason(data.reason),
             "Change or disable the rule in planning to stop such moves.",
+        ],
+    )
+
+
+def _apply_failed(data: ReallocationApplyFailed, directory: Directory) -> tuple[str, list[str]]:
+    source = campaign_label(data.from_campaign_id, directory)
+    target = receiver_label(
+        campaign_id=data.to_campaign_id, line_id=data.to_line_id, directory=directory
+    )
+    amount = money(data.amount, data.currency or "")
+    plan = plan_label(data.plan_id, directory)
+    return (
+        f"A reallocation rule could not move {amount} from {source} in {plan}",
+        [
+            f"The reallocation rule {data.rule_id} fired: move {amount} from {source} to "
+            f"{target} in {plan}. Planning refused the move, so nothing changed:",
+            data.note,
+            _reason(data.reason),
+            f"Move the budget by hand, or change the rule; the proposal is {data.proposal_id}.",
         ],
     )
 

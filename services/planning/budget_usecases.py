@@ -17,7 +17,11 @@ from shared.auth import Principal
 from shared.budget import LineFacts, NodeView, budget_view
 from shared.errors import DomainError, Forbidden, NotFound
 from shared.events.kpi import BudgetReallocationProposed
-from shared.events.planning import BudgetLineReallocated, BudgetLineRemoved
+from shared.events.planning import (
+    BudgetLineReallocated,
+    BudgetLineRemoved,
+    ReallocationApplyFailed,
+)
 from shared.money import CurrencyNotConvertible, FxRates, cents
 
 
@@ -374,9 +378,28 @@ def record_proposal(
                 _make_move(uow, move, actor=rule, fx=fx, today=proposed_at.date())
             except DomainError as refused:
                 row.status, row.note = "failed", str(refused)
+                uow.publish([_apply_failed(uow, row, proposal)])
             else:
                 row.status = "applied"
         return row.status
+
+
+def _apply_failed(
+    uow: store.UnitOfWork, row: store.ReallocationProposal, proposal: BudgetReallocationProposed
+) -> ReallocationApplyFailed:
+    plan = store.get_plan(session=uow.session, plan_id=proposal.plan_id)
+    return ReallocationApplyFailed(
+        proposal_id=row.event_id,
+        plan_id=proposal.plan_id,
+        rule_id=proposal.rule_id,
+        from_campaign_id=proposal.from_campaign_id,
+        to_campaign_id=proposal.to_campaign_id,
+        to_line_id=proposal.to_line_id,
+        amount=proposal.amount,
+        currency=plan.currency if plan else None,
+        reason=proposal.reason,
+        note=row.note or "",
+    )
 
 
 # --- budget lines ---------------------------------------------------------------------------

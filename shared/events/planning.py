@@ -415,6 +415,26 @@ class ReallocationRuleRemoved(_PlanningEvent):
     plan_id: Identifier
 
 
+class ReallocationApplyFailed(_PlanningEvent):
+    """A reallocation rule in ``apply`` mode fired, but planning's checks refused the move
+    (``note`` says why, e.g. more than the donor's unspent budget); nothing moved."""
+
+    event_type = "reallocation.apply_failed"
+    key_field = "plan_id"
+
+    proposal_id: Identifier
+    plan_id: Identifier
+    rule_id: Identifier | None = None
+    from_campaign_id: Identifier
+    to_campaign_id: Identifier | None = None
+    to_line_id: Identifier | None = None
+    amount: Money
+    currency: Currency | None = None
+    """The plan's currency (None: the plan is unknown to planning)."""
+    reason: Text
+    note: Text
+
+
 PLANNING_EVENTS: tuple[type[EventData], ...] = (
     PlanCreated,
     PlanUpdated,
@@ -438,4 +458,5 @@ PLANNING_EVENTS: tuple[type[EventData], ...] = (
     DiscountLimitSet,
     ReallocationRuleSet,
     ReallocationRuleRemoved,
+    ReallocationApplyFailed,
 )

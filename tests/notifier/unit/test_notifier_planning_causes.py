@@ -19,6 +19,7 @@ from shared.events.planning import (
     CampaignChangeRequested,
     CampaignStatusChanged,
     DiscountLimitSet,
+    ReallocationApplyFailed,
     SalesTargetProposalDecided,
     SalesTargetProposed,
     SalesTargetSet,
@@ -358,3 +359,27 @@ def test_proposal_messages_name_unit_amount_and_comment() -> None:
     outcome = text(PROPOSAL_DECIDED)
     assert outcome.subject == 'Sales target proposal rejected: rep "Rick Rep"'
     assert "Reason: The region's total is fixed" in outcome.body
+
+
+def test_a_rule_move_planning_refused_tells_the_plan_owner_why() -> None:
+    failed = ReallocationApplyFailed(
+        proposal_id="pr-9",
+        plan_id="p1",
+        rule_id="r-cpl",
+        from_campaign_id="c1",
+        to_line_id="l7",
+        amount=Decimal("900.00"),
+        currency="EUR",
+        reason="CPL 100 (> 60)",
+        note="900.00 exceeds the unspent budget of campaign 'Spring Sale': 700.00 available",
+    )
+    assert domain.is_cause(failed.event_type)
+    assert domain.audience_of(cause(failed), directory=DIRECTORY).recipients == ("carl",)
+    assert domain.lookups_for(failed).line_ids == frozenset({"l7"})
+    message = text(failed, WITH_LINE)
+    assert message.subject == (
+        'A reallocation rule could not move 900.00 EUR from "Spring Sale" in "Plan 2027"'
+    )
+    assert "700.00 available" in message.body
+    assert 'to the budget line "Acme Pro at PartnerNet" in "Plan 2027"' in message.body
+    assert "the proposal is pr-9" in message.body

@@ -147,6 +147,22 @@ def test_rule_proposals_supersede_apply_and_fail_cleanly(
         other: "1000.00",
     }
     assert len(planning.get(f"/api/v1/plans/{plan_id}/reallocations", headers=VIEWER).json()) == 1
+    [refused] = topic_reader(
+        kafka_bootstrap,
+        PLANNING,
+        expect=1,
+        match=lambda r: (
+            json.loads(r.value)["event_type"] == "reallocation.apply_failed"
+            and json.loads(r.value)["data"]["plan_id"] == plan_id
+        ),
+    )
+    data = json.loads(refused.value)["data"]
+    assert (data["proposal_id"], data["rule_id"], data["amount"], data["note"]) == (
+        failed,
+        "r-2",
+        "900.00",
+        note,
+    )
 
 
 def test_a_line_proposal_is_accepted_by_a_cmo(planning: httpx.Client, kafka_bootstrap: str) -> None:  # type: ignore[no-untyped-def]
