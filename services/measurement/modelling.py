@@ -1,0 +1,244 @@
+"""What a campaign will give, modelled from the campaigns measured before it: pure, no I/O.
+
+**Peers.** The past campaigns like the one modelled: the same channel and brand (similarity
+1.0); when fewer than ``min_peers`` of those have spent anything, the match widens to the same
+channel (similarity 0.6 for another brand), then to every campaign (0.3 for another channel),
+and the answer says how far it had to go (``match``). A partner in the query adds 0.1 to the
+peers of the same partner (capped at 1). Only what happened before the modelled campaign starts
+counts: the caller gives each peer's totals up to that moment.
+
+**Response curve.** Each volume (impressions, clicks, leads, MQL, SQL, customers, revenue,
+gross profit) is fitted against spend as ``y = a · ln(1 + spend / b)``, weighted by similarity.
+Why this curve: it is concave (each extra unit of money buys less than the one before, which
+is what saturation looks like in media and funnels), it is 0 at no spend, and it has two
+parameters — ``a`` the scale, ``b`` the spend where returns start to fall off — which a handful
+of peers can pin down, where a Hill curve's third parameter (its S-shape) would need many more.
+With fewer than three peers, or spends too alike to tell a curve from a line, ``b`` is set to
+their median spend and only ``a`` is fitted (least squares, closed form). The fit is scipy's
+``curve_fit`` (bounded ``a, b > 0``).
+
+**Spread.** P50 is the curve at the budget. P10 and P90 scale it by the similarity-weighted
+10th and 90th percentiles of the peers' ratios actual / fitted: how far real campaigns strayed
+from the curve. Ratios invert the bounds where a volume is the denominator: CPL's P10 (the low,
+good end) is the budget over leads' P90. ROMI follows SPEC §4: (gross profit − spend) / spend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+from scipy.optimize import curve_fit
+
+VOLUMES: tuple[str, ...] = (
+    "impressions",
+    "clicks",
+    "leads",
+    "mql",
+    "sql",
+    "customers",
+    "revenue",
+    "gross_profit",
+)
+"""What the model fits a curve for; the rest (CPL, CAC, ROMI) follow from these and the budget."""
+MONEY_VOLUMES = frozenset({"revenue", "gross_profit"})
+SAME_CHANNEL, ANY = Decimal("0.6"), Decimal("0.3")
+SAME_PARTNER_BONUS = Decimal("0.1")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A past campaign and what it gave before the modelled campaign starts."""
+
+    campaign_id: str
+    name: str | None
+    channel: str | None
+    brand: str | None
+    spend: Decimal
+    results: Mapping[str, Decimal]
+    """Totals of each of ``VOLUMES``."""
+    partner: str | None = None
+    similarity: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
+class Query:
+    """The campaign to model."""
+
+    channel: str
+    budget: Decimal
+    brand: str | None = None
+    partner: str | None = None
+
+
+@dataclass(frozen=True)
+class Curve:
+    """``y = a · ln(1 + spend / b)``, and how it was fitted."""
+
+    a: float
+    b: float
+    method: str
+    """``curve_fit`` (both parameters) or ``scale_only`` (b = the peers' median spend)."""
+
+    def at(self, spend: float) -> float:
+        """The curve's value at ``spend``."""
+        return self.a * math.log1p(spend / self.b) if self.b > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Band:
+    """A modelled figure: P10, P50, P90 (None where it cannot be told)."""
+
+    p10: Decimal | None
+    p50: Decimal | None
+    p90: Decimal | None
+
+
+@dataclass
+class Model:
+    """What the campaign is expected to give, and what the expectation rests on."""
+
+    match: str
+    """``channel_brand``, ``channel`` or ``all``: how far the peers had to be widened."""
+    peers: list[Peer]
+    figures: dict[str, Band] = field(default_factory=dict)
+    curves: dict[str, Curve] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_peers(
+    candidates: Sequence[Peer], query: Query, *, min_peers: int = 3
+) -> tuple[list[Peer], str]:
+    """The peers to learn from, each with its similarity, and the match level reached."""
+    spent = [c for c in candidates if c.spend > 0]
+    levels = (
+        ("channel_brand", lambda c: c.channel == query.channel and c.brand == query.brand),
+        ("channel", lambda c: c.channel == query.channel),
+        ("all", lambda c: True),
+    )
+    match, chosen = "all", spent
+    for name, accepts in levels:
+        found = [c for c in spent if accepts(c)]
+        if len(found) >= min_peers or name == "all":
+            match, chosen = name, found
+            break
+    return [_with_similarity(c, query) for c in chosen], match
+
+
+def _with_similarity(peer: Peer, query: Query) -> Peer:
+    if peer.channel == query.channel and peer.brand == query.brand:
+        score = Decimal(1)
+    elif peer.channel == query.channel:
+        score = SAME_CHANNEL
+    else:
+        score = ANY
+    if query.partner is not None and peer.partner == query.partner:
+        score = min(score + SAME_PARTNER_BONUS, Decimal(1))
+    return Peer(**{**vars(peer), "similarity": score})
+
+
+def _log_curve(spend: np.ndarray, a: float, b: float) -> np.ndarray:
+    return a * np.log1p(spend / b)
+
+
+def fit_curve(spends: Sequence[float], values: Sequence[float], weights: Sequence[float]) -> Curve:
+    """The curve ``a · ln(1 + spend / b)`` through the peers' (spend, value), weighted."""
+    x, y, w = (np.asarray(v, dtype=float) for v in (spends, values, weights))
+    median = float(np.median(x))
+    if len(x) >= 3 and float(np.ptp(x)) > 0.05 * median:
+        try:
+            (a, b), _ = curve_fit(
+                _log_curve,
+                x,
+                y,
+                p0=(max(float(y.mean()), 1e-9) / math.log(2), median),
+                sigma=1 / np.sqrt(w),
+                bounds=((1e-12, 1e-9), (np.inf, np.inf)),
+                maxfev=5000,
+            )
+            if np.isfinite(a) and np.isfinite(b):
+                return Curve(a=float(a), b=float(b), method="curve_fit")
+        except (RuntimeError, ValueError):
+            pass  # no convergence: the one-parameter fit below always has an answer
+    b = median if median > 0 else 1.0
+    f = np.log1p(x / b)
+    denominator = float((w * f * f).sum())
+    a = float((w * f * y).sum()) / denominator if denominator > 0 else 0.0
+    return Curve(a=max(a, 0.0), b=b, method="scale_only")
+
+
+def weighted_quantile(values: Sequence[float], weights: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` weighted by ``weights`` (linear between the weighted
+    midpoints, so equal weights give the usual sample quantile of type 5)."""
+    order = np.argsort(values)
+    v = np.asarray(values, dtype=float)[order]
+    w = np.asarray(weights, dtype=float)[order]
+    if len(v) == 1:
+        return float(v[0])
+    mid = (np.cumsum(w) - 0.5 * w) / w.sum()
+    return float(np.interp(q, mid, v))
+
+
+def _rounded(value: float, name: str) -> Decimal:
+    places = Decimal("0.01") if name in MONEY_VOLUMES else Decimal(1)
+    return Decimal(str(max(value, 0.0))).quantize(places)
+
+
+def model_campaign(query: Query, candidates: Sequence[Peer], *, min_peers: int = 3) -> Model:
+    """P10/P50/P90 of every volume, CPL, CAC and ROMI for ``query``, from ``candidates``."""
+    peers, match = choose_peers(candidates, query, min_peers=min_peers)
+    result = Model(match=match, peers=peers)
+    if match != "channel_brand":
+        result.notes.append(
+            f"fewer than {min_peers} campaigns of channel {query.channel!r}"
+            + (f" and brand {query.brand!r}" if query.brand else "")
+            + f" have spent: learned from {'the channel' if match == 'channel' else 'all'}"
+            " campaigns"
+        )
+    if not peers:
+        result.notes.append("no campaign has spent anything before: nothing to learn from")
+        return result
+    spends = [float(p.spend) for p in peers]
+    weights = [float(p.similarity) for p in peers]
+    budget = float(query.budget)
+    for name in VOLUMES:
+        values = [float(p.results.get(name) or 0) for p in peers]
+        curve = fit_curve(spends, values, weights)
+        result.curves[name] = curve
+        fitted = [curve.at(s) for s in spends]
+        ratios = [v / f for v, f in zip(values, fitted, strict=True) if f > 0]
+        kept = [w for f, w in zip(fitted, weights, strict=True) if f > 0]
+        p50 = curve.at(budget)
+        low = weighted_quantile(ratios, kept, 0.1) if ratios else 1.0
+        high = weighted_quantile(ratios, kept, 0.9) if ratios else 1.0
+        result.figures[name] = Band(
+            p10=_rounded(p50 * min(low, 1.0), name),
+            p50=_rounded(p50, name),
+            p90=_rounded(p50 * max(high, 1.0), name),
+        )
+    figures = result.figures
+    result.figures["cpl"] = _per(query.budget, figures["leads"])
+    result.figures["cac"] = _per(query.budget, figures["customers"])
+    result.figures["romi"] = _romi(query.budget, figures["gross_profit"])
+    return result
+
+
+def _per(budget: Decimal, volume: Band) -> Band:
+    """Budget per unit of ``volume``: the most units give the lowest cost (P10)."""
+
+    def cost(units: Decimal | None) -> Decimal | None:
+        return None if not units else (budget / units).quantize(Decimal("0.01"))
+
+    return Band(p10=cost(volume.p90), p50=cost(volume.p50), p90=cost(volume.p10))
+
+
+def _romi(budget: Decimal, gross_profit: Band) -> Band:
+    def romi(profit: Decimal | None) -> Decimal | None:
+        if profit is None or budget <= 0:
+            return None
+        return ((profit - budget) / budget).quantize(Decimal("0.000001"))
+
+    return Band(p10=romi(gross_profit.p10), p50=romi(gross_profit.p50), p90=romi(gross_profit.p90))

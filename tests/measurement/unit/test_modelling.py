@@ -1,0 +1,135 @@
+"""The campaign model on hand-made histories: the curve's parameters recovered from a known
+synthetic history, saturation, widening the peers, the spread and the derived ratios."""
+
+from __future__ import annotations
+
+import math
+import random
+from decimal import Decimal as D
+
+import pytest
+
+from services.measurement.modelling import (
+    Peer,
+    Query,
+    choose_peers,
+    fit_curve,
+    model_campaign,
+    weighted_quantile,
+)
+
+A, B = 500.0, 10_000.0  # leads = 500 · ln(1 + spend / 10,000)
+
+
+def peer(
+    campaign_id: str,
+    spend: float,
+    *,
+    channel: str = "search",
+    brand: str = "Acme",
+    **results: float,
+) -> Peer:
+    return Peer(
+        campaign_id=campaign_id,
+        name=None,
+        channel=channel,
+        brand=brand,
+        spend=D(str(spend)),
+        results={name: D(str(value)) for name, value in results.items()},
+    )
+
+
+def synthetic(n: int = 12, *, noise: float = 0.05, seed: int = 3) -> list[Peer]:
+    """Campaigns of 2,000 … 60,000 spend whose leads follow the known curve, ±``noise``."""
+    rng = random.Random(seed)
+    peers = []
+    for i in range(n):
+        spend = 2_000 + i * (58_000 / (n - 1))
+        leads = A * math.log1p(spend / B) * (1 + rng.uniform(-noise, noise))
+        peers.append(peer(f"c{i}", round(spend, 2), leads=round(leads)))
+    return peers
+
+
+def test_the_curve_parameters_are_recovered_from_a_known_history() -> None:
+    peers = synthetic()
+    curve = fit_curve(
+        [float(p.spend) for p in peers], [float(p.results["leads"]) for p in peers], [1.0] * 12
+    )
+    assert curve.method == "curve_fit"
+    # stated tolerance: within 10 % for a, 25 % for b, with ±5 % noise on 12 campaigns
+    assert curve.a == pytest.approx(A, rel=0.10)
+    assert curve.b == pytest.approx(B, rel=0.25)
+    # without noise, exactly (to the optimiser's precision)
+    exact = synthetic(noise=0)
+    curve = fit_curve(
+        [float(p.spend) for p in exact], [float(p.results["leads"]) for p in exact], [1.0] * 12
+    )
+    assert (curve.a, curve.b) == (pytest.approx(A, rel=0.01), pytest.approx(B, rel=0.02))
+
+
+def test_doubling_a_budget_does_not_double_the_leads_where_history_saturates() -> None:
+    model = model_campaign(Query(channel="search", brand="Acme", budget=D(30_000)), synthetic())
+    doubled = model_campaign(Query(channel="search", brand="Acme", budget=D(60_000)), synthetic())
+    leads, more = model.figures["leads"].p50, doubled.figures["leads"].p50
+    assert leads is not None and more is not None
+    assert D("1.3") < more / leads < D("1.6")  # ln(7) / ln(4) = 1.40 on the true curve
+    assert leads == pytest.approx(D(A * math.log1p(3)), rel=D("0.08"))
+
+
+def test_peers_widen_from_channel_and_brand_to_channel_to_all_and_say_so() -> None:
+    same = [peer(f"s{i}", 1000 * (i + 1), leads=10) for i in range(2)]
+    channel = [peer(f"c{i}", 1000, brand="Other", leads=10) for i in range(2)]
+    other = [peer("o", 1000, channel="social", leads=10), peer("idle", 0, leads=0)]
+    query = Query(channel="search", brand="Acme", budget=D(1000))
+    chosen, match = choose_peers(same + channel + other, query)
+    assert match == "channel"
+    assert {(p.campaign_id, p.similarity) for p in chosen} == {
+        ("s0", D(1)),
+        ("s1", D(1)),
+        ("c0", D("0.6")),
+        ("c1", D("0.6")),
+    }
+    chosen, match = choose_peers(same + other, query, min_peers=4)
+    assert match == "all" and [p.campaign_id for p in chosen] == ["s0", "s1", "o"]  # not idle
+    assert chosen[2].similarity == D("0.3")
+    chosen, match = choose_peers(same + channel, query, min_peers=2)
+    assert match == "channel_brand" and len(chosen) == 2
+    model = model_campaign(query, same + other, min_peers=4)
+    assert model.match == "all"
+    assert model.notes == [
+        "fewer than 4 campaigns of channel 'search' and brand 'Acme' have spent: learned"
+        " from all campaigns"
+    ]
+
+
+def test_the_spread_comes_from_how_far_peers_strayed_from_the_curve() -> None:
+    assert weighted_quantile([1.0, 2.0, 3.0, 4.0], [1, 1, 1, 1], 0.5) == 2.5
+    assert weighted_quantile([1.0, 2.0], [3, 1], 0.1) == 1.0
+    model = model_campaign(Query(channel="search", brand="Acme", budget=D(20_000)), synthetic())
+    band = model.figures["leads"]
+    assert band.p10 is not None and band.p50 is not None and band.p90 is not None
+    assert band.p10 < band.p50 < band.p90
+    assert band.p90 / band.p50 < D("1.06") and band.p50 / band.p10 < D("1.06")  # ±5 % noise
+
+
+def test_cpl_cac_and_romi_follow_from_the_budget_and_the_volumes() -> None:
+    peers = [
+        peer(f"c{i}", s, leads=s / 50, customers=s / 1000, gross_profit=s * 1.5)
+        for i, s in enumerate((10_000, 20_000, 40_000))
+    ]
+    model = model_campaign(Query(channel="search", brand="Acme", budget=D(20_000)), peers)
+    leads, cpl = model.figures["leads"], model.figures["cpl"]
+    assert cpl.p50 == (D(20_000) / leads.p50).quantize(D("0.01"))  # type: ignore[operator]
+    assert cpl.p10 == (D(20_000) / leads.p90).quantize(D("0.01"))  # type: ignore[operator]
+    profit = model.figures["gross_profit"].p50
+    assert model.figures["romi"].p50 == ((profit - 20_000) / D(20_000)).quantize(D("0.000001"))  # type: ignore[operator]
+    assert {p.campaign_id for p in model.peers} == {"c0", "c1", "c2"}
+
+
+def test_one_or_two_peers_fit_the_scale_only_and_none_tell_nothing() -> None:
+    curve = fit_curve([10_000.0], [200.0], [1.0])
+    assert curve.method == "scale_only" and curve.b == 10_000.0
+    assert curve.at(10_000.0) == pytest.approx(200.0)
+    empty = model_campaign(Query(channel="tv", budget=D(1000)), [])
+    assert (empty.match, empty.figures, empty.peers) == ("all", {}, [])
+    assert "nothing to learn from" in empty.notes[-1]
