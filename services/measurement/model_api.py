@@ -1,0 +1,257 @@
+"""Measurement's campaign-model routes: what a campaign would give (``modelling``), asked for
+a campaign not yet planned (``POST /models/campaign``) or for a known one, next to what it has
+given so far (``GET /campaigns/{id}/model``). Both learn only from what happened before the
+campaign starts (or before now, for one that has not started)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.measurement import modelling, warehouse
+from services.measurement.api import Fx, Reader, Store, respond
+from services.measurement.warehouse import peers as peer_tables
+from shared.errors import DomainError, NotFound
+from shared.events.envelope import Channel, Currency, Date, Identifier, Money, Name
+from shared.money import CurrencyNotConvertible, FxRates
+
+router = APIRouter(prefix="/api/v1", tags=["campaign model"])
+
+MinPeers = Annotated[int, Field(ge=1, le=50)]
+
+
+class ModelRequest(BaseModel):
+    """A campaign to model: its channel, brand and partner (optional), budget and dates
+    (unknown fields are refused)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel": "search",
+                    "brand": "Acme",
+                    "budget": "20000.00",
+                    "start_date": "2027-04-01",
+                    "end_date": "2027-05-31",
+                },
+                {
+                    "channel": "events",
+                    "brand": "Acme Pro",
+                    "partner": "PartnerNet",
+                    "budget": "12000.00",
+                    "start_date": "2027-04-01",
+                    "end_date": "2027-04-30",
+                    "currency": "EUR",
+                    "min_peers": 5,
+                },
+            ]
+        },
+    )
+
+    channel: Channel
+    brand: Name | None = None
+    partner: Name | None = Field(
+        default=None, description="Peers of the same partner (budget line) weigh more."
+    )
+    budget: Annotated[Money, Field(gt=0)]
+    start_date: Date
+    end_date: Date
+    currency: Currency | None = Field(
+        default=None, description="Currency of the budget and the answer (default MRM_CURRENCY)."
+    )
+    min_peers: MinPeers = Field(
+        default=3, description="Fewer peers of channel and brand than this widen the match."
+    )
+
+
+class BandOut(BaseModel):
+    """A modelled figure: 10th, 50th and 90th percentile."""
+
+    p10: Decimal | None
+    p50: Decimal | None
+    p90: Decimal | None
+
+
+class PeerOut(BaseModel):
+    """A past campaign the model learned from, and how similar it is (1 = same channel and
+    brand)."""
+
+    campaign_id: str
+    name: str | None
+    channel: str | None
+    brand: str | None
+    partner: str | None
+    similarity: Decimal
+    spend: Decimal
+    leads: Decimal | None
+    revenue: Decimal | None
+
+
+class CurveOut(BaseModel):
+    """A fitted response curve ``a · ln(1 + spend / b)``."""
+
+    a: float
+    b: float
+    method: str
+
+
+class ModelOut(BaseModel):
+    """What the campaign is expected to give: each figure's P10/P50/P90 (volumes: impressions,
+    clicks, leads, mql, sql, customers, revenue, gross_profit; and cpl, cac, romi), the peers
+    and curves it rests on, and ``match``: ``channel_brand``, ``channel`` or ``all``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "as_of": "2027-04-01T00:00:00Z",
+                    "currency": "EUR",
+                    "budget": "20000.00",
+                    "match": "channel_brand",
+                    "notes": [],
+                    "figures": {
+                        "leads": {"p10": "760", "p50": "810", "p90": "905"},
+                        "cpl": {"p10": "22.10", "p50": "24.69", "p90": "26.32"},
+                    },
+                    "peers": [],
+                    "curves": {"leads": {"a": 500.2, "b": 10120.5, "method": "curve_fit"}},
+                    "actual": None,
+                }
+            ]
+        }
+    )
+
+    as_of: dt.datetime
+    currency: str
+    budget: Decimal
+    match: str
+    notes: list[str]
+    figures: dict[str, BandOut]
+    peers: list[PeerOut]
+    curves: dict[str, CurveOut]
+    actual: dict[str, Any] | None = Field(
+        default=None, description="A known campaign's KPIs so far, next to the model."
+    )
+
+
+def _as_of(start: dt.date) -> dt.datetime:
+    """What the model may see: what happened before the campaign starts (before now, if it
+    starts later)."""
+    start_at = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
+    return min(start_at, dt.datetime.now(dt.UTC))
+
+
+def _in_currency(
+    found: list[tuple[modelling.Peer, str | None]], currency: str, fx: FxRates
+) -> tuple[list[modelling.Peer], list[str]]:
+    """The peers with their amounts in ``currency``; those without a rate are left out."""
+    peers, missing = [], set()
+    for peer, source in found:
+        if source is None or source == currency:
+            peers.append(peer)
+            continue
+        try:
+            rate = fx.convert(Decimal(1), source=source, target=currency)
+        except CurrencyNotConvertible:
+            missing.add(source)
+            continue
+        results = {
+            k: v * rate if k in modelling.MONEY_VOLUMES else v for k, v in peer.results.items()
+        }
+        peers.append(
+            modelling.Peer(**{**vars(peer), "spend": peer.spend * rate, "results": results})
+        )
+    notes = [f"campaigns in {code} left out: no FX rate to {currency}" for code in sorted(missing)]
+    return peers, notes
+
+
+def _out(model: modelling.Model, **head: Any) -> dict[str, Any]:
+    return {
+        **head,
+        "match": model.match,
+        "notes": model.notes,
+        "figures": {name: vars(band) for name, band in model.figures.items()},
+        "peers": [
+            {
+                "campaign_id": p.campaign_id,
+                "name": p.name,
+                "channel": p.channel,
+                "brand": p.brand,
+                "partner": p.partner,
+                "similarity": p.similarity,
+                "spend": p.spend.quantize(Decimal("0.01")),
+                "leads": p.results.get("leads"),
+                "revenue": p.results.get("revenue"),
+            }
+            for p in sorted(model.peers, key=lambda p: (-p.similarity, p.campaign_id))
+        ],
+        "curves": {name: vars(curve) for name, curve in model.curves.items()},
+    }
+
+
+async def _model(
+    store: Store,
+    fx: FxRates,
+    query: modelling.Query,
+    *,
+    as_of: dt.datetime,
+    currency: str,
+    min_peers: int,
+    exclude: str | None = None,
+) -> modelling.Model:
+    found = await store.run(peer_tables.peers_before, as_of=as_of, exclude=exclude)
+    peers, notes = _in_currency(found, currency, fx)
+    model = modelling.model_campaign(query, peers, min_peers=min_peers)
+    model.notes[:0] = notes
+    return model
+
+
+@router.post("/models/campaign", response_model=ModelOut)
+async def model_new_campaign(body: ModelRequest, store: Store, fx: Fx, _: Reader) -> JSONResponse:
+    """Model a campaign not yet planned from the campaigns measured before its start."""
+    if body.end_date < body.start_date:
+        raise DomainError("must not be before start_date", field="end_date", status_code=422)
+    currency = body.currency or fx.base
+    if fx.rate(currency) is None:
+        raise DomainError(
+            f"no FX rate configured for {currency}", field="currency", status_code=422
+        )
+    as_of = _as_of(body.start_date)
+    query = modelling.Query(
+        channel=body.channel, brand=body.brand, partner=body.partner, budget=body.budget
+    )
+    model = await _model(store, fx, query, as_of=as_of, currency=currency, min_peers=body.min_peers)
+    head = {"as_of": as_of, "currency": currency, "budget": body.budget, "actual": None}
+    return respond(_out(model, **head))
+
+
+@router.get("/campaigns/{campaign_id}/model", response_model=ModelOut)
+async def model_known_campaign(
+    campaign_id: Identifier, store: Store, fx: Fx, _: Reader
+) -> JSONResponse:
+    """Model a known campaign from the campaigns measured before its start (not itself), next
+    to its KPIs so far."""
+    known = await store.run(peer_tables.campaign_query, campaign_id=campaign_id)
+    if known is None:
+        raise NotFound("campaign", campaign_id)
+    currency = known.get("currency") or fx.base
+    budget = known.get("budget") or Decimal(0)
+    as_of = _as_of(known["start_date"])
+    query = modelling.Query(
+        channel=known.get("channel") or "",
+        brand=known.get("brand") or None,
+        partner=known.get("partner"),
+        budget=budget,
+    )
+    model = await _model(
+        store, fx, query, as_of=as_of, currency=currency, min_peers=3, exclude=campaign_id
+    )
+    actual = await store.run(warehouse.campaign_kpis, campaign_id=campaign_id)
+    head = {"as_of": as_of, "currency": currency, "budget": budget, "actual": actual}
+    return respond(_out(model, **head))

@@ -1,0 +1,155 @@
+"""The campaign model on the real service (Tansu + chDB): peers published as planning and
+ingest events, then modelled over HTTP — from data before the campaign's start only.
+
+Everything happens in 2015 on a channel of this module's own, so no other test's campaigns
+are peers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from decimal import Decimal as D
+
+import httpx
+import pytest
+
+from services.measurement.app import create_app
+from services.measurement.settings import MeasurementSettings
+from shared.events.ingest import LeadStageChanged, SpendRecorded
+from shared.events.planning import CampaignPlanned
+from shared.publisher import EventPublisher
+
+pytestmark = pytest.mark.integration
+TOKEN = "t-model-viewer"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BEFORE, AFTER = dt.datetime(2015, 3, 1, tzinfo=dt.UTC), dt.datetime(2015, 7, 1, tzinfo=dt.UTC)
+# four peers, spend → leads, concave: 1,000 → 20, 2,000 → 35, 4,000 → 55, 8,000 → 80
+PEERS = ((1000, 20), (2000, 35), (4000, 55), (8000, 80))
+
+
+@pytest.fixture
+def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
+    settings = MeasurementSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        clickhouse_url=chdb_url,
+        data_dir=tmp_path,
+        currency="USD",
+        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
+    )
+    with (
+        serve_app(create_app(settings)) as running,
+        httpx.Client(base_url=running.url, timeout=30, headers=AUTH) as client,
+    ):
+        yield client
+
+
+def campaign(campaign_id: str, channel: str, *, start: dt.date, budget: str) -> CampaignPlanned:
+    return CampaignPlanned(
+        campaign_id=campaign_id,
+        plan_id=f"plan-{campaign_id}",
+        name=campaign_id,
+        channel=channel,
+        brand="Acme",
+        owner="ann",
+        budget=D(budget),
+        currency="USD",
+        start_date=start,
+        end_date=start + dt.timedelta(days=150),
+        status="active",
+    )
+
+
+def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
+    measurement: httpx.Client, kafka_bootstrap: str
+) -> None:
+    uid = uuid.uuid4().hex[:8]
+    channel = f"model-{uid}"
+    modelled = f"new-{uid}"
+    with EventPublisher(kafka_bootstrap, source="test") as events:
+        for n, (spend, leads) in enumerate(PEERS):
+            peer = f"peer{n}-{uid}"
+            events.publish(campaign(peer, channel, start=dt.date(2015, 1, 5), budget="9000"))
+            events.publish(
+                SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
+                occurred_at=BEFORE,
+            )
+            for lead in range(leads):
+                events.publish(
+                    LeadStageChanged(
+                        lead_id=f"{peer}-l{lead}", campaign_id=peer, channel=channel, stage="lead"
+                    ),
+                    occurred_at=BEFORE,
+                )
+        # after the modelled campaign starts: the last peer doubles its spend and leads
+        late = f"peer3-{uid}"
+        events.publish(
+            SpendRecorded(campaign_id=late, channel=channel, amount=D(8000), currency="USD"),
+            occurred_at=AFTER,
+        )
+        for lead in range(80):
+            events.publish(
+                LeadStageChanged(
+                    lead_id=f"{late}-late{lead}", campaign_id=late, channel=channel, stage="lead"
+                ),
+                occurred_at=AFTER,
+            )
+        events.publish(campaign(modelled, channel, start=dt.date(2015, 6, 1), budget="3000"))
+
+    deadline, body = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:
+        response = measurement.get(f"/api/v1/campaigns/{modelled}/model")
+        body = response.json() if response.status_code == 200 else {}
+        total = sum(D(p["spend"]) for p in body.get("peers", []))
+        late_leads = measurement.get(f"/api/v1/kpis/campaigns/{late}").json().get("leads")
+        if total == D(15000) and late_leads == 160:
+            break
+        time.sleep(0.3)
+    assert late_leads == 160  # the late data is in: the peer has 16,000 and 160 leads in all
+    # the late peer counts with what it had before 2015-06-01 only: 8,000 and 80 leads
+    assert {p["campaign_id"]: (p["spend"], p["leads"]) for p in body["peers"]} == {
+        f"peer{n}-{uid}": (f"{spend}.00", str(leads)) for n, (spend, leads) in enumerate(PEERS)
+    }
+    assert body["as_of"] == "2015-06-01T00:00:00Z"
+    assert (body["match"], body["currency"], body["budget"]) == ("channel_brand", "USD", "3000.00")
+    assert all(p["similarity"] == "1" for p in body["peers"])
+    leads = body["figures"]["leads"]
+    # the curve through the four peers, at 3,000: between 35 (2,000) and 55 (4,000)
+    assert 35 < int(leads["p50"]) < 55
+    assert int(leads["p10"]) <= int(leads["p50"]) <= int(leads["p90"])
+    cpl = body["figures"]["cpl"]
+    assert D(cpl["p50"]) == (D(3000) / D(leads["p50"])).quantize(D("0.01"))
+    assert body["actual"]["campaign_id"] == modelled and body["actual"]["spend"] == "0.00"
+
+    asked = measurement.post(
+        "/api/v1/models/campaign",
+        json={
+            "channel": channel,
+            "brand": "Acme",
+            "budget": "3000.00",
+            "start_date": "2015-06-01",
+            "end_date": "2015-07-31",
+        },
+    )
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["figures"] == body["figures"]
+    assert asked.json()["actual"] is None
+
+    for bad, field in (
+        ({"end_date": "2015-05-01"}, "end_date"),
+        ({"budget": "0"}, "budget"),
+        ({"segment": "smb"}, "segment"),
+    ):
+        refused = measurement.post(
+            "/api/v1/models/campaign",
+            json={
+                "channel": channel,
+                "budget": "3000.00",
+                "start_date": "2015-06-01",
+                "end_date": "2015-07-31",
+                **bad,
+            },
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"][0]["field"] == field, refused.text
+    assert measurement.get("/api/v1/campaigns/nope/model").status_code == 404
