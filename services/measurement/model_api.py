@@ -6,6 +6,7 @@ campaign starts (or before now, for one that has not started)."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -147,6 +148,16 @@ def _as_of(start: dt.date) -> dt.datetime:
     return min(start_at, dt.datetime.now(dt.UTC))
 
 
+def _currency(given: str | None, fx: FxRates) -> str:
+    """The answer's currency: the one asked for, which needs a rate, or MRM_CURRENCY."""
+    currency = given or fx.base
+    if fx.rate(currency) is None:
+        raise DomainError(
+            f"no FX rate configured for {currency}", field="currency", status_code=422
+        )
+    return currency
+
+
 def _in_currency(
     found: list[tuple[modelling.Peer, str | None]], currency: str, fx: FxRates
 ) -> tuple[list[modelling.Peer], list[str]]:
@@ -217,11 +228,7 @@ async def model_new_campaign(body: ModelRequest, store: Store, fx: Fx, _: Reader
     """Model a campaign not yet planned from the campaigns measured before its start."""
     if body.end_date < body.start_date:
         raise DomainError("must not be before start_date", field="end_date", status_code=422)
-    currency = body.currency or fx.base
-    if fx.rate(currency) is None:
-        raise DomainError(
-            f"no FX rate configured for {currency}", field="currency", status_code=422
-        )
+    currency = _currency(body.currency, fx)
     as_of = _as_of(body.start_date)
     query = modelling.Query(
         channel=body.channel, brand=body.brand, partner=body.partner, budget=body.budget
@@ -255,3 +262,155 @@ async def model_known_campaign(
     actual = await store.run(warehouse.campaign_kpis, campaign_id=campaign_id)
     head = {"as_of": as_of, "currency": currency, "budget": budget, "actual": actual}
     return respond(_out(model, **head))
+
+
+class ScenarioCandidate(BaseModel):
+    """Where the money may go: a channel (and brand, partner), with optional bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = Field(description="How the answer names this candidate (unique).")
+    channel: Channel
+    brand: Name | None = None
+    partner: Name | None = None
+    min_amount: Money = Decimal(0)
+    max_amount: Money | None = None
+
+
+class ScenarioRequest(BaseModel):
+    """A total budget to split over candidate channels or lines for the most expected gross
+    profit."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "total_budget": "60000.00",
+                    "start_date": "2027-04-01",
+                    "end_date": "2027-06-30",
+                    "candidates": [
+                        {"name": "Search", "channel": "search", "brand": "Acme"},
+                        {"name": "Social", "channel": "social", "max_amount": "20000.00"},
+                        {
+                            "name": "Partner events",
+                            "channel": "events",
+                            "partner": "PartnerNet",
+                            "min_amount": "5000.00",
+                        },
+                    ],
+                }
+            ]
+        },
+    )
+
+    total_budget: Annotated[Money, Field(gt=0)]
+    start_date: Date
+    end_date: Date
+    currency: Currency | None = None
+    candidates: Annotated[list[ScenarioCandidate], Field(min_length=1, max_length=50)]
+    min_peers: MinPeers = 3
+
+
+class ScenarioLine(BaseModel):
+    """A candidate's share of the budget and what it is expected to give there (P50)."""
+
+    name: str
+    amount: Decimal
+    match: str
+    notes: list[str]
+    leads: Decimal | None
+    customers: Decimal | None
+    revenue: Decimal | None
+    gross_profit: Decimal | None
+    romi: Decimal | None
+    marginal_return: float | None = Field(
+        description="Expected gross profit of the next unit of money at this amount."
+    )
+
+
+class ScenarioOut(BaseModel):
+    """The split at equal marginal returns and the expected totals (sums of P50s)."""
+
+    as_of: dt.datetime
+    currency: str
+    total_budget: Decimal
+    lines: list[ScenarioLine]
+    totals: dict[str, Decimal | None]
+
+
+def _check_scenario(body: ScenarioRequest) -> None:
+    if body.end_date < body.start_date:
+        raise DomainError("must not be before start_date", field="end_date", status_code=422)
+    names = [c.name for c in body.candidates]
+    if len(set(names)) != len(names):
+        raise DomainError("candidate names must differ", field="candidates", status_code=422)
+    for c in body.candidates:
+        if c.max_amount is not None and c.max_amount < c.min_amount:
+            raise DomainError(
+                f"candidate {c.name!r}: max_amount is below min_amount",
+                field="candidates",
+                status_code=422,
+            )
+
+
+@router.post("/models/plan-scenario", response_model=ScenarioOut)
+async def plan_scenario(body: ScenarioRequest, store: Store, fx: Fx, _: Reader) -> JSONResponse:
+    """Split a total budget over candidate channels or lines where it is expected to return the
+    most gross profit (equal marginal returns on each candidate's fitted curve)."""
+    _check_scenario(body)
+    currency = _currency(body.currency, fx)
+    as_of = _as_of(body.start_date)
+    found = await store.run(peer_tables.peers_before, as_of=as_of)
+    peers, currency_notes = _in_currency(found, currency, fx)
+    queries = {
+        c.name: modelling.Query(
+            channel=c.channel, brand=c.brand, partner=c.partner, budget=body.total_budget
+        )
+        for c in body.candidates
+    }
+    fitted = {
+        name: modelling.model_campaign(query, peers, min_peers=body.min_peers)
+        for name, query in queries.items()
+    }
+    candidates = []
+    for c in body.candidates:
+        curve = fitted[c.name].curves.get("gross_profit") or modelling.Curve(0.0, 1.0, "none")
+        candidates.append(modelling.Candidate(c.name, curve, c.min_amount, c.max_amount))
+    try:
+        split = modelling.allocate(body.total_budget, candidates)
+    except ValueError as exc:
+        raise DomainError(str(exc), field="total_budget", status_code=422) from exc
+    lines: list[dict[str, Any]] = []
+    totals: dict[str, Decimal | None] = dict.fromkeys(
+        ("leads", "customers", "revenue", "gross_profit"), Decimal(0)
+    )
+    for c, candidate in zip(body.candidates, candidates, strict=True):
+        amount = split[c.name]
+        model = modelling.model_campaign(
+            replace(queries[c.name], budget=amount), peers, min_peers=body.min_peers
+        )
+        p50 = {name: band.p50 for name, band in model.figures.items()}
+        for name in totals:
+            value, so_far = p50.get(name), totals[name]
+            totals[name] = None if value is None or so_far is None else so_far + value
+        curve = candidate.curve
+        lines.append(
+            {
+                "name": c.name,
+                "amount": amount,
+                "match": model.match,
+                "notes": [*currency_notes, *model.notes],
+                **{k: p50.get(k) for k in ("leads", "customers", "revenue", "gross_profit")},
+                "romi": p50.get("romi"),
+                "marginal_return": curve.a / (curve.b + float(amount)) if curve.b > 0 else None,
+            }
+        )
+    profit = totals["gross_profit"]
+    totals["romi"] = (
+        None
+        if profit is None
+        else ((profit - body.total_budget) / body.total_budget).quantize(Decimal("0.000001"))
+    )
+    head = {"as_of": as_of, "currency": currency, "total_budget": body.total_budget}
+    return respond({**head, "lines": lines, "totals": totals})

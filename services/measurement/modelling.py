@@ -242,3 +242,64 @@ def _romi(budget: Decimal, gross_profit: Band) -> Band:
         return ((profit - budget) / budget).quantize(Decimal("0.000001"))
 
     return Band(p10=romi(gross_profit.p10), p50=romi(gross_profit.p50), p90=romi(gross_profit.p90))
+
+
+# --------------------------------------------------------------------------------------------
+# plan scenario: splitting a total budget for the most expected gross profit
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Where money may go in a scenario: a fitted gross-profit curve and the bounds given."""
+
+    key: str
+    curve: Curve
+    minimum: Decimal = Decimal(0)
+    maximum: Decimal | None = None
+
+
+def allocate(total: Decimal, candidates: Sequence[Candidate]) -> dict[str, Decimal]:
+    """The split of ``total`` that maximises the sum of the candidates' curves within their
+    bounds: equal marginal returns. A curve ``a · ln(1 + s / b)`` returns ``a / (b + s)`` for
+    the next unit of money, so at the optimum every candidate not held at a bound gets
+    ``s = a / λ − b`` for one λ, found by bisection so that the parts add up to ``total``.
+    Amounts are in cents and add up exactly (the rounding's cents go to the first candidates
+    with room). ``total`` outside the sum of the minimums and maximums is a ``ValueError``."""
+    low = sum((c.minimum for c in candidates), Decimal(0))
+    if total < low:
+        raise ValueError(f"the minimums add up to {low}, more than the total {total}")
+    if all(c.maximum is not None for c in candidates):
+        high = sum((c.maximum or Decimal(0) for c in candidates), Decimal(0))
+        if total > high:
+            raise ValueError(f"the maximums add up to {high}, less than the total {total}")
+
+    def spend_at(lam: float) -> list[float]:
+        out = []
+        for c in candidates:
+            ideal = c.curve.a / lam - c.curve.b if lam > 0 else math.inf
+            upper = math.inf if c.maximum is None else float(c.maximum)
+            out.append(min(max(ideal, float(c.minimum)), upper))
+        return out
+
+    target = float(total)
+    lo, hi = 1e-12, max((c.curve.a / c.curve.b for c in candidates), default=1.0) * 2 + 1e-9
+    for _ in range(200):  # the sum falls as λ rises: bisect on a log scale
+        mid = math.sqrt(lo * hi)
+        if sum(spend_at(mid)) > target:
+            lo = mid
+        else:
+            hi = mid
+    exact = [Decimal(str(s)) for s in spend_at(hi)]
+    parts = [value.quantize(Decimal("0.01"), rounding="ROUND_DOWN") for value in exact]
+    # the cents the rounding left go to the largest remainders, where there is room
+    cents_left = int((total - sum(parts, Decimal(0))) / Decimal("0.01"))
+    order = sorted(range(len(parts)), key=lambda i: (parts[i] - exact[i], i))
+    for i in order * max(cents_left, 0):
+        if cents_left <= 0:
+            break
+        maximum = candidates[i].maximum
+        if maximum is None or parts[i] + Decimal("0.01") <= maximum:
+            parts[i] += Decimal("0.01")
+            cents_left -= 1
+    return {c.key: part for c, part in zip(candidates, parts, strict=True)}

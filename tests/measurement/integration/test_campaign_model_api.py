@@ -16,7 +16,7 @@ import pytest
 
 from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
-from shared.events.ingest import LeadStageChanged, SpendRecorded
+from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned
 from shared.publisher import EventPublisher
 
@@ -57,6 +57,7 @@ def campaign(campaign_id: str, channel: str, *, start: dt.date, budget: str) -> 
         start_date=start,
         end_date=start + dt.timedelta(days=150),
         status="active",
+        gross_margin=D("0.5"),
     )
 
 
@@ -81,6 +82,17 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
                     ),
                     occurred_at=BEFORE,
                 )
+            events.publish(  # revenue 100 a lead, gross profit half of it
+                SaleCompleted(
+                    order_id=f"{peer}-o",
+                    customer_id=f"{peer}-k",
+                    campaign_id=peer,
+                    channel=channel,
+                    amount=D(100 * leads),
+                    currency="USD",
+                ),
+                occurred_at=BEFORE,
+            )
         # after the modelled campaign starts: the last peer doubles its spend and leads
         late = f"peer3-{uid}"
         events.publish(
@@ -153,3 +165,31 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
         assert refused.status_code == 422, refused.text
         assert refused.json()["detail"][0]["field"] == field, refused.text
     assert measurement.get("/api/v1/campaigns/nope/model").status_code == 404
+
+    # a scenario: two candidates on the same curve, one capped at 1,000 of the 4,000
+    scenario = {
+        "total_budget": "4000.00",
+        "start_date": "2015-06-01",
+        "end_date": "2015-07-31",
+        "candidates": [
+            {"name": "capped", "channel": channel, "brand": "Acme", "max_amount": "1000.00"},
+            {"name": "open", "channel": channel, "brand": "Acme"},
+        ],
+    }
+    answer = measurement.post("/api/v1/models/plan-scenario", json=scenario)
+    assert answer.status_code == 200, answer.text
+    lines = {line["name"]: line for line in answer.json()["lines"]}
+    assert (lines["capped"]["amount"], lines["open"]["amount"]) == ("1000.00", "3000.00")
+    assert lines["capped"]["marginal_return"] > lines["open"]["marginal_return"] > 0
+    totals = answer.json()["totals"]
+    assert D(totals["gross_profit"]) == sum(D(line["gross_profit"]) for line in lines.values())
+    assert D(totals["gross_profit"]) > 0
+    short = {  # the minimums ask for 5,000 of 4,000
+        **scenario,
+        "candidates": [
+            {"name": "open", "channel": channel, "min_amount": "3000.00"},
+            {"name": "more", "channel": channel, "min_amount": "2000.00"},
+        ],
+    }
+    refused = measurement.post("/api/v1/models/plan-scenario", json=short)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "total_budget"

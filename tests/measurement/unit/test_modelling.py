@@ -10,8 +10,11 @@ from decimal import Decimal as D
 import pytest
 
 from services.measurement.modelling import (
+    Candidate,
+    Curve,
     Peer,
     Query,
+    allocate,
     choose_peers,
     fit_curve,
     model_campaign,
@@ -133,3 +136,22 @@ def test_one_or_two_peers_fit_the_scale_only_and_none_tell_nothing() -> None:
     empty = model_campaign(Query(channel="tv", budget=D(1000)), [])
     assert (empty.match, empty.figures, empty.peers) == ("all", {}, [])
     assert "nothing to learn from" in empty.notes[-1]
+
+
+def test_a_scenario_splits_the_budget_at_equal_marginal_returns() -> None:
+    one = Candidate("one", Curve(a=1000, b=1000, method="curve_fit"))
+    two = Candidate("two", Curve(a=2000, b=1000, method="curve_fit"))
+    # s = a / λ − b for both, s1 + s2 = 5,000 → λ = 3,000 / 7,000: 1,333.33 and 3,666.67
+    assert allocate(D(5000), [one, two]) == {"one": D("1333.33"), "two": D("3666.67")}
+    capped = Candidate("two", two.curve, maximum=D(3000))
+    assert allocate(D(5000), [one, capped]) == {"one": D("2000.00"), "two": D("3000.00")}
+    floored = Candidate("one", one.curve, minimum=D(1500))
+    assert allocate(D(5000), [floored, two]) == {"one": D("1500.00"), "two": D("3500.00")}
+    # a flat curve gets nothing beyond its minimum while the others return more
+    flat = Candidate("flat", Curve(a=1, b=1000, method="curve_fit"), minimum=D(100))
+    split = allocate(D(5000), [one, two, flat])
+    assert split["flat"] == D("100.00") and sum(split.values()) == D(5000)
+    with pytest.raises(ValueError, match="minimums add up to 1500"):
+        allocate(D(1000), [floored, two])
+    with pytest.raises(ValueError, match="maximums add up to 3000"):
+        allocate(D(4000), [Candidate("x", one.curve, maximum=D(3000))])
