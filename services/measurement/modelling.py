@@ -292,14 +292,24 @@ def allocate(total: Decimal, candidates: Sequence[Candidate]) -> dict[str, Decim
             hi = mid
     exact = [Decimal(str(s)) for s in spend_at(hi)]
     parts = [value.quantize(Decimal("0.01"), rounding="ROUND_DOWN") for value in exact]
-    # the cents the rounding left go to the largest remainders, where there is room
-    cents_left = int((total - sum(parts, Decimal(0))) / Decimal("0.01"))
+    # what rounding (or curves too flat to place it) left goes to the largest remainders
+    # first, in equal shares, to candidates with room
+    cent = Decimal("0.01")
+    cents_left = int((total - sum(parts, Decimal(0))) / cent)
     order = sorted(range(len(parts)), key=lambda i: (parts[i] - exact[i], i))
-    for i in order * max(cents_left, 0):
-        if cents_left <= 0:
+    while cents_left > 0:
+        room = {
+            i: None if c.maximum is None else int((c.maximum - parts[i]) / cent)
+            for i, c in ((i, candidates[i]) for i in order)
+        }
+        open_ = [i for i in order if room[i] is None or (room[i] or 0) > 0]
+        if not open_:
             break
-        maximum = candidates[i].maximum
-        if maximum is None or parts[i] + Decimal("0.01") <= maximum:
-            parts[i] += Decimal("0.01")
-            cents_left -= 1
+        share, extra = divmod(cents_left, len(open_))
+        for rank, i in enumerate(open_):
+            give = share + (1 if rank < extra else 0)
+            limit = room[i]
+            give = give if limit is None else min(give, limit)
+            parts[i] += give * cent
+            cents_left -= give
     return {c.key: part for c, part in zip(candidates, parts, strict=True)}

@@ -155,3 +155,12 @@ def test_a_scenario_splits_the_budget_at_equal_marginal_returns() -> None:
         allocate(D(1000), [floored, two])
     with pytest.raises(ValueError, match="maximums add up to 3000"):
         allocate(D(4000), [Candidate("x", one.curve, maximum=D(3000))])
+
+
+def test_flat_curves_share_the_budget_evenly_within_their_bounds() -> None:
+    flat = Curve(a=0.0, b=1.0, method="scale_only")
+    split = allocate(
+        D("100000.01"),
+        [Candidate("a", flat), Candidate("b", flat, maximum=D(20000)), Candidate("c", flat)],
+    )
+    assert split == {"a": D("40000.01"), "b": D("20000.00"), "c": D("40000.00")}
