@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.measurement import api, discount_api, handlers, model_api, progress_api
+from services.measurement.campaign_models import ApprovalModels
 from services.measurement.handlers import Ingestor
 from services.measurement.monitor import TargetMonitor
 from services.measurement.reallocation import PlanRule
@@ -80,6 +81,9 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             evidence=settings.alert_min_spend_share,
             fallback_rule=PlanRule(spec=settings.default_rule()),
         )
+        approval_models = ApprovalModels(
+            warehouse=warehouse, broker=broker, metrics=metrics, leadership=leadership, fx=fx
+        )
         sales_watch = SalesTargetWatch(
             warehouse=warehouse,
             broker=broker,
@@ -136,6 +140,12 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
                 "kpi_snapshots",
                 monitor.snapshot_active,
                 every_s=settings.snapshot_interval_s,
+            ),
+            partial(
+                supervise,
+                "approval_models",
+                approval_models.model_new_approvals,
+                every_s=settings.model_interval_s,
             ),
             partial(
                 supervise,

@@ -14,12 +14,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.measurement import modelling, warehouse
+from services.measurement import campaign_models, modelling, warehouse
 from services.measurement.api import Fx, Reader, Store, respond
 from services.measurement.warehouse import peers as peer_tables
 from shared.errors import DomainError, NotFound
 from shared.events.envelope import Channel, Currency, Date, Identifier, Money, Name
-from shared.money import CurrencyNotConvertible, FxRates
+from shared.money import FxRates
 
 router = APIRouter(prefix="/api/v1", tags=["campaign model"])
 
@@ -141,13 +141,6 @@ class ModelOut(BaseModel):
     )
 
 
-def _as_of(start: dt.date) -> dt.datetime:
-    """What the model may see: what happened before the campaign starts (before now, if it
-    starts later)."""
-    start_at = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
-    return min(start_at, dt.datetime.now(dt.UTC))
-
-
 def _currency(given: str | None, fx: FxRates) -> str:
     """The answer's currency: the one asked for, which needs a rate, or MRM_CURRENCY."""
     currency = given or fx.base
@@ -156,30 +149,6 @@ def _currency(given: str | None, fx: FxRates) -> str:
             f"no FX rate configured for {currency}", field="currency", status_code=422
         )
     return currency
-
-
-def _in_currency(
-    found: list[tuple[modelling.Peer, str | None]], currency: str, fx: FxRates
-) -> tuple[list[modelling.Peer], list[str]]:
-    """The peers with their amounts in ``currency``; those without a rate are left out."""
-    peers, missing = [], set()
-    for peer, source in found:
-        if source is None or source == currency:
-            peers.append(peer)
-            continue
-        try:
-            rate = fx.convert(Decimal(1), source=source, target=currency)
-        except CurrencyNotConvertible:
-            missing.add(source)
-            continue
-        results = {
-            k: v * rate if k in modelling.MONEY_VOLUMES else v for k, v in peer.results.items()
-        }
-        peers.append(
-            modelling.Peer(**{**vars(peer), "spend": peer.spend * rate, "results": results})
-        )
-    notes = [f"campaigns in {code} left out: no FX rate to {currency}" for code in sorted(missing)]
-    return peers, notes
 
 
 def _out(model: modelling.Model, **head: Any) -> dict[str, Any]:
@@ -206,34 +175,19 @@ def _out(model: modelling.Model, **head: Any) -> dict[str, Any]:
     }
 
 
-async def _model(
-    store: Store,
-    fx: FxRates,
-    query: modelling.Query,
-    *,
-    as_of: dt.datetime,
-    currency: str,
-    min_peers: int,
-    exclude: str | None = None,
-) -> modelling.Model:
-    found = await store.run(peer_tables.peers_before, as_of=as_of, exclude=exclude)
-    peers, notes = _in_currency(found, currency, fx)
-    model = modelling.model_campaign(query, peers, min_peers=min_peers)
-    model.notes[:0] = notes
-    return model
-
-
 @router.post("/models/campaign", response_model=ModelOut)
 async def model_new_campaign(body: ModelRequest, store: Store, fx: Fx, _: Reader) -> JSONResponse:
     """Model a campaign not yet planned from the campaigns measured before its start."""
     if body.end_date < body.start_date:
         raise DomainError("must not be before start_date", field="end_date", status_code=422)
     currency = _currency(body.currency, fx)
-    as_of = _as_of(body.start_date)
+    as_of = campaign_models.as_of_for(body.start_date)
     query = modelling.Query(
         channel=body.channel, brand=body.brand, partner=body.partner, budget=body.budget
     )
-    model = await _model(store, fx, query, as_of=as_of, currency=currency, min_peers=body.min_peers)
+    model = await campaign_models.model_query(
+        store, fx, query, as_of=as_of, currency=currency, min_peers=body.min_peers
+    )
     head = {"as_of": as_of, "currency": currency, "budget": body.budget, "actual": None}
     return respond(_out(model, **head))
 
@@ -244,24 +198,17 @@ async def model_known_campaign(
 ) -> JSONResponse:
     """Model a known campaign from the campaigns measured before its start (not itself), next
     to its KPIs so far."""
-    known = await store.run(peer_tables.campaign_query, campaign_id=campaign_id)
+    known = await campaign_models.model_known(store, fx, campaign_id=campaign_id)
     if known is None:
         raise NotFound("campaign", campaign_id)
-    currency = known.get("currency") or fx.base
-    budget = known.get("budget") or Decimal(0)
-    as_of = _as_of(known["start_date"])
-    query = modelling.Query(
-        channel=known.get("channel") or "",
-        brand=known.get("brand") or None,
-        partner=known.get("partner"),
-        budget=budget,
-    )
-    model = await _model(
-        store, fx, query, as_of=as_of, currency=currency, min_peers=3, exclude=campaign_id
-    )
     actual = await store.run(warehouse.campaign_kpis, campaign_id=campaign_id)
-    head = {"as_of": as_of, "currency": currency, "budget": budget, "actual": actual}
-    return respond(_out(model, **head))
+    head = {
+        "as_of": known.as_of,
+        "currency": known.currency,
+        "budget": known.budget,
+        "actual": actual,
+    }
+    return respond(_out(known.model, **head))
 
 
 class ScenarioCandidate(BaseModel):
@@ -360,9 +307,9 @@ async def plan_scenario(body: ScenarioRequest, store: Store, fx: Fx, _: Reader) 
     most gross profit (equal marginal returns on each candidate's fitted curve)."""
     _check_scenario(body)
     currency = _currency(body.currency, fx)
-    as_of = _as_of(body.start_date)
+    as_of = campaign_models.as_of_for(body.start_date)
     found = await store.run(peer_tables.peers_before, as_of=as_of)
-    peers, currency_notes = _in_currency(found, currency, fx)
+    peers, currency_notes = campaign_models.in_currency(found, currency, fx)
     queries = {
         c.name: modelling.Query(
             channel=c.channel, brand=c.brand, partner=c.partner, budget=body.total_budget

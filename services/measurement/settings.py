@@ -51,6 +51,12 @@ class MeasurementSettings(ReallocationSettings):
         validation_alias=AliasChoices("MRM_MEASUREMENT_EVALUATE_INTERVAL_S"),
         description="How often campaigns with new data are checked against their KPI targets.",
     )
+    model_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("MRM_MEASUREMENT_MODEL_INTERVAL_S"),
+        description="How often newly approved campaigns are modelled (campaign.modelled).",
+    )
     consumer_group: str = Field(
         default="mrm-measurement",
         min_length=1,

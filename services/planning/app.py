@@ -14,6 +14,7 @@ from services.planning import (
     approval_api,
     budget_api,
     discount_api,
+    forecast_api,
     handlers,
     rule_api,
     sales_api,
@@ -95,4 +96,5 @@ def create_app(settings: PlanningSettings) -> FastAPI:
     app.include_router(sales_api.router)
     app.include_router(discount_api.router)
     app.include_router(rule_api.router)
+    app.include_router(forecast_api.router)
     return app

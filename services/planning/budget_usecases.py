@@ -216,6 +216,13 @@ def _make_move(
     uow.publish(events)
 
 
+def spent_of(
+    uow: store.UnitOfWork, campaign_ids: list[str], *, currency: str, fx: FxRates
+) -> dict[str, Decimal]:
+    """Each campaign's actual spend to date in ``currency`` (what has no rate is left out)."""
+    return _spent(uow, campaign_ids, currency=currency, fx=fx)
+
+
 def _spent(
     uow: store.UnitOfWork, campaign_ids: list[str], *, currency: str, fx: FxRates
 ) -> dict[str, Decimal]:

@@ -10,11 +10,18 @@ from collections.abc import Sequence
 
 import structlog
 
-from services.planning import budget_store, budget_usecases, sales_store, sales_usecases, usecases
+from services.planning import (
+    budget_store,
+    budget_usecases,
+    forecast_store,
+    sales_store,
+    sales_usecases,
+    usecases,
+)
 from services.planning.store import Store
 from shared.consumer import Consumed, EventConsumer
 from shared.events.ingest import SaleCompleted, SpendRecorded
-from shared.events.kpi import BudgetReallocationProposed
+from shared.events.kpi import BudgetReallocationProposed, CampaignModelled
 from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.topics import KPI, PLANNING, SALES, SPEND
@@ -57,6 +64,14 @@ def register(consumer: EventConsumer, *, db: Store, fx: FxRates) -> None:
         if sales:
             await asyncio.to_thread(sales_usecases.record_sales, db=db, sales=sales)
         for consumed in batch:
+            if isinstance(consumed.data, CampaignModelled):
+                kept = await asyncio.to_thread(
+                    forecast_store.record_model,
+                    db=db,
+                    event_id=consumed.envelope.event_id,
+                    model=consumed.data,
+                )
+                log.info("campaign_model_kept", campaign_id=consumed.data.campaign_id, kept=kept)
             if isinstance(consumed.data, BudgetReallocationProposed):
                 status = await asyncio.to_thread(
                     budget_usecases.record_proposal,

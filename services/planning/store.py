@@ -287,6 +287,7 @@ class Store:
         from services.planning import (  # noqa: F401
             budget_store,
             discount_store,
+            forecast_store,
             rule_store,
             sales_store,
         )

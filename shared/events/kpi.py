@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from shared import topics
 from shared.events.envelope import (
+    Count,
     Currency,
     Date,
     EventData,
@@ -119,6 +120,33 @@ class SalesTargetRecovered(_SalesTargetEvent):
     event_type = "sales_target.recovered"
 
 
+class ModelBand(BaseModel):
+    """A modelled figure: its 10th, 50th and 90th percentile (None where it cannot be told)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p10: Measure | None = None
+    p50: Measure | None = None
+    p90: Measure | None = None
+
+
+class CampaignModelled(_KpiEvent):
+    """What a campaign was expected to give when it was approved, modelled from the campaigns
+    measured before it (``match``: ``channel_brand``, ``channel`` or ``all``; ``peers``: how
+    many), in ``currency`` for ``budget``. Published once per campaign."""
+
+    event_type = "campaign.modelled"
+
+    campaign_id: Identifier
+    plan_id: Identifier | None = None
+    as_of: UtcDatetime
+    currency: Currency
+    budget: Money
+    match: Identifier
+    peers: Count
+    figures: dict[Identifier, ModelBand]
+
+
 KPI_EVENTS: tuple[type[EventData], ...] = (
     KpiSnapshot,
     KpiTargetBreached,
@@ -126,4 +154,5 @@ KPI_EVENTS: tuple[type[EventData], ...] = (
     BudgetReallocationProposed,
     SalesTargetAtRisk,
     SalesTargetRecovered,
+    CampaignModelled,
 )

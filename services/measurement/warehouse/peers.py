@@ -91,3 +91,15 @@ def campaign_query(client: Client, *, campaign_id: str) -> dict[str, Any] | None
     d = rows[0]
     partner = _partners(client, (campaign_id,)).get(campaign_id)
     return {**d, "partner": partner}
+
+
+def approved_unmodelled(client: Client, *, subject: str, limit: int) -> list[str]:
+    """Up to ``limit`` approved or active campaigns, not over yet, not recorded under
+    ``subject`` in ``alert_state`` (earliest start first)."""
+    sql = """SELECT campaign_id FROM campaigns_current
+        WHERE status IN ('approved', 'active') AND end_date >= today()
+            AND campaign_id NOT IN (SELECT target_id FROM alert_state FINAL
+                WHERE campaign_id = {subject:String} AND breached = 1)
+        ORDER BY start_date, campaign_id LIMIT {limit:UInt32}"""
+    rows = client.query(sql, parameters={"subject": subject, "limit": limit}).result_rows
+    return [row[0] for row in rows]

@@ -7,6 +7,7 @@ are peers."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import uuid
 from decimal import Decimal as D
@@ -19,6 +20,7 @@ from services.measurement.settings import MeasurementSettings
 from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned
 from shared.publisher import EventPublisher
+from shared.topics import KPI
 
 pytestmark = pytest.mark.integration
 TOKEN = "t-model-viewer"
@@ -36,6 +38,9 @@ def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore
         data_dir=tmp_path,
         currency="USD",
         tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
+        model_interval_s=0.2,
+        # a group of its own: the previous test's replica, gone, is not waited for
+        monitor_group=f"mrm-measurement-monitor-{uuid.uuid4().hex[:8]}",
     )
     with (
         serve_app(create_app(settings)) as running,
@@ -193,3 +198,40 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
     }
     refused = measurement.post("/api/v1/models/plan-scenario", json=short)
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "total_budget"
+
+
+def test_an_approved_campaign_is_modelled_once_for_planning(
+    measurement: httpx.Client, kafka_bootstrap: str, topic_reader
+) -> None:  # type: ignore[no-untyped-def]
+    """An approved campaign that has not ended gets one ``campaign.modelled`` (planning keeps
+    it); a campaign still in draft gets none."""
+    uid = uuid.uuid4().hex[:8]
+    approved, draft = f"approved-{uid}", f"draft-{uid}"
+    with EventPublisher(kafka_bootstrap, source="test") as events:
+        future = dt.date(2031, 1, 1)
+        events.publish(campaign(approved, f"model-{uid}", start=future, budget="5000"))
+        draft_event = campaign(draft, f"model-{uid}", start=future, budget="5000")
+        events.publish(draft_event.model_copy(update={"status": "draft"}))
+
+    def modelled(expect: int, timeout_s: float) -> list[dict]:  # type: ignore[type-arg]
+        records = topic_reader(
+            kafka_bootstrap,
+            KPI,
+            expect=expect,
+            timeout_s=timeout_s,
+            match=lambda r: (
+                json.loads(r.value)["event_type"] == "campaign.modelled"
+                and json.loads(r.value)["data"]["campaign_id"] in (approved, draft)
+            ),
+        )
+        return [json.loads(record.value)["data"] for record in records]
+
+    [event] = modelled(expect=1, timeout_s=30)
+    assert (event["campaign_id"], event["currency"], event["budget"]) == (
+        approved,
+        "USD",
+        "5000.00",
+    )
+    assert event["match"] in ("channel_brand", "channel", "all")
+    assert event["peers"] >= 0 and isinstance(event["figures"], dict)
+    assert len(modelled(expect=2, timeout_s=3)) == 1  # once, and never for the draft
