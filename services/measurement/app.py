@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.measurement import api, discount_api, handlers, model_api, progress_api
+from services.measurement import api, discount_api, handlers, model_api, pipeline_api, progress_api
 from services.measurement.campaign_models import ApprovalModels
 from services.measurement.handlers import Ingestor
 from services.measurement.monitor import TargetMonitor
@@ -175,4 +175,5 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     app.include_router(progress_api.router)
     app.include_router(discount_api.router)
     app.include_router(model_api.router)
+    app.include_router(pipeline_api.router)
     return app

@@ -1,5 +1,5 @@
-"""Response models of measurement's scope endpoints (channel, company, series, comparison), for
-the OpenAPI: what each field means, in which currency its amounts are.
+"""Response models of measurement's scope endpoints (channel, company, series, comparison,
+pipeline forecast), for the OpenAPI: what each field means, in which currency its amounts are.
 
 The routes answer with exact decimals serialised as JSON strings (``api.respond``); these
 models document that shape, they do not produce it.
@@ -11,7 +11,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 _AMOUNT = (
     " In the answer's `currency` (under `by_currency`, in that currency); null when a part of it"
@@ -193,3 +193,108 @@ class Comparison(BaseModel):
     campaign: ComparedCampaign
     peers: list[ComparedCampaign]
     peers_pooled: PooledPeers | None = Field(description="Null without peers.")
+
+
+class Expected(BaseModel):
+    """Expected customers and revenue."""
+
+    customers: Decimal = Field(description="Expected customers (a sum of probabilities), 2 places.")
+    revenue: Decimal | None = Field(
+        description="Expected revenue in the answer's `currency`, to the cent: each lead's "
+        "probability × its expected_value, else × the measured average check; null when a lead "
+        "that may convert has neither (or its value is in a currency of `missing_rates`)."
+    )
+
+
+class ForecastWeek(Expected):
+    """One week ahead: [week_start, week_end)."""
+
+    week: int = Field(description="1 = the 7 days from `as_of`.")
+    week_start: dt.datetime
+    week_end: dt.datetime
+
+
+class StageRateOut(BaseModel):
+    """The measured rates the forecast used for one open stage."""
+
+    stage: str
+    open_leads: int = Field(description="Open leads whose highest stage is this one.")
+    reached: int = Field(description="Leads of the history reaching this stage or later.")
+    to_next: Decimal | None = Field(description="Measured conversion to the next stage.")
+    to_customer: Decimal | None = Field(
+        description="Measured conversion to customer: leads reaching customer / reaching this "
+        "stage or later (null without such leads)."
+    )
+    median_days_to_customer: Decimal | None = Field(
+        description="Median days from first reaching this stage to first reaching customer."
+    )
+    timed_customers: int = Field(
+        description="Converted leads with both events, whose durations time the forecast "
+        "(at most 1000, a repeatable sample beyond)."
+    )
+
+
+_PIPELINE_EXAMPLE: dict[str, Any] = {
+    "scope": "campaign",
+    "id": "spring-launch",
+    "as_of": "2027-03-01T09:00:00Z",
+    "lookback_days": 365,
+    "currency": "EUR",
+    "missing_rates": [],
+    "average_check": "100.00",
+    "open_leads": 10,
+    "weeks": [
+        {
+            "week": 1,
+            "week_start": "2027-03-01T09:00:00Z",
+            "week_end": "2027-03-08T09:00:00Z",
+            "customers": "1.13",
+            "revenue": "113.33",
+        }
+    ],
+    "totals": {"customers": "4.10", "revenue": "410.00"},
+    "later": {"customers": "0.50", "revenue": "50.00"},
+    "rates": [
+        {
+            "stage": "mql",
+            "open_leads": 3,
+            "reached": 10,
+            "to_next": "0.800000",
+            "to_customer": "0.400000",
+            "median_days_to_customer": "17.50",
+            "timed_customers": 4,
+        }
+    ],
+}
+
+
+class PipelineForecast(BaseModel):
+    """Expected customers and revenue per week ahead from a scope's open leads (README
+    "Pipeline forecast")."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_PIPELINE_EXAMPLE]})
+
+    scope: str = Field(description="campaign, plan or channel.")
+    id: str = Field(description="The campaign's or plan's id, or the channel.")
+    as_of: dt.datetime = Field(description="The forecast's start; events after it are ignored.")
+    lookback_days: int | None = Field(
+        description="Days of history the rates are measured over (null: all history)."
+    )
+    currency: str = Field(
+        description="Currency of the amounts: the campaign's or plan's; a channel's: "
+        "MRM_CURRENCY (other currencies converted with MRM_FX_RATES)."
+    )
+    missing_rates: list[str] = Field(
+        description="Currencies of values or sales with no rate to `currency`."
+    )
+    average_check: Decimal | None = Field(
+        description="Revenue / orders of the scope's sales over the lookback, to the cent; "
+        "the value of a lead without expected_value."
+    )
+    open_leads: int = Field(description="Leads below customer and never lost.")
+    weeks: list[ForecastWeek]
+    totals: Expected = Field(description="The sum over `weeks`.")
+    later: Expected = Field(
+        description="Expected after the last week, or from stages with no measured timing."
+    )
+    rates: list[StageRateOut] = Field(description="One per stage visitor … opportunity.")

@@ -9,6 +9,7 @@
 * ``scopes`` — KPIs of a channel or of the whole company; a campaign against its past peers;
 * ``currencies`` — a multi-campaign scope split by currency, converted to the reporting one;
 * ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;
+* ``pipeline`` — a scope's open leads and measured funnel timing for the pipeline forecast;
 * ``sales_targets`` — the sales-target cascade's units and targets, sales per attribution;
 * ``budgets`` — a plan's budget as the report's budget tree needs it (lines, draws, spend);
 * ``alerts`` — the target monitor's state: alert states, the campaign change log, its marks;

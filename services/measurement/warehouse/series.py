@@ -44,7 +44,7 @@ def series_buckets(*, start: dt.datetime, end: dt.datetime, bucket: str) -> list
     return days
 
 
-def _series_scope(
+def resolve_scope(
     client: Client, *, scope: str, id: str | None, default: str
 ) -> tuple[Scope, str] | None:
     """The scope a series covers and its own currency (a campaign's or plan's; ``default`` for
@@ -92,7 +92,7 @@ def kpi_series(
     days = series_buckets(start=start, end=end, bucket=bucket)
     if len(days) > MAX_SERIES_BUCKETS:
         raise ValueError(f"to: at most {MAX_SERIES_BUCKETS} {bucket} buckets per series")
-    resolved = _series_scope(client, scope=scope, id=id, default=fx.base)
+    resolved = resolve_scope(client, scope=scope, id=id, default=fx.base)
     if resolved is None:
         return None
     covered, own = resolved
