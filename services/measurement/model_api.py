@@ -5,12 +5,13 @@ campaign starts (or before now, for one that has not started)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import replace
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -361,3 +362,79 @@ async def plan_scenario(body: ScenarioRequest, store: Store, fx: Fx, _: Reader) 
     )
     head = {"as_of": as_of, "currency": currency, "total_budget": body.total_budget}
     return respond({**head, "lines": lines, "totals": totals})
+
+
+class AccuracyOut(BaseModel):
+    """How the model did on one figure: over ``n`` campaigns, the mean absolute percentage
+    error of P50 (``mape``, 0.12 = 12 %) and the share of actuals within P10–P90."""
+
+    n: int
+    mape: Decimal | None
+    within_p10_p90: Decimal | None
+
+
+class BacktestOut(BaseModel):
+    """The model replayed on the campaigns that are over: each modelled at its actual spend
+    from the campaigns over before it started, and compared with what it gave."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "as_of": "2027-06-30T12:00:00Z",
+                    "currency": "EUR",
+                    "campaigns": 48,
+                    "modelled": 41,
+                    "notes": [],
+                    "figures": {"leads": {"n": 41, "mape": "0.1840", "within_p10_p90": "0.7561"}},
+                }
+            ]
+        }
+    )
+
+    as_of: dt.datetime
+    currency: str
+    campaigns: int
+    modelled: int
+    notes: list[str]
+    figures: dict[str, AccuracyOut]
+
+
+@router.get("/models/backtest", response_model=BacktestOut)
+async def model_backtest(
+    store: Store,
+    fx: Fx,
+    _: Reader,
+    min_peers: Annotated[int, Query(ge=1, le=50)] = 3,
+    currency: Annotated[Currency | None, Query()] = None,
+) -> JSONResponse:
+    """How well the model would have done on the campaigns that are over (MAPE of P50 and
+    P10–P90 coverage per figure) — the figures are what they are."""
+    currency = _currency(currency, fx)
+    now = dt.datetime.now(dt.UTC)
+    found = await store.run(peer_tables.history, as_of=now)
+    peers, notes = campaign_models.in_currency(
+        [(peer, dims.get("currency")) for peer, dims in found], currency, fx
+    )
+    dims_of = {peer.campaign_id: dims for peer, dims in found}
+    history = [
+        modelling.Past(
+            peer=peer,
+            start=dims_of[peer.campaign_id]["start_date"],
+            end=dims_of[peer.campaign_id]["end_date"],
+            budget=dims_of[peer.campaign_id].get("budget") or Decimal(0),
+        )
+        for peer in peers
+    ]
+    # many curve fits: off the event loop
+    accuracy, modelled = await asyncio.to_thread(modelling.backtest, history, min_peers=min_peers)
+    return respond(
+        {
+            "as_of": now,
+            "currency": currency,
+            "campaigns": len(history),
+            "modelled": modelled,
+            "notes": notes,
+            "figures": {name: vars(value) for name, value in accuracy.items()},
+        }
+    )

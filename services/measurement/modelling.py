@@ -25,6 +25,7 @@ good end) is the budget over leads' P90. ROMI follows SPEC §4: (gross profit �
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -313,3 +314,76 @@ def allocate(total: Decimal, candidates: Sequence[Candidate]) -> dict[str, Decim
             parts[i] += give * cent
             cents_left -= give
     return {c.key: part for c, part in zip(candidates, parts, strict=True)}
+
+
+# --------------------------------------------------------------------------------------------
+# backtest: each past campaign modelled from the ones that ended before it started
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Past:
+    """A campaign of the history: what it gave in all, its dates and budget."""
+
+    peer: Peer
+    start: dt.date
+    end: dt.date
+    budget: Decimal
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """How the model did on one figure: over ``n`` campaigns, the mean absolute percentage
+    error of P50 against the actual (campaigns with an actual of 0 are left out of it) and the
+    share whose actual fell within P10–P90."""
+
+    n: int
+    mape: Decimal | None
+    within_p10_p90: Decimal | None
+
+
+def backtest(
+    history: Sequence[Past], *, min_peers: int = 3, kpis: Sequence[str] = VOLUMES
+) -> tuple[dict[str, Accuracy], int]:
+    """Model each campaign of ``history`` at its actual spend from the campaigns that ended
+    before it started (so nothing it could not have known), and compare with what it gave.
+    Returns the accuracy per figure and how many campaigns could be modelled (those with at
+    least one earlier campaign)."""
+    errors: dict[str, list[float]] = {name: [] for name in kpis}
+    inside: dict[str, list[bool]] = {name: [] for name in kpis}
+    modelled = 0
+    for past in history:
+        earlier = [p.peer for p in history if p.end < past.start and p.peer.spend > 0]
+        if not earlier or past.peer.spend <= 0:
+            continue
+        query = Query(
+            channel=past.peer.channel or "",
+            brand=past.peer.brand,
+            partner=past.peer.partner,
+            budget=past.peer.spend,
+        )
+        model = model_campaign(query, earlier, min_peers=min_peers)
+        modelled += 1
+        for name in kpis:
+            band, actual = model.figures.get(name), past.peer.results.get(name)
+            if band is None or band.p50 is None or actual is None:
+                continue
+            if actual > 0:
+                errors[name].append(abs(float(band.p50) - float(actual)) / float(actual))
+            low, high = band.p10 or Decimal(0), band.p90 or Decimal(0)
+            inside[name].append(low <= actual <= high)
+    accuracy = {
+        name: Accuracy(
+            n=len(inside[name]),
+            mape=_share(sum(errors[name]) / len(errors[name])) if errors[name] else None,
+            within_p10_p90=(
+                _share(sum(inside[name]) / len(inside[name])) if inside[name] else None
+            ),
+        )
+        for name in kpis
+    }
+    return accuracy, modelled
+
+
+def _share(value: float) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.0001"))

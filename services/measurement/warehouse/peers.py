@@ -24,13 +24,20 @@ def peers_before(
 ) -> list[tuple[Peer, str | None]]:
     """Each campaign that started before ``as_of`` (but ``exclude``), with what it gave before
     ``as_of``, and its currency."""
-    where = "start_date < {day:Date}"
-    params: dict[str, Any] = {"day": as_of.date()}
-    dims = [
-        d
-        for d in dims_rows(fetch(client, dims_branches(where=where, params=params)))
-        if d["campaign_id"] != exclude
-    ]
+    found = _campaigns(client, where="start_date < {day:Date}", day=as_of.date(), as_of=as_of)
+    return [(peer, d.get("currency")) for peer, d in found if d["campaign_id"] != exclude]
+
+
+def history(client: Client, *, as_of: dt.datetime) -> list[tuple[Peer, dict[str, Any]]]:
+    """Every campaign over before ``as_of``, with what it gave in all, and its dimensions
+    (dates, budget, currency): what a backtest replays."""
+    return _campaigns(client, where="end_date < {day:Date}", day=as_of.date(), as_of=as_of)
+
+
+def _campaigns(
+    client: Client, *, where: str, day: dt.date, as_of: dt.datetime
+) -> list[tuple[Peer, dict[str, Any]]]:
+    dims = dims_rows(fetch(client, dims_branches(where=where, params={"day": day})))
     if not dims:
         return []
     ids = tuple(d["campaign_id"] for d in dims)
@@ -43,7 +50,7 @@ def peers_before(
         now=as_of,
     )
     partner_of = _partners(client, ids)
-    peers = []
+    found = []
     for d in dims:
         kpis = measured.each[d["campaign_id"]]
         funnel = kpis.get("funnel") or {}
@@ -66,8 +73,8 @@ def peers_before(
             results={k: Decimal(v) for k, v in results.items() if v is not None},
             partner=partner_of.get(d["campaign_id"]),
         )
-        peers.append((peer, d.get("currency")))
-    return peers
+        found.append((peer, d))
+    return found
 
 
 def _partners(client: Client, campaign_ids: tuple[str, ...]) -> dict[str, str]:

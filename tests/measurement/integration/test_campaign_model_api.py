@@ -235,3 +235,42 @@ def test_an_approved_campaign_is_modelled_once_for_planning(
     assert event["match"] in ("channel_brand", "channel", "all")
     assert event["peers"] >= 0 and isinstance(event["figures"], dict)
     assert len(modelled(expect=2, timeout_s=3)) == 1  # once, and never for the draft
+
+
+def test_the_backtest_replays_the_campaigns_that_are_over(
+    measurement: httpx.Client, kafka_bootstrap: str
+) -> None:
+    """Over campaigns are each modelled from those over before they started; with this
+    module's 2015 peers in, the figures count at least them."""
+    uid = uuid.uuid4().hex[:8]
+    channel = f"backtest-{uid}"
+    with EventPublisher(kafka_bootstrap, source="test") as events:
+        for n, (spend, leads) in enumerate(PEERS):
+            peer = f"bt{n}-{uid}"
+            start = dt.date(2014, 1, 1) + dt.timedelta(days=40 * n)
+            planned = campaign(peer, channel, start=start, budget="9000")
+            events.publish(planned.model_copy(update={"end_date": start + dt.timedelta(days=30)}))
+            at = dt.datetime.combine(start, dt.time(12), tzinfo=dt.UTC)
+            events.publish(
+                SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
+                occurred_at=at,
+            )
+            for lead in range(leads):
+                events.publish(
+                    LeadStageChanged(
+                        lead_id=f"{peer}-l{lead}", campaign_id=peer, channel=channel, stage="lead"
+                    ),
+                    occurred_at=at,
+                )
+    deadline, body = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:
+        leads = measurement.get(f"/api/v1/kpis/campaigns/bt3-{uid}").json().get("leads")
+        if leads == 80:
+            body = measurement.get("/api/v1/models/backtest").json()
+            break
+        time.sleep(0.3)
+    assert body["campaigns"] >= 4 and body["modelled"] >= 3  # bt0 has nothing before it
+    accuracy = body["figures"]["leads"]
+    assert accuracy["n"] >= 3 and D(accuracy["mape"]) >= 0
+    assert D(0) <= D(accuracy["within_p10_p90"]) <= D(1)
+    assert measurement.get("/api/v1/models/backtest", params={"min_peers": 0}).status_code == 422

@@ -3,8 +3,10 @@ synthetic history, saturation, widening the peers, the spread and the derived ra
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -12,9 +14,11 @@ import pytest
 from services.measurement.modelling import (
     Candidate,
     Curve,
+    Past,
     Peer,
     Query,
     allocate,
+    backtest,
     choose_peers,
     fit_curve,
     model_campaign,
@@ -164,3 +168,38 @@ def test_flat_curves_share_the_budget_evenly_within_their_bounds() -> None:
         [Candidate("a", flat), Candidate("b", flat, maximum=D(20000)), Candidate("c", flat)],
     )
     assert split == {"a": D("40000.01"), "b": D("20000.00"), "c": D("40000.00")}
+
+
+def test_a_backtest_models_each_campaign_from_those_over_before_it_started() -> None:
+    day = dt.date(2026, 1, 1)
+
+    exact = synthetic(noise=0)
+    history = [
+        Past(
+            peer=p,
+            start=day + dt.timedelta(days=10 * i),
+            end=day + dt.timedelta(10 * i + 5),
+            budget=p.spend,
+        )
+        for i, p in enumerate(exact)
+    ]
+    accuracy, modelled = backtest(history, kpis=("leads",))
+    assert modelled == 11  # the first has nothing before it
+    assert accuracy["leads"].n == 11
+    assert accuracy["leads"].mape is not None and accuracy["leads"].mape < D("0.25")
+    # with noise the actuals stray, and P10–P90 holds some of them
+    noisy = [replace(h, peer=p) for h, p in zip(history, synthetic(noise=0.3), strict=True)]
+    accuracy, _ = backtest(noisy, kpis=("leads",))
+    assert accuracy["leads"].within_p10_p90 is not None
+    assert D(0) < accuracy["leads"].within_p10_p90 <= D(1)
+    # a campaign still running when another starts is not its peer: only what was over counts
+    overlapping = [
+        Past(peer=exact[0], start=day, end=day + dt.timedelta(days=30), budget=exact[0].spend),
+        Past(
+            peer=exact[1],
+            start=day + dt.timedelta(days=10),
+            end=day + dt.timedelta(days=40),
+            budget=exact[1].spend,
+        ),
+    ]
+    assert backtest(overlapping)[1] == 0
