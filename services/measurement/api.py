@@ -347,3 +347,44 @@ async def compare_campaign(
     if comparison is None:
         raise NotFound("campaign", campaign_id)
     return respond(comparison)
+
+
+# --------------------------------------------------------------------------------------------
+# trade marketing: sales by brand, partner, product, region, outlet or channel
+# --------------------------------------------------------------------------------------------
+
+SalesDimension = Annotated[
+    Literal["brand", "partner", "product", "region", "outlet", "channel"],
+    Query(
+        description="One row per value of it. Brands and channels also carry their campaigns' "
+        "spend and ROMI; partners, products, regions and outlets have no spend of their own."
+    ),
+]
+SaleKind = Annotated[
+    Literal["sell_in", "sell_out"] | None,
+    Query(description="Only sales to trade partners (sell_in) or theirs to consumers (sell_out)."),
+]
+
+
+@router.get(
+    "/kpis/sales",
+    response_model=schemas.SalesBreakdown,
+    responses={200: {"content": {"application/json": {"examples": schemas.SALES_EXAMPLES}}}},
+)
+async def sales_by(
+    store: Store,
+    fx: Fx,
+    _: Reader,
+    by: SalesDimension,
+    sale_kind: SaleKind = None,
+    start: From = None,
+    end: To = None,
+    currency: ReportingCurrency = None,
+) -> JSONResponse:
+    """The sales of [from, to) by brand, trade partner, product, region, outlet or channel:
+    orders, revenue, discounts, average check, gross profit and share of revenue per value,
+    with spend, ROMI and ROI for brands and channels; in one currency and per currency."""
+    period, reporting = _period(start, end), _reporting(currency, fx)
+    return respond(
+        await store.run(warehouse.sales_by, by=by, sale_kind=sale_kind, **period, **reporting)
+    )

@@ -1,5 +1,6 @@
 """Response models of measurement's scope endpoints (channel, company, series, comparison,
-pipeline forecast), for the OpenAPI: what each field means, in which currency its amounts are.
+pipeline forecast, sales by dimension), for the OpenAPI: what each field means, in which
+currency its amounts are.
 
 The routes answer with exact decimals serialised as JSON strings (``api.respond``); these
 models document that shape, they do not produce it.
@@ -298,3 +299,158 @@ class PipelineForecast(BaseModel):
         description="Expected after the last week, or from stages with no measured timing."
     )
     rates: list[StageRateOut] = Field(description="One per stage visitor … opportunity.")
+
+
+_MARKETING = (
+    " Only by brand and by channel (`spend_attributed`); null by partner, product, region and"
+    " outlet, whose spend cannot be told."
+)
+
+
+class SalesFigures(BaseModel):
+    """The sales figures of one value of a dimension (or of all of them), the same fields by
+    every dimension, so brands and channels read side by side."""
+
+    orders: int = Field(description="Number of sales.")
+    revenue: Decimal | None = _money("Σ sales")
+    discounts: Decimal | None = _money("Σ discounts")
+    average_check: Decimal | None = _money("revenue / orders")
+    gross_profit: Decimal | None = _money(
+        "Σ sale × the gross margin of its campaign (1.0 when unattributed)"
+    )
+    revenue_share: Decimal | None = _ratio("revenue / the revenue of all values")
+    spend: Decimal | None = Field(
+        description="Σ spend of the brand's campaigns, or in the channel, to the cent."
+        + _AMOUNT
+        + _MARKETING
+    )
+    romi: Decimal | None = Field(
+        description="(gross profit − spend) / spend." + _RATIO + _MARKETING
+    )
+    roi: Decimal | None = Field(
+        description="(gross profit − spend − discounts) / (spend + discounts)."
+        + _RATIO
+        + _MARKETING
+    )
+    marketing_pct_of_sales: Decimal | None = Field(
+        description="spend / revenue." + _RATIO + _MARKETING
+    )
+
+
+class SalesRow(SalesFigures):
+    """One value of the dimension."""
+
+    value: str | None = Field(
+        description="The brand, partner id, product id, region, outlet or channel; null for "
+        "the sales without one (listed last). A sale without a brand or channel counts under "
+        "its campaign's."
+    )
+    by_currency: dict[str, SalesFigures] = Field(
+        description="Currency → the value's figures in it, unconverted; `revenue_share` of "
+        "that currency's revenue."
+    )
+
+
+class SalesTotal(SalesFigures):
+    """Every value together."""
+
+    by_currency: dict[str, SalesFigures] = Field(
+        description="Currency → the figures of all values in it, unconverted."
+    )
+
+
+class SalesBreakdown(Currencies):
+    """The sales of a period by one dimension, one row per value of it; one response shape for
+    every dimension."""
+
+    by: str = Field(description="brand, partner, product, region, outlet or channel.")
+    sale_kind: str | None = Field(description="sell_in or sell_out; null: every sale.")
+    start: dt.datetime | None
+    end: dt.datetime | None
+    spend_attributed: bool = Field(
+        description="Whether spend is attributable to the dimension (brand: its campaigns' "
+        "spend; channel: the spend in it); false: spend, ROMI, ROI and marketing % are null."
+    )
+    total: SalesTotal
+    rows: list[SalesRow] = Field(description="Ordered by value; the sales without one last.")
+
+
+def _example_figures(
+    orders: int, revenue: str, spend: str | None, romi: str | None, share: str
+) -> dict[str, Any]:
+    return {
+        "orders": orders,
+        "revenue": revenue,
+        "discounts": "0.00",
+        "average_check": str((Decimal(revenue) / orders).quantize(Decimal("0.01"))),
+        "gross_profit": revenue,
+        "revenue_share": share,
+        "spend": spend,
+        "romi": romi,
+        "roi": romi,
+        "marketing_pct_of_sales": (
+            str((Decimal(spend) / Decimal(revenue)).quantize(Decimal("1e-6"))) if spend else None
+        ),
+    }
+
+
+_ExampleRow = tuple[str | None, int, str, str | None, str | None, str]
+
+
+def _example(by: str, values: list[_ExampleRow]) -> dict[str, Any]:
+    rows = []
+    for value, orders, revenue, spend, romi, share in values:
+        figures = _example_figures(orders, revenue, spend, romi, share)
+        rows.append({"value": value, **figures, "by_currency": {"USD": figures}})
+    orders = sum(int(r["orders"]) for r in rows)
+    revenue = str(sum(Decimal(r["revenue"]) for r in rows))
+    marketing = by in ("brand", "channel")
+    spend = str(sum(Decimal(r["spend"] or 0) for r in rows)) if marketing else None
+    romi = (
+        str(((Decimal(revenue) - Decimal(spend)) / Decimal(spend)).quantize(Decimal("1e-6")))
+        if spend
+        else None
+    )
+    total = _example_figures(orders, revenue, spend, romi, "1.000000")
+    return {
+        "summary": f"by={by}",
+        "value": {
+            "currency": "USD",
+            "fx_rates": {},
+            "missing_rates": [],
+            "by": by,
+            "sale_kind": "sell_out" if by == "partner" else None,
+            "start": "2027-03-01T00:00:00Z",
+            "end": "2027-04-01T00:00:00Z",
+            "spend_attributed": marketing,
+            "total": {**total, "by_currency": {"USD": total}},
+            "rows": rows,
+        },
+    }
+
+
+SALES_EXAMPLES: dict[str, Any] = {
+    "brand": _example(
+        "brand",
+        [
+            ("Acme Pro", 120, "96000.00", "24000.00", "3.000000", "0.750000"),
+            ("Bolt", 80, "32000.00", "16000.00", "1.000000", "0.250000"),
+        ],
+    ),
+    "channel": _example(
+        "channel",
+        [
+            ("retail", 150, "100000.00", "30000.00", "2.333333", "0.781250"),
+            ("search", 50, "28000.00", "10000.00", "1.800000", "0.218750"),
+        ],
+    ),
+    "partner": _example(
+        "partner",
+        [
+            ("partnernet", 90, "54000.00", None, None, "0.900000"),
+            (None, 10, "6000.00", None, None, "0.100000"),
+        ],
+    ),
+}
+"""OpenAPI examples of ``SalesBreakdown``: brands and channels side by side (the same sales and
+spend, the same fields), and partners, whose spend cannot be told."""

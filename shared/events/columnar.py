@@ -98,6 +98,7 @@ _PAYLOADS: dict[str, list[tuple[str, pa.DataType]]] = {
         list_price=_S,
         discount_reason=_S,
         sale_kind=_S,
+        outlet=_S,
     ),
     topics.TASKS: _field_types(campaign_id=_S, stage_id=_S, status=_S, assignee=_S, comment=_S),
 }
@@ -381,6 +382,7 @@ def _sale(d: dict[str, pa.Array]) -> tuple[dict[str, pa.Array], list[pa.Array]]:
         list_price=_money(d["list_price"], optional=True),
         discount_reason=(reason, _optional(reason, _length_within(reason, 1, MAX_SHORT_TEXT))),
         sale_kind=_enum(d["sale_kind"], _SALE_KINDS, optional=True),
+        outlet=_identifier(d["outlet"], optional=True, max_length=MAX_NAME),
     )
     list_price = d["list_price"]
     covers = pc.greater_equal(columns["list_price"], columns["amount"])

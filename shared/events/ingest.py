@@ -90,8 +90,8 @@ class SaleCompleted(EventData):
     """An order was completed (order system).
 
     Besides the campaign it is attributed to, a sale may name the sales units it counts for
-    (trade partner, sales rep, region, product, brand) and how its price was made (list price,
-    discount reason, sell-in or sell-out); all of these are optional.
+    (trade partner, sales rep, region, product, brand, outlet) and how its price was made (list
+    price, discount reason, sell-in or sell-out); all of these are optional.
     """
 
     event_type = "sale.completed"
@@ -122,6 +122,9 @@ class SaleCompleted(EventData):
     sale_kind: SaleKind | None = Field(
         default=None,
         description="``sell_in`` (to a trade partner) or ``sell_out`` (partner to consumer).",
+    )
+    outlet: Name | None = Field(
+        default=None, description="The store or point of sale where it was sold."
     )
 
     @field_validator("list_price")

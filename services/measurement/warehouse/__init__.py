@@ -10,6 +10,7 @@
 * ``currencies`` — a multi-campaign scope split by currency, converted to the reporting one;
 * ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;
 * ``pipeline`` — a scope's open leads and measured funnel timing for the pipeline forecast;
+* ``trade`` — sales by brand, partner, product, region, outlet or channel (sell-in, sell-out);
 * ``sales_targets`` — the sales-target cascade's units and targets, sales per attribution;
 * ``budgets`` — a plan's budget as the report's budget tree needs it (lines, draws, spend);
 * ``alerts`` — the target monitor's state: alert states, the campaign change log, its marks;
@@ -41,6 +42,7 @@ from services.measurement.warehouse.series import (
     series_buckets,
     stage_durations,
 )
+from services.measurement.warehouse.trade import SALES_DIMENSIONS, sales_by
 from services.measurement.warehouse.writes import (
     COLUMNS,
     StoredEvent,
@@ -55,6 +57,7 @@ __all__ = [
     "DEFAULT_DATABASE",
     "MAX_SERIES_BUCKETS",
     "MIGRATIONS",
+    "SALES_DIMENSIONS",
     "SERIES_KPIS",
     "SERIES_SCOPES",
     "StoredEvent",
@@ -76,6 +79,7 @@ __all__ = [
     "plan_daily_spend",
     "plan_kpis",
     "rows_by_table",
+    "sales_by",
     "series_buckets",
     "stage_durations",
     "targets_by_campaign",

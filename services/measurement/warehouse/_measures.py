@@ -32,12 +32,15 @@ from services.measurement.warehouse._sql import (
 )
 
 _MARGINS = "(SELECT campaign_id, gross_margin FROM campaigns FINAL)"
-_GROSS = "toDecimal128(s.amount, 2) * if(m.campaign_id = '', toDecimal128(1, 6), m.gross_margin)"
+GROSS = "toDecimal128(s.amount, 2) * if(m.campaign_id = '', toDecimal128(1, 6), m.gross_margin)"
+"""A sale's gross profit (SPEC §4): ``s`` a sales row, ``m`` its campaign's row (joined LEFT ANY:
+an unattributed sale, or one of no known campaign, at margin 1.0)."""
 _GROSS_PLACES = Decimal("1e-8")  # amount (2 places) × margin (6 places)
 _LEADS = f"max(stage_rank) AS r, max(stage_rank = {domain.LOST_RANK}) AS was_lost"
 
 
-def _gross(text: str) -> Decimal:
+def read_gross(text: str) -> Decimal:
+    """A sum of ``GROSS`` read back from text, to its exact places."""
     return Decimal(text).quantize(_GROSS_PLACES)
 
 
@@ -113,7 +116,7 @@ def _sales_stream(scope: Scope, *, unbounded: bool = False) -> Stream:
                sum(orders) AS c3, count() AS c4, countIf(orders >= 2) AS c5
         FROM (
             SELECT {key} AS k, s.customer_id AS customer_id,
-                   sum(s.amount) AS revenue, sum({_GROSS}) AS gross,
+                   sum(s.amount) AS revenue, sum({GROSS}) AS gross,
                    sum(s.discount_amount) AS discounts, count() AS orders
             FROM (
                 SELECT * FROM sales FINAL
@@ -124,7 +127,7 @@ def _sales_stream(scope: Scope, *, unbounded: bool = False) -> Stream:
         ) GROUP BY k"""
     fields = (
         ("revenue", money),
-        ("gross_profit", _gross),
+        ("gross_profit", read_gross),
         ("discounts", money),
         ("orders", int),
         ("buyers", int),
@@ -142,12 +145,12 @@ def _cohort_stream(scope: Scope, *, unbounded: bool = False) -> Stream:
     first = "(s.occurred_at, s.order_id, s.event_id)"
     columns = "event_id, customer_id, campaign_id, channel, occurred_at, order_id, amount"
     picks = {"first_campaign": "campaign_id", "first_channel": "channel"}
-    gross = f"sum({_GROSS})"
+    gross = f"sum({GROSS})"
     counts = f"count() AS c0, countIf({new}) AS c1, sum(gross) AS c2"
     fields: list[tuple[str, Callable[[str], Any]]] = [
         ("ltv_customers", int),
         ("new_customers", int),
-        ("ltv_gross_profit", _gross),
+        ("ltv_gross_profit", read_gross),
     ]
     if scope.currency is not None:
         # a currency's share: the customers whose first sale is in it, their sales in it; and
@@ -155,10 +158,10 @@ def _cohort_stream(scope: Scope, *, unbounded: bool = False) -> Stream:
         mine = "first_currency = {currency:String}"
         columns += ", currency"
         picks["first_currency"] = "currency"
-        gross = f"sumIf({_GROSS}, s.currency = {{currency:String}})"
+        gross = f"sumIf({GROSS}, s.currency = {{currency:String}})"
         counts = f"""countIf({mine}) AS c0, countIf({mine} AND {new}) AS c1,
             sumIf(gross, {mine}) AS c2, sum(gross) AS c3"""
-        fields.append((SCOPE_LTV, _gross))
+        fields.append((SCOPE_LTV, read_gross))
     firsts = ", ".join(f"argMin(s.{column}, {first}) AS {name}" for name, column in picks.items())
     sql = f"""SELECT {scope.key("first_campaign", "first_at")} AS k, {counts}
         FROM (

@@ -70,6 +70,7 @@ _OPTIONAL_TEXT = (
     "brand",
     "discount_reason",
     "sale_kind",
+    "outlet",
 )
 _STAGES = pa.array(get_args(LeadStage), _S)
 _RANKS = pa.array([domain.stage_rank(stage) for stage in _STAGES.to_pylist()], pa.int8())

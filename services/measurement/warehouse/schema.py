@@ -4,7 +4,7 @@ Tables:
 
 * raw streams ``spend``, ``ad_metrics``, ``lead_events``, ``sales``, ``tasks`` —
   ReplacingMergeTree whose sorting key ends in ``event_id``, so a redelivered event collapses
-  on merge; ``sales`` also keeps a sale's sales units and pricing (migration 5);
+  on merge; ``sales`` also keeps a sale's sales units and pricing (migration 5) and outlet (10);
 * dimensions fed from ``mrm.planning.v1``: ``plans`` + ``plan_approvals``, ``campaigns`` (full
   state, by ``version``), ``campaign_status`` (by ``version``), ``campaign_budgets`` (by
   ``occurred_at``, since ``budget.reallocated`` carries no version), ``kpi_targets``; the views
@@ -215,6 +215,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (7, "discount limits, budget lines and campaigns' lines", discounts.MIGRATION),
     (8, "budget lines in full, their removals and plans' caps", budgets.MIGRATION),
     (9, "reallocation rules", rules.MIGRATION),
+    (
+        10,
+        "outlet of sales",
+        # Optional, like the fields of migration 5: an absent outlet (and every row written
+        # before this migration) reads ''.
+        (
+            "ALTER TABLE {db}.sales ADD COLUMN IF NOT EXISTS outlet LowCardinality(String) "
+            "DEFAULT ''",
+        ),
+    ),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 

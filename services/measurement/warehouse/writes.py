@@ -68,7 +68,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "lead_events": f"{_META} lead_id campaign_id channel stage stage_rank customer_id "
         "expected_value",
         "sales": f"{_META} order_id customer_id campaign_id channel amount discount_amount "
-        "currency partner_id rep_id region product_id brand list_price discount_reason sale_kind",
+        "currency partner_id rep_id region product_id brand list_price discount_reason sale_kind "
+        "outlet",
         "tasks": f"{_META} campaign_id stage_id status assignee comment",
         "plans": "plan_id name period_start period_end currency owner status updated_at event_id "
         "budget",
@@ -119,7 +120,7 @@ def _sale(e: StoredEvent, d: SaleCompleted) -> list[Row]:
     money = (d.amount, d.discount_amount, d.currency)
     units = tuple(unit or "" for unit in (d.partner_id, d.rep_id, d.region, d.product_id, d.brand))
     pricing = (d.list_price, d.discount_reason or "", d.sale_kind or "")
-    return [("sales", (*_meta(e), *order, *money, *units, *pricing))]
+    return [("sales", (*_meta(e), *order, *money, *units, *pricing, d.outlet or ""))]
 
 
 def _task(e: StoredEvent, d: TaskStatusChanged) -> list[Row]:

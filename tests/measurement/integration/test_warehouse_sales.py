@@ -35,6 +35,7 @@ NEW_FIELDS = (
     "list_price",
     "discount_reason",
     "sale_kind",
+    "outlet",
 )
 UNITS = {
     "partner_id": "partner-7",
@@ -45,6 +46,7 @@ UNITS = {
     "list_price": D("1100.00"),
     "discount_reason": "spring promo",
     "sale_kind": "sell_out",
+    "outlet": "Store 12, Lyon",
 }
 ABSENT = {**dict.fromkeys(NEW_FIELDS, ""), "list_price": None}
 """How the table holds a sale without the new fields."""
@@ -168,7 +170,7 @@ def test_the_kpis_do_not_depend_on_the_new_fields(warehouse_client: Client, uniq
     assert (k["gross_profit"], k["customers"], k["new_customers"]) == (D("825.00"), 2, 2)
 
 
-def test_sales_stored_before_migration_5_read_empty_and_null(
+def test_sales_stored_before_migrations_5_and_10_read_empty_and_null(
     warehouse_client: Client, unique_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = f"m_{unique_id}"
@@ -182,10 +184,14 @@ def test_sales_stored_before_migration_5_read_empty_and_null(
         warehouse_client.insert(
             f"{db}.sales", [old_row[: len(old_columns)]], column_names=old_columns
         )
-        with monkeypatch.context() as upto_5:  # the later migrations are not this test's
+        with monkeypatch.context() as upto_5:
             upto_5.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:5])
             assert warehouse.migrate(warehouse_client, database=db) == [5]
             assert warehouse.migrate(warehouse_client, database=db) == []
+        # the later ones too: migration 10 adds the outlet, which reads '' as well
+        later = [version for version, _, _ in schema.MIGRATIONS[5:]]
+        assert later[-1] == 10
+        assert warehouse.migrate(warehouse_client, database=db) == later
         assert read_back(warehouse_client, f"O-{unique_id}", database=db) == {
             f"o1-O-{unique_id}": ABSENT
         }

@@ -80,6 +80,7 @@ SALE_UNITS = {
     "list_price": "120.00",
     "discount_reason": "spring promo",
     "sale_kind": "sell_out",
+    "outlet": "Store 12, Lyon",
 }
 TASK = {"campaign_id": "c-1", "stage_id": "s-1", "status": "done", "assignee": None, "comment": ""}
 BASE = {
@@ -122,7 +123,10 @@ CANONICAL = [
     case(topics.SALES, data={"partner_id": "p-1", "sale_kind": "sell_in", "list_price": "100"}),
     case(topics.SALES, data=dict.fromkeys(SALE_UNITS)),
     case(topics.SALES, data={"list_price": "100.00", "discount_reason": "r" * 100}),
-    case(topics.SALES, data={"region": "é" * 200, "brand": "b" * 200, "rep_id": "r" * 128}),
+    case(
+        topics.SALES,
+        data={"region": "é" * 200, "brand": "b" * 200, "rep_id": "r" * 128, "outlet": "é" * 200},
+    ),
     case(topics.SALES, data={"amount": "0", "list_price": "0"}),
     case(topics.TASKS),
     case(topics.TASKS, data={"assignee": "ann", "comment": "ü" * 2000}),
@@ -195,6 +199,8 @@ MALFORMED = [
     case(topics.SALES, data={"product_id": 7}),
     case(topics.SALES, data={"region": "r" * 201}),
     case(topics.SALES, data={"brand": "Ac\x00me"}),
+    case(topics.SALES, data={"outlet": "o" * 201}),
+    case(topics.SALES, data={"outlet": ""}),
     case(topics.SALES, data={"discount_reason": ""}),
     case(topics.SALES, data={"discount_reason": "r" * 101}),
     case(topics.SALES, data={"discount_reason": "pro\x00mo"}),
@@ -451,6 +457,7 @@ def test_a_sale_in_another_currency_converts_its_list_price_too() -> None:
         ({"list_price": "99.99"}, "data.list_price: Value error, must not be less than amount"),
         ({"partner_id": "p\x00"}, "data.partner_id: Value error, must not contain NUL"),
         ({"region": "r" * 201}, "data.region: String should have at most 200 characters"),
+        ({"outlet": "o" * 201}, "data.outlet: String should have at most 200 characters"),
         ({"discount_reason": ""}, "data.discount_reason: String should have at least 1"),
         ({"sale_kind": "resale"}, "data.sale_kind: Input should be 'sell_in' or 'sell_out'"),
     ],
