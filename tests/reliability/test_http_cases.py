@@ -301,13 +301,14 @@ def test_measurement_bounds_query_timestamps(own_broker: str, chdb_url: str, tmp
             response = measurement.client.get(url, headers=admin)
             assert response.status_code == 422, (url, response.text)
             assert fields <= error_fields(response), (url, response.json())
-        # every measurement route only reads
-        methods = {
-            method
-            for operations in measurement.app.openapi()["paths"].values()
+        # every measurement route only reads: GETs, and POSTs that compute a model from a body
+        posts = {
+            path
+            for path, operations in measurement.app.openapi()["paths"].items()
             for method in operations
+            if method != "get"
         }
-        assert methods == {"get"}, methods
+        assert posts == {"/api/v1/models/campaign", "/api/v1/models/plan-scenario"}, posts
 
 
 # -- notifier: bad input, roles, webhook addresses -------------------------------------------
@@ -515,6 +516,11 @@ def check_planning_roles(planning: Service, *, unique_id: str) -> None:
         ("PATCH", "/api/v1/reallocation-rules/{rule_id}"): ({"enabled": False}, {"admin", "cmo"}),
         ("DELETE", "/api/v1/reallocation-rules/{rule_id}"): (None, {"admin", "cmo"}),
         ("POST", "/api/v1/plans/{plan_id}/approve"): ({}, {"admin", "cmo"}),
+        # reads the forecast kept at approval: every role may
+        ("POST", "/api/v1/campaigns/{campaign_id}/forecast"): (
+            None,
+            {"admin", "cmo", "manager", "executor", "viewer"},
+        ),
     }
     mutating = {
         (method.upper(), path)

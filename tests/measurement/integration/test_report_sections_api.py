@@ -255,7 +255,8 @@ def report_when_ingested(client: httpx.Client, uid: str, **params: str) -> str:
             plan, la = tree.get("plan", []), tree.get(f"la-{uid}", [])
             company = sales.get(f"co-{uid}@2018-Q1", [])
             if (
-                plan[6:] == ["1,200.00", "350.00", "93.00", "1,107.00"]
+                plan[:1] == ["Plan <2018>"]  # the plan's KPIs (read first) know the plan too
+                and plan[6:] == ["1,200.00", "350.00", "93.00", "1,107.00"]
                 and la[6:7] == ["700.00"]
                 and f"lx-{uid}" not in tree
                 and company[4:5] == ["600.00"]
