@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from mrm import demo_history
 from mrm.demo_targets import TargetCascade
 from mrm.runtime import Runtime
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
@@ -297,6 +298,36 @@ class Demo:
             " PartnerNet: see the unit's sales plan with `mrm targets`"
         )
 
+    def play_history(self) -> None:
+        """Last year's campaigns (``demo_history``): created through planning, their days of
+        spend, ads, leads and sales published with last year's dates, then waited for until
+        measurement has them, so this year's campaigns are modelled from them."""
+        today = dt.date.today()
+        _, runs = demo_history.create_past_plan(self._post, SAMPLE, today=today)
+        sent = 0
+        with EventPublisher(self.runtime.broker(), source="demo") as publisher:
+            for campaign_id, spec, start in runs:
+                live = LiveCampaign(campaign_id=campaign_id, spec=spec)
+                for offset in range(demo_history.DAYS):
+                    day = dt.datetime.combine(
+                        start + dt.timedelta(days=offset), dt.time(12), tzinfo=dt.UTC
+                    )
+                    sent += self._spend_and_ads(publisher, live, day=day)
+                    sent += self._funnel(publisher, live, day=day)
+                publisher.flush()
+        last = runs[-1][0]
+        settled, previous, deadline = 0, None, time.monotonic() + 120
+        while settled < 2 and time.monotonic() < deadline:
+            kpis = self._get("measurement", f"/api/v1/kpis/campaigns/{last}")
+            current = (kpis.get("spend"), kpis.get("leads")) if isinstance(kpis, dict) else None
+            settled = settled + 1 if current and current == previous and current[1] else 0
+            previous = current
+            time.sleep(1)
+        self.console.print(
+            f"last year: {len(runs)} campaigns ({sent} events) at half, once and twice the"
+            " budgets, for the campaign model to learn from"
+        )
+
     def _post(self, service: str, path: str, body: object) -> dict:  # type: ignore[type-arg]
         return self._send("POST", service, path, body)
 
@@ -481,6 +512,7 @@ class Demo:
     def run(self, *, days: int = 30, pause_s: float = 1.0) -> None:
         """Create the plan, stream ``days`` simulated days of events, show KPIs live."""
         self.register_people()
+        self.play_history()
         self.create_plan()
         cascade = TargetCascade(self.runtime, url=self.url)
         for line in cascade.run():
@@ -521,6 +553,11 @@ class Demo:
         self.console.print(
             f"  plan report    {measurement}/api/v1/reports/plans/{self.plan_id}?format=html"
         )
+        self.console.print(
+            f"  forecast       {planning}/api/v1/campaigns/{self.campaigns[0].campaign_id}"
+            "/forecast (POST; the model kept at approval)"
+        )
+        self.console.print(f"  model backtest {measurement}/api/v1/models/backtest")
         first = self.campaigns[0].campaign_id
         self.console.print(f"  progress       {execution}/api/v1/campaigns/{first}/progress")
         self.console.print(f"  notifications  {notifier}/api/v1/notifications?recipient=manager")
