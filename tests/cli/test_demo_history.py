@@ -4,6 +4,7 @@ starts (20 days ago), each bigger budget buying clicks at a worse rate."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 from mrm import demo_history
@@ -16,7 +17,7 @@ def test_the_past_runs_end_before_the_demo_plan_starts() -> None:
     assert starts == sorted(starts) and len(set(starts)) == 12
     last_end = starts[-1] + dt.timedelta(days=demo_history.DAYS - 1)
     assert last_end < today - dt.timedelta(days=20)  # this year's campaigns start 20 days ago
-    gaps = {(b - a).days for a, b in zip(starts, starts[1:], strict=False)}
+    gaps = {(b - a).days for a, b in itertools.pairwise(starts)}
     assert gaps == {demo_history.DAYS + demo_history.GAP_DAYS}
 
 
