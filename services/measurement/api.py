@@ -10,7 +10,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import TypeAdapter
 
-from services.measurement import progress, report, report_sections, schemas, warehouse
+from services.measurement import (
+    campaign_models,
+    progress,
+    report,
+    report_models,
+    report_sections,
+    schemas,
+    warehouse,
+)
 from services.measurement.warehouse import Warehouse, budgets, sales_targets
 from shared.auth import READERS, Principal, require
 from shared.errors import DomainError, NotFound
@@ -171,6 +179,7 @@ async def plan_report(
     daily = await store.run(warehouse.plan_daily_spend, plan_id=plan_id, **period)
     now = dt.datetime.now(dt.UTC)
     sections = await _budget_and_sales(store, fx, rule, plan=kpis, start=start, end=end, now=now)
+    sections["modelled"] = await _modelled(store, fx, plan=kpis)
     page = report.render_html(plan=kpis, daily_spend=daily, generated_at=now, **sections)
     return HTMLResponse(
         page,
@@ -179,6 +188,28 @@ async def plan_report(
             "Content-Security-Policy": _REPORT_CSP,
         },
     )
+
+
+MODELLED_CAMPAIGNS = 20
+"""The most campaigns the report models (each model reads its peers' totals)."""
+
+
+async def _modelled(store: Warehouse, fx: FxRates, *, plan: dict[str, Any]) -> str:
+    """The report's "Modelled vs actual" section: the first ``MODELLED_CAMPAIGNS`` campaigns
+    of the plan, each modelled from the campaigns measured before its start."""
+    rows = []
+    for campaign in list(plan.get("campaigns") or ())[:MODELLED_CAMPAIGNS]:
+        known = await campaign_models.model_known(
+            store, fx, campaign_id=str(campaign["campaign_id"])
+        )
+        rows.append(
+            report_models.ModelledCampaign(
+                label=report.campaign_label(campaign),
+                model=known.model if known and known.model.peers else None,
+                actual=campaign,
+            )
+        )
+    return report_models.model_section(rows)
 
 
 async def _budget_and_sales(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 import uuid
 from decimal import Decimal as D
@@ -137,6 +138,13 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
     cpl = body["figures"]["cpl"]
     assert D(cpl["p50"]) == (D(3000) / D(leads["p50"])).quantize(D("0.01"))
     assert body["actual"]["campaign_id"] == modelled and body["actual"]["spend"] == "0.00"
+
+    # the plan report shows the same model next to the campaign's actual figures
+    page = measurement.get(f"/api/v1/reports/plans/plan-{modelled}").text
+    row = re.search(rf'<tr data-campaign="{modelled}">(.*?)</tr>', page, re.S)
+    assert row is not None, page[-2000:]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+    assert cells[:4] == [modelled, "channel + brand", leads["p50"], "0"], cells
 
     asked = measurement.post(
         "/api/v1/models/campaign",
