@@ -155,14 +155,14 @@ def _elapsed(bounds: Bounds, as_of: dt.datetime) -> Fraction:
 def _measure(
     window: Window, bounds: Bounds, sales: list[WeekSales], as_of: dt.datetime
 ) -> Measured:
-    units, revenue, discounts = 0, Fraction(0), Fraction(0)
-    r: Number = revenue
-    d: Number = discounts
+    units = 0
+    revenue: Number = Fraction(0)
+    discounts: Number = Fraction(0)
     for week in sales:
         if week.window == window:
             units += week.units
-            r, d = _add(r, week.revenue), _add(d, week.discounts)
-    return Measured(bounds, _elapsed(bounds, as_of), units, r, d)
+            revenue, discounts = _add(revenue, week.revenue), _add(discounts, week.discounts)
+    return Measured(bounds, _elapsed(bounds, as_of), units, revenue, discounts)
 
 
 def uplift(

@@ -22,9 +22,11 @@ from services.measurement import warehouse
 from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import StoredEvent
+from services.measurement.warehouse.uplift import uplift_inputs
 from shared.events import EventData, new_envelope
 from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned
+from shared.money import FxRates
 
 pytestmark = pytest.mark.integration
 
@@ -276,3 +278,30 @@ def test_unknown_campaign_and_bad_parameters(measurement: httpx.Client, scenario
         response = measurement.get(path, params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.json()["detail"][0]["loc"] == ["query", field], params
+
+
+def test_sales_without_an_fx_rate_leave_their_amounts_unknown(
+    warehouse_client: Client, scenario: Scenario
+) -> None:
+    inputs = uplift_inputs(
+        warehouse_client,
+        campaign_id=scenario.id("A"),
+        fx=FxRates(base="USD", rates={}),
+        as_of=dt.datetime(2098, 1, 1, tzinfo=dt.UTC),
+        weeks_before=4,
+        weeks_after=2,
+    )
+    assert inputs is not None
+    assert (inputs.pairs, inputs.cost, inputs.missing_rates) == (2, D("400.00"), ["EUR"])
+    by_week = {(w.window, w.week): (w.units, w.revenue) for w in inputs.sales}
+    # weeks from 1 Feb, 1 Mar, 15 Mar; b3 (17 Feb, week 2) and d6 (13 Mar, week 1) are in EUR;
+    # during: d1, d2 in week 0; d3 (9 Mar), d4, d6 in week 1
+    assert by_week == {
+        ("before", 0): (1, D("100.00")),
+        ("before", 1): (1, D("100.00")),
+        ("before", 2): (1, None),
+        ("before", 3): (1, D("92.00")),
+        ("during", 0): (2, D("500.00")),
+        ("during", 1): (3, None),
+        ("after", 0): (1, D("50.00")),
+    }
