@@ -1,6 +1,6 @@
 """Response models of measurement's scope endpoints (channel, company, series, comparison,
-pipeline forecast, sales by dimension), for the OpenAPI: what each field means, in which
-currency its amounts are.
+pipeline forecast, sales by dimension, promotion uplift), for the OpenAPI: what each field
+means, in which currency its amounts are.
 
 The routes answer with exact decimals serialised as JSON strings (``api.respond``); these
 models document that shape, they do not produce it.
@@ -454,3 +454,134 @@ SALES_EXAMPLES: dict[str, Any] = {
 }
 """OpenAPI examples of ``SalesBreakdown``: brands and channels side by side (the same sales and
 spend, the same fields), and partners, whose spend cannot be told."""
+
+
+_IN_CURRENCY = (
+    " In the campaign's `currency` (sales in others converted with MRM_FX_RATES); null when a"
+    " part of it is in a currency of `missing_rates`."
+)
+
+
+class UpliftWindow(BaseModel):
+    """One window of a promotion uplift: [start, end), the weeks of it elapsed by `as_of`, the
+    sales of the promoted product/partner pairs in it."""
+
+    start: dt.datetime
+    end: dt.datetime
+    weeks: Decimal = Field(description="Weeks of the window elapsed by `as_of`, 6 places.")
+    units: int = Field(description="Sales (orders: a sale carries no quantity, so one unit).")
+    revenue: Decimal | None = Field(description="Σ sales, to the cent." + _IN_CURRENCY)
+    discounts: Decimal | None = Field(description="Σ discounts, to the cent." + _IN_CURRENCY)
+
+
+class UpliftBaseline(UpliftWindow):
+    """The `weeks_before` weeks before the start and their average week."""
+
+    units_per_week: Decimal | None = Field(description="units / weeks, 2 places.")
+    revenue_per_week: Decimal | None = Field(description="revenue / weeks, to the cent.")
+
+
+class UpliftActual(UpliftWindow):
+    """The campaign's dates, or the `weeks_after` weeks after its end, against the baseline."""
+
+    expected_units: Decimal | None = Field(description="Baseline units per week × weeks.")
+    expected_revenue: Decimal | None = Field(description="Baseline revenue per week × weeks.")
+
+
+class UpliftChange(BaseModel):
+    """Actual − expected (the baseline × the window's weeks)."""
+
+    units: Decimal | None = Field(description="2 places.")
+    revenue: Decimal | None = Field(description="To the cent." + _IN_CURRENCY)
+    gross_profit: Decimal | None = Field(
+        description="revenue × the campaign's gross margin, to the cent."
+    )
+
+
+_UPLIFT_WINDOW = {"units": 4, "revenue": "400.00", "discounts": "8.00"}
+_UPLIFT_EXAMPLE: dict[str, Any] = {
+    "campaign_id": "spring-promo",
+    "name": "Spring promo",
+    "currency": "USD",
+    "start_date": "2027-03-01",
+    "end_date": "2027-03-14",
+    "gross_margin": "0.500000",
+    "as_of": "2027-06-01T00:00:00Z",
+    "weeks_before": 4,
+    "weeks_after": 2,
+    "pairs": 2,
+    "missing_rates": [],
+    "baseline": {
+        "start": "2027-02-01T00:00:00Z",
+        "end": "2027-03-01T00:00:00Z",
+        "weeks": "4.000000",
+        **_UPLIFT_WINDOW,
+        "units_per_week": "1.00",
+        "revenue_per_week": "100.00",
+    },
+    "during": {
+        "start": "2027-03-01T00:00:00Z",
+        "end": "2027-03-15T00:00:00Z",
+        "weeks": "2.000000",
+        "units": 5,
+        "revenue": "804.00",
+        "discounts": "55.40",
+        "expected_units": "2.00",
+        "expected_revenue": "200.00",
+    },
+    "after": {
+        "start": "2027-03-15T00:00:00Z",
+        "end": "2027-03-29T00:00:00Z",
+        "weeks": "2.000000",
+        "units": 1,
+        "revenue": "50.00",
+        "discounts": "0.00",
+        "expected_units": "2.00",
+        "expected_revenue": "200.00",
+    },
+    "incremental": {"units": "3.00", "revenue": "604.00", "gross_profit": "302.00"},
+    "dip": {"units": "-1.00", "revenue": "-150.00", "gross_profit": "-75.00"},
+    "discounts": "55.40",
+    "cost": "400.00",
+    "promotion_roi": "-0.336847",
+}
+
+
+class PromotionUplift(BaseModel):
+    """A campaign's promotion uplift by before / during / after (README "Promotion uplift")."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_UPLIFT_EXAMPLE]})
+
+    campaign_id: str
+    name: str
+    currency: str = Field(description="The campaign's currency, of every amount.")
+    start_date: dt.date
+    end_date: dt.date = Field(description="The campaign's last day (inclusive).")
+    gross_margin: Decimal = Field(description="The campaign's gross margin.")
+    as_of: dt.datetime = Field(description="Sales and spend after it are ignored.")
+    weeks_before: int
+    weeks_after: int
+    pairs: int = Field(
+        description="The product/partner pairs of the campaign's own sales: what it promoted. "
+        "Every sale of them counts, whichever campaign it is attributed to, or none."
+    )
+    missing_rates: list[str] = Field(
+        description="Currencies of those sales or of the spend with no rate to `currency`."
+    )
+    baseline: UpliftBaseline
+    during: UpliftActual
+    after: UpliftActual
+    incremental: UpliftChange = Field(description="During: actual − expected.")
+    dip: UpliftChange = Field(
+        description="After: actual − expected; negative when sales fell below the baseline."
+    )
+    discounts: Decimal | None = Field(
+        description="Σ discounts on those pairs during the campaign, to the cent." + _IN_CURRENCY
+    )
+    cost: Decimal | None = Field(
+        description="The campaign's spend up to `as_of`, to the cent." + _IN_CURRENCY
+    )
+    promotion_roi: Decimal | None = Field(
+        description="(incremental gross profit − cost − discounts) / (cost + discounts), "
+        "6 places; null when undefined."
+    )

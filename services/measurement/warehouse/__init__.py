@@ -11,6 +11,7 @@
 * ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;
 * ``pipeline`` — a scope's open leads and measured funnel timing for the pipeline forecast;
 * ``trade`` — sales by brand, partner, product, region, outlet or channel (sell-in, sell-out);
+* ``uplift`` — the weekly sales around a campaign of the product/partner pairs it promoted;
 * ``sales_targets`` — the sales-target cascade's units and targets, sales per attribution;
 * ``budgets`` — a plan's budget as the report's budget tree needs it (lines, draws, spend);
 * ``alerts`` — the target monitor's state: alert states, the campaign change log, its marks;
