@@ -10,7 +10,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.measurement import api, discount_api, handlers, model_api, pipeline_api, progress_api
+from services.measurement import (
+    api,
+    discount_api,
+    handlers,
+    model_api,
+    pipeline_api,
+    progress_api,
+    segments_api,
+)
 from services.measurement.campaign_models import ApprovalModels
 from services.measurement.handlers import Ingestor
 from services.measurement.monitor import TargetMonitor
@@ -176,4 +184,5 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     app.include_router(discount_api.router)
     app.include_router(model_api.router)
     app.include_router(pipeline_api.router)
+    app.include_router(segments_api.router)
     return app
