@@ -7,13 +7,14 @@ AD_METRICS = "mrm.ad-metrics.v1"
 LEADS = "mrm.leads.v1"
 SALES = "mrm.sales.v1"
 TASKS = "mrm.tasks.v1"
+CUSTOMERS = "mrm.customers.v1"
 
 PLANNING = "mrm.planning.v1"
 EXECUTION = "mrm.execution.v1"
 KPI = "mrm.kpi.v1"
 NOTIFICATIONS = "mrm.notifications.v1"
 
-INGEST_TOPICS: tuple[str, ...] = (SPEND, AD_METRICS, LEADS, SALES, TASKS)
+INGEST_TOPICS: tuple[str, ...] = (SPEND, AD_METRICS, LEADS, SALES, TASKS, CUSTOMERS)
 PLATFORM_TOPICS: tuple[str, ...] = (PLANNING, EXECUTION, KPI, NOTIFICATIONS)
 ALL_TOPICS: tuple[str, ...] = INGEST_TOPICS + PLATFORM_TOPICS
 

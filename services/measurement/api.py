@@ -71,7 +71,8 @@ ReportingCurrency = Annotated[
 ]
 
 
-def _reporting(currency: str | None, fx: FxRates) -> dict[str, Any]:
+def reporting_in(currency: str | None, fx: FxRates) -> dict[str, Any]:
+    """The reporting arguments of a query; 422 naming ``currency`` when it has no FX rate."""
     if currency is not None and fx.rate(currency) is None:
         raise DomainError(
             f"no FX rate configured for {currency} (MRM_FX_RATES holds rates to {fx.base})",
@@ -285,7 +286,7 @@ async def channel_kpis(
         channel=channel,
         plan_id=plan_id,
         **_period(start, end),
-        **_reporting(currency, fx),
+        **reporting_in(currency, fx),
     )
     if kpis is None:
         raise NotFound("plan", plan_id or "")
@@ -304,7 +305,7 @@ async def company_kpis(
     """Every KPI of the whole company over [from, to), unattributed sales and leads included,
     in one currency and per currency; its CKPI weighs the targets of every campaign of the
     period, each on its own KPIs."""
-    period, reporting = _period(start, end), _reporting(currency, fx)
+    period, reporting = _period(start, end), reporting_in(currency, fx)
     return respond(await store.run(warehouse.company_kpis, **period, **reporting))
 
 
@@ -323,7 +324,7 @@ async def kpi_series(
     """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [from, to), in one
     currency and per currency."""
     period = _period(start, end)
-    reporting = _reporting(currency, fx)
+    reporting = reporting_in(currency, fx)
     if scope != "company" and not scope_id:
         raise DomainError(
             f"is required for scope {scope}", field="id", status_code=422, location="query"
@@ -373,7 +374,7 @@ async def compare_campaign(
         warehouse.compare_campaign,
         campaign_id=campaign_id,
         limit=limit,
-        **_reporting(currency, fx),
+        **reporting_in(currency, fx),
     )
     if comparison is None:
         raise NotFound("campaign", campaign_id)
@@ -415,7 +416,7 @@ async def sales_by(
     """The sales of [from, to) by brand, trade partner, product, region, outlet or channel:
     orders, revenue, discounts, average check, gross profit and share of revenue per value,
     with spend, ROMI and ROI for brands and channels; in one currency and per currency."""
-    period, reporting = _period(start, end), _reporting(currency, fx)
+    period, reporting = _period(start, end), reporting_in(currency, fx)
     return respond(
         await store.run(warehouse.sales_by, by=by, sale_kind=sale_kind, **period, **reporting)
     )

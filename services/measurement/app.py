@@ -17,6 +17,7 @@ from services.measurement import (
     model_api,
     pipeline_api,
     progress_api,
+    segments_api,
     uplift_api,
 )
 from services.measurement.campaign_models import ApprovalModels
@@ -185,4 +186,5 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     app.include_router(model_api.router)
     app.include_router(pipeline_api.router)
     app.include_router(uplift_api.router)
+    app.include_router(segments_api.router)
     return app

@@ -1,10 +1,11 @@
 """Measurement's subscriber: ingest and planning events into ClickHouse, in batches.
 
 The ingest topics take the columnar hot path (``columns.split``: a batch's raw values → one
-validated Arrow table per topic, one insert per table). Planning events, any message the batch
-check declines, and spend or sales in another currency than their campaign's go through the
-pydantic gate (``shared.events.decode``) and the domain one by one, so a malformed
-message reaches the DLQ with the same field-naming reason as everywhere else.
+validated Arrow table per topic, one insert per table). Planning events, customer profiles
+(``mrm.customers.v1``: low volume, a map column), any message the batch check declines, and
+spend or sales in another currency than their campaign's go through the pydantic gate
+(``shared.events.decode``) and the domain one by one, so a malformed message reaches the DLQ
+with the same field-naming reason as everywhere else.
 
 A batch is durable in ClickHouse before the handler returns, so its offsets (on every
 partition it spans) are committed only then. A batch failing on an outage is retried whole;

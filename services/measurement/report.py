@@ -279,7 +279,8 @@ def period_label(start: dt.datetime | None, end: dt.datetime | None) -> str:
     return f"[{show(start, 'start of data')}, {show(end, 'end of data')})"
 
 
-def _csv_cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """A value as a CSV cell: exact decimals, UTC times, text never read as a formula."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -318,7 +319,7 @@ def render_csv(*, plan: Mapping[str, Any]) -> str:
     total.update(channel=None, brand=None)
     for row in [*rows, total]:
         identity = [row.get(key) for key in IDENTITY]
-        writer.writerow([_csv_cell(v) for v in [*identity, *(value_of(row, c) for c in COLUMNS)]])
+        writer.writerow([csv_cell(v) for v in [*identity, *(value_of(row, c) for c in COLUMNS)]])
     return out.getvalue()
 
 

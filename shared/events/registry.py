@@ -11,6 +11,7 @@ from typing import TypeAlias
 
 from pydantic import ValidationError
 
+from shared.events.customers import CUSTOMER_EVENTS
 from shared.events.discounts import DISCOUNT_EVENTS
 from shared.events.envelope import Envelope, EventData, EventRejected
 from shared.events.execution import EXECUTION_EVENTS
@@ -25,6 +26,7 @@ EVENT_TYPES: dict[str, EventType] = {
     model.event_type: model
     for model in (
         *INGEST_EVENTS,
+        *CUSTOMER_EVENTS,
         *PLANNING_EVENTS,
         *EXECUTION_EVENTS,
         *KPI_EVENTS,

@@ -18,6 +18,8 @@ Tables:
   and ``plans.budget`` (the cap) — what the plan report's budget tree needs (migration 8, see
   ``budgets``);
 * ``reallocation_rules`` — the plans' reallocation rules (migration 9, see ``rules``);
+* ``customer_profiles`` — each customer's latest profile from ``mrm.customers.v1`` by
+  ``version`` (migration 11, see ``customers``);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from services.measurement.warehouse import alerts, budgets, discounts, rules
+from services.measurement.warehouse import alerts, budgets, customers, discounts, rules
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
 
@@ -225,6 +227,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "DEFAULT ''",
         ),
     ),
+    (11, "customer profiles", customers.MIGRATION),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 

@@ -15,7 +15,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from services.measurement import domain
-from services.measurement.warehouse import rules
+from services.measurement.warehouse import customers, rules
+from shared.events.customers import CustomerProfileUpdated
 from shared.events.envelope import Envelope, EventData
 from shared.events.ingest import (
     AdMetricsReported,
@@ -89,6 +90,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "discount_limits": "scope_kind scope_id plan_id promo_fund max_discount_rate currency "
         "version updated_at event_id",
         "reallocation_rules": rules.COLUMNS,
+        "customer_profiles": customers.COLUMNS,
     }.items()
 }
 """Insert column order of every table fed from events."""
@@ -234,6 +236,12 @@ def _rule_removed(e: StoredEvent, d: ReallocationRuleRemoved) -> list[Row]:
     return [("reallocation_rules", (d.rule_id, d.plan_id, *condition, *action, *flags, at, eid))]
 
 
+def _profile(e: StoredEvent, d: CustomerProfileUpdated) -> list[Row]:
+    at, eid = e.envelope.occurred_at, e.envelope.event_id
+    fields = tuple(value or "" for value in (d.industry, d.size, d.region, d.age_band))
+    return [("customer_profiles", (d.customer_id, d.version, *fields, dict(d.attributes), at, eid))]
+
+
 _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "spend.recorded": _spend,
     "ad.metrics_reported": _ad_metrics,
@@ -256,6 +264,7 @@ _ROWS: dict[str, Callable[[StoredEvent, Any], list[Row]]] = {
     "discount_limit.set": _limit,
     "reallocation_rule.set": _rule,
     "reallocation_rule.removed": _rule_removed,
+    "customer.profile_updated": _profile,
 }
 """Event types the warehouse stores; every other type is ignored by ``insert_events``."""
 

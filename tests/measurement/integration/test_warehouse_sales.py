@@ -190,7 +190,7 @@ def test_sales_stored_before_migrations_5_and_10_read_empty_and_null(
             assert warehouse.migrate(warehouse_client, database=db) == []
         # the later ones too: migration 10 adds the outlet, which reads '' as well
         later = [version for version, _, _ in schema.MIGRATIONS[5:]]
-        assert later[-1] == 10
+        assert 10 in later
         assert warehouse.migrate(warehouse_client, database=db) == later
         assert read_back(warehouse_client, f"O-{unique_id}", database=db) == {
             f"o1-O-{unique_id}": ABSENT
