@@ -39,13 +39,26 @@ async def broker_running(
         try:
             yield
         finally:
-            await _stop_consuming(broker)
+            await _bounded("stop_consuming", _stop_consuming(broker))
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _bounded("stop_background", asyncio.gather(*tasks, return_exceptions=True))
             for job in drain:
                 await _drain(job, timeout_s=drain_timeout_s)
-            await broker.stop()
+            await _bounded("stop_broker", broker.stop())
+
+
+STOP_TIMEOUT_S = 30.0
+"""The longest one shutdown step may take: a consumer leaving its group while the broker is
+rebalancing (or unreachable) can wait for ever, and a stop must not."""
+
+
+async def _bounded(step: str, stopping: Awaitable[Any]) -> None:
+    try:
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await stopping
+    except TimeoutError:
+        log.warning("shutdown_step_timed_out", step=step, timeout_s=STOP_TIMEOUT_S)
 
 
 async def _stop_consuming(broker: KafkaBroker) -> None:
