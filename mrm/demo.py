@@ -23,6 +23,7 @@ from rich.table import Table
 from mrm import demo_history
 from mrm.demo_targets import TargetCascade
 from mrm.runtime import Runtime
+from shared.events.customers import CustomerProfileUpdated
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.publisher import EventPublisher
 
@@ -134,6 +135,7 @@ REALLOCATION_RULE = {
 """A rule applied at once: a campaign of the Acme Go line scoring a CKPI under 90 gives a
 quarter of its unspent budget back to the Acme line (its own line has no better campaign)."""
 REGIONS = ("EMEA", "Americas", "APAC")
+INDUSTRIES = ("retail", "manufacturing", "software", "healthcare")
 
 
 def sale_units(
@@ -153,6 +155,7 @@ def sale_units(
         "list_price": amount + discount if priced else None,
         "discount_reason": "spring promo" if priced else None,
         "sale_kind": "sell_out" if partner else None,
+        "outlet": f"{partner} store {order % 4 + 1}" if partner else None,
     }
 
 
@@ -424,11 +427,26 @@ class Demo:
             sent += 1
             if customer_id:
                 live.customers.append(customer_id)
+                sent += self._profile(publisher, customer_id, day=day)
                 sent += self._sale(publisher, live, customer_id, day=day)
         for customer_id in live.customers:
             if self.random.random() < 0.05:
                 sent += self._sale(publisher, live, customer_id, day=day)
         return sent
+
+    def _profile(self, publisher: EventPublisher, customer_id: str, *, day: dt.datetime) -> int:
+        """The CRM's profile of a new customer (for the RFM segments' export)."""
+        publisher.publish(
+            CustomerProfileUpdated(
+                customer_id=customer_id,
+                version=1,
+                industry=self.random.choice(INDUSTRIES),
+                size=self.random.choice(("small", "medium", "large", "enterprise")),
+                region=self.random.choice(REGIONS),
+            ),
+            occurred_at=day,
+        )
+        return 1
 
     def _sale(
         self, publisher: EventPublisher, live: LiveCampaign, customer_id: str, *, day: dt.datetime
@@ -558,6 +576,10 @@ class Demo:
             "/forecast (POST; the model kept at approval)"
         )
         self.console.print(f"  model backtest {measurement}/api/v1/models/backtest")
+        self.console.print(
+            f"  RFM segments   {measurement}/api/v1/segments/rfm"
+            " (members: …/segments/rfm/customers?segment=champions&format=csv)"
+        )
         first = self.campaigns[0].campaign_id
         self.console.print(f"  progress       {execution}/api/v1/campaigns/{first}/progress")
         self.console.print(f"  notifications  {notifier}/api/v1/notifications?recipient=manager")
