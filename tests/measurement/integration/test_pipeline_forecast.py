@@ -16,14 +16,13 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
+from scenario_kit import EventScenario
 
 from services.measurement import pipeline, warehouse
 from services.measurement.app import create_app
 from services.measurement.pipeline import Amounts
 from services.measurement.settings import MeasurementSettings
-from services.measurement.warehouse import StoredEvent
 from services.measurement.warehouse.pipeline import pipeline_inputs
-from shared.events import EventData, new_envelope
 from shared.events.ingest import LeadStageChanged, SaleCompleted
 from shared.events.planning import CampaignPlanned, PlanCreated
 from shared.money import FxRates
@@ -40,25 +39,12 @@ def at(month: int, day: int, hour: int = 0) -> dt.datetime:
     return dt.datetime(Y, month, day, hour, tzinfo=dt.UTC)
 
 
-class Scenario:
+class Scenario(EventScenario):
     """Plan P: campaign A (channel ``a``) and B (channel ``b``)."""
 
     def __init__(self, uid: str) -> None:
-        self.uid = uid
-        self.events: list[StoredEvent] = []
+        super().__init__(uid)
         self.a, self.b = f"fa{uid}", f"fb{uid}"
-
-    def id(self, name: str) -> str:
-        return f"{name}-{self.uid}"
-
-    def add(self, name: str, data: EventData, when: dt.datetime) -> None:
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.uid}/{name}")
-        envelope = new_envelope(data, source="test", event_id=event_id, occurred_at=when)
-        self.events.append(
-            StoredEvent(
-                envelope=envelope, data=data, topic=data.topic, partition=0, offset=len(self.events)
-            )
-        )
 
     def lead(self, lead: str, campaign: str, stage: str, when: dt.datetime, **kw: Any) -> None:
         channel = self.a if campaign == "A" else self.b

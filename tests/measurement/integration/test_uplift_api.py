@@ -17,13 +17,12 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
+from scenario_kit import EventScenario
 
 from services.measurement import warehouse
 from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
-from services.measurement.warehouse import StoredEvent
 from services.measurement.warehouse.uplift import uplift_inputs
-from shared.events import EventData, new_envelope
 from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned
 from shared.money import FxRates
@@ -40,24 +39,8 @@ def at(month: int, day: int) -> dt.datetime:
     return dt.datetime(Y, month, day, 10, tzinfo=dt.UTC)
 
 
-class Scenario:
+class Scenario(EventScenario):
     """Builds the event set (event ids derive from names)."""
-
-    def __init__(self, uid: str) -> None:
-        self.uid = uid
-        self.events: list[StoredEvent] = []
-
-    def id(self, name: str) -> str:
-        """A scenario-unique id."""
-        return f"{name}-{self.uid}"
-
-    def add(self, name: str, data: EventData, when: dt.datetime) -> None:
-        """Record an event named ``name``."""
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.uid}/{name}")
-        envelope = new_envelope(data, source="test", event_id=event_id, occurred_at=when)
-        self.events.append(
-            StoredEvent(envelope=envelope, data=data, topic=data.topic, partition=0, offset=0)
-        )
 
     def campaign(self, key: str, *, currency: str, margin: str) -> None:
         """A campaign running 1–14 March."""

@@ -17,12 +17,11 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
+from scenario_kit import EventScenario
 
 from services.measurement import warehouse
 from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
-from services.measurement.warehouse import StoredEvent
-from shared.events import EventData, new_envelope
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
 from shared.money import FxRates
@@ -43,25 +42,12 @@ def at(day: int, hour: int = 10) -> dt.datetime:
     return dt.datetime(Y, 3, day, hour, tzinfo=dt.UTC)
 
 
-class Scenario:
+class Scenario(EventScenario):
     """Builds the fixed event set (event ids derive from names)."""
 
     def __init__(self, uid: str) -> None:
-        self.uid = uid
+        super().__init__(uid)
         self.S = f"fx{uid}"  # the channel
-        self.events: list[StoredEvent] = []
-
-    def id(self, name: str) -> str:
-        """A scenario-unique id."""
-        return f"{name}-{self.uid}"
-
-    def add(self, name: str, data: EventData, when: dt.datetime) -> None:
-        """Record an event named ``name``."""
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.uid}/{name}")
-        envelope = new_envelope(data, source="test", event_id=event_id, occurred_at=when)
-        self.events.append(
-            StoredEvent(envelope=envelope, data=data, topic=data.topic, partition=0, offset=0)
-        )
 
     def plan(self, key: str, currency: str) -> None:
         """A plan.created of the year."""

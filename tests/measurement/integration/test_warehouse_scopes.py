@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
+from scenario_kit import EventScenario
 
 from services.measurement import warehouse
 from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import StoredEvent
-from shared.events import EventData, new_envelope
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
 from shared.money import FxRates
@@ -43,28 +43,13 @@ def at(month: int, day: int, hour: int = 10) -> dt.datetime:
     return dt.datetime(Y, month, day, hour, tzinfo=dt.UTC)
 
 
-class Scenario:
+class Scenario(EventScenario):
     """Builds the fixed event set; event ids are deterministic, so a replay is a duplicate."""
 
     def __init__(self, uid: str) -> None:
-        self.uid = uid
-        self.events: list[StoredEvent] = []
+        super().__init__(uid)
         self.S, self.E, self.other = f"s{uid}", f"e{uid}", f"o{uid}"  # channels
         self.brand = f"brand-{uid}"
-
-    def id(self, name: str) -> str:
-        """A scenario-unique id."""
-        return f"{name}-{self.uid}"
-
-    def add(self, name: str, data: EventData, when: dt.datetime) -> StoredEvent:
-        """Record an event named ``name`` (its event_id derives from the name)."""
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.uid}/{name}")
-        envelope = new_envelope(data, source="test", event_id=event_id, occurred_at=when)
-        event = StoredEvent(
-            envelope=envelope, data=data, topic=data.topic, partition=0, offset=len(self.events)
-        )
-        self.events.append(event)
-        return event
 
     def campaign(self, key: str, plan: str, channel: str, budget: str, margin: str, **kw: Any):  # type: ignore[no-untyped-def]
         """A campaign.planned (dates, brand and status through ``kw``)."""
