@@ -62,6 +62,50 @@ def wait_for(client: httpx.Client, path: str, predicate, timeout_s: float = 30.0
     raise AssertionError(f"{path} never satisfied the condition; last: {body}")
 
 
+def publish_search_campaign(
+    events: EventPublisher,
+    campaign_id: str,
+    *,
+    plan_id: str,
+    leads: int,
+    at: dt.datetime,
+    line_id: str | None = None,
+) -> None:
+    """An active March 2027 search campaign of budget 10,000 USD that spent 2,000 at ``at``
+    for ``leads`` leads (CPL 2,000 / leads)."""
+    events.publish(
+        CampaignPlanned(
+            campaign_id=campaign_id,
+            plan_id=plan_id,
+            name=campaign_id,
+            channel="search",
+            owner="ann",
+            budget=Decimal("10000"),
+            currency="USD",
+            start_date=dt.date(2027, 3, 1),
+            end_date=dt.date(2027, 3, 31),
+            status="active",
+            line_id=line_id,
+        )
+    )
+    events.publish(
+        SpendRecorded(
+            campaign_id=campaign_id, channel="search", amount=Decimal("2000"), currency="USD"
+        ),
+        occurred_at=at,
+    )
+    for index in range(leads):
+        events.publish(
+            LeadStageChanged(
+                lead_id=f"{campaign_id}-l{index}",
+                campaign_id=campaign_id,
+                channel="search",
+                stage="lead",
+            ),
+            occurred_at=at,
+        )
+
+
 def test_events_become_kpis_and_alerts(
     measurement: httpx.Client, kafka_bootstrap: str, topic_reader
 ) -> None:  # type: ignore[no-untyped-def]
@@ -204,20 +248,6 @@ def test_an_under_performer_is_proposed_to_give_budget_to_an_over_performer(
     with EventPublisher(kafka_bootstrap, source="test") as events:
         for campaign_id, leads in ((under, 20), (over, 80)):
             events.publish(
-                CampaignPlanned(
-                    campaign_id=campaign_id,
-                    plan_id=plan_id,
-                    name=campaign_id,
-                    channel="search",
-                    owner="ann",
-                    budget=Decimal("10000"),
-                    currency="USD",
-                    start_date=dt.date(2027, 3, 1),
-                    end_date=dt.date(2027, 3, 31),
-                    status="active",
-                )
-            )
-            events.publish(
                 KpiTargetSet(
                     target_id=f"t-{campaign_id}",
                     campaign_id=campaign_id,
@@ -226,25 +256,7 @@ def test_an_under_performer_is_proposed_to_give_budget_to_an_over_performer(
                     direction="lower_is_better",
                 )
             )
-            events.publish(
-                SpendRecorded(
-                    campaign_id=campaign_id,
-                    channel="search",
-                    amount=Decimal("2000"),
-                    currency="USD",
-                ),
-                occurred_at=at,
-            )
-            for index in range(leads):
-                events.publish(
-                    LeadStageChanged(
-                        lead_id=f"{campaign_id}-l{index}",
-                        campaign_id=campaign_id,
-                        channel="search",
-                        stage="lead",
-                    ),
-                    occurred_at=at,
-                )
+            publish_search_campaign(events, campaign_id, plan_id=plan_id, leads=leads, at=at)
 
     # CPL 2,000 / 20 = 100 against 50 → CKPI 50; CPL 2,000 / 80 = 25 → CKPI 150 (capped)
     plan = wait_for(
@@ -323,40 +335,9 @@ def test_a_plan_rule_fires_after_its_hold_time_for_the_best_of_the_line(
             (cheap, "line-a", 80),
             (elsewhere, "line-b", 200),
         ):
-            events.publish(
-                CampaignPlanned(
-                    campaign_id=campaign_id,
-                    plan_id=plan_id,
-                    name=campaign_id,
-                    channel="search",
-                    owner="ann",
-                    budget=Decimal("10000"),
-                    currency="USD",
-                    start_date=dt.date(2027, 3, 1),
-                    end_date=dt.date(2027, 3, 31),
-                    status="active",
-                    line_id=line_id,
-                )
+            publish_search_campaign(
+                events, campaign_id, plan_id=plan_id, leads=leads, at=at, line_id=line_id
             )
-            events.publish(
-                SpendRecorded(
-                    campaign_id=campaign_id,
-                    channel="search",
-                    amount=Decimal("2000"),
-                    currency="USD",
-                ),
-                occurred_at=at,
-            )
-            for index in range(leads):
-                events.publish(
-                    LeadStageChanged(
-                        lead_id=f"{campaign_id}-l{index}",
-                        campaign_id=campaign_id,
-                        channel="search",
-                        stage="lead",
-                    ),
-                    occurred_at=at,
-                )
     wait_for(measurement, f"/api/v1/kpis/plans/{plan_id}", lambda body: body["leads"] == 300)
 
     def proposals(expect: int, timeout_s: float) -> list[dict]:
