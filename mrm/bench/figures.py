@@ -10,6 +10,8 @@ import numpy as np
 from mrm.bench.execution import SpendRun
 from mrm.bench.ingest import Ingestion, Profile
 from mrm.bench.kafka import Counted, DeadLetters, Published
+from mrm.bench.model_figures import model_details, model_figures, model_notes
+from mrm.bench.models import ModelTimings
 from mrm.bench.queries import Inserted, KpiDataset, Latency
 
 GIB = 1024**3
@@ -48,6 +50,9 @@ class Results:
     campaign_latency: Latency | None = None
     plan_latency: Latency | None = None
     execution: SpendRun | None = None
+    model_timings: ModelTimings | None = None
+    backtest: Any = None
+    """``campaign_models.Backtest`` of the synthetic past."""
 
 
 def _rate(value: float) -> str:
@@ -142,6 +147,7 @@ def figures(r: Results) -> list[Any]:
                         met=value <= target,
                     )
                 )
+    out += model_figures(r)
     if r.rss_final:
         out.append(
             Figure(
@@ -259,6 +265,7 @@ def notes(r: Results) -> list[str]:
                 "FINAL, so unmerged parts cost more) and the customer cohorts, which read every "
                 "sale of the scope's customers — on two cores shared with the benchmark."
             )
+    out += model_notes(r)
     if r.rss_final and r.rss_events < RSS_TARGET_EVENTS and c.memory_events <= c.events:
         out.append(
             f"- **Memory measured after {r.rss_events:,} lead events, not "
@@ -379,6 +386,7 @@ def details(r: Results) -> list[str]:
             f"called directly (no HTTP) {c.query_calls} times each over the whole history, "
             "cycling through the campaigns / plans after a warm-up."
         )
+    out += model_details(r)
     if r.rss_final:
         after = r.rss_after_ingestion.get("VmRSS", 0)
         out.append(

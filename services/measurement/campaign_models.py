@@ -10,6 +10,7 @@ repeat an id instead of a model) and then records it in ``alert_state`` under ``
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +82,40 @@ async def model_query(
     model = modelling.model_campaign(query, peers, min_peers=min_peers)
     model.notes[:0] = notes
     return model
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """The model replayed on the campaigns over before ``as_of`` (``modelling.backtest``)."""
+
+    as_of: dt.datetime
+    currency: str
+    campaigns: int
+    modelled: int
+    notes: list[str]
+    figures: dict[str, modelling.Accuracy]
+
+
+async def backtest(
+    warehouse: Warehouse, fx: FxRates, *, as_of: dt.datetime, currency: str, min_peers: int = 3
+) -> Backtest:
+    """Each campaign over before ``as_of`` modelled at its actual spend from the campaigns over
+    before it started, in ``currency``, and compared with what it gave."""
+    found = await warehouse.run(peer_tables.history, as_of=as_of)
+    peers, notes = in_currency([(peer, dims.get("currency")) for peer, dims in found], currency, fx)
+    dims_of = {peer.campaign_id: dims for peer, dims in found}
+    history = [
+        modelling.Past(
+            peer=peer,
+            start=dims_of[peer.campaign_id]["start_date"],
+            end=dims_of[peer.campaign_id]["end_date"],
+            budget=dims_of[peer.campaign_id].get("budget") or Decimal(0),
+        )
+        for peer in peers
+    ]
+    # many curve fits: off the event loop
+    accuracy, modelled = await asyncio.to_thread(modelling.backtest, history, min_peers=min_peers)
+    return Backtest(as_of, currency, len(history), modelled, notes, accuracy)
 
 
 @dataclass(frozen=True)
