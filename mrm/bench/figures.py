@@ -63,6 +63,12 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms"
 
 
+def _small_ratio(value: float) -> str:
+    """Three decimals, or two significant digits below 0.01 (a tiny run's fast consumer would
+    round the ratio to 0.000)."""
+    return f"{value:.3f}" if value >= 0.01 or value == 0 else f"{value:.2g}"
+
+
 def _gib(n: int) -> str:
     return f"{n / GIB:.2f} GiB"
 
@@ -172,7 +178,7 @@ def _execution_figures(e: SpendRun, bare: Counted | None) -> list[Any]:
             f"execution: spend.recorded applied to budgets ({offered}, {e.campaigns} campaigns)",
             _rate(e.rate),
             raw_limit=f"{_rate(bare.rate)} (bare consumer)" if bare else "—",
-            ratio=f"{e.rate / bare.rate:.3f}" if bare and bare.rate else "—",
+            ratio=_small_ratio(e.rate / bare.rate) if bare and bare.rate else "—",
             target=f"keeps up (≤ {EXECUTION_BEHIND_TARGET_S:.0f} s behind at the end)",
             met=e.behind_s <= EXECUTION_BEHIND_TARGET_S and e.verified,
         ),
@@ -186,7 +192,7 @@ def _execution_figures(e: SpendRun, bare: Counted | None) -> list[Any]:
                     f"execution: a backlog of {e.backlog:,} spend.recorded applied",
                     _rate(e.backlog_rate) if e.backlog_seconds else "not drained",
                     raw_limit=f"{_rate(bare.rate)} (bare consumer)" if bare else "—",
-                    ratio=f"{e.backlog_rate / bare.rate:.3f}" if bare and bare.rate else "—",
+                    ratio=_small_ratio(e.backlog_rate / bare.rate) if bare and bare.rate else "—",
                 )
             ]
             if e.backlog

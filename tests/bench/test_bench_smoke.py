@@ -104,7 +104,7 @@ def test_execution_figures_say_how_far_behind_it_ended_and_whether_it_was_exact(
     results.execution = kept_up
     rows = {f.name: f for f in figures(results)}
     applied = next(f for name, f in rows.items() if name.startswith("execution: spend"))
-    assert (applied.value, applied.ratio, applied.met) == ("952/s", "0.010", True)
+    assert (applied.value, applied.ratio, applied.met) == ("952/s", "0.0095", True)
     assert rows["execution: behind the spend publisher at the end"].value == "0.5 s"
     assert not any("Execution applied" in note for note in notes(results))
 
