@@ -13,12 +13,15 @@ behind ``GET /models/backtest``.
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import datetime as dt
+import pstats
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import product
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -44,8 +47,12 @@ class ModelTimings:
     """``peers_before`` alone (the warehouse part of both calls)."""
     fit: Latency
     """``modelling.model_campaign`` alone on those peers (the curve fits)."""
+    own: Latency
+    """``peers.campaign_query`` alone: a known campaign's own dimensions and partner."""
     peer_count: int
     """Peers a new campaign's call reads (every campaign started before ``AS_OF``)."""
+    peer_parts: dict[str, float]
+    """Share of ``peers_before``'s time per query it makes (cProfile), and the rest."""
 
 
 def _queries(history: History) -> list[modelling.Query]:
@@ -95,6 +102,9 @@ def time_model_calls(
     async def peers(_: int) -> object:
         return await store.run(peer_tables.peers_before, as_of=AS_OF)
 
+    async def own(n: int) -> object:
+        return await store.run(peer_tables.campaign_query, campaign_id=known[n])
+
     loop = asyncio.new_event_loop()
     try:
         found = loop.run_until_complete(store.run(peer_tables.peers_before, as_of=AS_OF))
@@ -108,10 +118,43 @@ def time_model_calls(
             known_campaign=_timed(loop, known_campaign, len(known), calls),
             peers=_timed(loop, peers, 1, calls),
             fit=_timed(loop, fit, len(queries), calls),
+            own=_timed(loop, own, len(known), calls),
             peer_count=len(candidates),
+            peer_parts=profile_peers(client, calls=max(1, min(calls, 20))),
         )
     finally:
         loop.close()
+
+
+PEER_QUERIES = {
+    ("fetch", "_campaigns"): "dimensions query",
+    ("each_campaign", "_campaigns"): "measures query (each_campaign)",
+    ("_partners", "_campaigns"): "partners query",
+}
+"""(function, its caller) in ``peers._campaigns`` → the part of ``peers_before`` it is."""
+
+
+def profile_peers(client: Client, *, calls: int) -> dict[str, float]:
+    """Share of ``peers_before``'s time in each query it makes, from cProfile over ``calls``
+    calls on this thread (the queries' native time is charged to the call that waits)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        peer_tables.peers_before(client, as_of=AS_OF)
+    profiler.disable()
+    stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    total = sum(ct for (_, _, name), (_, _, _, ct, _) in stats.items() if name == "peers_before")
+    parts = dict.fromkeys(PEER_QUERIES.values(), 0.0)
+    for (_, _, name), (_, _, _, _, callers) in stats.items():
+        for (_, _, caller), edge in callers.items():
+            part = PEER_QUERIES.get((name, caller))
+            if part is not None:
+                parts[part] += edge[3]
+    if total <= 0:
+        return {}
+    shares = {part: seconds / total for part, seconds in parts.items()}
+    shares["the rest (building the peers)"] = max(0.0, 1 - sum(shares.values()))
+    return shares
 
 
 def run_backtest(client: Client, *, min_peers: int = 3) -> campaign_models.Backtest:
