@@ -107,6 +107,8 @@ def expected_leads(channel: int, brand: int, spend: float) -> float:
 
 def generate(spec: HistorySpec, *, run: str) -> list[PastCampaign]:
     """The past campaigns of ``spec`` (ids unique to ``run``), in start order."""
+    if not 1 <= spec.channels <= len(CHANNELS) or not 1 <= spec.brands <= 26:
+        raise ValueError(f"channels must be 1-{len(CHANNELS)} and brands 1-26")
     rng = np.random.default_rng(spec.seed)
     first = HISTORY_END - dt.timedelta(days=365 * spec.years)
     span = (HISTORY_END - first).days - DAYS - 1
