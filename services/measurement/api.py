@@ -17,6 +17,8 @@ from services.measurement import (
     report_models,
     report_sections,
     schemas,
+    trade_api,
+    trade_schemas,
     warehouse,
 )
 from services.measurement.warehouse import Warehouse, budgets, sales_targets
@@ -253,8 +255,12 @@ async def _budget_and_sales(
 # --------------------------------------------------------------------------------------------
 
 SeriesScope = Annotated[
-    Literal["campaign", "plan", "channel", "company"],
-    Query(description="What the series covers; 'id' names it unless the scope is company."),
+    Literal["campaign", "plan", "channel", "company", "brand", "partner", "product", "region"],
+    Query(
+        description="What the series covers; 'id' names it unless the scope is company. "
+        "brand, partner, product and region: that value's sales (and a brand's campaigns' "
+        "marketing figures), see the TradeSeries shape."
+    ),
 ]
 Bucket = Annotated[Literal["day", "week"], Query(description="UTC days or ISO weeks.")]
 Required = Annotated[
@@ -309,7 +315,11 @@ async def company_kpis(
     return respond(await store.run(warehouse.company_kpis, **period, **reporting))
 
 
-@router.get("/kpis/series", response_model=schemas.KpiSeries)
+@router.get(
+    "/kpis/series",
+    response_model=schemas.KpiSeries | trade_schemas.TradeSeries,
+    responses={200: {"content": {"application/json": {"examples": trade_schemas.SERIES_EXAMPLES}}}},
+)
 async def kpi_series(
     store: Store,
     fx: Fx,
@@ -317,14 +327,18 @@ async def kpi_series(
     scope: SeriesScope,
     start: Required,
     end: RequiredTo,
-    scope_id: Annotated[Identifier | None, Query(alias="id")] = None,
+    scope_id: Annotated[trade_api.SeriesId | None, Query(alias="id")] = None,
     bucket: Bucket = "day",
     currency: ReportingCurrency = None,
+    sale_kind: trade_api.SeriesSaleKind = None,
 ) -> JSONResponse:
     """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [from, to), in one
-    currency and per currency."""
+    currency and per currency. By brand, partner, product or region: units, orders, revenue,
+    gross profit, discounts and average check of that value's sales (``sale_kind``: sell-in or
+    sell-out only), and for a brand its campaigns' spend, leads, CPL and ROMI."""
     period = _period(start, end)
     reporting = reporting_in(currency, fx)
+    trade_api.check_series_args(scope=scope, sale_kind=sale_kind)
     if scope != "company" and not scope_id:
         raise DomainError(
             f"is required for scope {scope}", field="id", status_code=422, location="query"
@@ -336,6 +350,18 @@ async def kpi_series(
             field="to",
             status_code=422,
             location="query",
+        )
+    if scope in warehouse.TRADE_SCOPES:
+        return respond(
+            await store.run(
+                warehouse.trade_series,
+                scope=scope,
+                id=scope_id,
+                bucket=bucket,
+                sale_kind=sale_kind,
+                **period,
+                **reporting,
+            )
         )
     series = await store.run(
         warehouse.kpi_series, scope=scope, id=scope_id, bucket=bucket, **period, **reporting
