@@ -16,6 +16,7 @@ from services.measurement import (
     report,
     report_models,
     report_sections,
+    report_views,
     schemas,
     trade_api,
     trade_schemas,
@@ -183,6 +184,7 @@ async def plan_report(
     now = dt.datetime.now(dt.UTC)
     sections = await _budget_and_sales(store, fx, rule, plan=kpis, start=start, end=end, now=now)
     sections["modelled"] = await _modelled(store, fx, plan=kpis)
+    sections["trade"] = await report_views.trade_views(store, fx, plan=kpis, start=start, end=end)
     page = report.render_html(plan=kpis, daily_spend=daily, generated_at=now, **sections)
     return HTMLResponse(
         page,
