@@ -329,7 +329,14 @@ async def kpi_series(
     scope: SeriesScope,
     start: Required,
     end: RequiredTo,
-    scope_id: Annotated[trade_api.SeriesId | None, Query(alias="id")] = None,
+    scope_id: Annotated[
+        trade_api.SeriesId | None,
+        Query(
+            alias="id",
+            description="The campaign or plan id, the channel, or the brand, partner id, "
+            "product id or region as the sales carry it; not for scope company.",
+        ),
+    ] = None,
     bucket: Bucket = "day",
     currency: ReportingCurrency = None,
     sale_kind: trade_api.SeriesSaleKind = None,
