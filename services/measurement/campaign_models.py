@@ -5,7 +5,9 @@
 The approval models are made by the replica that leads (``shared.leadership``), as the target
 monitor's jobs are: each round models the approved or active campaigns not modelled yet, a few
 at a time, publishes each (event id derived from the campaign, so two replicas or a re-run
-repeat an id instead of a model) and then records it in ``alert_state`` under ``models``.
+repeat an id instead of a model), writes its figures to ``campaign_models`` (``warehouse.modelled``,
+what Grafana's "Modelled vs actual" panel reads) and then records it in ``alert_state`` under
+``models``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from faststream.kafka import KafkaBroker
 
 from services.measurement import domain, modelling
 from services.measurement.monitor import publish_cause
-from services.measurement.warehouse import Warehouse, alerts
+from services.measurement.warehouse import Warehouse, alerts, modelled
 from services.measurement.warehouse import peers as peer_tables
 from shared.events.kpi import CampaignModelled, ModelBand
 from shared.leadership import Turns
@@ -210,11 +212,11 @@ class ApprovalModels:
             if known is None:
                 continue
             event = modelled_event(known)
-            await publish_cause(
-                self.broker,
-                event,
-                event_id=domain.cause_event_id(campaign_id, "modelled"),
-                metrics=self.metrics,
+            event_id = domain.cause_event_id(campaign_id, "modelled")
+            await publish_cause(self.broker, event, event_id=event_id, metrics=self.metrics)
+            # before the campaign is recorded as modelled: a recorded campaign has its rows
+            await self.warehouse.write(
+                modelled.save_model, event=event, event_id=event_id, now=self.clock()
             )
             await self.warehouse.write(
                 alerts.save_alert_states_of,

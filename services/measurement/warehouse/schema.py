@@ -20,6 +20,8 @@ Tables:
 * ``reallocation_rules`` — the plans' reallocation rules (migration 9, see ``rules``);
 * ``customer_profiles`` — each customer's latest profile from ``mrm.customers.v1`` by
   ``version`` (migration 11, see ``customers``);
+* ``campaign_models`` — each campaign's model at its approval, one row per figure, as
+  measurement published it in ``campaign.modelled`` (migration 15, see ``modelled``);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -28,7 +30,14 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from services.measurement.warehouse import alerts, budgets, customers, discounts, rules
+from services.measurement.warehouse import (
+    alerts,
+    budgets,
+    customers,
+    discounts,
+    modelled,
+    rules,
+)
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
 
@@ -228,6 +237,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (11, "customer profiles", customers.MIGRATION),
+    (15, "campaign models at approval", modelled.MIGRATION),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 
