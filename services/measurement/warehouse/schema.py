@@ -20,6 +20,7 @@ Tables:
 * ``reallocation_rules`` — the plans' reallocation rules (migration 9, see ``rules``);
 * ``customer_profiles`` — each customer's latest profile from ``mrm.customers.v1`` by
   ``version`` (migration 11, see ``customers``);
+* ``campaigns.sales_unit_id`` — the sales unit a campaign plans against (migration 14);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -228,6 +229,13 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (11, "customer profiles", customers.MIGRATION),
+    (
+        14,
+        "campaigns' sales units",
+        # The unit a campaign plans its sales uplift against: its open leads forecast that
+        # unit's sales (``target_forecast``). Rows written before read '' (none).
+        ("ALTER TABLE {db}.campaigns ADD COLUMN IF NOT EXISTS sales_unit_id String DEFAULT ''",),
+    ),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 
