@@ -30,10 +30,10 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from services.measurement import pipeline
-from services.measurement.domain import money, ratio
+from services.measurement.domain import CENT, money, ratio
 from services.measurement.progress import SalesTarget, Unit, as_tree, pace
 from shared.money import FxRates, in_currency
 from shared.sales_attribution import SaleGroup, of_brand, roll_up, with_ancestors
@@ -131,6 +131,10 @@ def _campaign_sales(
     return out
 
 
+def _cents(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 def _sum(*parts: Decimal | None) -> Decimal | None:
     total = Decimal(0)
     for part in parts:
@@ -178,11 +182,11 @@ def forecast_tree(
             unit=unit,
             target=target,
             currency=currency,
-            sales=money(total) or Decimal(0),
+            sales=_cents(total),
             unconverted=unconverted,
             run_rate=money(pace(start=start, end=end, now=now, sales=total).forecast),
-            campaign_sales=money(campaign) or Decimal(0),
-            other_sales=money(other) or Decimal(0),
+            campaign_sales=_cents(campaign),
+            other_sales=_cents(other),
             other_run_rate=money(other_rate),
             pipeline=found,
             forecast=forecast,

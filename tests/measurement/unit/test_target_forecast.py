@@ -71,69 +71,18 @@ def test_campaigns_of_a_unit_are_those_of_it_and_beneath_it() -> None:
 
 def test_forecast_is_campaign_sales_plus_pipeline_plus_the_others_run_rate() -> None:
     nodes = tree()
-    figures = {
-        key: (
-            n.sales,
-            n.run_rate,
-            n.campaign_sales,
-            n.other_sales,
-            n.other_run_rate,
-            n.forecast,
-            n.gap,
-            n.forecast_share,
-            n.on_track,
-        )
-        for key, n in nodes.items()
-    }
+    fields = ["sales", "run_rate", "campaign_sales", "other_sales", "other_run_rate"]
+    fields += ["forecast", "gap", "forecast_share", "on_track"]
+    figures = {key: " ".join(str(getattr(n, f)) for f in fields) for key, n in nodes.items()}
     # a: 100 of K + 75.00 pipeline + nothing else; run rate 100 × 3.1
     # emea: 100 (K) + 75.00 + 50 (L) × 3.1 = 330.00 against 300: 30.00 over
     # north: K's 20 is not the North's campaign: 20 × 3.1 = 62.00, no pipeline
     # co: K's 100 + 20 + 75.00 + 50 × 3.1 = 350.00 against 1000: 650.00 short
     assert figures == {
-        "a": (
-            D("100.00"),
-            D("310.00"),
-            D("100.00"),
-            D("0.00"),
-            D("0.00"),
-            D("175.00"),
-            None,
-            None,
-            None,
-        ),  # fmt: skip
-        "emea": (
-            D("150.00"),
-            D("465.00"),
-            D("100.00"),
-            D("50.00"),
-            D("155.00"),
-            D("330.00"),
-            D("-30.00"),
-            D("1.100000"),
-            True,
-        ),  # fmt: skip
-        "north": (
-            D("20.00"),
-            D("62.00"),
-            D("0.00"),
-            D("20.00"),
-            D("62.00"),
-            D("62.00"),
-            None,
-            None,
-            None,
-        ),  # fmt: skip
-        "co": (
-            D("170.00"),
-            D("527.00"),
-            D("120.00"),
-            D("50.00"),
-            D("155.00"),
-            D("350.00"),
-            D("650.00"),
-            D("0.350000"),
-            False,
-        ),  # fmt: skip
+        "a": "100.00 310.00 100.00 0.00 0.00 175.00 None None None",
+        "emea": "150.00 465.00 100.00 50.00 155.00 330.00 -30.00 1.100000 True",
+        "north": "20.00 62.00 0.00 20.00 62.00 62.00 None None None",
+        "co": "170.00 527.00 120.00 50.00 155.00 350.00 650.00 0.350000 False",
     }
     assert nodes["north"].pipeline is None and nodes["co"].pipeline == PIPELINE
     assert [c.unit.unit_id for c in nodes["co"].children] == ["emea", "north"]
