@@ -32,7 +32,7 @@ without an FX rate is ``None``, and so is everything computed from it.
   weeks after it are counted; a rise after it counts as much as a fall) and the net promotion
   ROI = (net gross profit − cost − discounts) / (cost + discounts).
 
-**Control group** (optional, ``uplift_control``): partners outside the promotion selling the
+**Control group** (optional, ``control_sales``): partners outside the promotion selling the
 same products show how sales would have moved anyway (season, prices, market). The control
 baseline scales the before-baseline by the control's change: expected in a window = the
 promoted pairs' sales before × the control's sales in the window / the control's sales before
@@ -190,14 +190,17 @@ class Uplift:
 
     @property
     def incremental(self) -> Change:
+        """During − expected, by the baseline used."""
         return self.estimate.incremental
 
     @property
     def dip(self) -> Change:
+        """After − expected, by the baseline used."""
         return self.estimate.dip
 
     @property
     def promotion_roi(self) -> Number:
+        """The promotion ROI by the baseline used."""
         return self.estimate.promotion_roi
 
     def expected(self, window: Measured) -> tuple[Number, Number]:
@@ -293,11 +296,11 @@ def _change(window: Measured, before: Measured) -> Expected:
 
 
 def _control(
-    before: Measured, windows_: dict[Window, Measured], sales: list[WeekSales]
+    before: Measured, control: dict[Window, Measured], sales: list[WeekSales]
 ) -> tuple[tuple[Expected, Expected] | None, str | None]:
     """The control baseline's expected during and after (the promoted pairs' sales before × the
     control's in the window / the control's before), or why there is none."""
-    base = windows_["before"]
+    base = control["before"]
     if not sales:
         return None, "no partner outside the promotion sold the promoted products"
     if base.units == 0:
@@ -308,7 +311,7 @@ def _control(
         scale = _per(window.revenue, base.revenue) if base.revenue else None
         return Expected(units, _times(before.revenue, scale))
 
-    return (expected(windows_["during"]), expected(windows_["after"])), None
+    return (expected(control["during"]), expected(control["after"])), None
 
 
 def uplift(

@@ -3,8 +3,11 @@ margin and currency, its spend, and the weekly sales of the (product, partner) p
 before, during and after it — every sale of those pairs, whichever campaign it counts for —,
 converted to the campaign's currency (README "Currencies").
 
+Asked for a control group, also the weekly sales of the promoted products by the partners none
+of the campaign's sales names (the control), and how many partners and pairs those are.
+
 Sums read ``FINAL``, so a redelivered sale counts once. Two round trips: the campaign first
-(its dates place the windows), then its sales, spend and pairs in one ``UNION ALL``.
+(its dates place the windows), then its sales, spend, pairs (and control) in one ``UNION ALL``.
 """
 
 from __future__ import annotations
