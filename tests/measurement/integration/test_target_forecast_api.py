@@ -61,7 +61,7 @@ class Scenario(EventScenario):
         )
         self.add(f"target-{key}", data, at(1, 2))
 
-    def campaign(self, key: str, unit: str | None) -> None:
+    def campaign(self, key: str, unit: str | None, brand: str | None = None) -> None:
         data = CampaignPlanned(
             campaign_id=self.id(key),
             plan_id=self.id("plan"),
@@ -73,6 +73,7 @@ class Scenario(EventScenario):
             start_date=dt.date(Y, 3, 1),
             end_date=dt.date(Y, 6, 30),
             sales_unit_id=unit and self.id(unit),
+            brand=brand,
         )
         self.add(f"campaign-{key}", data, at(1, 3))
 
@@ -100,7 +101,8 @@ class Scenario(EventScenario):
 
 
 def build(uid: str) -> Scenario:
-    """Company → EMEA (→ rep a), North. K plans against rep a, L against no unit."""
+    """Company → EMEA (→ rep a), North. K plans against rep a, L against no unit, M (brand
+    Acme, no leads, no sales) against the North."""
     s = Scenario(uid)
     s.unit("co", "company", None, None)
     s.unit("emea", "region", "co", "EMEA")
@@ -110,6 +112,7 @@ def build(uid: str) -> Scenario:
     s.target("emea", "300")
     s.campaign("K", "a")
     s.campaign("L", None)
+    s.campaign("M", "north", brand="Acme")
     # K's history: 5 leads, 2 customers after 10 and 30 days, 1 lost, 2 still open
     s.lead("l1", "lead", at(4, 1))
     s.lead("l1", "customer", at(4, 11))
@@ -202,7 +205,15 @@ def test_forecast_of_each_unit(measurement: httpx.Client, scenario: Scenario) ->
         "revenue": "75.00",
         "missing_rates": [],
     }
-    assert nodes[scenario.id("north")]["pipeline"] is None
+    assert nodes[scenario.id("north")]["pipeline"] == {
+        "campaigns": [scenario.id("M")],
+        "open_leads": 0,
+        "customers": "0.00",
+        "revenue": "0.00",
+        "missing_rates": [],
+    }
+    assert nodes[scenario.id("co")]["pipeline"]["campaigns"] == [scenario.id(c) for c in "KM"]
+    assert nodes[scenario.id("co")]["pipeline"]["revenue"] == "75.00"
     children = [c["unit_id"] for c in nodes[scenario.id("co")]["children"]]
     assert children == [scenario.id("emea"), scenario.id("north")]
 
@@ -222,6 +233,20 @@ def test_after_the_period_the_forecast_is_the_sales(
         True,
     ]
     assert (emea["pipeline"]["customers"], emea["pipeline"]["revenue"]) == ("0.00", "0.00")
+
+
+def test_a_brand_counts_its_own_campaigns_and_sales(
+    measurement: httpx.Client, scenario: Scenario
+) -> None:
+    params = {"period": f"{Y}-05", "as_of": AS_OF, "brand": "Acme"}
+    body = measurement.get("/api/v1/sales-targets/forecast", params=params).json()
+    nodes = _nodes(body["units"])
+    # no sale names a brand, no target is Acme's; only M is an Acme campaign
+    north, emea = nodes[scenario.id("north")], nodes[scenario.id("emea")]
+    assert (north["sales"], north["forecast"], north["target"]) == ("0.00", "0.00", None)
+    assert north["pipeline"]["campaigns"] == [scenario.id("M")]
+    assert (emea["pipeline"], nodes[scenario.id("a")]["pipeline"]) == (None, None)
+    assert nodes[scenario.id("co")]["pipeline"]["campaigns"] == [scenario.id("M")]
 
 
 def test_bad_parameters_name_the_field(measurement: httpx.Client) -> None:
