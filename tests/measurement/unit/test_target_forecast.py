@@ -7,11 +7,14 @@ import datetime as dt
 from decimal import Decimal as D
 from fractions import Fraction as F
 
-from services.measurement import pipeline, target_forecast
+from services.measurement import pipeline, target_forecast, warehouse
 from services.measurement.pipeline import Amounts, History, OpenLeads
 from services.measurement.progress import SalesTarget, Unit
 from services.measurement.target_forecast import NodeForecast, UnitPipeline
 from services.measurement.target_forecast_models import SalesTargetForecast
+from services.measurement.warehouse import StoredEvent
+from shared.events import new_envelope
+from shared.events.planning import CampaignPlanned
 from shared.money import FxRates
 from shared.sales_attribution import SaleGroup
 
@@ -156,3 +159,26 @@ def test_the_openapi_example_is_a_valid_answer() -> None:
     emea = answer.units[0]
     assert emea.forecast == emea.campaign_sales + D("75.00") + (emea.other_run_rate or 0)
     assert (emea.gap, emea.on_track) == (D("-30.00"), True)
+
+
+def test_a_campaign_row_keeps_its_sales_unit() -> None:
+    def row(unit: str | None) -> dict[str, object]:
+        data = CampaignPlanned(
+            campaign_id="K",
+            plan_id="p",
+            name="K",
+            channel="search",
+            owner="ann",
+            budget=D("1"),
+            currency="EUR",
+            start_date=START,
+            end_date=END,
+            sales_unit_id=unit,
+        )
+        envelope = new_envelope(data, source="test", occurred_at=AS_OF)
+        event = StoredEvent(envelope=envelope, data=data, topic=data.topic, partition=0, offset=0)
+        (values,) = warehouse.rows_by_table([event])["campaigns"]
+        return dict(zip(warehouse.COLUMNS["campaigns"], values, strict=True))
+
+    assert row("a")["sales_unit_id"] == "a"
+    assert row(None)["sales_unit_id"] == ""
