@@ -195,14 +195,24 @@ def _arrivals(
 
 
 def expected_by(
-    *, leads: Sequence[OpenLeads], history: History, as_of: dt.datetime, until: dt.datetime
+    *,
+    leads: Sequence[OpenLeads],
+    history: History,
+    as_of: dt.datetime,
+    until: dt.datetime,
+    since: dt.datetime | None = None,
 ) -> Amounts:
-    """Expected customers and revenue of the conversions in [``as_of``, ``until``) — what the
-    weeks of ``forecast`` hold, cut at any time (nothing when ``until`` is not later)."""
-    horizon = days(int((until - as_of) / dt.timedelta(milliseconds=1)))
+    """Expected customers and revenue of the conversions in [``since``, ``until``) (``since``
+    default ``as_of``) — what the weeks of ``forecast`` hold, cut at any time (nothing when
+    ``until`` is not later)."""
+
+    def ahead(moment: dt.datetime) -> Fraction:
+        return days(int((moment - as_of) / dt.timedelta(milliseconds=1)))
+
+    first, horizon = ahead(since or as_of), ahead(until)
     tally = _Tally()
-    for ahead, customers, value in _arrivals(leads, history, as_of):
-        if ahead is not None and ahead < horizon:
+    for days_ahead, customers, value in _arrivals(leads, history, as_of):
+        if days_ahead is not None and first <= days_ahead < horizon:
             tally.add(customers, value)
     return tally.amounts()
 

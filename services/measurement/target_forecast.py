@@ -96,13 +96,15 @@ def unit_pipeline(
     leads: Sequence[pipeline.OpenLeads],
     history: pipeline.History,
     as_of: dt.datetime,
+    start: dt.date,
     end: dt.date,
     missing_rates: Sequence[str] = (),
 ) -> UnitPipeline:
-    """The conversions expected from ``leads`` between ``as_of`` and the end of the period whose
-    last day is ``end``."""
+    """The conversions expected from ``leads`` in the period ``start``..``end`` (days,
+    inclusive) after ``as_of``."""
+    begin = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
     expected = pipeline.expected_by(
-        leads=leads, history=history, as_of=as_of, until=period_end(end)
+        leads=leads, history=history, as_of=as_of, since=max(as_of, begin), until=period_end(end)
     )
     return UnitPipeline(
         campaigns=tuple(campaigns),

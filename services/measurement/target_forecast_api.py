@@ -92,6 +92,7 @@ async def sales_target_forecast(
             leads=found.leads,
             history=found.history,
             as_of=now,
+            start=start,
             end=end,
             missing_rates=found.missing_rates,
         )

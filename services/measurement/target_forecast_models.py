@@ -17,15 +17,16 @@ _IN = " In the node's `currency`."
 
 
 class UnitPipelineOut(BaseModel):
-    """The open leads of the unit's campaigns and what they are expected to bring before the
-    period's end (the pipeline forecast's method, cut at the period's end)."""
+    """The open leads of the unit's campaigns and what they are expected to bring within the
+    period — from `as_of` (or the period's start, if later) to its end — by the pipeline
+    forecast's method."""
 
     campaigns: list[str] = Field(
         description="The campaigns planned against the unit or a unit beneath it "
         "(`sales_unit_id`; of the brand, when one is asked for)."
     )
     open_leads: int
-    customers: Decimal = Field(description="Expected new customers before the period's end.")
+    customers: Decimal = Field(description="Expected new customers within the period.")
     revenue: Decimal | None = Field(
         description="Expected revenue from them, to the cent; null when a lead that may convert "
         "has no value (no expected value, no average check) or no FX rate." + _IN

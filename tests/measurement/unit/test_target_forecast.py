@@ -134,7 +134,7 @@ LEADS = [
 def test_the_pipeline_counts_the_conversions_before_the_period_ends() -> None:
     # the period ends 21 days after as_of: 1/5 × 300 + 1/4 × 60, not the 27-day arrival
     found = target_forecast.unit_pipeline(
-        campaigns=("K",), leads=LEADS, history=HISTORY, as_of=AS_OF, end=END
+        campaigns=("K",), leads=LEADS, history=HISTORY, as_of=AS_OF, start=START, end=END
     )
     assert found == UnitPipeline(("K",), 2, Amounts(D("0.45"), D("75.00")))
     later = dt.datetime(2027, 6, 8, tzinfo=dt.UTC)  # 28 days: all three arrivals
@@ -143,6 +143,19 @@ def test_the_pipeline_counts_the_conversions_before_the_period_ends() -> None:
     assert pipeline.expected_by(leads=LEADS, history=HISTORY, as_of=AS_OF, until=AS_OF) == Amounts(
         D("0.00"), D("0.00")
     )
+
+
+def test_before_the_period_the_pipeline_counts_from_its_start() -> None:
+    # as of 11 May, for June: only o1's arrival 27 days ahead (7 June) falls in it
+    june = target_forecast.unit_pipeline(
+        campaigns=("K",),
+        leads=LEADS,
+        history=HISTORY,
+        as_of=AS_OF,
+        start=dt.date(2027, 6, 1),
+        end=dt.date(2027, 6, 30),
+    )
+    assert june.expected == Amounts(D("0.20"), D("60.00"))
 
 
 def test_expected_by_agrees_with_the_weekly_forecast() -> None:
