@@ -9,7 +9,7 @@ A unit's sales to date (``progress``'s attribution) split in two:
 * **campaign sales** — those attributed to one of the unit's campaigns. What those campaigns
   still bring before the period ends is forecast from their open leads (``pipeline``: measured
   stage conversion and stage-to-customer times, each lead's expected value or the measured
-  average check), counting only the conversions expected before the period's end;
+  average check), counting only the conversions expected within the period;
 * **other sales** — the rest (no campaign, or a campaign planned against no unit or another
   unit). They continue at their run rate: other sales × the period's length / elapsed time.
 
