@@ -22,6 +22,7 @@ Tables:
   ``version`` (migration 11, see ``customers``);
 * ``campaign_models`` — each campaign's model at its approval, one row per figure, as
   measurement published it in ``campaign.modelled`` (migration 15, see ``modelled``);
+* ``campaigns.sales_unit_id`` — the sales unit a campaign plans against (migration 14);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -237,6 +238,13 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (11, "customer profiles", customers.MIGRATION),
+    (
+        14,
+        "campaigns' sales units",
+        # The unit a campaign plans its sales uplift against: its open leads forecast that
+        # unit's sales (``target_forecast``). Rows written before read '' (none).
+        ("ALTER TABLE {db}.campaigns ADD COLUMN IF NOT EXISTS sales_unit_id String DEFAULT ''",),
+    ),
     (15, "campaign models at approval", modelled.MIGRATION),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
