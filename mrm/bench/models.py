@@ -128,7 +128,7 @@ def time_model_calls(
 
 PEER_QUERIES = {
     ("fetch", "_campaigns"): "dimensions query",
-    ("each_campaign", "_campaigns"): "measures query (each_campaign)",
+    ("fetch_measures", "_campaigns"): "measures query",
     ("_partners", "_campaigns"): "partners query",
 }
 """(function, its caller) in ``peers._campaigns`` → the part of ``peers_before`` it is."""
