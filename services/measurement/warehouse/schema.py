@@ -20,6 +20,9 @@ Tables:
 * ``reallocation_rules`` — the plans' reallocation rules (migration 9, see ``rules``);
 * ``customer_profiles`` — each customer's latest profile from ``mrm.customers.v1`` by
   ``version`` (migration 11, see ``customers``);
+* ``segment_definitions`` (every version of the rule-based segments, tombstones for removals)
+  and ``customer_profile_versions`` (every version of every profile, fed by a materialized
+  view) — migration 12, see ``segment_defs``;
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -28,7 +31,14 @@ from __future__ import annotations
 
 from clickhouse_connect.driver.client import Client
 
-from services.measurement.warehouse import alerts, budgets, customers, discounts, rules
+from services.measurement.warehouse import (
+    alerts,
+    budgets,
+    customers,
+    discounts,
+    rules,
+    segment_defs,
+)
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
 
@@ -228,6 +238,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (11, "customer profiles", customers.MIGRATION),
+    (12, "segment definitions and customer profile history", segment_defs.MIGRATION),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 

@@ -1,0 +1,147 @@
+"""Rule-based segment definitions and customer profile history in the warehouse (migration 12).
+
+``segment_definitions`` holds every version of every definition, one row per write; removal is
+a tombstone row (``removed = 1``). Two measurement replicas sharing one ClickHouse agree on the
+current state without a lock: a writer inserts version ``v + 1`` and then reads back the rows of
+that version; the **first** row written wins — ordered by ``written_at``, which the server
+stamps at insert (``DEFAULT now64``), then by ``write_id`` — and any later contender is told it
+lost (HTTP 409). A writer that saw no earlier row has won: any other row of its version was
+stamped after its own insert returned. Every reader picks the same winner the same way.
+
+``customer_profile_versions`` keeps every version of every profile (``customer_profiles`` keeps
+only the latest): a materialized view copies each insert into it, and the migration backfills
+the versions ``customer_profiles`` still holds. Membership "as of" a day reads the highest
+version published before the day's end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+_PROFILE_COLUMNS = "customer_id, version, industry, size, region, age_band, attributes, updated_at"
+
+MIGRATION: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS {db}.segment_definitions (
+        segment_id String, version UInt64, write_id UUID, name String, description String,
+        rule String, rfm_days UInt32, removed UInt8, author String,
+        written_at DateTime64(6, 'UTC') DEFAULT now64(6, 'UTC')
+    ) ENGINE = ReplacingMergeTree ORDER BY (segment_id, version, write_id)""",
+    """CREATE TABLE IF NOT EXISTS {db}.customer_profile_versions (
+        customer_id String, version UInt64, industry String, size LowCardinality(String),
+        region String, age_band LowCardinality(String), attributes Map(String, String),
+        updated_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree ORDER BY (customer_id, version)""",
+    f"""CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.customer_profile_versions_mv
+    TO {{db}}.customer_profile_versions AS
+    SELECT {_PROFILE_COLUMNS} FROM {{db}}.customer_profiles""",
+    f"""INSERT INTO {{db}}.customer_profile_versions
+    SELECT {_PROFILE_COLUMNS} FROM {{db}}.customer_profiles""",
+)
+"""DDL of migration 12 of ``schema.MIGRATIONS``."""
+
+_COLUMNS = [
+    "segment_id",
+    "version",
+    "write_id",
+    "name",
+    "description",
+    "rule",
+    "rfm_days",
+    "removed",
+    "author",
+]
+
+
+@dataclass(frozen=True)
+class StoredDefinition:
+    """One version of a definition as stored (``rule`` as its JSON object)."""
+
+    segment_id: str
+    version: int
+    name: str
+    description: str
+    rule: dict[str, Any]
+    rfm_days: int
+    removed: bool
+    author: str
+    written_at: dt.datetime
+
+
+_SELECT = """SELECT segment_id, version, name, description, rule, rfm_days, removed, author,
+        written_at
+    FROM segment_definitions {where}
+    ORDER BY segment_id, version DESC, written_at, write_id
+    LIMIT 1 BY segment_id"""
+
+
+def _definitions(rows: Sequence[Sequence[Any]]) -> list[StoredDefinition]:
+    return [
+        StoredDefinition(
+            segment_id=str(sid),
+            version=int(version),
+            name=str(name),
+            description=str(description),
+            rule=json.loads(str(rule)),
+            rfm_days=int(days),
+            removed=bool(removed),
+            author=str(author),
+            written_at=at if at.tzinfo else at.replace(tzinfo=dt.UTC),
+        )
+        for sid, version, name, description, rule, days, removed, author, at in rows
+    ]
+
+
+def latest(client: Client, *, segment_id: str) -> StoredDefinition | None:
+    """The current version of a definition (a tombstone included); ``None`` if never written."""
+    sql = _SELECT.format(where="WHERE segment_id = {sid:String}")
+    found = _definitions(client.query(sql, parameters={"sid": segment_id}).result_rows)
+    return found[0] if found else None
+
+
+def current(client: Client) -> list[StoredDefinition]:
+    """The current version of every definition not removed, by segment_id."""
+    rows = client.query(_SELECT.format(where="")).result_rows
+    return [d for d in _definitions(rows) if not d.removed]
+
+
+def write(
+    client: Client,
+    *,
+    segment_id: str,
+    version: int,
+    name: str = "",
+    description: str = "",
+    rule: dict[str, Any] | None = None,
+    rfm_days: int = 0,
+    removed: bool = False,
+    author: str,
+) -> bool:
+    """Write ``version`` of a definition; ``True`` if this write is the version's first (it
+    stands), ``False`` if another write of that version came first (this one is ignored)."""
+    write_id = uuid.uuid4()
+    row = [
+        segment_id,
+        version,
+        write_id,
+        name,
+        description,
+        json.dumps(rule or {}, sort_keys=True),
+        rfm_days,
+        int(removed),
+        author,
+    ]
+    client.insert("segment_definitions", [row], column_names=_COLUMNS)
+    first = client.query(
+        """SELECT write_id FROM segment_definitions
+        WHERE segment_id = {sid:String} AND version = {v:UInt64}
+        ORDER BY written_at, write_id LIMIT 1""",
+        parameters={"sid": segment_id, "v": version},
+    ).result_rows
+    return bool(first) and first[0][0] == write_id
