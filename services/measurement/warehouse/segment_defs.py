@@ -1,12 +1,13 @@
 """Rule-based segment definitions and customer profile history in the warehouse (migration 12).
 
-``segment_definitions`` holds every version of every definition, one row per write; removal is
-a tombstone row (``removed = 1``). Two measurement replicas sharing one ClickHouse agree on the
-current state without a lock: a writer inserts version ``v + 1`` and then reads back the rows of
-that version; the **first** row written wins — ordered by ``written_at``, which the server
-stamps at insert (``DEFAULT now64``), then by ``write_id`` — and any later contender is told it
-lost (HTTP 409). A writer that saw no earlier row has won: any other row of its version was
-stamped after its own insert returned. Every reader picks the same winner the same way.
+``segment_definitions`` holds every version of every definition, one row per version; removal
+is a tombstone row (``removed = 1``). Two measurement replicas sharing one ClickHouse agree on
+the current state without a lock: a writer inserts version ``v + 1`` with the insert
+deduplication token ``<segment_id>:<v + 1>``, so ClickHouse keeps the first insert of a version
+that commits and drops any later one (the table keeps the tokens of its last
+``DEDUP_WINDOW`` inserts); the writer then reads the version back and has won only if the
+stored row is its own (``write_id``) — the loser is told so (HTTP 409). A timestamp could not
+decide this: ``now64()`` is taken when an insert starts, not when it becomes visible.
 
 ``customer_profile_versions`` keeps every version of every profile (``customer_profiles`` keeps
 only the latest): a materialized view copies each insert into it, and the migration backfills
@@ -27,12 +28,16 @@ from clickhouse_connect.driver.client import Client
 
 _PROFILE_COLUMNS = "customer_id, version, industry, size, region, age_band, attributes, updated_at"
 
+DEDUP_WINDOW = 10_000
+"""How many recent inserts' deduplication tokens ``segment_definitions`` remembers."""
+
 MIGRATION: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS {db}.segment_definitions (
+    f"""CREATE TABLE IF NOT EXISTS {{db}}.segment_definitions (
         segment_id String, version UInt64, write_id UUID, name String, description String,
         rule String, rfm_days UInt32, removed UInt8, author String,
         written_at DateTime64(6, 'UTC') DEFAULT now64(6, 'UTC')
-    ) ENGINE = ReplacingMergeTree ORDER BY (segment_id, version, write_id)""",
+    ) ENGINE = ReplacingMergeTree ORDER BY (segment_id, version, write_id)
+    SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}""",
     """CREATE TABLE IF NOT EXISTS {db}.customer_profile_versions (
         customer_id String, version UInt64, industry String, size LowCardinality(String),
         region String, age_band LowCardinality(String), attributes Map(String, String),
@@ -123,8 +128,8 @@ def write(
     removed: bool = False,
     author: str,
 ) -> bool:
-    """Write ``version`` of a definition; ``True`` if this write is the version's first (it
-    stands), ``False`` if another write of that version came first (this one is ignored)."""
+    """Write ``version`` of a definition; ``True`` if this write stands, ``False`` if another
+    write of that version committed first (this one was dropped)."""
     write_id = uuid.uuid4()
     row = [
         segment_id,
@@ -137,7 +142,12 @@ def write(
         int(removed),
         author,
     ]
-    client.insert("segment_definitions", [row], column_names=_COLUMNS)
+    client.insert(
+        "segment_definitions",
+        [row],
+        column_names=_COLUMNS,
+        settings={"insert_deduplicate": 1, "insert_deduplication_token": f"{segment_id}:{version}"},
+    )
     first = client.query(
         """SELECT write_id FROM segment_definitions
         WHERE segment_id = {sid:String} AND version = {v:UInt64}

@@ -148,7 +148,7 @@ def test_rule_segments_end_to_end(measurement: httpx.Client, kafka_bootstrap: st
     wait_for(measurement, "/api/v1/segments/rfm?as_of=2092-03-31", lambda b: b["customers"] == 5)
     wait_for(
         measurement,
-        f"/api/v1/kpis/segments/rfm:loyal?from=2092-03-01T00:00:00Z&to=2092-04-01T00:00:00Z",
+        "/api/v1/kpis/segments/rfm:loyal?from=2092-03-01T00:00:00Z&to=2092-04-01T00:00:00Z",
         lambda b: b["leads"] == 1,
     )
 
@@ -183,15 +183,22 @@ def test_rule_segments_end_to_end(measurement: httpx.Client, kafka_bootstrap: st
         body = measurement.get(f"{path}/customers?as_of={as_of}").json()
         return [m["customer_id"].removesuffix(f"-{uid}") for m in body["members"]]
 
+    # (profiles arrive on their own topic: wait until every version is in)
+    wait_for(
+        measurement,
+        f"{seg}/sizes?from=2092-01-01&to=2092-03-31&bucket=month",
+        lambda body: (
+            body["points"]
+            == [
+                {"start": "2092-01-01", "as_of": "2092-01-31", "size": 2},
+                {"start": "2092-02-01", "as_of": "2092-02-29", "size": 1},
+                {"start": "2092-03-01", "as_of": "2092-03-31", "size": 2},
+            ]
+        ),
+    )
     assert ids("2092-01-31") == ["k2", "k4"]
     assert ids("2092-02-29") == ["k2"]  # k4 turned finance on 02-20
     assert ids("2092-03-31") == ["k1", "k2"]  # k1 became large on 03-05
-    sizes = measurement.get(f"{seg}/sizes?from=2092-01-01&to=2092-03-31&bucket=month").json()
-    assert sizes["points"] == [
-        {"start": "2092-01-01", "as_of": "2092-01-31", "size": 2},
-        {"start": "2092-02-01", "as_of": "2092-02-29", "size": 1},
-        {"start": "2092-03-01", "as_of": "2092-03-31", "size": 2},
-    ]
 
     # members' KPIs of March (members as of 03-31: k1, k2)
     kpis = measurement.get(
@@ -263,6 +270,11 @@ def test_rule_segments_end_to_end(measurement: httpx.Client, kafka_bootstrap: st
         },
     }
     assert measurement.post("/api/v1/segments", json=mixed).status_code == 201
+    wait_for(
+        measurement,
+        f"/api/v1/segments/emea-best-{uid}/customers?as_of=2092-03-31",
+        lambda body: body["size"] == 2,
+    )
     csv = measurement.get(f"/api/v1/segments/emea-best-{uid}/customers?as_of=2092-03-31&format=csv")
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     assert csv.text.split("\r\n") == [
