@@ -4,8 +4,10 @@ moved (``segment_members``).
 
 Membership as of day D reads each customer's profile as published before the end of D and the
 RFM of the ``rfm_days`` days of sales ending with D (``segments``, in the default currency);
-the rule (``segment_rules``) is evaluated in Python over those facts — one pass over the
-customers, a few hundred milliseconds for 100 k of them.
+the rule (``segment_rules``) is evaluated in Python over those facts, one pass over the
+customers. Measured on the embedded stack (chDB, 2 busy cores), 100 k customers with 300 k
+sales: ~1 s for a rule over profile fields only (the profiles query), ~2.5 s with RFM fields
+(the sales query and the scoring are the rest); the members' KPIs then take ~0.3 s.
 
 ``rfm:<segment>`` (e.g. ``rfm:champions``) names an RFM segment wherever a segment id is
 accepted: a read-only definition whose rule is ``rfm_segment eq <segment>`` over 365 days.
