@@ -8,7 +8,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from fastapi.responses import JSONResponse, Response
 
 from services.measurement import rfm, rule_segments, segment_rules
@@ -33,7 +33,8 @@ MAX_SIZE_POINTS = 60
 """The most buckets one sizes request evaluates (each is a membership evaluation of its own:
 ~1-2.5 s for 100 k customers, ``rule_segments``)."""
 SegmentPath = Annotated[
-    Identifier, "A rule-based segment's id, or rfm:<segment> for a built-in RFM segment."
+    Identifier,
+    Path(description="A rule-based segment's id, or rfm:<segment> for a built-in RFM segment."),
 ]
 AsOf = Annotated[
     Date | None,
