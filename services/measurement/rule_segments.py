@@ -15,7 +15,9 @@ accepted: a read-only definition whose rule is ``rfm_segment eq <segment>`` over
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -178,16 +180,20 @@ async def membership(
 ) -> Membership:
     """The members as of ``as_of``; ``full``: every fact read, else only what the rule needs."""
     rule = definition.rule
+    holds = segment_rules.compile_rule(rule)
+    # A customer missing from one source (no profile, or no sale in the window) has no facts
+    # from it: a rule over the other source's fields alone then decides it as it decides a
+    # customer without any fact — if that holds, the missing source is read for its customers.
+    blank = holds({"attributes": {}})
     profiles: list[Profile] = []
     scored: list[rfm.CustomerRfm] = []
-    if full or rule.uses_profile:
+    if full or rule.uses_profile or blank:
         profiles = await store.run(segment_members.profiles_as_of, end=day_end(as_of))
-    if full or rule.uses_rfm:
+    if full or rule.uses_rfm or blank:
         window = segments.Window(as_of=as_of, days=definition.rfm_days)
         rows = await store.run(customers.customer_sales, start=window.start, end=window.end)
         scored = segments.segment(rows, window=window, currency=fx.base, fx=fx).customers
     facts = customer_facts(profiles=profiles, scored=scored, as_of=as_of)
-    holds = segment_rules.compile_rule(rule)
     members = [f for f in facts.values() if holds(f)]
     return Membership(definition=definition, as_of=as_of, members=members, currency=fx.base)
 
@@ -296,9 +302,6 @@ for a member without a sale in the RFM window."""
 
 def render_csv(members: Sequence[Mapping[str, Any]], *, currency: str) -> str:
     """A header row and one line per member."""
-    import csv
-    import io
-
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)

@@ -66,8 +66,8 @@ async def _write(
         raise _conflict(
             f"segment {segment_id!r} was changed concurrently to version {version}", version
         )
-    stored = await store.run(segment_defs.latest, segment_id=segment_id)
-    assert stored is not None
+    stored = await store.run(segment_defs.latest, segment_id=segment_id, version=version)
+    assert stored is not None  # the write of this version stood
     return rule_segments.from_stored(stored).as_json()
 
 

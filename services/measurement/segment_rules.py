@@ -14,7 +14,7 @@ a customer of unknown region, "region is EMEA" does not. Text compares exactly (
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, get_args
@@ -285,8 +285,3 @@ def rfm_rule(segment: str) -> Rule:
     if segment not in rfm.SEGMENTS:
         raise ValueError(f"segment: must be one of {', '.join(rfm.SEGMENTS)}")
     return Rule(items=(Item((Condition("rfm_segment", "eq", segment),)),))
-
-
-def describe_fields() -> Sequence[str]:
-    """The field names a rule may use (``attributes.<key>`` standing for any attribute)."""
-    return FIELDS

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.measurement import segment_rules, segments
+from services.measurement import segments
 from shared.events.envelope import MAX_TEXT, Name
 
 SegmentId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -239,6 +239,3 @@ class SegmentSizes(BaseModel):
     from_: dt.date = Field(alias="from")
     to: dt.date
     points: list[SizePoint]
-
-
-RULE_FIELDS = segment_rules.FIELDS

@@ -103,10 +103,17 @@ def _definitions(rows: Sequence[Sequence[Any]]) -> list[StoredDefinition]:
     ]
 
 
-def latest(client: Client, *, segment_id: str) -> StoredDefinition | None:
-    """The current version of a definition (a tombstone included); ``None`` if never written."""
-    sql = _SELECT.format(where="WHERE segment_id = {sid:String}")
-    found = _definitions(client.query(sql, parameters={"sid": segment_id}).result_rows)
+def latest(
+    client: Client, *, segment_id: str, version: int | None = None
+) -> StoredDefinition | None:
+    """The current version of a definition (a tombstone included), or the given ``version``;
+    ``None`` if never written."""
+    where = "WHERE segment_id = {sid:String}"
+    if version is not None:
+        where += " AND version = {v:UInt64}"
+    sql = _SELECT.format(where=where)
+    params = {"sid": segment_id, "v": version or 0}
+    found = _definitions(client.query(sql, parameters=params).result_rows)
     return found[0] if found else None
 
 

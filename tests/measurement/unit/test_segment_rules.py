@@ -239,3 +239,63 @@ def test_member_kpis_convert_each_currency_and_keep_counts_whole() -> None:
     }
     no_rate = conversion(currencies={"EUR"}, target="GBP", fx=fx)
     assert rule_segments.member_kpis(m, to=no_rate)["revenue"] is None
+
+
+class FakeStore:
+    """Answers the two reads membership makes; records which were made."""
+
+    def __init__(self, profiles: list[Profile], sales: list[Any]) -> None:
+        self.profiles, self.sales, self.reads = profiles, sales, []  # type: ignore[var-annotated]
+
+    async def run(self, function: Any, /, **kwargs: Any) -> Any:
+        self.reads.append(function.__name__)
+        return self.profiles if function.__name__ == "profiles_as_of" else self.sales
+
+
+@pytest.mark.parametrize(
+    ("conditions", "expected", "reads"),
+    [
+        # a profile-only rule that no blank customer satisfies: the sales are not read
+        ([cond("region", "eq", "EMEA")], ["p1"], ["profiles_as_of"]),
+        # ... one a blank customer satisfies: s1 (sales, no profile) is a member too
+        ([cond("region", "ne", "EMEA")], ["p2", "s1"], ["profiles_as_of", "customer_sales"]),
+        ([cond("orders", "gte", 1)], ["p1", "s1"], ["customer_sales"]),
+        (
+            [cond("rfm_segment", "ne", "at_risk")],
+            ["p1", "p2"],
+            ["profiles_as_of", "customer_sales"],
+        ),
+    ],
+)
+def test_membership_reads_what_the_rule_needs_and_agrees_with_a_full_read(
+    conditions: list[Any], expected: list[str], reads: list[str]
+) -> None:
+    import asyncio
+
+    from services.measurement.warehouse.customers import CustomerCurrencySales
+
+    last = dt.datetime(2091, 6, 29, 12, tzinfo=dt.UTC)
+    sales = [
+        # of two customers: p1 scores R 3, F 1, M 3 (need_attention), s1 R 1, F 3, M 1 (at_risk)
+        CustomerCurrencySales("p1", "USD", last, 1, D("100.00")),
+        CustomerCurrencySales("s1", "USD", last - dt.timedelta(days=9), 2, D("50.00")),
+    ]
+    profiles = [Profile("p1", 1, region="EMEA"), Profile("p2", 1, region="APAC")]
+    rule = segment_rules.check_rule({"conditions": conditions})
+    definition = rule_segments.Definition("x", 1, "x", "", rule, 365)
+    fx = FxRates(base="USD", rates={})
+    as_of = dt.date(2091, 6, 30)
+    for full in (False, True):
+        store = FakeStore(profiles, sales)
+        found = asyncio.run(
+            rule_segments.membership(
+                store,  # type: ignore[arg-type]
+                fx,
+                definition=definition,
+                as_of=as_of,
+                full=full,
+            )
+        )
+        assert found.ids == expected
+        if not full:
+            assert store.reads == reads
