@@ -45,26 +45,29 @@ AsOf = Annotated[
 
 
 async def definition_or_404(store: Store, segment_id: str) -> Definition:
+    """The segment's current definition; 404 if unknown or removed."""
     found = await rule_segments.find(store, segment_id=segment_id)
     if found is None:
         raise NotFound("segment", segment_id)
     return found
 
 
-def _conflict(message: str, current: int | None) -> DomainError:
+def _conflict(message: str, current: int | None, *, field: str = "version") -> DomainError:
     context = {"current_version": str(current)} if current is not None else None
-    return DomainError(message, field="version", status_code=409, context=context)
+    return DomainError(message, field=field, status_code=409, context=context)
 
 
 async def _write(
-    store: Store, *, segment_id: str, version: int, author: str, **fields: Any
+    store: Store, *, segment_id: str, version: int, author: str, creating: bool, **fields: Any
 ) -> dict[str, Any]:
     won = await store.write(
         segment_defs.write, segment_id=segment_id, version=version, author=author, **fields
     )
     if not won:
         raise _conflict(
-            f"segment {segment_id!r} was changed concurrently to version {version}", version
+            f"segment {segment_id!r} was written concurrently as version {version}",
+            version,
+            field="segment_id" if creating else "version",
         )
     stored = await store.run(segment_defs.latest, segment_id=segment_id, version=version)
     assert stored is not None  # the write of this version stood
@@ -93,6 +96,7 @@ async def create_segment(body: SegmentCreate, store: Store, who: Writer) -> JSON
         segment_id=segment_id,
         version=(latest.version + 1) if latest else 1,
         author=who.subject,
+        creating=True,
         name=body.name,
         description=body.description,
         rule=rule.as_json(),
@@ -157,6 +161,7 @@ async def replace_segment(
             segment_id=segment_id,
             version=version + 1,
             author=who.subject,
+            creating=False,
             name=body.name,
             description=body.description,
             rule=rule.as_json(),

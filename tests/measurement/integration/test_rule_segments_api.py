@@ -348,3 +348,23 @@ def test_segment_validation_and_roles(measurement: httpx.Client) -> None:
     assert measurement.get(kpis).json()["detail"][0]["field"] == "currency"
     created = measurement.post("/api/v1/segments", json=ok)
     assert created.status_code == 201 and created.json()["segment_id"].startswith("seg-")
+
+
+def test_two_creates_of_one_id_at_once(measurement: httpx.Client) -> None:
+    body = {
+        "segment_id": f"twin-{uuid.uuid4().hex[:8]}",
+        "name": "twin",
+        "rule": {"conditions": [cond("industry", "eq", "tech")]},
+    }
+
+    def create(name: str) -> httpx.Response:
+        return measurement.post("/api/v1/segments", json={**body, "name": name})
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(create, ["a", "b"]))
+    assert sorted(r.status_code for r in answers) == [201, 409]
+    lost = next(r for r in answers if r.status_code == 409)
+    assert lost.json()["detail"][0]["field"] == "segment_id"
+    won = next(r for r in answers if r.status_code == 201).json()
+    stored = measurement.get(f"/api/v1/segments/{body['segment_id']}").json()
+    assert (stored["version"], stored["name"]) == (1, won["name"])
