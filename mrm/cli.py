@@ -82,6 +82,8 @@ def _bench(args: argparse.Namespace) -> int:
         execution_rate=args.execution_rate,
         execution_seconds=args.execution_seconds,
         execution_backlog=args.execution_backlog,
+        history_campaigns=args.history_campaigns,
+        history_noise=args.history_noise,
         output=None if args.output == "-" else Path(args.output),
         work_dir=Path(args.work_dir) if args.work_dir else None,
     )
@@ -143,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--execution-backlog", type=int, default=100_000, help="spend events drained at once"
+    )
+    bench.add_argument(
+        "--history-campaigns",
+        type=int,
+        default=300,
+        help="past campaigns for the campaign model's latency and backtest; 0 = skip them",
+    )
+    bench.add_argument(
+        "--history-noise", type=float, default=0.2, help="spread of the past's noise (log σ)"
     )
     bench.add_argument("--output", default="BENCHMARKS.md", help="report file; - = none")
     bench.add_argument("--work-dir", default=None, help="keep data here (default: temp dir)")

@@ -566,6 +566,9 @@ class Demo:
         self.console.print(
             f"  target progress {measurement}/api/v1/sales-targets/progress?period=<YYYY-Qn>"
         )
+        self.console.print(
+            f"  target forecast {measurement}/api/v1/sales-targets/forecast?period=<YYYY-Qn>"
+        )
         partner_line = self.lines["Acme Pro at PartnerNet"]
         self.console.print(
             f"  discounts      {measurement}/api/v1/discounts/exceptions?line_id={partner_line}"

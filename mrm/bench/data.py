@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from services.measurement import warehouse
-from shared.events import new_envelope
+from shared.events import EventData, new_envelope
 from shared.events.ingest import FUNNEL, LeadStageChanged, SpendRecorded
-from shared.topics import LEADS, SPEND
+from shared.topics import LEADS, PLANNING, SPEND
 
 _EID = "ffffffff-ffff-4fff-bfff-ffffffffffff"
 _LEAD = "LEAD-PLACEHOLDER"
@@ -247,3 +247,50 @@ def interleave(
     while pending:
         item = pending.pop()
         yield item.topic, None, item.key, item.value
+
+
+def repeat(value: object, count: int) -> pa.Array:
+    """``value`` ``count`` times, as an Arrow array."""
+    return pa.array([value]).take(pa.array(np.zeros(count, dtype=np.int32)))
+
+
+def money(cents: np.ndarray) -> pa.Array:
+    """Amounts given in cents as a money column (decimal, 2 places)."""
+    return pa.array([Decimal(int(c)) / 100 for c in cents], pa.decimal128(18, 2))
+
+
+def meta(
+    count: int, *, run: str, phase: int, topic: str, source: str, at_ms: np.ndarray | None = None
+) -> dict[str, pa.Array]:
+    """The event columns (id, time, source, topic, partition, offset) of ``count`` rows; the
+    times are ``at_ms`` (epoch milliseconds), or spread over the year of ``OCCURRED_AT``."""
+    i = np.arange(count, dtype=np.int64)
+    digits = pc.utf8_lpad(pc.cast(pa.array(i), pa.string()), 12, "0")
+    if at_ms is None:
+        # spread over the year so period queries and partitions look like a real history
+        at_ms = int(OCCURRED_AT.replace(month=1, day=1).timestamp() * 1000) + (i * 7919) % (
+            360 * 86_400_000
+        )
+    return {
+        "event_id": pc.binary_join_element_wise(f"{run}-{phase:04x}-4000-8000-", digits, ""),
+        "occurred_at": pa.array(at_ms).cast(pa.timestamp("ms", tz="UTC")),
+        "source": repeat(source, count),
+        "_topic": repeat(topic, count),
+        "_partition": pa.array((i % 3).astype(np.int32)),
+        "_offset": pa.array(i // 3),
+    }
+
+
+def planning_rows(events: Sequence[EventData]) -> list[warehouse.StoredEvent]:
+    """Planning events as measurement stores them (``warehouse.insert_events``), dated
+    ``OCCURRED_AT``."""
+    return [
+        warehouse.StoredEvent(
+            envelope=new_envelope(data, source="planning", occurred_at=OCCURRED_AT),
+            data=data,
+            topic=PLANNING,
+            partition=0,
+            offset=n,
+        )
+        for n, data in enumerate(events)
+    ]

@@ -10,6 +10,8 @@ import numpy as np
 from mrm.bench.execution import SpendRun
 from mrm.bench.ingest import Ingestion, Profile
 from mrm.bench.kafka import Counted, DeadLetters, Published
+from mrm.bench.model_figures import model_details, model_figures, model_notes
+from mrm.bench.models import ModelTimings
 from mrm.bench.queries import Inserted, KpiDataset, Latency
 
 GIB = 1024**3
@@ -48,6 +50,9 @@ class Results:
     campaign_latency: Latency | None = None
     plan_latency: Latency | None = None
     execution: SpendRun | None = None
+    model_timings: ModelTimings | None = None
+    backtest: Any = None
+    """``campaign_models.Backtest`` of the synthetic past."""
 
 
 def _rate(value: float) -> str:
@@ -56,6 +61,12 @@ def _rate(value: float) -> str:
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms"
+
+
+def _small_ratio(value: float) -> str:
+    """Three decimals, or two significant digits below 0.01 (a tiny run's fast consumer would
+    round the ratio to 0.000)."""
+    return f"{value:.3f}" if value >= 0.01 or value == 0 else f"{value:.2g}"
 
 
 def _gib(n: int) -> str:
@@ -142,6 +153,7 @@ def figures(r: Results) -> list[Any]:
                         met=value <= target,
                     )
                 )
+    out += model_figures(r)
     if r.rss_final:
         out.append(
             Figure(
@@ -166,7 +178,7 @@ def _execution_figures(e: SpendRun, bare: Counted | None) -> list[Any]:
             f"execution: spend.recorded applied to budgets ({offered}, {e.campaigns} campaigns)",
             _rate(e.rate),
             raw_limit=f"{_rate(bare.rate)} (bare consumer)" if bare else "—",
-            ratio=f"{e.rate / bare.rate:.3f}" if bare and bare.rate else "—",
+            ratio=_small_ratio(e.rate / bare.rate) if bare and bare.rate else "—",
             target=f"keeps up (≤ {EXECUTION_BEHIND_TARGET_S:.0f} s behind at the end)",
             met=e.behind_s <= EXECUTION_BEHIND_TARGET_S and e.verified,
         ),
@@ -180,7 +192,7 @@ def _execution_figures(e: SpendRun, bare: Counted | None) -> list[Any]:
                     f"execution: a backlog of {e.backlog:,} spend.recorded applied",
                     _rate(e.backlog_rate) if e.backlog_seconds else "not drained",
                     raw_limit=f"{_rate(bare.rate)} (bare consumer)" if bare else "—",
-                    ratio=f"{e.backlog_rate / bare.rate:.3f}" if bare and bare.rate else "—",
+                    ratio=_small_ratio(e.backlog_rate / bare.rate) if bare and bare.rate else "—",
                 )
             ]
             if e.backlog
@@ -259,6 +271,7 @@ def notes(r: Results) -> list[str]:
                 "FINAL, so unmerged parts cost more) and the customer cohorts, which read every "
                 "sale of the scope's customers — on two cores shared with the benchmark."
             )
+    out += model_notes(r)
     if r.rss_final and r.rss_events < RSS_TARGET_EVENTS and c.memory_events <= c.events:
         out.append(
             f"- **Memory measured after {r.rss_events:,} lead events, not "
@@ -379,6 +392,7 @@ def details(r: Results) -> list[str]:
             f"called directly (no HTTP) {c.query_calls} times each over the whole history, "
             "cycling through the campaigns / plans after a warm-up."
         )
+    out += model_details(r)
     if r.rss_final:
         after = r.rss_after_ingestion.get("VmRSS", 0)
         out.append(

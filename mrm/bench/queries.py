@@ -19,11 +19,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from clickhouse_connect.driver.client import Client
 
-from mrm.bench.data import OCCURRED_AT, LeadStream
+from mrm.bench.data import LeadStream, meta, money, planning_rows, repeat
+from mrm.bench.history import CHANNELS, History, HistorySpec, brand_name, insert_history
 from services.measurement import warehouse
-from shared.events import EventData, new_envelope
+from shared.events import EventData
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
-from shared.topics import AD_METRICS, PLANNING, SALES, SPEND
+from shared.topics import AD_METRICS, SALES, SPEND
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,8 @@ def _planning_rows(*, run: str, campaigns: list[str], plans: int) -> list[wareho
                 campaign_id=campaign_id,
                 plan_id=plan_id,
                 name=f"Bench campaign {k}",
-                channel=("paid_search", "social", "display", "email")[k % 4],
+                channel=CHANNELS[k % len(CHANNELS)],
+                brand=brand_name(k % 3),
                 owner="manager",
                 budget=Decimal("250000.00"),
                 currency="USD",
@@ -110,41 +112,7 @@ def _planning_rows(*, run: str, campaigns: list[str], plans: int) -> list[wareho
                     direction=direction,  # type: ignore[arg-type]
                 )
             )
-    return [
-        warehouse.StoredEvent(
-            envelope=new_envelope(data, source="planning", occurred_at=OCCURRED_AT),
-            data=data,
-            topic=PLANNING,
-            partition=0,
-            offset=n,
-        )
-        for n, data in enumerate(events)
-    ]
-
-
-def _repeat(value: object, count: int) -> pa.Array:
-    return pa.array([value]).take(pa.array(np.zeros(count, dtype=np.int32)))
-
-
-def _meta(count: int, *, run: str, phase: int, topic: str, source: str) -> dict[str, pa.Array]:
-    i = np.arange(count, dtype=np.int64)
-    digits = pc.utf8_lpad(pc.cast(pa.array(i), pa.string()), 12, "0")
-    # spread over the year so period queries and partitions look like a real history
-    at = int(OCCURRED_AT.replace(month=1, day=1).timestamp() * 1000) + (i * 7919) % (
-        360 * 86_400_000
-    )
-    return {
-        "event_id": pc.binary_join_element_wise(f"{run}-{phase:04x}-4000-8000-", digits, ""),
-        "occurred_at": pa.array(at).cast(pa.timestamp("ms", tz="UTC")),
-        "source": _repeat(source, count),
-        "_topic": _repeat(topic, count),
-        "_partition": pa.array((i % 3).astype(np.int32)),
-        "_offset": pa.array(i // 3),
-    }
-
-
-def _money(cents: np.ndarray) -> pa.Array:
-    return pa.array([Decimal(int(c)) / 100 for c in cents], pa.decimal128(18, 2))
+    return planning_rows(events)
 
 
 def _sales_units(i: np.ndarray, *, amount: np.ndarray, discount: np.ndarray) -> dict[str, pa.Array]:
@@ -163,7 +131,7 @@ def _sales_units(i: np.ndarray, *, amount: np.ndarray, discount: np.ndarray) -> 
         "product_id": texts("sku-", product),
         "brand": texts("brand-", product % 5),
         "list_price": pc.if_else(
-            priced, _money(amount + discount), pa.scalar(None, pa.decimal128(18, 2))
+            priced, money(amount + discount), pa.scalar(None, pa.decimal128(18, 2))
         ),
         "discount_reason": pc.if_else(priced, "volume deal", ""),
         "sale_kind": pc.if_else(direct, "", "sell_out"),
@@ -177,24 +145,24 @@ def _side_tables(*, run: str, campaigns: list[str], rows: int) -> dict[str, pa.T
     i = np.arange(rows, dtype=np.int64)
     of_campaign = names.take(pa.array(i % len(campaigns)))
     spend = {
-        **_meta(rows, run=run, phase=0x51, topic=SPEND, source="ads"),
+        **meta(rows, run=run, phase=0x51, topic=SPEND, source="ads"),
         "campaign_id": of_campaign,
-        "channel": _repeat("paid_search", rows),
-        "amount": _money(rng.integers(100, 50_000, rows)),
-        "currency": _repeat("USD", rows),
+        "channel": repeat("paid_search", rows),
+        "amount": money(rng.integers(100, 50_000, rows)),
+        "currency": repeat("USD", rows),
     }
     impressions = rng.integers(1_000, 100_000, rows)
     ads = {
-        **_meta(rows, run=run, phase=0x52, topic=AD_METRICS, source="ads"),
+        **meta(rows, run=run, phase=0x52, topic=AD_METRICS, source="ads"),
         "campaign_id": of_campaign,
-        "channel": _repeat("paid_search", rows),
+        "channel": repeat("paid_search", rows),
         "impressions": pa.array(impressions.astype(np.uint64)),
         "clicks": pa.array((impressions // rng.integers(20, 200, rows)).astype(np.uint64)),
     }
     customers = i // 3  # three orders per customer on average, first one in their campaign
     amount, discount = rng.integers(1_000, 200_000, rows), rng.integers(0, 2_000, rows)
     sales = {
-        **_meta(rows, run=run, phase=0x53, topic=SALES, source="orders"),
+        **meta(rows, run=run, phase=0x53, topic=SALES, source="orders"),
         "order_id": pc.binary_join_element_wise(
             f"order-{run}-", pc.cast(pa.array(i), pa.string()), ""
         ),
@@ -202,10 +170,10 @@ def _side_tables(*, run: str, campaigns: list[str], rows: int) -> dict[str, pa.T
             f"cust-{run}-", pc.cast(pa.array(customers), pa.string()), ""
         ),
         "campaign_id": names.take(pa.array(customers % len(campaigns))),
-        "channel": _repeat("paid_search", rows),
-        "amount": _money(amount),
-        "discount_amount": _money(discount),
-        "currency": _repeat("USD", rows),
+        "channel": repeat("paid_search", rows),
+        "amount": money(amount),
+        "discount_amount": money(discount),
+        "currency": repeat("USD", rows),
         **_sales_units(i, amount=amount, discount=discount),
     }
     return {
@@ -224,6 +192,8 @@ class KpiDataset:
     campaign_ids: list[str]
     plan_ids: list[str]
     seconds: float
+    history: History | None = None
+    """The past campaigns inserted next to them, for the campaign model."""
 
 
 def build_kpi_dataset(
@@ -236,10 +206,12 @@ def build_kpi_dataset(
     plans: int,
     chunk: int = 1_000_000,
     side_rows: int = 200_000,
+    history: HistorySpec | None = None,
 ) -> KpiDataset:
     """Plans, campaigns and targets (through ``warehouse.insert_events``), ``lead_events`` lead
-    events (three per lead) and spend / ad metrics / sales via ``insert_arrow``; merged (raw
-    tables and the ``lead_funnel`` pre-aggregate)."""
+    events (three per lead) and spend / ad metrics / sales via ``insert_arrow``, and the past
+    campaigns of ``history`` (if given); merged (raw tables and the ``lead_funnel``
+    pre-aggregate)."""
     started = time.perf_counter()
     fresh_database(client, database)
     stream = LeadStream(run=run, phase=0x50, campaigns=campaigns, events_per_lead=3)
@@ -251,16 +223,19 @@ def build_kpi_dataset(
         client.insert_arrow("lead_events", stream.arrow(start, min(chunk, lead_events - start)))
     for table, data in _side_tables(run=run, campaigns=campaign_ids, rows=side_rows).items():
         client.insert_arrow(table, data)
+    past = insert_history(client, spec=history, run=run) if history is not None else None
     # merged as background merges leave a settled history, the pre-aggregate the lead
     # inserts fed through its materialized view included
     for table in ("lead_events", "spend", "ad_metrics", "sales", "lead_funnel"):
         client.command(f"OPTIMIZE TABLE {table} FINAL")
     return KpiDataset(
-        lead_events=_count(client, "lead_events"),
+        # the KPI campaigns' own lead events; the past's are counted with the past
+        lead_events=_count(client, "lead_events") - (past.rows["lead_events"] if past else 0),
         side_rows=side_rows,
         campaign_ids=campaign_ids,
         plan_ids=[f"bench-{run}-plan{p}" for p in range(plans)],
         seconds=time.perf_counter() - started,
+        history=past,
     )
 
 

@@ -40,6 +40,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
     profile: list[str] = field(default_factory=list)
+    backtest: list[str] = field(default_factory=list)
     finished: dt.datetime | None = None
 
 
@@ -119,6 +120,8 @@ def markdown(report: Report, *, machine_info: dict[str, str]) -> str:
     ]
     if report.notes:
         lines += ["## Targets not met, and why", "", *report.notes, ""]
+    if report.backtest:
+        lines += ["## Campaign model backtest", "", *report.backtest, ""]
     if report.profile:
         lines += ["## Where the service's time goes (py-spy)", "", *report.profile, ""]
     if report.details:

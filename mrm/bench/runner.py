@@ -24,12 +24,15 @@ from mrm.bench import figures as fig
 from mrm.bench.data import LeadStream, interleave, malformed_messages
 from mrm.bench.execution import measure_execution
 from mrm.bench.freshness import measure_freshness
+from mrm.bench.history import HistorySpec
 from mrm.bench.ingest import (
     expected_company_funnel,
     ingest_more,
     wait_ingested,
 )
 from mrm.bench.kafka import count_messages, publish_fast, scan_dead_letters
+from mrm.bench.model_figures import backtest_lines
+from mrm.bench.models import run_backtest, time_model_calls
 from mrm.bench.queries import bare_insert, build_kpi_dataset, time_kpi_queries
 from mrm.bench.report import Report, machine, markdown, print_table
 from mrm.bench.service import ExecutionProcess, MeasurementProcess, metric
@@ -64,6 +67,9 @@ class BenchConfig:
     execution_seconds: float = 60.0
     execution_campaigns: int = 20
     execution_backlog: int = 100_000
+    history_campaigns: int = 300
+    """Past campaigns for the campaign model's figures (0 = no model figures)."""
+    history_noise: float = 0.2
     output: Path | None = Path("BENCHMARKS.md")
     work_dir: Path | None = None
     keep: bool = False
@@ -92,6 +98,7 @@ def run(config: BenchConfig, *, command: str, console: Console | None = None) ->
     report.notes = fig.notes(results)
     report.details = fig.details(results)
     report.profile = fig.profile_lines(results)
+    report.backtest = backtest_lines(results)
     report.finished = dt.datetime.now(dt.UTC)
     print_table(report.figures, console=console)
     for note in report.notes:
@@ -290,9 +297,24 @@ def _query_phase(
             lead_events=config.query_events,
             campaigns=config.campaigns,
             plans=config.plans,
+            history=HistorySpec(campaigns=config.history_campaigns, noise=config.history_noise)
+            if config.history_campaigns > 0
+            else None,
         )
         results.campaign_latency, results.plan_latency = time_kpi_queries(
             client, results.dataset, calls=config.query_calls
         )
+        if results.dataset.history is not None:
+            console.print(
+                f"    campaign model: {config.query_calls} calls each, then the backtest of "
+                f"{config.history_campaigns:,} past campaigns"
+            )
+            results.model_timings = time_model_calls(
+                client,
+                dataset=results.dataset,
+                history=results.dataset.history,
+                calls=config.query_calls,
+            )
+            results.backtest = run_backtest(client)
     finally:
         client.close()

@@ -16,7 +16,10 @@ from services.measurement import (
     report,
     report_models,
     report_sections,
+    report_views,
     schemas,
+    trade_api,
+    trade_schemas,
     warehouse,
 )
 from services.measurement.warehouse import Warehouse, budgets, sales_targets
@@ -181,6 +184,7 @@ async def plan_report(
     now = dt.datetime.now(dt.UTC)
     sections = await _budget_and_sales(store, fx, rule, plan=kpis, start=start, end=end, now=now)
     sections["modelled"] = await _modelled(store, fx, plan=kpis)
+    sections["trade"] = await report_views.trade_views(store, fx, plan=kpis, start=start, end=end)
     page = report.render_html(plan=kpis, daily_spend=daily, generated_at=now, **sections)
     return HTMLResponse(
         page,
@@ -253,8 +257,12 @@ async def _budget_and_sales(
 # --------------------------------------------------------------------------------------------
 
 SeriesScope = Annotated[
-    Literal["campaign", "plan", "channel", "company"],
-    Query(description="What the series covers; 'id' names it unless the scope is company."),
+    Literal["campaign", "plan", "channel", "company", "brand", "partner", "product", "region"],
+    Query(
+        description="What the series covers; 'id' names it unless the scope is company. "
+        "brand, partner, product and region: that value's sales (and a brand's campaigns' "
+        "marketing figures), see the TradeSeries shape."
+    ),
 ]
 Bucket = Annotated[Literal["day", "week"], Query(description="UTC days or ISO weeks.")]
 Required = Annotated[
@@ -309,7 +317,11 @@ async def company_kpis(
     return respond(await store.run(warehouse.company_kpis, **period, **reporting))
 
 
-@router.get("/kpis/series", response_model=schemas.KpiSeries)
+@router.get(
+    "/kpis/series",
+    response_model=schemas.KpiSeries | trade_schemas.TradeSeries,
+    responses={200: {"content": {"application/json": {"examples": trade_schemas.SERIES_EXAMPLES}}}},
+)
 async def kpi_series(
     store: Store,
     fx: Fx,
@@ -317,14 +329,25 @@ async def kpi_series(
     scope: SeriesScope,
     start: Required,
     end: RequiredTo,
-    scope_id: Annotated[Identifier | None, Query(alias="id")] = None,
+    scope_id: Annotated[
+        trade_api.SeriesId | None,
+        Query(
+            alias="id",
+            description="The campaign or plan id, the channel, or the brand, partner id, "
+            "product id or region as the sales carry it; not for scope company.",
+        ),
+    ] = None,
     bucket: Bucket = "day",
     currency: ReportingCurrency = None,
+    sale_kind: trade_api.SeriesSaleKind = None,
 ) -> JSONResponse:
     """Spend, leads, new customers, revenue, CPL and ROMI per day or week of [from, to), in one
-    currency and per currency."""
+    currency and per currency. By brand, partner, product or region: units, orders, revenue,
+    gross profit, discounts and average check of that value's sales (``sale_kind``: sell-in or
+    sell-out only), and for a brand its campaigns' spend, leads, CPL and ROMI."""
     period = _period(start, end)
     reporting = reporting_in(currency, fx)
+    trade_api.check_series_args(scope=scope, sale_kind=sale_kind)
     if scope != "company" and not scope_id:
         raise DomainError(
             f"is required for scope {scope}", field="id", status_code=422, location="query"
@@ -336,6 +359,18 @@ async def kpi_series(
             field="to",
             status_code=422,
             location="query",
+        )
+    if scope in warehouse.TRADE_SCOPES:
+        return respond(
+            await store.run(
+                warehouse.trade_series,
+                scope=scope,
+                id=scope_id,
+                bucket=bucket,
+                sale_kind=sale_kind,
+                **period,
+                **reporting,
+            )
         )
     series = await store.run(
         warehouse.kpi_series, scope=scope, id=scope_id, bucket=bucket, **period, **reporting

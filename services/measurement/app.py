@@ -20,6 +20,7 @@ from services.measurement import (
     rule_segments_api,
     segment_kpis_api,
     segments_api,
+    target_forecast_api,
     uplift_api,
 )
 from services.measurement.campaign_models import ApprovalModels
@@ -184,6 +185,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     )
     app.include_router(api.router)
     app.include_router(progress_api.router)
+    app.include_router(target_forecast_api.router)
     app.include_router(discount_api.router)
     app.include_router(model_api.router)
     app.include_router(pipeline_api.router)

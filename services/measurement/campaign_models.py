@@ -5,11 +5,14 @@
 The approval models are made by the replica that leads (``shared.leadership``), as the target
 monitor's jobs are: each round models the approved or active campaigns not modelled yet, a few
 at a time, publishes each (event id derived from the campaign, so two replicas or a re-run
-repeat an id instead of a model) and then records it in ``alert_state`` under ``models``.
+repeat an id instead of a model), writes its figures to ``campaign_models`` (``warehouse.modelled``,
+what Grafana's "Modelled vs actual" panel reads) and then records it in ``alert_state`` under
+``models``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from faststream.kafka import KafkaBroker
 
 from services.measurement import domain, modelling
 from services.measurement.monitor import publish_cause
-from services.measurement.warehouse import Warehouse, alerts
+from services.measurement.warehouse import Warehouse, alerts, modelled
 from services.measurement.warehouse import peers as peer_tables
 from shared.events.kpi import CampaignModelled, ModelBand
 from shared.leadership import Turns
@@ -81,6 +84,40 @@ async def model_query(
     model = modelling.model_campaign(query, peers, min_peers=min_peers)
     model.notes[:0] = notes
     return model
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """The model replayed on the campaigns over before ``as_of`` (``modelling.backtest``)."""
+
+    as_of: dt.datetime
+    currency: str
+    campaigns: int
+    modelled: int
+    notes: list[str]
+    figures: dict[str, modelling.Accuracy]
+
+
+async def backtest(
+    warehouse: Warehouse, fx: FxRates, *, as_of: dt.datetime, currency: str, min_peers: int = 3
+) -> Backtest:
+    """Each campaign over before ``as_of`` modelled at its actual spend from the campaigns over
+    before it started, in ``currency``, and compared with what it gave."""
+    found = await warehouse.run(peer_tables.history, as_of=as_of)
+    peers, notes = in_currency([(peer, dims.get("currency")) for peer, dims in found], currency, fx)
+    dims_of = {peer.campaign_id: dims for peer, dims in found}
+    history = [
+        modelling.Past(
+            peer=peer,
+            start=dims_of[peer.campaign_id]["start_date"],
+            end=dims_of[peer.campaign_id]["end_date"],
+            budget=dims_of[peer.campaign_id].get("budget") or Decimal(0),
+        )
+        for peer in peers
+    ]
+    # many curve fits: off the event loop
+    accuracy, modelled = await asyncio.to_thread(modelling.backtest, history, min_peers=min_peers)
+    return Backtest(as_of, currency, len(history), modelled, notes, accuracy)
 
 
 @dataclass(frozen=True)
@@ -175,11 +212,11 @@ class ApprovalModels:
             if known is None:
                 continue
             event = modelled_event(known)
-            await publish_cause(
-                self.broker,
-                event,
-                event_id=domain.cause_event_id(campaign_id, "modelled"),
-                metrics=self.metrics,
+            event_id = domain.cause_event_id(campaign_id, "modelled")
+            await publish_cause(self.broker, event, event_id=event_id, metrics=self.metrics)
+            # before the campaign is recorded as modelled: a recorded campaign has its rows
+            await self.warehouse.write(
+                modelled.save_model, event=event, event_id=event_id, now=self.clock()
             )
             await self.warehouse.write(
                 alerts.save_alert_states_of,

@@ -5,7 +5,6 @@ campaign starts (or before now, for one that has not started)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from dataclasses import replace
 from decimal import Decimal
@@ -410,31 +409,12 @@ async def model_backtest(
 ) -> JSONResponse:
     """How well the model would have done on the campaigns that are over (MAPE of P50 and
     P10–P90 coverage per figure) — the figures are what they are."""
-    currency = _currency(currency, fx)
-    now = dt.datetime.now(dt.UTC)
-    found = await store.run(peer_tables.history, as_of=now)
-    peers, notes = campaign_models.in_currency(
-        [(peer, dims.get("currency")) for peer, dims in found], currency, fx
+    result = await campaign_models.backtest(
+        store,
+        fx,
+        as_of=dt.datetime.now(dt.UTC),
+        currency=_currency(currency, fx),
+        min_peers=min_peers,
     )
-    dims_of = {peer.campaign_id: dims for peer, dims in found}
-    history = [
-        modelling.Past(
-            peer=peer,
-            start=dims_of[peer.campaign_id]["start_date"],
-            end=dims_of[peer.campaign_id]["end_date"],
-            budget=dims_of[peer.campaign_id].get("budget") or Decimal(0),
-        )
-        for peer in peers
-    ]
-    # many curve fits: off the event loop
-    accuracy, modelled = await asyncio.to_thread(modelling.backtest, history, min_peers=min_peers)
-    return respond(
-        {
-            "as_of": now,
-            "currency": currency,
-            "campaigns": len(history),
-            "modelled": modelled,
-            "notes": notes,
-            "figures": {name: vars(value) for name, value in accuracy.items()},
-        }
-    )
+    figures = {name: vars(value) for name, value in result.figures.items()}
+    return respond({**vars(result), "figures": figures})

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -167,6 +167,56 @@ def conditional_conversion(p: Fraction, remaining: int, measured: int) -> Fracti
     return Fraction(0) if everyone == 0 else waiting / everyone
 
 
+def _arrivals(
+    leads: Sequence[OpenLeads], history: History, as_of: dt.datetime
+) -> Iterator[tuple[Fraction | None, Fraction, Fraction | None]]:
+    """Every possible conversion of the open leads: (days from ``as_of`` to it, ``None`` when
+    it cannot be placed in time; expected customers; value per customer)."""
+    reached = history.reached
+    customers = reached[CUSTOMER]
+    for group in leads:
+        rank = FUNNEL_STAGES.index(group.stage)
+        if rank >= CUSTOMER:
+            raise ValueError(f"stage: {group.stage} is not an open stage")
+        p = _ratio(customers, reached[rank]) or Fraction(0)
+        measured = list(history.days_to_customer.get(group.stage, ()))
+        value = _mean_value(group, history.average_check)
+        if not measured:
+            yield None, p * group.leads, value
+            continue
+        waited = days(int((as_of - group.entered_at) / dt.timedelta(milliseconds=1)))
+        remaining = [d for d in measured if d > waited]
+        q = conditional_conversion(p, len(remaining), len(measured))
+        if q == 0:
+            continue
+        each = q * group.leads / len(remaining)
+        for d in remaining:
+            yield d - waited, each, value  # > 0: days from as_of to the expected conversion
+
+
+def expected_by(
+    *,
+    leads: Sequence[OpenLeads],
+    history: History,
+    as_of: dt.datetime,
+    until: dt.datetime,
+    since: dt.datetime | None = None,
+) -> Amounts:
+    """Expected customers and revenue of the conversions in [``since``, ``until``) (``since``
+    default ``as_of``) — what the weeks of ``forecast`` hold, cut at any time (nothing when
+    ``until`` is not later)."""
+
+    def ahead(moment: dt.datetime) -> Fraction:
+        return days(int((moment - as_of) / dt.timedelta(milliseconds=1)))
+
+    first, horizon = ahead(since or as_of), ahead(until)
+    tally = _Tally()
+    for days_ahead, customers, value in _arrivals(leads, history, as_of):
+        if days_ahead is not None and first <= days_ahead < horizon:
+            tally.add(customers, value)
+    return tally.amounts()
+
+
 def forecast(
     *,
     leads: Sequence[OpenLeads],
@@ -180,28 +230,9 @@ def forecast(
         raise ValueError(f"weeks: must be between 1 and {MAX_WEEKS}")
     buckets = [_Tally() for _ in range(weeks)]
     later = _Tally()
-    reached = history.reached
-    customers = reached[CUSTOMER]
-    for group in leads:
-        rank = FUNNEL_STAGES.index(group.stage)
-        if rank >= CUSTOMER:
-            raise ValueError(f"stage: {group.stage} is not an open stage")
-        p = _ratio(customers, reached[rank]) or Fraction(0)
-        measured = list(history.days_to_customer.get(group.stage, ()))
-        value = _mean_value(group, history.average_check)
-        if not measured:
-            later.add(p * group.leads, value)
-            continue
-        waited = days(int((as_of - group.entered_at) / dt.timedelta(milliseconds=1)))
-        remaining = [d for d in measured if d > waited]
-        q = conditional_conversion(p, len(remaining), len(measured))
-        if q == 0:
-            continue
-        each = q * group.leads / len(remaining)
-        for d in remaining:
-            ahead = d - waited  # > 0: days from as_of to the expected conversion
-            week = int(ahead // _WEEK)
-            (buckets[week] if week < weeks else later).add(each, value)
+    for ahead, customers, value in _arrivals(leads, history, as_of):
+        week = weeks if ahead is None else int(ahead // _WEEK)
+        (buckets[week] if week < weeks else later).add(customers, value)
     total = _Tally()
     for tally in buckets:
         total.customers += tally.customers

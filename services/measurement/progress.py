@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, Protocol, TypeVar
 
 from services.measurement.domain import money, ratio
 from shared.events.kpi import SalesTargetAtRisk, SalesTargetRecovered
@@ -143,7 +144,19 @@ def progress_tree(
             forecast_share=forecast_share,
             at_risk=is_at_risk(pace=run, forecast_share=forecast_share, rule=rule),
         )
-    roots: list[NodeProgress] = []
+    return as_tree(units, nodes)
+
+
+class _Node(Protocol):
+    children: list[Any]
+
+
+N = TypeVar("N", bound=_Node)
+
+
+def as_tree(units: Sequence[Unit], nodes: Mapping[str, N]) -> list[N]:
+    """The nodes (unit_id → node) arranged as the unit tree: roots first, children by name."""
+    roots: list[N] = []
     for unit in sorted(units, key=lambda u: (u.name, u.unit_id)):
         node = nodes[unit.unit_id]
         parent = nodes.get(unit.parent_id) if unit.parent_id else None

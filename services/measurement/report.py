@@ -758,10 +758,12 @@ def render_html(
     budget_tree: str = "",
     sales_progress: str = "",
     modelled: str = "",
+    trade: str = "",
 ) -> str:
     """The plan report as one self-contained HTML document (charts as inline SVG, no script);
     ``budget_tree`` and ``sales_progress`` are those sections as ``report_sections`` renders
-    them, ``modelled`` as ``report_models`` does (each left out when empty)."""
+    them, ``modelled`` as ``report_models`` does, ``trade`` (brands, partners, segments) as
+    ``report_trade`` does (each left out when empty)."""
     campaigns: list[Mapping[str, Any]] = list(plan.get("campaigns") or ())
     currency = str(plan.get("currency") or "")
     name = str(plan.get("name") or plan["plan_id"])
@@ -825,6 +827,7 @@ def render_html(
 <section><h2>Campaigns</h2>{_campaign_table(campaigns, plan)}</section>
 {modelled}
 {sales_progress}
+{trade}
 <section><h2>Every KPI</h2>{_kpi_table(campaigns, plan)}</section>
 <footer>{escape(footer)}</footer>
 </body></html>

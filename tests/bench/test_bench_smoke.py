@@ -104,7 +104,7 @@ def test_execution_figures_say_how_far_behind_it_ended_and_whether_it_was_exact(
     results.execution = kept_up
     rows = {f.name: f for f in figures(results)}
     applied = next(f for name, f in rows.items() if name.startswith("execution: spend"))
-    assert (applied.value, applied.ratio, applied.met) == ("952/s", "0.010", True)
+    assert (applied.value, applied.ratio, applied.met) == ("952/s", "0.0095", True)
     assert rows["execution: behind the spend publisher at the end"].value == "0.5 s"
     assert not any("Execution applied" in note for note in notes(results))
 
@@ -146,7 +146,7 @@ config = BenchConfig(
     events=3000, query_events=6000, freshness_rate=300, freshness_seconds=2, probe_every=10,
     probe_campaigns=2, query_calls=3, campaigns=4, plans=2, memory_events=0, profile_events=0,
     profile_seconds=0, execution_rate=300, execution_seconds=2, execution_campaigns=3,
-    execution_backlog=600,
+    execution_backlog=600, history_campaigns=24,
     output=out / "BENCHMARKS.md", work_dir=out / "work",
 )
 report = run(config, command="mrm bench (smoke)")
@@ -178,8 +178,10 @@ def test_tiny_full_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert row("malformed messages in the DLQ")["value"] == "3 / 3"
     assert row("malformed messages in the DLQ")["met"] is True
     assert row("freshness publish → KPI API")["value"].endswith(" ms")
-    for prefix in ("campaign KPIs", "plan KPIs"):
+    for prefix in ("campaign KPIs", "plan KPIs", "campaign model, new", "campaign model, known"):
         assert row(prefix)["value"].endswith(" ms")
+    model_p99 = [r for n, r in rows.items() if n.startswith("campaign model") and " p99," in n]
+    assert len(model_p99) == 2 and all(r["target"] == "≤ 300 ms" for r in model_p99)
     assert row("measurement RSS")["value"].endswith(" GiB")
     execution = row("execution: spend.recorded applied")
     assert execution["value"].endswith("/s") and float(execution["ratio"]) > 0
@@ -190,3 +192,6 @@ def test_tiny_full_run_writes_a_complete_report(tmp_path: Path) -> None:
     report = (tmp_path / "BENCHMARKS.md").read_text()
     for heading in ("## Run", "## Results", "## How each figure is measured", "nproc", "cpu"):
         assert heading in report
+    backtest = report.split("## Campaign model backtest", 1)[1].split("\n## ", 1)[0]
+    assert "24 campaigns over by then" in backtest and "synthetic" in backtest
+    assert "| leads | " in backtest and "| gross_profit | " in backtest

@@ -564,7 +564,11 @@ def selection(
     channel_rows = client.query(
         grafana_sql(variable_sql(dashboard, "channel"), scope, march)
     ).result_rows
+    currency_rows = client.query(
+        grafana_sql(variable_sql(dashboard, "currency"), scope, march)
+    ).result_rows
     return {
+        "currency": Variable("currency", str(currency_rows[0][0])),
         "plan": plan,
         "campaign": Variable(
             "campaign", campaigns or ["$__all"], options=[str(row[0]) for row in campaign_rows]
@@ -689,9 +693,9 @@ def test_every_clickhouse_target_is_raw_sql_on_the_provisioned_data_source(
     assert clickhouse_panels >= 7
 
 
-def test_variables_plan_campaign_channel(dashboard: dict[str, Any]) -> None:
+def test_variables_plan_campaign_channel_currency(dashboard: dict[str, Any]) -> None:
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert list(variables) == ["plan", "campaign", "channel"]
+    assert list(variables) == ["plan", "campaign", "channel", "currency"]
     for name, variable in variables.items():
         assert variable["type"] == "query", name
         assert variable["datasource"] == {"type": CLICKHOUSE_TYPE, "uid": CLICKHOUSE_UID}
@@ -701,6 +705,23 @@ def test_variables_plan_campaign_channel(dashboard: dict[str, Any]) -> None:
         assert variables[name]["multi"] and variables[name]["includeAll"], name
         assert "${plan" in variables[name]["query"], f"{name} depends on the plan"
     assert "campaigns_current" in variables["campaign"]["query"]
+    # one currency at a time for the company-wide rows; the plan's first
+    assert not variables["currency"]["multi"] and not variables["currency"]["includeAll"]
+    assert "${plan" in variables["currency"]["query"]
+
+
+COMPANY_WIDE = (
+    "Sales by brand over time",
+    "Sales by brand",
+    "Sales by partner over time",
+    "Sales by partner",
+    "Brands and channels side by side",
+    "RFM segment sizes",
+)
+"""Panels over all sales in the selected currency, whatever the plan selection (sell-in rarely
+names a campaign)."""
+WHOLE_HISTORY = ("Modelled vs actual per campaign",)
+"""Panels comparing a model with everything a campaign has given so far: no time range."""
 
 
 def test_only_macros_with_arguments_are_used(dashboard: dict[str, Any]) -> None:
@@ -715,12 +736,20 @@ def test_only_macros_with_arguments_are_used(dashboard: dict[str, Any]) -> None:
 def test_every_panel_query_uses_the_variables_and_the_time_range(
     dashboard: dict[str, Any],
 ) -> None:
+    titles = set()
     for query in clickhouse_queries(dashboard):
         if query.where.startswith("variable"):
             continue
-        assert "${campaign:singlequote}" in query.sql, query.where
-        assert "$__conditionalAll(" in query.sql and "$channel)" in query.sql, query.where
-        assert "$__timeFilter(" in query.sql, query.where
+        title = query.where.split("'")[1]
+        titles.add(title)
+        if title in COMPANY_WIDE:
+            assert "${currency:singlequote}" in query.sql, query.where
+            assert "${campaign" not in query.sql and "$channel" not in query.sql, query.where
+        else:
+            assert "${campaign:singlequote}" in query.sql, query.where
+            assert "$__conditionalAll(" in query.sql and "$channel)" in query.sql, query.where
+        assert ("$__timeFilter(" in query.sql) is (title not in WHOLE_HISTORY), query.where
+    assert titles >= {*COMPANY_WIDE, *WHOLE_HISTORY}
 
 
 # --------------------------------------------------------------------------------------------
@@ -764,6 +793,7 @@ def test_variable_queries(
     variables = selection(warehouse_client, dashboard, scenario)
     assert variables["campaign"].options == [scenario.a, scenario.b]  # ordered by name
     assert variables["channel"].options == ["search", "social"]
+    assert variables["currency"].value == "EUR"  # the plan's currency comes first
 
 
 # --------------------------------------------------------------------------------------------

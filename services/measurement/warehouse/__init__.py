@@ -11,6 +11,7 @@
 * ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;
 * ``pipeline`` — a scope's open leads and measured funnel timing for the pipeline forecast;
 * ``trade`` — sales by brand, partner, product, region, outlet or channel (sell-in, sell-out);
+* ``trade_series`` — one brand's, partner's, product's or region's sales per day or week;
 * ``uplift`` — the weekly sales around a campaign of the product/partner pairs it promoted;
 * ``sales_targets`` — the sales-target cascade's units and targets, sales per attribution;
 * ``budgets`` — a plan's budget as the report's budget tree needs it (lines, draws, spend);
@@ -46,6 +47,7 @@ from services.measurement.warehouse.series import (
     stage_durations,
 )
 from services.measurement.warehouse.trade import SALES_DIMENSIONS, sales_by
+from services.measurement.warehouse.trade_series import TRADE_SCOPES, trade_series
 from services.measurement.warehouse.writes import (
     COLUMNS,
     StoredEvent,
@@ -63,6 +65,7 @@ __all__ = [
     "SALES_DIMENSIONS",
     "SERIES_KPIS",
     "SERIES_SCOPES",
+    "TRADE_SCOPES",
     "StoredEvent",
     "Warehouse",
     "campaign_currencies",
@@ -86,4 +89,5 @@ __all__ = [
     "series_buckets",
     "stage_durations",
     "targets_by_campaign",
+    "trade_series",
 ]

@@ -139,3 +139,9 @@ def target_rows(rows: Sequence[tuple[str, dict[str, Any]]]) -> list[domain.Targe
 def campaign_dims(client: Client, *, where: str, params: dict[str, Any]) -> list[dict]:
     """The latest state of the campaigns matching ``where``, in one query."""
     return dims_rows(fetch(client, dims_branches(where=where, params=params)))
+
+
+def plan_period(client: Client, *, plan_id: str) -> tuple[dt.date, dt.date] | None:
+    """A plan's first and last day (``None`` for a plan measurement does not know)."""
+    (rows,) = fetch(client, [(PLAN, {"pid": plan_id})])
+    return next(((f["period_start"], f["period_end"]) for _, f in rows), None)

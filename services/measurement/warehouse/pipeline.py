@@ -123,6 +123,22 @@ def pipeline_inputs(
     if resolved is None:
         return None
     covered, currency = resolved
+    return campaigns_inputs(
+        client, covered=covered, currency=currency, fx=fx, as_of=as_of, lookback_days=lookback_days
+    )
+
+
+def campaigns_inputs(
+    client: Client,
+    *,
+    covered: Scope,
+    currency: str,
+    fx: FxRates,
+    as_of: dt.datetime,
+    lookback_days: int | None = None,
+) -> PipelineInputs:
+    """What ``pipeline_inputs`` answers, for the campaigns (or channel) ``covered`` selects,
+    amounts in ``currency``."""
     start = None if lookback_days is None else as_of - dt.timedelta(days=lookback_days)
     if start is not None and start < _EPOCH:  # the tables hold nothing earlier
         start = None

@@ -23,6 +23,9 @@ Tables:
 * ``segment_definitions`` (every version of the rule-based segments, tombstones for removals)
   and ``customer_profile_versions`` (every version of every profile, fed by a materialized
   view) — migration 12, see ``segment_defs``;
+* ``campaign_models`` — each campaign's model at its approval, one row per figure, as
+  measurement published it in ``campaign.modelled`` (migration 15, see ``modelled``);
+* ``campaigns.sales_unit_id`` — the sales unit a campaign plans against (migration 14);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -36,6 +39,7 @@ from services.measurement.warehouse import (
     budgets,
     customers,
     discounts,
+    modelled,
     rules,
     segment_defs,
 )
@@ -239,6 +243,14 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (11, "customer profiles", customers.MIGRATION),
     (12, "segment definitions and customer profile history", segment_defs.MIGRATION),
+    (
+        14,
+        "campaigns' sales units",
+        # The unit a campaign plans its sales uplift against: its open leads forecast that
+        # unit's sales (``target_forecast``). Rows written before read '' (none).
+        ("ALTER TABLE {db}.campaigns ADD COLUMN IF NOT EXISTS sales_unit_id String DEFAULT ''",),
+    ),
+    (15, "campaign models at approval", modelled.MIGRATION),
 )
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 

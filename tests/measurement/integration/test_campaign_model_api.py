@@ -18,6 +18,7 @@ import pytest
 
 from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
+from services.measurement.warehouse.modelled import saved_models
 from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned
 from shared.publisher import EventPublisher
@@ -209,10 +210,11 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
 
 
 def test_an_approved_campaign_is_modelled_once_for_planning(
-    measurement: httpx.Client, kafka_bootstrap: str, topic_reader
+    measurement: httpx.Client, kafka_bootstrap: str, topic_reader, warehouse_client
 ) -> None:  # type: ignore[no-untyped-def]
     """An approved campaign that has not ended gets one ``campaign.modelled`` (planning keeps
-    it); a campaign still in draft gets none."""
+    it), whose figures measurement also keeps in ``campaign_models`` (Grafana reads them); a
+    campaign still in draft gets none."""
     uid = uuid.uuid4().hex[:8]
     approved, draft = f"approved-{uid}", f"draft-{uid}"
     with EventPublisher(kafka_bootstrap, source="test") as events:
@@ -243,6 +245,14 @@ def test_an_approved_campaign_is_modelled_once_for_planning(
     assert event["match"] in ("channel_brand", "channel", "all")
     assert event["peers"] >= 0 and isinstance(event["figures"], dict)
     assert len(modelled(expect=2, timeout_s=3)) == 1  # once, and never for the draft
+    # the rows are written before the campaign is recorded as modelled, so they are there now
+    stored = saved_models(warehouse_client, campaign_id=approved)
+    assert sorted(stored) == sorted(event["figures"]) and stored, stored
+    for name, band in event["figures"].items():
+        for p in ("p10", "p50", "p90"):
+            expected = None if band.get(p) is None else D(band[p])
+            assert stored[name][p] == expected, (name, p)
+    assert saved_models(warehouse_client, campaign_id=draft) == {}
 
 
 def test_the_backtest_replays_the_campaigns_that_are_over(

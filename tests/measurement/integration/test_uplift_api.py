@@ -77,6 +77,7 @@ class Scenario(EventScenario):
 
 
 X1P1, X2P1, X1P2 = ("X1", "P1"), ("X2", "P1"), ("X1", "P2")
+X2P3, X3P3 = ("X2", "P3"), ("X3", "P3")
 
 
 def build(uid: str) -> Scenario:
@@ -108,6 +109,10 @@ def build(uid: str) -> Scenario:
     # after: 15–29 March (2 weeks), to 12 April (4 weeks)
     s.sale("a1", None, X1P1, "50", at(3, 20))
     s.sale("a2", None, X2P1, "999", at(4, 2))  # only in the 4 weeks
+    # P2 (X1/P2 above) and P3 sell the promoted products without the promotion: the control
+    s.sale("c1", None, X2P3, "200", at(2, 12))
+    s.sale("c2", None, X2P3, "100", at(3, 22))
+    s.sale("c3", None, X3P3, "500", at(2, 12))  # a product not promoted: never counts
     return s
 
 
@@ -196,6 +201,77 @@ def test_four_weeks_before_and_two_after(measurement: httpx.Client, scenario: Sc
         "400.00",
         "-0.336847",
     )
+    # net: 3 − 1 units, 604 − 150, 302 − 75; net ROI (227 − 455.40) / 455.40
+    assert body["net"] == {"units": "2.00", "revenue": "454.00", "gross_profit": "227.00"}
+    assert body["net_promotion_roi"] == "-0.501537"
+    assert (body["baseline_used"], body["control"], body["baselines"]["control"]) == (
+        "before",
+        None,
+        None,
+    )
+    assert body["baselines"]["before"] == {
+        "expected_during": {"units": "2.00", "revenue": "200.00"},
+        "expected_after": {"units": "2.00", "revenue": "200.00"},
+        "incremental": body["incremental"],
+        "dip": body["dip"],
+        "net": body["net"],
+        "promotion_roi": "-0.336847",
+        "net_promotion_roi": "-0.501537",
+    }
+
+
+def test_partners_without_the_promotion_as_a_control(
+    measurement: httpx.Client, scenario: Scenario
+) -> None:
+    body = get_uplift(
+        measurement, scenario, weeks_before=4, weeks_after=2, as_of=OVER, control="partners"
+    )
+    # control: P2 and P3 selling X1 or X2 (c3 is X3: not promoted)
+    # before: other-pair 1000 + c1 200 = 1200.00, 2 units; during: d7 700 EUR = 756.00, 1 unit;
+    # after: c2 100.00, 1 unit
+    control = body["control"]
+    assert (control["partners"], control["pairs"], control["used"], control["reason"]) == (
+        2,
+        2,
+        True,
+        None,
+    )
+    assert [control[w]["units"] for w in ("before", "during", "after")] == [2, 1, 1]
+    assert [control[w]["revenue"] for w in ("before", "during", "after")] == [
+        "1200.00",
+        "756.00",
+        "100.00",
+    ]
+    # per week: before 0.5, 300.00; during 0.5, 378.00; after 0.5, 50.00
+    assert control["during_change"] == {"units": "1.000000", "revenue": "1.260000"}
+    assert control["after_change"] == {"units": "1.000000", "revenue": "0.166667"}
+    # expected during: 4 units × 1/2 = 2, 400.00 × 756/1200 = 252.00
+    # expected after: 4 × 1/2 = 2, 400.00 × 100/1200 = 33.33
+    assert body["baseline_used"] == "control"
+    assert (body["during"]["expected_units"], body["during"]["expected_revenue"]) == (
+        "2.00",
+        "252.00",
+    )
+    assert (body["after"]["expected_units"], body["after"]["expected_revenue"]) == ("2.00", "33.33")
+    # incremental: 5 − 2, 804 − 252, 552 × 0.5; dip: 1 − 2, 50 − 33.333…, × 0.5
+    assert body["incremental"] == {"units": "3.00", "revenue": "552.00", "gross_profit": "276.00"}
+    assert body["dip"] == {"units": "-1.00", "revenue": "16.67", "gross_profit": "8.33"}
+    assert body["net"] == {"units": "2.00", "revenue": "568.67", "gross_profit": "284.33"}
+    # ROI (276 − 455.40) / 455.40; net (284.333… − 455.40) / 455.40
+    assert (body["promotion_roi"], body["net_promotion_roi"]) == ("-0.393939", "-0.375640")
+    assert body["baselines"]["control"]["incremental"] == body["incremental"]
+    assert body["baselines"]["before"]["incremental"]["revenue"] == "604.00"
+
+
+def test_a_control_with_no_sales_yet_is_not_used(
+    measurement: httpx.Client, scenario: Scenario
+) -> None:
+    body = get_uplift(measurement, scenario, as_of="2097-01-02T00:00:00Z", control="partners")
+    # nothing of any window has elapsed: no control partner sold anything yet
+    control = body["control"]
+    assert (control["partners"], control["used"], body["baseline_used"]) == (0, False, "before")
+    assert control["reason"] == "no partner outside the promotion sold the promoted products"
+    assert body["baselines"]["control"] is None
 
 
 def test_the_defaults_eight_weeks_before_and_four_after(
@@ -257,6 +333,7 @@ def test_unknown_campaign_and_bad_parameters(measurement: httpx.Client, scenario
         ({"weeks_after": "x"}, "weeks_after"),
         ({"weeks_after": 0}, "weeks_after"),
         ({"as_of": "2097-03-08"}, "as_of"),
+        ({"control": "regions"}, "control"),
     ):
         response = measurement.get(path, params=params)
         assert response.status_code == 422, (params, response.text)

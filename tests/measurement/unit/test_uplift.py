@@ -8,7 +8,7 @@ from fractions import Fraction as F
 
 import pytest
 
-from services.measurement import schemas, uplift
+from services.measurement import uplift, uplift_models
 from services.measurement.uplift import WeekSales
 
 START, END = dt.date(2027, 3, 1), dt.date(2027, 3, 14)  # two weeks, end inclusive
@@ -128,9 +128,97 @@ def test_rounding_is_half_up_away_from_zero(value: F | None, places: int, expect
         assert str(uplift.rounded(value, places)) == str(expected)
 
 
+def test_net_adds_the_dip_to_the_incremental_and_its_roi_counts_it() -> None:
+    result = measure([*BEFORE, *DURING, *AFTER])
+    assert result.used == "before" and result.control is None
+    # incremental 3, 604.00, 302.00 + dip −1, −150.00, −75.00
+    assert result.estimate.net == uplift.Change(units=F(2), revenue=F(454), gross_profit=F(227))
+    # (227 − 400 − 55.40) / 455.40
+    assert result.estimate.net_promotion_roi == F("-228.40") / F("455.40")
+    assert uplift.rounded(result.estimate.net_promotion_roi, 6) == D("-0.501537")
+
+
+def test_a_rise_after_the_campaign_adds_to_the_net() -> None:
+    # after: 6 units, 700.00 against 2 units, 200.00 → +4, +500.00, +250.00
+    result = measure([*BEFORE, *DURING, week("after", 0, 3, "300"), week("after", 1, 3, "400")])
+    assert result.dip == uplift.Change(units=F(4), revenue=F(500), gross_profit=F(250))
+    assert result.estimate.net == uplift.Change(units=F(7), revenue=F(1104), gross_profit=F(552))
+    assert result.estimate.net_promotion_roi == F("96.60") / F("455.40")
+
+
+# the control partners: 8 units, 800.00 before (2, 200.00 a week); 5, 500.00 during
+# (2.5, 250.00 a week: × 1.25); 3, 240.00 after (1.5, 120.00 a week: × 0.75 and × 0.6)
+CONTROL = [
+    week("before", 0, 2, "200"),
+    week("before", 1, 2, "200"),
+    week("before", 2, 2, "200"),
+    week("before", 3, 2, "200"),
+    week("during", 0, 3, "300"),
+    week("during", 1, 2, "200"),
+    week("after", 0, 1, "40"),
+    week("after", 1, 2, "200"),
+]
+
+
+def test_a_control_group_scales_the_baseline_by_its_own_change() -> None:
+    result = measure([*BEFORE, *DURING, *AFTER], control_sales=CONTROL)
+    control = result.control
+    assert control is not None and control.reason is None
+    assert (control.before.units, control.during.units, control.after.units) == (8, 5, 3)
+    assert control.during_change == uplift.Expected(F(5, 4), F(5, 4))
+    assert control.after_change == uplift.Expected(F(3, 4), F(3, 5))
+    assert result.used == "control"
+    # expected during: 4 units × 5/8 = 2.5, 400.00 × 500/800 = 250.00
+    # expected after: 4 × 3/8 = 1.5, 400.00 × 240/800 = 120.00
+    estimate = result.estimate
+    assert (estimate.during, estimate.after) == (
+        uplift.Expected(F(5, 2), F(250)),
+        uplift.Expected(F(3, 2), F(120)),
+    )
+    # incremental: 5 − 2.5, 804 − 250, 554 × 0.5; dip: 1 − 1.5, 50 − 120, −70 × 0.5
+    assert result.incremental == uplift.Change(F(5, 2), F(554), F(277))
+    assert result.dip == uplift.Change(F(-1, 2), F(-70), F(-35))
+    assert estimate.net == uplift.Change(F(2), F(484), F(242))
+    assert result.promotion_roi == F("-178.40") / F("455.40")  # (277 − 455.40) / 455.40
+    assert estimate.net_promotion_roi == F("-213.40") / F("455.40")
+    # the before-baseline stays reported beside it
+    assert result.baseline.incremental == uplift.Change(F(3), F(604), F(302))
+
+
+def test_a_control_without_sales_before_cannot_serve() -> None:
+    late = [week("during", 0, 3, "300")]
+    result = measure([*BEFORE, *DURING], control_sales=late)
+    assert result.control is not None and result.control.estimate is None
+    assert result.control.reason == (
+        "the control partners sold none of the promoted products in the weeks before"
+    )
+    assert result.control.during_change == uplift.Expected(None, None)
+    assert result.used == "before"
+    assert result.incremental == uplift.Change(F(3), F(604), F(302))
+
+
+def test_no_control_partners_says_so() -> None:
+    result = measure([*BEFORE, *DURING], control_sales=[])
+    assert result.control is not None and result.used == "before"
+    assert result.control.reason == "no partner outside the promotion sold the promoted products"
+
+
+def test_a_control_amount_without_fx_rate_leaves_the_revenue_baseline_unknown() -> None:
+    unrated = [*CONTROL[:3], WeekSales("before", 3, 2, None, None), *CONTROL[4:]]
+    result = measure([*BEFORE, *DURING], control_sales=unrated)
+    assert result.used == "control"
+    assert result.estimate.during == uplift.Expected(F(5, 2), None)
+    assert result.incremental == uplift.Change(F(5, 2), None, None)
+    assert result.promotion_roi is None
+
+
 def test_the_openapi_example_is_a_valid_answer() -> None:
-    example = schemas.PromotionUplift.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
-    answer = schemas.PromotionUplift.model_validate(example)
-    # the example is the two-week campaign above
-    assert answer.incremental.gross_profit == D("302.00")
-    assert answer.promotion_roi == D("-0.336847")
+    model = uplift_models.PromotionUplift
+    example = model.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+    answer = model.model_validate(example)
+    # the example is the two-week campaign above with the control group CONTROL
+    assert answer.baselines.before.incremental.gross_profit == D("302.00")
+    assert answer.baselines.before.promotion_roi == D("-0.336847")
+    assert answer.baselines.before.net_promotion_roi == D("-0.501537")
+    assert answer.incremental.gross_profit == D("277.00")
+    assert (answer.promotion_roi, answer.net_promotion_roi) == (D("-0.391744"), D("-0.468599"))
