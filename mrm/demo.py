@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from mrm import demo_history
+from mrm import demo_history, demo_segments
 from mrm.demo_targets import TargetCascade
 from mrm.runtime import Runtime
 from shared.events.customers import CustomerProfileUpdated
@@ -536,6 +536,8 @@ class Demo:
         for line in cascade.run():
             self.console.print(line)
         self.plan_uplift(cascade.units["PartnerNet"])
+        for line in demo_segments.define(get=self._get, send=self._send):
+            self.console.print(line)
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         total = 0
         with (
@@ -583,6 +585,9 @@ class Demo:
             f"  RFM segments   {measurement}/api/v1/segments/rfm"
             " (members: …/segments/rfm/customers?segment=champions&format=csv)"
         )
+        self.console.print("  customer segments (…/segments, …/kpis/segments/{id}):")
+        for line in demo_segments.summary(get=self._get, measurement_url=measurement):
+            self.console.print(line)
         first = self.campaigns[0].campaign_id
         self.console.print(f"  progress       {execution}/api/v1/campaigns/{first}/progress")
         self.console.print(f"  notifications  {notifier}/api/v1/notifications?recipient=manager")

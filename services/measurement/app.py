@@ -17,6 +17,8 @@ from services.measurement import (
     model_api,
     pipeline_api,
     progress_api,
+    rule_segments_api,
+    segment_kpis_api,
     segments_api,
     target_forecast_api,
     uplift_api,
@@ -189,4 +191,6 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     app.include_router(pipeline_api.router)
     app.include_router(uplift_api.router)
     app.include_router(segments_api.router)
+    app.include_router(rule_segments_api.router)  # after segments_api: /segments/rfm is RFM's
+    app.include_router(segment_kpis_api.router)
     return app

@@ -301,14 +301,21 @@ def test_measurement_bounds_query_timestamps(own_broker: str, chdb_url: str, tmp
             response = measurement.client.get(url, headers=admin)
             assert response.status_code == 422, (url, response.text)
             assert fields <= error_fields(response), (url, response.json())
-        # every measurement route only reads: GETs, and POSTs that compute a model from a body
+        # every measurement route only reads — GETs, and POSTs that compute a model from a
+        # body — except the segment definitions measurement owns
         posts = {
-            path
+            (method, path)
             for path, operations in measurement.app.openapi()["paths"].items()
             for method in operations
             if method != "get"
         }
-        assert posts == {"/api/v1/models/campaign", "/api/v1/models/plan-scenario"}, posts
+        assert posts == {
+            ("post", "/api/v1/models/campaign"),
+            ("post", "/api/v1/models/plan-scenario"),
+            ("post", "/api/v1/segments"),
+            ("put", "/api/v1/segments/{segment_id}"),
+            ("delete", "/api/v1/segments/{segment_id}"),
+        }, posts
 
 
 # -- notifier: bad input, roles, webhook addresses -------------------------------------------

@@ -16,6 +16,8 @@
 * ``sales_targets`` — the sales-target cascade's units and targets, sales per attribution;
 * ``budgets`` — a plan's budget as the report's budget tree needs it (lines, draws, spend);
 * ``alerts`` — the target monitor's state: alert states, the campaign change log, its marks;
+* ``segment_defs`` — rule-based segment definitions (versions, tombstones) and profile history;
+* ``segment_members`` — profiles as of an instant; the sales and leads of a segment's members;
 * ``_sql``, ``_dims``, ``_measures`` — what the query modules share: scopes and period bounds,
   one ``UNION ALL`` round trip per call, the campaigns' latest state, the measure streams.
 

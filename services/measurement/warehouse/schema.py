@@ -20,6 +20,9 @@ Tables:
 * ``reallocation_rules`` — the plans' reallocation rules (migration 9, see ``rules``);
 * ``customer_profiles`` — each customer's latest profile from ``mrm.customers.v1`` by
   ``version`` (migration 11, see ``customers``);
+* ``segment_definitions`` (every version of the rule-based segments, tombstones for removals)
+  and ``customer_profile_versions`` (every version of every profile, fed by a materialized
+  view) — migration 12, see ``segment_defs``;
 * ``campaign_models`` — each campaign's model at its approval, one row per figure, as
   measurement published it in ``campaign.modelled`` (migration 15, see ``modelled``);
 * ``campaigns.sales_unit_id`` — the sales unit a campaign plans against (migration 14);
@@ -38,6 +41,7 @@ from services.measurement.warehouse import (
     discounts,
     modelled,
     rules,
+    segment_defs,
 )
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
@@ -238,6 +242,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (11, "customer profiles", customers.MIGRATION),
+    (12, "segment definitions and customer profile history", segment_defs.MIGRATION),
     (
         14,
         "campaigns' sales units",
