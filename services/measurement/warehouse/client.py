@@ -28,7 +28,12 @@ def connect(url: str, *, database: str = DEFAULT_DATABASE) -> Client:
     parsed = urlparse(url)
     if parsed.scheme == "chdb" and parsed.path and not parsed.netloc:
         os.makedirs(parsed.path, exist_ok=True)
-    client = clickhouse_connect.get_client(dsn=url)
+    if parsed.scheme in ("http", "https"):
+        # query parameters in the request body, not the URL: a segment's member ids or a
+        # scope's campaign ids can exceed a server's URL limit (http_max_uri_size)
+        client = clickhouse_connect.get_client(dsn=url, form_encode_query_params=True)
+    else:
+        client = clickhouse_connect.get_client(dsn=url)
     client.command(f"CREATE DATABASE IF NOT EXISTS {ident(database)}")
     client.database = database
     return client
