@@ -132,7 +132,21 @@ class ModelOut(BaseModel):
                         "leads": {"p10": "760", "p50": "810", "p90": "905"},
                         "cpl": {"p10": "22.10", "p50": "24.69", "p90": "26.32"},
                     },
-                    "peers": [],
+                    "peers": [
+                        {
+                            "campaign_id": "c-2026-07",
+                            "name": "Summer search",
+                            "channel": "search",
+                            "brand": "Acme",
+                            "partner": None,
+                            "segment": "rfm:champions",
+                            "matches": ["channel", "brand", "segment"],
+                            "similarity": "1",
+                            "spend": "18000.00",
+                            "leads": "760",
+                            "revenue": "91000.00",
+                        }
+                    ],
                     "curves": {"leads": {"a": 500.2, "b": 10120.5, "method": "curve_fit"}},
                     "actual": None,
                 }

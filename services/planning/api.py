@@ -148,7 +148,12 @@ class CampaignPatch(StrictBody):
     line_id: Identifier | MISSING | None = MISSING
     sales_unit_id: Identifier | MISSING | None = MISSING
     planned_uplift: Money | MISSING | None = MISSING
-    target_segment: Identifier | MISSING | None = MISSING
+    target_segment: Identifier | MISSING | None = Field(
+        default=MISSING,
+        description="The customer segment the campaign aims at (null: none); applies at once, "
+        "even to an approved campaign.",
+        examples=["rfm:at_risk"],
+    )
 
 
 class StageIn(StrictBody):

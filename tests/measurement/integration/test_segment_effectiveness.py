@@ -30,7 +30,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from scenario_kit import EventScenario
 
-from services.measurement import warehouse
+from services.measurement import effectiveness_api, warehouse
 from services.measurement.app import create_app
 from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import schema
@@ -447,3 +447,15 @@ def test_effectiveness_route(measurement: httpx.Client, scenario: Scenario) -> N
     assert refused({"from": "yesterday"}, 422) == "from"
     assert refused({"plan_id": scenario.id("nope")}, 404) is None
     assert "/api/v1/segments/effectiveness" in measurement.get("/openapi.json").json()["paths"]
+
+
+def test_the_openapi_example_is_a_valid_answer() -> None:
+    model = effectiveness_api.SegmentEffectiveness
+    example = model.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+    answer = model.model_validate(example)
+    row = answer.segments[0]
+    # its figures agree with each other: CPL, CAC, ROMI and lead → customer from the volumes
+    assert row.spend is not None and row.gross_profit is not None
+    assert (row.cpl, row.cac) == (row.spend / row.leads, row.spend / row.new_customers)
+    assert row.romi == (row.gross_profit - row.spend) / row.spend
+    assert row.lead_to_customer == D("0.333333")  # 1 of 3 leads
