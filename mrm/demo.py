@@ -53,7 +53,8 @@ class CampaignSpec:
     targets: dict[str, str]
     line: str
     segment: str | None = None
-    """The customer segment it targets (``rfm:<name>``; None = everyone)."""
+    """The customer segment it targets (``rfm:<name>`` or a rule-based segment's id; None =
+    everyone)."""
 
 
 SAMPLE = (
@@ -106,7 +107,7 @@ SAMPLE = (
         Decimal("6000"),
         {"cac": "1500", "romi": "0.8"},
         "Acme Pro at PartnerNet",
-        segment="rfm:champions",
+        segment="large-software",  # a rule-based segment (demo_segments)
     ),
 )
 

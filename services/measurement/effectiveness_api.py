@@ -1,5 +1,5 @@
 """Segment effectiveness over HTTP: the campaigns grouped by the customer segment they target,
-compared side by side (``warehouse.segment_kpis``)."""
+compared side by side (``warehouse.target_segments``)."""
 
 from __future__ import annotations
 

@@ -35,11 +35,11 @@ def test_a_bigger_budget_buys_clicks_at_a_worse_rate() -> None:
 
 
 def test_the_half_budget_runs_targeted_no_segment() -> None:
-    webinars = next(spec for spec in SAMPLE if spec.segment == "rfm:champions")
+    webinars = next(spec for spec in SAMPLE if spec.name == "Partner webinars")
     runs = {factor: demo_history.scaled(webinars, factor) for factor in demo_history.FACTORS}
     assert {factor: run.segment for factor, run in runs.items()} == {
         Decimal("0.5"): None,
-        Decimal(1): "rfm:champions",
-        Decimal(2): "rfm:champions",
+        Decimal(1): "large-software",  # a rule-based segment the demo defines
+        Decimal(2): "large-software",
     }
     assert SAMPLE[0].segment is None  # the broad search campaign targets everyone

@@ -7,7 +7,7 @@
 * ``columns`` — a batch of Kafka records as Arrow insert columns (the ingest hot path);
 * ``kpis`` — KPIs of a campaign, several campaigns, a plan; the funnel; targets and currencies;
 * ``scopes`` — KPIs of a channel or of the whole company; a campaign against its past peers;
-* ``segment_kpis`` — the campaigns of each target segment as one scope, side by side;
+* ``target_segments`` — the campaigns of each target segment as one scope, side by side;
 * ``currencies`` — a multi-campaign scope split by currency, converted to the reporting one;
 * ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;
 * ``pipeline`` — a scope's open leads and measured funnel timing for the pipeline forecast;
@@ -38,7 +38,6 @@ from services.measurement.warehouse.kpis import (
 )
 from services.measurement.warehouse.schema import MIGRATIONS, migrate
 from services.measurement.warehouse.scopes import channel_kpis, company_kpis, compare_campaign
-from services.measurement.warehouse.segment_kpis import segment_effectiveness
 from services.measurement.warehouse.series import (
     MAX_SERIES_BUCKETS,
     SERIES_KPIS,
@@ -48,6 +47,7 @@ from services.measurement.warehouse.series import (
     series_buckets,
     stage_durations,
 )
+from services.measurement.warehouse.target_segments import segment_effectiveness
 from services.measurement.warehouse.trade import SALES_DIMENSIONS, sales_by
 from services.measurement.warehouse.trade_series import TRADE_SCOPES, trade_series
 from services.measurement.warehouse.writes import (

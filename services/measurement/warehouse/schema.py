@@ -27,7 +27,7 @@ Tables:
   measurement published it in ``campaign.modelled`` (migration 15, see ``modelled``);
 * ``campaigns.sales_unit_id`` — the sales unit a campaign plans against (migration 14);
 * ``campaigns.target_segment`` — the customer segment a campaign aims at ('' = none; migration
-  13, see ``segment_kpis``);
+  13, see ``target_segments``);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """

@@ -46,7 +46,7 @@ MARCH = dt.datetime(Y, 3, 1, tzinfo=dt.UTC)
 APRIL = dt.datetime(Y, 4, 1, tzinfo=dt.UTC)
 NOW = dt.datetime(Y, 3, 20, tzinfo=dt.UTC)
 FX = FxRates(base="EUR", rates={"USD": D("0.5")})
-TOKEN = "t-effectiveness-viewer"
+TOKEN, MANAGER = "t-effectiveness-viewer", "t-effectiveness-manager"
 CHAMPIONS, LAPSED = "rfm:champions", "lapsed"
 
 
@@ -395,7 +395,10 @@ def measurement(  # type: ignore[no-untyped-def]
         data_dir=tmp_path,
         currency="EUR",
         fx_rates={"USD": "0.5"},
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
+        tokens={
+            TOKEN: {"subject": "vic", "role": "viewer"},
+            MANAGER: {"subject": "ann", "role": "manager"},
+        },
     )
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with (
@@ -447,6 +450,19 @@ def test_effectiveness_route(measurement: httpx.Client, scenario: Scenario) -> N
     assert refused({"from": "yesterday"}, 422) == "from"
     assert refused({"plan_id": scenario.id("nope")}, 404) is None
     assert "/api/v1/segments/effectiveness" in measurement.get("/openapi.json").json()["paths"]
+
+    # a rule-based segment may not take the route's name: GET /segments/{id} could not read it
+    taken = measurement.post(
+        "/api/v1/segments",
+        json={
+            "segment_id": "effectiveness",
+            "name": "Clash",
+            "rule": {"conditions": [{"field": "industry", "op": "eq", "value": "tech"}]},
+        },
+        headers={"Authorization": f"Bearer {MANAGER}"},
+    )
+    assert taken.status_code == 422, taken.text
+    assert taken.json()["detail"][0]["field"] == "segment_id"
 
 
 def test_the_openapi_example_is_a_valid_answer() -> None:
