@@ -2,7 +2,7 @@
 the campaign events (rows written before migration 13 read as no target), and every compared
 value computed by hand from one fixed event set.
 
-The event set lives in 2091 (no other module uses that year), so a window on March 2091 sees
+The event set lives in 2087 (no other module uses that year), so a window on March 2087 sees
 only its campaigns, even without a plan. Plan P is in EUR; plan Q in USD, 1 USD = 0.5 EUR.
 
 =========  =====  ========  ======  ======  ===============  ======================
@@ -41,7 +41,7 @@ from shared.money import FxRates
 
 pytestmark = pytest.mark.integration
 
-Y = 2091
+Y = 2087
 MARCH = dt.datetime(Y, 3, 1, tzinfo=dt.UTC)
 APRIL = dt.datetime(Y, 4, 1, tzinfo=dt.UTC)
 NOW = dt.datetime(Y, 3, 20, tzinfo=dt.UTC)
