@@ -73,7 +73,7 @@ class SegmentRow(Effectiveness):
         description="The segment (`rfm:<name>` or a rule-based segment's id); null: the "
         "campaigns without a target segment."
     )
-    campaigns: list[TargetingCampaign]
+    campaigns: list[TargetingCampaign] = Field(description="By start date, then name.")
     missing_rates: list[str] = Field(
         description="Currencies of this segment's amounts without a rate to `currency`."
     )

@@ -69,7 +69,8 @@ def segment_effectiveness(
     """Per target segment (and ``None``: no target), the campaigns overlapping [start, end)
     that aim at it (within a plan if given) and their KPIs over the period, in ``currency``
     (default: the plan's, else ``fx.base``) and per currency. Segments are sorted by name, no
-    target last. ``None`` when ``plan_id`` names no known plan."""
+    target last; a segment's campaigns by start date and name. ``None`` when ``plan_id`` names
+    no known plan."""
     now = now or dt.datetime.now(dt.UTC)
     where, params = "1", {}
     if plan_id is not None:
@@ -108,7 +109,9 @@ def segment_effectiveness(
         segments.append(
             {
                 "target_segment": segment,
-                "campaigns": [_listed(d) for d in members],
+                "campaigns": [
+                    _listed(d) for d in sorted(members, key=lambda d: (d["start_date"], d["name"]))
+                ],
                 **effectiveness_of(kpis),
                 "missing_rates": summary["missing_rates"],
                 "by_currency": {c: effectiveness_of(k) for c, k in kpis["by_currency"].items()},

@@ -345,7 +345,8 @@ def test_within_a_plan_over_the_whole_history(warehouse_client: Client, scenario
         warehouse.segment_effectiveness(warehouse_client, fx=FX, plan_id=scenario.id("P"), now=NOW)
     )
     lapsed = whole[LAPSED]
-    assert [c["campaign_id"] for c in lapsed["campaigns"]] == [scenario.id("C"), scenario.id("OLD")]
+    # in start order: OLD (January) before C (March)
+    assert [c["campaign_id"] for c in lapsed["campaigns"]] == [scenario.id("OLD"), scenario.id("C")]
     assert (lapsed["spend"], lapsed["budget"], lapsed["revenue"]) == (
         D("120.00"),  # 50 + 70
         D("650.00"),  # 400 + 250
