@@ -1,7 +1,7 @@
 """The plan report's brand, partner and segment sections on the real service (chDB): events
 written to the warehouse, the HTML report fetched, its rows checked against figures by hand.
 
-The sections read every sale of the report's days, so the events live in 2092, which no other
+The sections read every sale of the report's days, so the events live in 2084, which no other
 test writes; ids and brand names carry a fresh ``uid``.
 """
 
@@ -26,7 +26,7 @@ from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, PlanCreated
 
 pytestmark = pytest.mark.integration
-Y = 2092
+Y = 2084
 TOKEN = "t-report-trade-viewer"
 
 
