@@ -31,6 +31,7 @@ demo: $(STAMP)  ## the demo against a running `make up`
 
 test: $(STAMP)  ## the whole test suite; "no tests collected" counts as a failure
 	@scripts/ensure-chromium
+	@VENV=$(VENV) scripts/ensure-helm
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
