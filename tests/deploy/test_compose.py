@@ -692,19 +692,14 @@ def _instructions() -> list[tuple[str, str]]:
     ]
 
 
-def test_dockerfile_base_image_is_pinned() -> None:
-    """python:3.11 slim, with a patch-level tag (or a digest)."""
-    bases = [arg.split()[0] for op, arg in _instructions() if op == "FROM"]
-    assert bases
-    for base in bases:
-        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
+# The base image's digest pin and the locked, hashed install: tests/deploy/test_lockfile.py.
 
 
 def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
     """pip installs the project, a non-root user runs it, 8001-8004 exposed, CLI by default."""
     instructions = _instructions()
     runs = " ".join(arg for op, arg in instructions if op == "RUN")
-    assert "pip install --no-cache-dir ." in runs
+    assert re.search(r"pip install --no-cache-dir [^&]*\s\.(\s|$)", runs)
     users = [arg for op, arg in instructions if op == "USER"]
     assert users and users[-1] not in ("root", "0")
     exposed = {int(p) for op, arg in instructions if op == "EXPOSE" for p in arg.split()}
