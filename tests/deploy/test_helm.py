@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ CRD_KINDS = frozenset({"ServiceMonitor"})
 
 
 def _find_helm() -> str | None:
-    venv_helm = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "helm"
+    venv_helm = Path(sys.executable).parent / "helm"
     if venv_helm.is_file():
         return str(venv_helm)
     return shutil.which("helm")
@@ -50,10 +51,12 @@ def _find_helm() -> str | None:
 
 @pytest.fixture(scope="module")
 def helm() -> str:
-    """The helm binary, installed by scripts/ensure-helm when missing."""
+    """The helm binary, installed into this venv by scripts/ensure-helm when missing."""
     found = _find_helm()
     if found is None:
-        subprocess.run([str(ROOT / "scripts" / "ensure-helm")], cwd=ROOT, check=True)
+        venv = str(Path(sys.executable).parent.parent)
+        script = str(ROOT / "scripts" / "ensure-helm")
+        subprocess.run([script], cwd=ROOT, env={**os.environ, "VENV": venv}, check=True)
         found = _find_helm()
     if found is None:
         pytest.skip("helm is not installed and scripts/ensure-helm could not install it")
