@@ -207,7 +207,8 @@ def test_probes_ports_and_resources(docs: list[dict[str, Any]]) -> None:
 
 
 def test_selectors_pick_exactly_their_own_service(docs: list[dict[str, Any]]) -> None:
-    """Each Deployment, Service and budget selects its service's pods and no other's."""
+    """Each Deployment, Service, budget and spread constraint selects its service's pods and
+    no other's."""
     deployments = by_kind(docs, "Deployment")
     pod_labels = {
         svc: deployment["spec"]["template"]["metadata"]["labels"]
@@ -225,6 +226,14 @@ def test_selectors_pick_exactly_their_own_service(docs: list[dict[str, Any]]) ->
         for what, selector in selectors.items():
             selected = {other for other, labels in pod_labels.items() if matches(selector, labels)}
             assert selected == {svc}, f"{svc} {what} selects {selected}"
+        [spread] = deployments[svc]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        selected = {
+            other
+            for other, labels in pod_labels.items()
+            if matches(spread["labelSelector"]["matchLabels"], labels)
+        }
+        assert selected == {svc}, f"{svc} spreads {selected}"
         assert budgets[svc]["spec"]["minAvailable"] < deployments[svc]["spec"]["replicas"], (
             f"{svc}: the budget would block every voluntary eviction"
         )
