@@ -8,6 +8,7 @@ The same SQL runs on a ClickHouse server (``http(s)://`` URL) and on the in-proc
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -26,8 +27,16 @@ DEFAULT_DATABASE = "mrm"
 def connect(url: str, *, database: str = DEFAULT_DATABASE) -> Client:
     """A client for ``chdb:///path`` (directory created) or ``http(s)://…``, using ``database``."""
     parsed = urlparse(url)
-    if parsed.scheme == "chdb" and parsed.path and not parsed.netloc:
-        os.makedirs(parsed.path, exist_ok=True)
+    if parsed.scheme == "chdb":
+        if importlib.util.find_spec("chdb") is None:
+            # chDB is the `embedded` extra, which the production image does not install
+            raise RuntimeError(
+                "MRM_CLICKHOUSE_URL is a chdb:// URL but chDB is not installed: install "
+                "mrm-platform[embedded], or point MRM_CLICKHOUSE_URL at a ClickHouse server "
+                "(http://user:password@host:8123)"
+            )
+        if parsed.path and not parsed.netloc:
+            os.makedirs(parsed.path, exist_ok=True)
     if parsed.scheme in ("http", "https"):
         # query parameters in the request body, not the URL: a segment's member ids or a
         # scope's campaign ids can exceed a server's URL limit (http_max_uri_size)
