@@ -53,7 +53,12 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         client = await asyncio.to_thread(
             connect, settings.clickhouse_url, database=settings.clickhouse_database
         )
-        await asyncio.to_thread(migrate, client, database=settings.clickhouse_database)
+        await asyncio.to_thread(
+            migrate,
+            client,
+            database=settings.clickhouse_database,
+            cluster=settings.clickhouse_cluster,
+        )
         readers = [
             await asyncio.to_thread(
                 connect, settings.clickhouse_url, database=settings.clickhouse_database
