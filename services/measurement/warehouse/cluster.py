@@ -75,7 +75,9 @@ _CREATE_TABLE = re.compile(
     r"ENGINE = (?P<engine>\w*MergeTree)(?:\((?P<args>[^()]*)\))?(?P<rest>.*)$",
     re.DOTALL,
 )
-_CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (?P<name>\w+\.\w+)(?P<rest>\s+AS\s.*)$", re.DOTALL)
+_CREATE_VIEW = re.compile(
+    r"^CREATE VIEW IF NOT EXISTS (?P<name>\w+\.\w+)(?P<rest>\s+AS\s.*)$", re.DOTALL
+)
 _CREATE_MV = re.compile(
     r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+\.\w+)\s+TO (?P<db>\w+)\.(?P<target>\w+)"
     r"(?P<rest>\s+AS\s.*)$",
@@ -109,9 +111,7 @@ def render(statement: str, *, cluster: str) -> tuple[str, ...]:
     if match := _CREATE_MV.match(sql):
         # reads the local source table, writes the local target (see the module docstring)
         db, target = match["db"], match["target"]
-        select = re.sub(
-            rf"\b{db}\.(\w+)\b", lambda m: f"{db}.{_local(m[1])}", match["rest"]
-        )
+        select = re.sub(rf"\b{db}\.(\w+)\b", lambda m: f"{db}.{_local(m[1])}", match["rest"])
         return (
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {match['name']} {on_cluster(cluster)} "
             f"TO {db}.{_local(target)}{select}",

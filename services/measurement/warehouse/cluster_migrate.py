@@ -93,7 +93,10 @@ def claim(client: Client, db: str, *, version: int, owner: str, lease_s: float =
         f"{db}.schema_migration_claims",
         [[version, attempt, owner]],
         column_names=["version", "attempt", "owner"],
-        settings={"insert_deduplicate": 1, "insert_deduplication_token": f"migration-{version}-{attempt}"},
+        settings={
+            "insert_deduplicate": 1,
+            "insert_deduplication_token": f"migration-{version}-{attempt}",
+        },
     )
     return claim(client, db, version=version, owner=owner, lease_s=lease_s)
 
