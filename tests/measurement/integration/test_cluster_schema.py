@@ -23,7 +23,12 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from services.measurement.warehouse import MIGRATIONS
 from services.measurement.warehouse.cluster import SHARDING_KEYS, render
-from services.measurement.warehouse.cluster_migrate import claim, history_ddl
+from services.measurement.warehouse.cluster_migrate import (
+    MigrationTimeout,
+    claim,
+    history_ddl,
+    migrate_cluster,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PROBE = ROOT / "tests" / "measurement" / "cluster_probe.py"
 sys.path.insert(0, str(PROBE.parent))
 
-from cluster_probe import on_one_node  # noqa: E402
+from cluster_probe import OneNode, on_one_node  # noqa: E402
 
 
 def rendered() -> list[str]:
@@ -97,6 +102,51 @@ def test_a_same_attempt_claim_keeps_the_first_insert(
             )
         assert claim(warehouse_client, db, version=7, owner="b") is False
         assert claim(warehouse_client, db, version=7, owner="a") is True
+    finally:
+        warehouse_client.command(f"DROP DATABASE IF EXISTS {db}")
+
+
+def test_a_migration_claimed_elsewhere_is_waited_for_not_applied_again(
+    warehouse_client: Client, unique_id: str
+) -> None:
+    db = f"claims_{unique_id}"
+    client = OneNode(warehouse_client)
+    warehouse_client.command(f"CREATE DATABASE {db}")
+    try:
+        warehouse_client.command(f"CREATE TABLE {db}.log (v UInt8) ENGINE = MergeTree ORDER BY v")
+        for statement in history_ddl(db, "c")[1:]:
+            client.command(statement)
+        warehouse_client.insert(
+            f"{db}.schema_migration_claims",
+            [[1, 1, "other"]],
+            column_names=["version", "attempt", "owner"],
+        )
+        naps: list[float] = []
+
+        def other_finishes(seconds: float) -> None:
+            naps.append(seconds)
+            warehouse_client.insert(
+                f"{db}.schema_migrations", [[1, "one"]], column_names=["version", "name"]
+            )
+
+        migrations = [
+            (1, "one", ("INSERT INTO {db}.log VALUES (1)",)),
+            (2, "two", ("INSERT INTO {db}.log VALUES (2)",)),
+        ]
+        mine = migrate_cluster(client, migrations, db=db, cluster="c", sleep=other_finishes)  # type: ignore[arg-type]
+        assert mine == [2]  # 1 was the other process's: waited for once, not run here
+        assert naps == [1.0]
+        assert warehouse_client.query(f"SELECT v FROM {db}.log").result_rows == [(2,)]
+        # a live claim never recorded: the wait ends with an error naming the migration
+        warehouse_client.insert(
+            f"{db}.schema_migration_claims",
+            [[3, 1, "other"]],
+            column_names=["version", "attempt", "owner"],
+        )
+        migrations.append((3, "three", ("INSERT INTO {db}.log VALUES (3)",)))
+        with pytest.raises(MigrationTimeout, match=r"migration 3 \(three\) claimed by another"):
+            migrate_cluster(client, migrations, db=db, cluster="c", sleep=lambda _: None, wait_s=2)  # type: ignore[arg-type]
+        assert warehouse_client.query(f"SELECT v FROM {db}.log").result_rows == [(2,)]
     finally:
         warehouse_client.command(f"DROP DATABASE IF EXISTS {db}")
 
