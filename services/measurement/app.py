@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from services.measurement import (
     api,
     discount_api,
+    effectiveness_api,
     handlers,
     model_api,
     pipeline_api,
@@ -195,6 +196,8 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     app.include_router(model_api.router)
     app.include_router(pipeline_api.router)
     app.include_router(uplift_api.router)
+    # before any /segments/{id} route, which would take "effectiveness" for an id
+    app.include_router(effectiveness_api.router)
     app.include_router(segments_api.router)
     app.include_router(rule_segments_api.router)  # after segments_api: /segments/rfm is RFM's
     app.include_router(segment_kpis_api.router)

@@ -27,8 +27,8 @@ MinPeers = Annotated[int, Field(ge=1, le=50)]
 
 
 class ModelRequest(BaseModel):
-    """A campaign to model: its channel, brand and partner (optional), budget and dates
-    (unknown fields are refused)."""
+    """A campaign to model: its channel, brand, partner and target segment (optional), budget
+    and dates (unknown fields are refused)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -45,6 +45,7 @@ class ModelRequest(BaseModel):
                     "channel": "events",
                     "brand": "Acme Pro",
                     "partner": "PartnerNet",
+                    "segment": "rfm:champions",
                     "budget": "12000.00",
                     "start_date": "2027-04-01",
                     "end_date": "2027-04-30",
@@ -59,6 +60,11 @@ class ModelRequest(BaseModel):
     brand: Name | None = None
     partner: Name | None = Field(
         default=None, description="Peers of the same partner (budget line) weigh more."
+    )
+    segment: Identifier | None = Field(
+        default=None,
+        description="The customer segment the campaign targets (`rfm:<name>` or a rule-based "
+        "segment's id): peers that targeted the same segment weigh more.",
     )
     budget: Annotated[Money, Field(gt=0)]
     start_date: Date
@@ -88,6 +94,12 @@ class PeerOut(BaseModel):
     channel: str | None
     brand: str | None
     partner: str | None
+    segment: str | None = Field(description="The customer segment it targeted (null = none).")
+    matches: list[str] = Field(
+        description="What it shares with the modelled campaign, of channel, brand, partner and "
+        "segment: `segment` when it targeted the same segment (which adds 0.1 to its "
+        "similarity, as the same partner does; capped at 1)."
+    )
     similarity: Decimal
     spend: Decimal
     leads: Decimal | None
@@ -120,7 +132,21 @@ class ModelOut(BaseModel):
                         "leads": {"p10": "760", "p50": "810", "p90": "905"},
                         "cpl": {"p10": "22.10", "p50": "24.69", "p90": "26.32"},
                     },
-                    "peers": [],
+                    "peers": [
+                        {
+                            "campaign_id": "c-2026-07",
+                            "name": "Summer search",
+                            "channel": "search",
+                            "brand": "Acme",
+                            "partner": None,
+                            "segment": "rfm:champions",
+                            "matches": ["channel", "brand", "segment"],
+                            "similarity": "1",
+                            "spend": "18000.00",
+                            "leads": "760",
+                            "revenue": "91000.00",
+                        }
+                    ],
                     "curves": {"leads": {"a": 500.2, "b": 10120.5, "method": "curve_fit"}},
                     "actual": None,
                 }
@@ -164,6 +190,8 @@ def _out(model: modelling.Model, **head: Any) -> dict[str, Any]:
                 "channel": p.channel,
                 "brand": p.brand,
                 "partner": p.partner,
+                "segment": p.segment,
+                "matches": list(p.matches),
                 "similarity": p.similarity,
                 "spend": p.spend.quantize(Decimal("0.01")),
                 "leads": p.results.get("leads"),
@@ -183,7 +211,11 @@ async def model_new_campaign(body: ModelRequest, store: Store, fx: Fx, _: Reader
     currency = _currency(body.currency, fx)
     as_of = campaign_models.as_of_for(body.start_date)
     query = modelling.Query(
-        channel=body.channel, brand=body.brand, partner=body.partner, budget=body.budget
+        channel=body.channel,
+        brand=body.brand,
+        partner=body.partner,
+        segment=body.segment,
+        budget=body.budget,
     )
     model = await campaign_models.model_query(
         store, fx, query, as_of=as_of, currency=currency, min_peers=body.min_peers
@@ -196,8 +228,8 @@ async def model_new_campaign(body: ModelRequest, store: Store, fx: Fx, _: Reader
 async def model_known_campaign(
     campaign_id: Identifier, store: Store, fx: Fx, _: Reader
 ) -> JSONResponse:
-    """Model a known campaign from the campaigns measured before its start (not itself), next
-    to its KPIs so far."""
+    """Model a known campaign (its channel, brand, partner and target segment) from the
+    campaigns measured before its start (not itself), next to its KPIs so far."""
     known = await campaign_models.model_known(store, fx, campaign_id=campaign_id)
     if known is None:
         raise NotFound("campaign", campaign_id)
@@ -212,7 +244,8 @@ async def model_known_campaign(
 
 
 class ScenarioCandidate(BaseModel):
-    """Where the money may go: a channel (and brand, partner), with optional bounds."""
+    """Where the money may go: a channel (and brand, partner, target segment), with optional
+    bounds."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -220,6 +253,7 @@ class ScenarioCandidate(BaseModel):
     channel: Channel
     brand: Name | None = None
     partner: Name | None = None
+    segment: Identifier | None = None
     min_amount: Money = Decimal(0)
     max_amount: Money | None = None
 
@@ -312,7 +346,11 @@ async def plan_scenario(body: ScenarioRequest, store: Store, fx: Fx, _: Reader) 
     peers, currency_notes = campaign_models.in_currency(found, currency, fx)
     queries = {
         c.name: modelling.Query(
-            channel=c.channel, brand=c.brand, partner=c.partner, budget=body.total_budget
+            channel=c.channel,
+            brand=c.brand,
+            partner=c.partner,
+            segment=c.segment,
+            budget=body.total_budget,
         )
         for c in body.candidates
     }

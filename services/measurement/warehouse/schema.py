@@ -26,6 +26,8 @@ Tables:
 * ``campaign_models`` — each campaign's model at its approval, one row per figure, as
   measurement published it in ``campaign.modelled`` (migration 15, see ``modelled``);
 * ``campaigns.sales_unit_id`` — the sales unit a campaign plans against (migration 14);
+* ``campaigns.target_segment`` — the customer segment a campaign aims at ('' = none; migration
+  13, see ``target_segments``);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -244,6 +246,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (11, "customer profiles", customers.MIGRATION),
     (12, "segment definitions and customer profile history", segment_defs.MIGRATION),
+    (
+        13,
+        "target segment of campaigns",
+        # Optional in the campaign events: no target (and every row written before this
+        # migration) reads ''.
+        (
+            "ALTER TABLE {db}.campaigns ADD COLUMN IF NOT EXISTS target_segment "
+            "LowCardinality(String) DEFAULT ''",
+        ),
+    ),
     (
         14,
         "campaigns' sales units",
