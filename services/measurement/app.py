@@ -52,7 +52,10 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = await asyncio.to_thread(
-            connect, settings.clickhouse_url, database=settings.clickhouse_database
+            connect,
+            settings.clickhouse_url,
+            database=settings.clickhouse_database,
+            cluster=settings.clickhouse_cluster,
         )
         await asyncio.to_thread(
             migrate,
@@ -62,7 +65,10 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         )
         readers = [
             await asyncio.to_thread(
-                connect, settings.clickhouse_url, database=settings.clickhouse_database
+                connect,
+                settings.clickhouse_url,
+                database=settings.clickhouse_database,
+                cluster=settings.clickhouse_cluster,
             )
             for _ in range(settings.readers)
         ]

@@ -118,7 +118,7 @@ def main(path: str, config: str) -> None:
     engine = chdb.connect(f"{path}?config-file={config}")
     single = warehouse.connect(f"chdb://{path}", database="single")
     warehouse.migrate(single, database="single")
-    client = warehouse.connect(f"chdb://{path}", database="sharded")
+    client = warehouse.connect(f"chdb://{path}", database="sharded", cluster="mrm")
     one_node = OneNode(client)
     first = migrate_cluster(one_node, warehouse.MIGRATIONS, db="sharded", cluster="mrm")
     again = migrate_cluster(one_node, warehouse.MIGRATIONS, db="sharded", cluster="mrm")
@@ -127,7 +127,11 @@ def main(path: str, config: str) -> None:
             "SELECT name, engine FROM system.tables WHERE database = 'sharded'"
         ).result_rows
     )
+    session = client.query(
+        "SELECT getSetting('distributed_product_mode'), getSetting('distributed_foreground_insert')"
+    ).result_rows
     out = {
+        "session": [str(value) for value in session[0]],
         "applied": [first, again],
         "engines": engines,
         "single": answers(single),

@@ -9,10 +9,10 @@
   original name, so every query and every insert of the warehouse modules stays as it is.
 
 Inserts go to the Distributed tables: the sharding key is applied in one place (ClickHouse), not
-copied into Python, and with ``distributed_foreground_insert = 1`` (the cluster's user profile,
-deploy/clickhouse/cluster) an insert returns once its shard has the rows, so a read after a
-write sees it as on one node, and an insert's deduplication token reaches the local table (the
-segment definitions' version race relies on it).
+copied into Python, and with ``distributed_foreground_insert = 1`` (``client.CLUSTER_SETTINGS``,
+set on the service's sessions in cluster mode) an insert returns once its shard has the rows,
+so a read after a write sees it as on one node, and an insert's deduplication token reaches the
+local table (the segment definitions' version race relies on it).
 
 Sharding keys. ``FINAL`` over a Distributed table runs on each shard and collapses the rows of a
 sorting key *within* that shard only; it is exact only if every version of a key lands on one
@@ -22,8 +22,8 @@ streams, the campaign dimensions, alert state, the funnel and the models by ``ca
 one campaign's rows sit on one shard; profiles by ``customer_id``; the others by their id.
 Distinct counts need no such care: ``uniqExact`` merges its full sets at the initiator, exact
 across shards. Subqueries over Distributed tables inside a distributed query (``IN``, ``JOIN``)
-need ``distributed_product_mode = 'global'`` (also in that profile), else ClickHouse refuses
-them.
+need ``distributed_product_mode = 'global'`` (also in ``CLUSTER_SETTINGS``), else ClickHouse
+refuses them.
 
 A materialized view is triggered by inserts into the table it reads, so on a cluster it reads
 and writes local tables (``lead_events_local`` → ``lead_funnel_local``): source and target are

@@ -6,7 +6,9 @@ process whose ``remote_servers`` define a cluster of one local shard, the wareho
 What chDB cannot run: ``ON CLUSTER`` (no distributed DDL queue) and the Replicated engines (no
 Keeper), so the end-to-end run takes them out of each statement (``cluster_probe.on_one_node``),
 and one local shard does not move rows between shards — the sharding keys' correctness for
-FINAL is argued in ``warehouse.cluster`` and checked structurally in the unit tests.
+FINAL is argued in ``warehouse.cluster`` and checked structurally in the unit tests. (Two
+shards on one chDB, told apart by each replica's ``default_database``, are not local to
+ClickHouse: it connects to them over TCP, which chDB does not serve.)
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ def test_the_cluster_schema_answers_as_the_single_node_one(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
+    # the service's session settings for Distributed tables, in force for every query below
+    assert out["session"] == ["global", "True"]
     every = [version for version, _, _ in MIGRATIONS]
     assert out["applied"] == [every, []]  # applied once, then nothing left
     engines = out["engines"]
