@@ -16,7 +16,9 @@ earlier one is complete. So a migration is *claimed* first:
 * a claim older than ``LEASE_S`` whose migration is still not recorded (its owner died) is taken
   over by claiming the next attempt.
 
-Reads use ``select_sequential_consistency`` so a process sees every claim Keeper has accepted.
+A replica that has not fetched a claim yet cannot let a second process in: that process's insert
+of the same token is dropped by Keeper, and a claim it cannot see as its own counts as lost, so
+it waits and asks again.
 """
 
 from __future__ import annotations
@@ -73,22 +75,28 @@ def applied(client: Client, db: str) -> set[int]:
     return {int(row[0]) for row in client.query(sql, settings=_CONSISTENT).result_rows}
 
 
-def claim(client: Client, db: str, *, version: int, owner: str, lease_s: float = LEASE_S) -> bool:
-    """Try to claim ``version``; True if this ``owner`` holds it, False if a live claim of
-    another owner stands (the migration is being applied elsewhere)."""
+def _latest_claim(client: Client, db: str, version: int) -> tuple[int, str, float] | None:
+    """(attempt, owner, age in seconds) of the latest claim of ``version``, None if none."""
     sql = f"""SELECT attempt, owner, dateDiff('millisecond', claimed_at, now64(3, 'UTC')) / 1000
         FROM {db}.schema_migration_claims WHERE version = {{v:UInt32}}
         ORDER BY attempt DESC, claimed_at LIMIT 1"""
     rows = client.query(sql, parameters={"v": version}, settings=_CONSISTENT).result_rows
-    if rows:
-        attempt, holder, age = int(rows[0][0]), str(rows[0][1]), float(rows[0][2])
+    return (int(rows[0][0]), str(rows[0][1]), float(rows[0][2])) if rows else None
+
+
+def claim(client: Client, db: str, *, version: int, owner: str, lease_s: float = LEASE_S) -> bool:
+    """Try to claim ``version``; True if this ``owner`` holds it, False if another owner's claim
+    stands (live, or not yet visible on this replica: the caller waits and asks again)."""
+    latest = _latest_claim(client, db, version)
+    if latest is None:
+        attempt = 1
+    else:
+        attempt, holder, age = latest
         if holder == owner:
             return True
         if age < lease_s:
             return False
         attempt += 1
-    else:
-        attempt = 1
     client.insert(
         f"{db}.schema_migration_claims",
         [[version, attempt, owner]],
@@ -98,7 +106,10 @@ def claim(client: Client, db: str, *, version: int, owner: str, lease_s: float =
             "insert_deduplication_token": f"migration-{version}-{attempt}",
         },
     )
-    return claim(client, db, version=version, owner=owner, lease_s=lease_s)
+    # a dropped (deduplicated) insert means another claim of this attempt came first; this
+    # replica may not have fetched it yet, so "no row of mine" is a loss either way
+    latest = _latest_claim(client, db, version)
+    return latest is not None and latest[:2] == (attempt, owner)
 
 
 def migrate_cluster(
