@@ -140,8 +140,11 @@ def test_every_clickhouse_image_is_on_the_line_of_chdb(
         repository, tag = image.rsplit(":", 1)
         assert repository == "clickhouse/clickhouse-server", name
         assert re.fullmatch(rf"{re.escape(line)}(\.\d+)*", tag), f"{name}: {tag} vs chDB {version}"
-    pyproject = (ROOT / "pyproject.toml").read_text()
-    assert f'"chdb-core>={line},<' in pyproject
+    # and the chDB the lockfile installs (what `make setup` and the dev image run)
+    lock = (ROOT / "uv.lock").read_text()
+    locked = re.search(r'name = "chdb-core"\nversion = "([^"]+)"', lock)
+    assert locked is not None
+    assert locked[1].startswith(f"{line}."), f"uv.lock chdb-core {locked[1]} vs {line}"
 
 
 def test_cluster_config_files_are_well_formed() -> None:

@@ -8,6 +8,7 @@ The same SQL runs on a ClickHouse server (``http(s)://`` URL) and on the in-proc
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -37,8 +38,16 @@ def connect(url: str, *, database: str = DEFAULT_DATABASE, cluster: str = "") ->
     """A client for ``chdb:///path`` (directory created) or ``http(s)://…``, using ``database``;
     with ``cluster``, one whose session has ``CLUSTER_SETTINGS``."""
     parsed = urlparse(url)
-    if parsed.scheme == "chdb" and parsed.path and not parsed.netloc:
-        os.makedirs(parsed.path, exist_ok=True)
+    if parsed.scheme == "chdb":
+        if importlib.util.find_spec("chdb") is None:
+            # chDB is the `embedded` extra, which the production image does not install
+            raise RuntimeError(
+                "MRM_CLICKHOUSE_URL is a chdb:// URL but chDB is not installed: install "
+                "mrm-platform[embedded], or point MRM_CLICKHOUSE_URL at a ClickHouse server "
+                "(http://user:password@host:8123)"
+            )
+        if parsed.path and not parsed.netloc:
+            os.makedirs(parsed.path, exist_ok=True)
     options: dict[str, Any] = {"settings": dict(CLUSTER_SETTINGS)} if cluster else {}
     if parsed.scheme in ("http", "https"):
         # query parameters in the request body, not the URL: a segment's member ids or a
