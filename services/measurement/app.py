@@ -52,12 +52,23 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = await asyncio.to_thread(
-            connect, settings.clickhouse_url, database=settings.clickhouse_database
+            connect,
+            settings.clickhouse_url,
+            database=settings.clickhouse_database,
+            cluster=settings.clickhouse_cluster,
         )
-        await asyncio.to_thread(migrate, client, database=settings.clickhouse_database)
+        await asyncio.to_thread(
+            migrate,
+            client,
+            database=settings.clickhouse_database,
+            cluster=settings.clickhouse_cluster,
+        )
         readers = [
             await asyncio.to_thread(
-                connect, settings.clickhouse_url, database=settings.clickhouse_database
+                connect,
+                settings.clickhouse_url,
+                database=settings.clickhouse_database,
+                cluster=settings.clickhouse_cluster,
             )
             for _ in range(settings.readers)
         ]

@@ -47,6 +47,7 @@ from services.measurement.warehouse import (
 )
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
+from services.measurement.warehouse.cluster_migrate import migrate_cluster
 
 _RAW_META = """
     source LowCardinality(String),
@@ -267,9 +268,15 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 
 
-def migrate(client: Client, *, database: str = DEFAULT_DATABASE) -> list[int]:
-    """Apply the migrations not yet recorded in ``schema_migrations``; return their versions."""
+def migrate(client: Client, *, database: str = DEFAULT_DATABASE, cluster: str = "") -> list[int]:
+    """Apply the migrations not yet recorded in ``schema_migrations``; return their versions.
+
+    With ``cluster`` (``MRM_CLICKHOUSE_CLUSTER``) the same migrations are rendered for that
+    cluster (replicated local tables, Distributed tables under the original names, DDL ``ON
+    CLUSTER``) and applied once under a claim, see ``cluster_migrate``."""
     db = ident(database)
+    if cluster:
+        return migrate_cluster(client, MIGRATIONS, db=db, cluster=cluster)
     client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
     client.command(
         f"""CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
