@@ -614,7 +614,7 @@ def test_dashboard_covers_the_pipeline_metrics() -> None:
         "consumer_lag_messages",
         "outbox_pending_messages",
     ):
-        assert f"mrm_${{service}}_{suffix}" in text, suffix
+        assert f'mrm_{suffix}{{service="$service"}}' in text, suffix
     assert "histogram_quantile(0.5," in text and "histogram_quantile(0.99," in text
     service_var = next(v for v in dashboard["templating"]["list"] if v["name"] == "service")
     assert set(service_var["query"].split(",")) == set(APP_SERVICES)
