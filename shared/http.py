@@ -20,7 +20,9 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.errors import DomainError, NotFound
+from shared.http_context import add_request_context
 from shared.metrics import CONTENT_TYPE, ServiceMetrics
+from shared.tracing import configure_tracing
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -95,6 +97,8 @@ def create_service_app(
     # route's read of the body; the declared length is judged first, before any route runs
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body_bytes)
     app.add_middleware(DeclaredLengthLimit, max_body_bytes=max_body_bytes)
+    configure_tracing(service=service)  # exports only when an OTLP endpoint is configured
+    add_request_context(app, metrics=metrics)  # X-Request-ID, HTTP metrics, server span
     app.state.tokens = tokens
     app.state.metrics = metrics
     app.state.readiness = None

@@ -147,7 +147,7 @@ MAX_BATCH_LINKS = 128
 def batch_span(handler: str, records: Sequence[Any]) -> Iterator[Span]:
     """A consumer span around one batch, linked to the publish spans of its records."""
     links: list[Link] = []
-    if _recording():
+    if recording():
         for record in records:
             if len(links) >= MAX_BATCH_LINKS:
                 break
@@ -164,6 +164,6 @@ def batch_span(handler: str, records: Sequence[Any]) -> Iterator[Span]:
         yield span
 
 
-def _recording() -> bool:
-    """Whether spans are recorded at all (an SDK provider is installed)."""
+def recording() -> bool:
+    """Whether spans are recorded at all (an SDK tracer provider is installed)."""
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
