@@ -106,4 +106,5 @@ def add_request_context(app: Any, *, metrics: ServiceMetrics) -> None:
             OpenTelemetryMiddleware,
             excluded_urls=UNTRACED_PATHS,
             exclude_spans=["receive", "send"],
+            tracer_provider=tracing.provider(),
         )

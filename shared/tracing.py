@@ -12,6 +12,7 @@ tracer creates no recording spans and nothing is exported, which costs next to n
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -38,10 +39,10 @@ def otlp_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
 
 def configure_tracing(*, service: str, endpoint: str | None = None) -> bool:
     """Install an SDK tracer provider exporting to OTLP when an endpoint is configured; True
-    if it did. Called once per process by the service's entry point."""
+    if one is installed. Called by every service app (``shared.http``); acts once a process."""
     endpoint = endpoint or otlp_endpoint()
-    if not endpoint or "provider" in _installed:
-        return "provider" in _installed
+    if not endpoint or recording():
+        return recording()
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -53,12 +54,36 @@ def configure_tracing(*, service: str, endpoint: str | None = None) -> bool:
     provider = TracerProvider(resource=Resource.create({"service.name": f"mrm-{service}"}))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
     trace.set_tracer_provider(provider)
-    _installed["provider"] = provider
+    atexit.register(provider.shutdown)  # the spans still queued go out on exit
+    install_provider(provider)
     return True
 
 
+def install_provider(provider: trace.TracerProvider) -> None:
+    """Record spans with ``provider`` from now on (``configure_tracing``; tests give theirs)."""
+    _installed["provider"] = provider
+
+
+def uninstall_provider() -> None:
+    """Stop recording spans (apps built afterwards add no tracing middleware)."""
+    _installed.pop("provider", None)
+
+
+def provider() -> trace.TracerProvider | None:
+    """The tracer provider spans are recorded with, or None when tracing is off."""
+    return _installed.get("provider")
+
+
+def recording() -> bool:
+    """Whether spans are recorded at all (a tracer provider is installed)."""
+    return "provider" in _installed
+
+
 def tracer() -> trace.Tracer:
-    """The platform's tracer (a no-op one until a provider is installed)."""
+    """The platform's tracer (a no-op one while no provider is installed)."""
+    installed = provider()
+    if installed is not None:
+        return installed.get_tracer(TRACER_NAME)
     return trace.get_tracer(TRACER_NAME)
 
 
@@ -162,8 +187,3 @@ def batch_span(handler: str, records: Sequence[Any]) -> Iterator[Span]:
         attributes={"messaging.system": "kafka", "messaging.batch.message_count": len(records)},
     ) as span:
         yield span
-
-
-def recording() -> bool:
-    """Whether spans are recorded at all (an SDK tracer provider is installed)."""
-    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)

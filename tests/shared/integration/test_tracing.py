@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,7 +20,7 @@ from opentelemetry.trace import SpanKind
 
 from services.planning.app import create_app
 from services.planning.settings import PlanningSettings
-from shared import topics
+from shared import topics, tracing
 from shared.consumer import Consumed, EventConsumer
 from shared.kafka import make_broker
 from shared.metrics import ServiceMetrics
@@ -29,17 +28,18 @@ from shared.metrics import ServiceMetrics
 TOKENS = {"t-admin": {"subject": "root", "role": "admin"}}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """Every span this process finishes from now on (one SDK provider per process)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
+    """The spans the platform records during the test (then tracing is off again)."""
     exporter = InMemorySpanExporter()
+    provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
+    tracing.install_provider(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.uninstall_provider()
+        provider.shutdown()
 
 
 async def wait_until(predicate, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
