@@ -21,7 +21,6 @@ from typing import Any
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -102,6 +101,8 @@ def add_request_context(app: Any, *, metrics: ServiceMetrics) -> None:
     traces are recorded: ``shared.tracing.configure_tracing``)."""
     app.add_middleware(RequestContext, metrics=metrics)
     if tracing.recording():  # without a tracer provider, no span is worth its cost
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
         app.add_middleware(
             OpenTelemetryMiddleware,
             excluded_urls=UNTRACED_PATHS,
