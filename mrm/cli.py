@@ -106,6 +106,26 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _asyncapi(args: argparse.Namespace) -> int:
+    from shared.asyncapi import render
+
+    document = render()
+    if args.output == "-":
+        sys.stdout.write(document)
+        return 0
+    path = Path(args.output)
+    if args.check:
+        current = path.read_text() if path.exists() else ""
+        if current != document:
+            print(f"{path} is out of date: run `mrm asyncapi`", file=sys.stderr)
+            return 1
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mrm``."""
     parser = argparse.ArgumentParser(prog="mrm", description="Marketing Resource Management.")
@@ -127,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("data", help="the event's data as JSON")
     publish.add_argument("--source", default="cli", help="the publishing system's name")
     publish.set_defaults(func=_publish)
+
+    asyncapi = commands.add_parser(
+        "asyncapi", help="write the AsyncAPI document of the events (docs/asyncapi.json)"
+    )
+    asyncapi.add_argument(
+        "--output", default="docs/asyncapi.json", help="file to write; - for stdout"
+    )
+    asyncapi.add_argument(
+        "--check", action="store_true", help="exit 1 if the file differs from the models"
+    )
+    asyncapi.set_defaults(func=_asyncapi)
 
     add_report_command(commands)
     add_dlq_command(commands)

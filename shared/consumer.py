@@ -38,7 +38,7 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from shared import dlq
+from shared import dlq, tracing
 from shared.events import Envelope, EventData, EventRejected, decode
 from shared.failures import Classifier, Failure, classify, reason_of
 from shared.metrics import ServiceMetrics
@@ -209,7 +209,8 @@ class EventConsumer:
                     self._count_failure(record.topic, Failure.DATA)
                     await self._dead_letter(record, reason_of(exc))
             if batch:
-                await self._settle(name, batch, handler, _record_of_consumed)
+                with tracing.batch_span(name, records):
+                    await self._settle(name, batch, handler, _record_of_consumed)
 
         # consume reads the raw records: FastStream's message objects per record would be built
         # and their JSON bodies decoded for nothing (a fifth of a spend consumer's CPU)
@@ -243,7 +244,8 @@ class EventConsumer:
             # (usually none) finds them
             mine = [r for r in records if not r.headers or not self._meant_for_another_group(r)]
             if mine:
-                await self._settle(name, mine, handler, _same)
+                with tracing.batch_span(name, mine):
+                    await self._settle(name, mine, handler, _same)
             await _commit(msg, records)
 
         async def consume(msg: KafkaMessage) -> None:
@@ -273,6 +275,7 @@ class EventConsumer:
         parsing: dict[str, Any] = (
             {"parser": _parse_lean, "decoder": _no_body} if raw or lean else {}
         )
+        self.metrics.consuming(topics)
         subscription = Subscription(topics)  # rewinds partitions reset on the broker
         subscriber = self.broker.subscriber(
             *topics,
@@ -311,7 +314,15 @@ class EventConsumer:
             attempt += 1
             try:
                 consumed = _consumed(record)
-                with structlog.contextvars.bound_contextvars(**_log_context(consumed)):
+                with (
+                    tracing.consume_span(
+                        record.topic,
+                        name,
+                        record.headers,
+                        event_type=consumed.envelope.event_type,
+                    ),
+                    structlog.contextvars.bound_contextvars(**_log_context(consumed)),
+                ):
                     await self._timed(name, handler, consumed)
                 return True
             except asyncio.CancelledError:

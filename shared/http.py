@@ -20,7 +20,10 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.errors import DomainError, NotFound
+from shared.http_context import add_request_context
 from shared.metrics import CONTENT_TYPE, ServiceMetrics
+from shared.openapi import declare_error_responses
+from shared.tracing import configure_tracing
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -95,6 +98,9 @@ def create_service_app(
     # route's read of the body; the declared length is judged first, before any route runs
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=max_body_bytes)
     app.add_middleware(DeclaredLengthLimit, max_body_bytes=max_body_bytes)
+    configure_tracing(service=service)  # exports only when an OTLP endpoint is configured
+    add_request_context(app, metrics=metrics)  # X-Request-ID, HTTP metrics, server span
+    declare_error_responses(app)  # 401/403/404/409/422 with the real body, on every route
     app.state.tokens = tokens
     app.state.metrics = metrics
     app.state.readiness = None
@@ -139,9 +145,14 @@ def create_service_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code != 413:
-            return await http_exception_handler(request, exc)
-        return _too_large(max_body_bytes)
+        if exc.status_code == 413:
+            return _too_large(max_body_bytes)
+        if isinstance(exc.detail, str):  # Starlette's own (unknown path, method): same shape
+            body: dict[str, object] = {
+                "detail": [{"loc": [], "field": None, "msg": exc.detail, "type": "http"}]
+            }
+            return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -16,10 +16,12 @@ from aiokafka.protocol.metadata import MetadataRequest
 from faststream.kafka import KafkaBroker
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from opentelemetry.context import Context
 
 from shared.dlq import ERROR_HEADER, ORIGINAL_TOPIC_HEADER  # noqa: F401 - former home
 from shared.events import Envelope
 from shared.metrics import ServiceMetrics
+from shared.tracing import publish_span
 
 log = structlog.get_logger(__name__)
 
@@ -121,14 +123,19 @@ async def publish(
     topic: str,
     key: str | None,
     metrics: ServiceMetrics | None = None,
+    trace_parent: Context | None = None,
 ) -> None:
-    """Publish one envelope (acknowledged by the broker before returning)."""
-    await broker.publish(
-        envelope.to_bytes(),
-        topic=topic,
-        key=key.encode() if key is not None else None,
-        headers={"content-type": "application/json"},
-    )
+    """Publish one envelope (acknowledged by the broker before returning), in a producer span
+    whose W3C trace context goes in the message headers (``trace_parent``: the span's parent,
+    e.g. the request that queued an outbox row; the current span otherwise)."""
+    headers = {"content-type": "application/json"}
+    with publish_span(topic, headers, parent=trace_parent, event_type=envelope.event_type):
+        await broker.publish(
+            envelope.to_bytes(),
+            topic=topic,
+            key=key.encode() if key is not None else None,
+            headers=headers,
+        )
     if metrics is not None:
         metrics.messages_out.labels(topic=topic).inc()
 

@@ -41,6 +41,7 @@ from shared.kafka import publish
 from shared.metrics import ServiceMetrics
 from shared.runtime import WakeableLoop
 from shared.sql import MessagingTables, utcnow
+from shared.tracing import TRACE_KEY, context_of_carrier
 
 log = structlog.get_logger(__name__)
 
@@ -103,8 +104,16 @@ class OutboxRelay:
             for row_id, topic, key, payload in rows:
                 if time.monotonic() >= until:
                     break  # the lease runs out: the next round renews it first
+                carrier = payload.pop(TRACE_KEY, None)
                 envelope = Envelope.model_validate(payload)
-                await publish(self.broker, envelope, topic=topic, key=key, metrics=self.metrics)
+                await publish(
+                    self.broker,
+                    envelope,
+                    topic=topic,
+                    key=key,
+                    metrics=self.metrics,
+                    trace_parent=context_of_carrier(carrier),
+                )
                 await asyncio.to_thread(self._mark_published, row_id)
                 published += 1
             return published

@@ -17,6 +17,7 @@ from types import TracebackType
 from kafka import KafkaProducer
 
 from shared.events import Envelope, EventData, new_envelope
+from shared.tracing import publish_span
 
 
 class EventPublisher:
@@ -43,8 +44,16 @@ class EventPublisher:
         return envelope
 
     def send_envelope(self, envelope: Envelope, *, topic: str, key: str | None) -> None:
-        """Send an already-built envelope (e.g. to re-deliver one on purpose)."""
-        self.send_raw(topic, envelope.to_bytes(), key=key)
+        """Send an already-built envelope (e.g. to re-deliver one on purpose), in a producer
+        span whose W3C trace context goes in the headers (none while tracing is off)."""
+        headers: dict[str, str] = {}
+        with publish_span(topic, headers, event_type=envelope.event_type):
+            self._producer.send(
+                topic,
+                value=envelope.to_bytes(),
+                key=key.encode() if key is not None else None,
+                headers=[(name, value.encode()) for name, value in headers.items()] or None,
+            )
 
     def send_raw(self, topic: str, value: bytes, *, key: str | None = None) -> None:
         """Send bytes as they are (for tools and tests that need malformed input)."""

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from shared.kafka import without_topic_autocreation
+from shared.logging import access_logging
 
 log = structlog.get_logger(__name__)
 
@@ -147,7 +148,15 @@ class WakeableLoop:
 
 
 def serve(app: FastAPI, *, host: str, port: int, log_level: str = "info") -> None:
-    """Serve ``app`` with uvicorn until SIGINT/SIGTERM (graceful shutdown runs the lifespan)."""
+    """Serve ``app`` with uvicorn until SIGINT/SIGTERM (graceful shutdown runs the lifespan).
+
+    uvicorn's loggers write through the process's logging set-up (``shared.logging``): with
+    JSON logs its access and error lines are JSON too, carrying the request id."""
     uvicorn.run(
-        app, host=host, port=port, log_config=None, log_level=log_level.lower(), access_log=False
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=log_level.lower(),
+        access_log=access_logging(),
     )

@@ -40,6 +40,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.types import TypeDecorator
 
 from shared.events import Envelope
+from shared.tracing import TRACE_KEY, current_trace_headers
 
 
 def utcnow() -> dt.datetime:
@@ -238,7 +239,7 @@ def add_to_outbox(
             event_id=str(envelope.event_id),
             topic=topic,
             key=key,
-            payload=envelope.model_dump(mode="json"),
+            payload=_with_trace(envelope.model_dump(mode="json")),
             created_at=utcnow(),
         )
     )
@@ -282,3 +283,12 @@ def existing_ids(
         chunk = wanted[start : start + _IDS_PER_QUERY]
         found.update(session.scalars(select(column).where(column.in_(chunk))))
     return found
+
+
+def _with_trace(payload: dict[str, Any]) -> dict[str, Any]:
+    """The outbox payload with the trace context of the transaction that queued it (when one
+    is traced), so the relay's publish span continues the request's trace."""
+    carrier = current_trace_headers()
+    if carrier:
+        payload[TRACE_KEY] = carrier
+    return payload

@@ -332,7 +332,7 @@ def details(r: Results) -> list[str]:
             f"- Sustained ingestion: `python -m services.measurement` as a child process (own "
             f"data dir and chDB path, group `mrm-measurement` new to this broker), ready after "
             f"{r.startup_s or 0:.1f} s; first batch durable {r.ingestion.first_visible_s:.1f} s "
-            f"later (`mrm_measurement_handler_seconds_count` on /metrics, polled every 0.1 s); "
+            f"later (`mrm_handler_seconds_count{{service=…}}` on /metrics, polled every 0.1 s); "
             f"last row = the company funnel (`GET /api/v1/funnel`) equal to the expected stage "
             f"counts of all {r.ingestion.rows:,} leads, {r.ingestion.seconds:.1f} s after the "
             "first batch. Rate = rows / that time."

@@ -85,13 +85,16 @@ class ServiceProcess:
             raise RuntimeError(f"{self.name} exited:\n" + "\n".join(tail))
 
     def metrics(self) -> dict[str, float]:
-        """The service's Prometheus samples, ``name{label=value}`` → value (prefix dropped)."""
+        """The service's Prometheus samples, ``name{label=value}`` → value (``mrm_`` prefix and
+        ``service`` label dropped)."""
         text = self.http.get("/metrics").text
         out: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                name = sample.name.removeprefix(f"mrm_{self.name}_")
+                labels = ",".join(
+                    f"{k}={v}" for k, v in sorted(sample.labels.items()) if k != "service"
+                )
+                name = sample.name.removeprefix("mrm_")
                 out[f"{name}{{{labels}}}" if labels else name] = sample.value
         return out
 

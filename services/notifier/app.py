@@ -32,7 +32,7 @@ PARKED_SWEEP_S = 30.0
 def create_app(settings: NotifierSettings) -> FastAPI:
     """The notifier's FastAPI app; everything with I/O is built in its lifespan."""
     metrics = ServiceMetrics("notifier")
-    notifier_metrics = NotifierMetrics(metrics)
+    notifier_metrics = NotifierMetrics(metrics, channels=domain.CHANNELS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -527,7 +527,11 @@ def test_prometheus_scrapes_every_replica_of_all_four_services(services: dict[st
         [discovery] = job["dns_sd_configs"]
         assert discovery["names"] == [svc]
         assert (discovery["type"], discovery["port"]) == ("A", default_port(svc))
-        assert {"target_label": "service", "replacement": svc} in job["relabel_configs"]
+        # the services label their own series with `service`: a target label of that name
+        # would rename theirs to `exported_service`
+        assert not any(
+            r.get("target_label") == "service" for r in job.get("relabel_configs", [])
+        ), svc
     mounted = [str(v) for v in services["prometheus"]["volumes"]]
     assert any(v.startswith("./deploy/prometheus/prometheus.yml:") for v in mounted)
 
@@ -658,7 +662,7 @@ def test_dashboard_covers_the_pipeline_metrics() -> None:
         "consumer_lag_messages",
         "outbox_pending_messages",
     ):
-        assert f"mrm_${{service}}_{suffix}" in text, suffix
+        assert f'mrm_{suffix}{{service="$service"}}' in text, suffix
     assert "histogram_quantile(0.5," in text and "histogram_quantile(0.99," in text
     service_var = next(v for v in dashboard["templating"]["list"] if v["name"] == "service")
     assert set(service_var["query"].split(",")) == set(APP_SERVICES)

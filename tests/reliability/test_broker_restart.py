@@ -152,7 +152,7 @@ async def test_lag_without_progress_shows_in_ready_and_metrics(
         labels = {"service": "stalltest", "topic": topic}
         assert metrics.registry.get_sample_value("mrm_consumer_stalled_partitions", labels) == 1
         lag = metrics.registry.get_sample_value(
-            "mrm_stalltest_consumer_lag_messages", {"topic": topic}
+            "mrm_consumer_lag_messages", {"service": "stalltest", "topic": topic}
         )
         assert lag is not None and lag > 0
 

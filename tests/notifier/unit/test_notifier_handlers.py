@@ -352,8 +352,8 @@ async def test_a_cause_waiting_too_long_is_dropped_and_counted(harness: Harness)
     with store.UnitOfWork(harness.engine) as uow:
         assert store.count_parked(session=uow.session) == 0
     metrics = harness.handlers.metrics
-    assert metrics.parked_expired._value.get() == 1
-    assert metrics.parked_waiting._value.get() == 0
+    assert metrics.parked_expired.labels()._value.get() == 1
+    assert metrics.parked_waiting.labels()._value.get() == 0
     await harness.deliver(stage(assignee="bob"))  # too late: nothing is released any more
     assert harness.log() == []
 
