@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from mrm.views import add_view_commands
+from shared.kafka_config import KafkaOptions
 from shared.settings import CommonSettings
 
 
@@ -58,8 +59,9 @@ def _publish(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(describe_errors(exc, prefix="data"), file=sys.stderr)
         return 2
-    bootstrap = runtime.load(Path(CommonSettings().data_dir)).broker()
-    with EventPublisher(bootstrap, source=args.source) as publisher:
+    settings = CommonSettings()
+    bootstrap = runtime.load(Path(settings.data_dir)).broker()
+    with EventPublisher(bootstrap, source=args.source, kafka=settings.kafka_options()) as publisher:
         envelope = publisher.publish(data)
     print(envelope.model_dump_json())
     return 0
@@ -248,11 +250,17 @@ def _dlq_bootstrap() -> str:
     return runtime.load(Path(CommonSettings().data_dir)).broker()
 
 
+def _dlq_kafka() -> KafkaOptions:
+    return CommonSettings().kafka_options()
+
+
 def _dlq_list(args: argparse.Namespace) -> int:
     from mrm import dlq
 
     topics = [dlq.dlq_topic_name(args.topic)] if args.topic else dlq.all_dlq_topics()
-    records = dlq.read(_dlq_bootstrap(), topics, group=args.group, timeout_s=args.timeout)
+    records = dlq.read(
+        _dlq_bootstrap(), topics, group=args.group, timeout_s=args.timeout, kafka=_dlq_kafka()
+    )
     dlq.print_list(records, out=sys.stdout, as_json=args.json)
     return 0
 
@@ -267,6 +275,7 @@ def _dlq_show(args: argparse.Namespace) -> int:
             args.offset,
             partition=args.partition,
             timeout_s=args.timeout,
+            kafka=_dlq_kafka(),
         )
     except dlq.DlqError as exc:
         print(str(exc), file=sys.stderr)
@@ -278,18 +287,23 @@ def _dlq_show(args: argparse.Namespace) -> int:
 def _dlq_replay(args: argparse.Namespace) -> int:
     from mrm import dlq
 
-    bootstrap = _dlq_bootstrap()
+    bootstrap, kafka = _dlq_bootstrap(), _dlq_kafka()
     topic = dlq.dlq_topic_name(args.dlq_topic)
     try:
         if args.all:
-            records = dlq.read(bootstrap, [topic], timeout_s=args.timeout)
+            records = dlq.read(bootstrap, [topic], timeout_s=args.timeout, kafka=kafka)
         else:
             records = [
                 dlq.fetch(
-                    bootstrap, topic, args.offset, partition=args.partition, timeout_s=args.timeout
+                    bootstrap,
+                    topic,
+                    args.offset,
+                    partition=args.partition,
+                    timeout_s=args.timeout,
+                    kafka=kafka,
                 )
             ]
-        sent = dlq.replay(bootstrap, records, group=args.group)
+        sent = dlq.replay(bootstrap, records, group=args.group, kafka=kafka)
     except dlq.DlqError as exc:
         print(str(exc), file=sys.stderr)
         return 1
