@@ -34,7 +34,6 @@ FOREVER = "-1"
 ALL_TOPICS_KEY = "*"
 """The key of ``MRM_KAFKA_TOPIC_CONFIGS`` whose configs apply to every topic."""
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class KafkaConfigError(ValueError):
@@ -170,10 +169,10 @@ class TopicPolicy:
     partition unless ``partitions_by_topic`` names them."""
 
     partitions: int = 3
-    partitions_by_topic: Mapping[str, int] = _EMPTY
+    partitions_by_topic: Mapping[str, int] = field(default_factory=dict)
     replication_factor: int = 1
     min_insync_replicas: int | None = None
-    configs: Mapping[str, Mapping[str, str]] = _EMPTY
+    configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     dlq_retention_ms: int = DEFAULT_DLQ_RETENTION_MS
 
     def __post_init__(self) -> None:
