@@ -35,7 +35,6 @@ ALL_TOPICS_KEY = "*"
 """The key of ``MRM_KAFKA_TOPIC_CONFIGS`` whose configs apply to every topic."""
 
 
-
 class KafkaConfigError(ValueError):
     """Kafka settings that contradict each other; the message names the setting to change."""
 
