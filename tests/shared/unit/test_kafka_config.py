@@ -121,7 +121,7 @@ def test_tls_with_ca_and_client_certificate(client_cert: tuple[str, str]) -> Non
     security = KafkaSecurity(protocol="SSL", ssl_cafile=cert, ssl_certfile=cert, ssl_keyfile=key)
     context = security.ssl_context()
     assert context is not None
-    # the CA file's one certificate is the only trusted one besides none of the system's
+    # the CA file replaces the system CAs: its one certificate is the only one trusted
     assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "mrm-client"),),)]
 
 
