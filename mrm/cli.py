@@ -25,7 +25,7 @@ def _up(args: argparse.Namespace) -> int:
         from mrm.demo import Demo
 
         def after_start(runtime):  # type: ignore[no-untyped-def]
-            Demo(runtime).run(days=args.days, pause_s=args.pause)
+            Demo(runtime, kafka=settings.kafka_options()).run(days=args.days, pause_s=args.pause)
             print("The platform keeps running; Ctrl-C stops it.")
 
     return run_until_signal(platform, after_start=after_start)
@@ -35,7 +35,10 @@ def _demo(args: argparse.Namespace) -> int:
     from mrm import runtime
     from mrm.demo import Demo
 
-    Demo(runtime.load(Path(CommonSettings().data_dir))).run(days=args.days, pause_s=args.pause)
+    settings = CommonSettings()
+    Demo(runtime.load(Path(settings.data_dir)), kafka=settings.kafka_options()).run(
+        days=args.days, pause_s=args.pause
+    )
     return 0
 
 

@@ -25,7 +25,9 @@ from mrm.demo_targets import TargetCascade
 from mrm.runtime import Runtime
 from shared.events.customers import CustomerProfileUpdated
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
+from shared.kafka_config import KafkaOptions
 from shared.publisher import EventPublisher
+from shared.topic_admin import PLAINTEXT
 
 FUNNEL_RATES = {
     "lead": 0.25,
@@ -173,8 +175,16 @@ class LiveCampaign:
 class Demo:
     """One demo run against the platform described by ``runtime``."""
 
-    def __init__(self, runtime: Runtime, *, console: Console | None = None, seed: int = 7) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        console: Console | None = None,
+        seed: int = 7,
+        kafka: KafkaOptions = PLAINTEXT,
+    ) -> None:
         self.runtime = runtime
+        self.kafka = kafka
         self.console = console or Console()
         self.random = random.Random(seed)
         token = runtime.token_for("admin") or runtime.token_for("cmo")
@@ -308,7 +318,7 @@ class Demo:
         today = dt.date.today()
         _, runs = demo_history.create_past_plan(self._post, SAMPLE, today=today)
         sent = 0
-        with EventPublisher(self.runtime.broker(), source="demo") as publisher:
+        with EventPublisher(self.runtime.broker(), source="demo", kafka=self.kafka) as publisher:
             for campaign_id, spec, start in runs:
                 live = LiveCampaign(campaign_id=campaign_id, spec=spec)
                 for offset in range(demo_history.DAYS):
@@ -541,7 +551,7 @@ class Demo:
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         total = 0
         with (
-            EventPublisher(self.runtime.broker(), source="demo") as publisher,
+            EventPublisher(self.runtime.broker(), source="demo", kafka=self.kafka) as publisher,
             Live(self.kpi_table(), console=self.console, refresh_per_second=2) as live,
         ):
             for index in range(days):
