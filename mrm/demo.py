@@ -25,9 +25,8 @@ from mrm.demo_targets import TargetCascade
 from mrm.runtime import Runtime
 from shared.events.customers import CustomerProfileUpdated
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
-from shared.kafka_config import KafkaOptions
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 from shared.publisher import EventPublisher
-from shared.topic_admin import PLAINTEXT
 
 FUNNEL_RATES = {
     "lead": 0.25,

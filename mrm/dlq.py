@@ -19,8 +19,7 @@ from typing import TextIO
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from shared import dlq
-from shared.kafka_config import KafkaOptions
-from shared.topic_admin import PLAINTEXT
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 from shared.topics import ALL_TOPICS, DLQ_SUFFIX
 from shared.topics import dlq as dlq_of
 

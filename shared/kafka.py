@@ -19,9 +19,9 @@ from kafka.errors import KafkaError
 
 from shared.dlq import ERROR_HEADER, ORIGINAL_TOPIC_HEADER  # noqa: F401 - former home
 from shared.events import Envelope
-from shared.kafka_config import KafkaOptions
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 from shared.metrics import ServiceMetrics
-from shared.topic_admin import PLAINTEXT, ensure_topics  # ensure_topics: also its former home
+from shared.topic_admin import ensure_topics  # also importable from here (its former home)
 
 log = structlog.get_logger(__name__)
 

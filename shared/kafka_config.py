@@ -244,3 +244,8 @@ class KafkaOptions:
         """These options with another default partition count."""
         topics = TopicPolicy(**{**vars(self.topics), "partitions": partitions})
         return KafkaOptions(security=self.security, topics=topics, idempotence=self.idempotence)
+
+
+PLAINTEXT = KafkaOptions()
+"""The options of a client that is given none: plaintext, the policy's defaults (tools, tests
+and the embedded broker)."""

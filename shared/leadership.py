@@ -27,8 +27,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
-from shared.kafka_config import KafkaOptions
-from shared.topic_admin import PLAINTEXT, ensure_topics
+from shared.kafka_config import PLAINTEXT, KafkaOptions
+from shared.topic_admin import ensure_topics
 
 log = structlog.get_logger(__name__)
 

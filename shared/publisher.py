@@ -17,8 +17,7 @@ from types import TracebackType
 from kafka import KafkaProducer
 
 from shared.events import Envelope, EventData, new_envelope
-from shared.kafka_config import KafkaOptions
-from shared.topic_admin import PLAINTEXT
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 
 
 class EventPublisher:

@@ -17,11 +17,9 @@ import structlog
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from shared.kafka_config import KafkaOptions, TopicSpec
+from shared.kafka_config import PLAINTEXT, KafkaOptions, TopicSpec
 
 log = structlog.get_logger(__name__)
-
-PLAINTEXT = KafkaOptions()
 
 
 def new_topic(spec: TopicSpec) -> NewTopic:

@@ -43,9 +43,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from shared.kafka import without_topic_autocreation
-from shared.kafka_config import KafkaOptions
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 from shared.metrics import ServiceMetrics
-from shared.topic_admin import PLAINTEXT
 from shared.topics import DLQ_SUFFIX, all_topics_with_dlq
 
 log = structlog.get_logger(__name__)
