@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from mrm.views import add_view_commands
+from shared.kafka_config import KafkaOptions
 from shared.settings import CommonSettings
 
 # The embedded stack `mrm up` starts (the `embedded` extra; the production image lacks it).
@@ -39,7 +40,7 @@ def _up(args: argparse.Namespace) -> int:
         from mrm.demo import Demo
 
         def after_start(runtime):  # type: ignore[no-untyped-def]
-            Demo(runtime).run(days=args.days, pause_s=args.pause)
+            Demo(runtime, kafka=settings.kafka_options()).run(days=args.days, pause_s=args.pause)
             print("The platform keeps running; Ctrl-C stops it.")
 
     return run_until_signal(platform, after_start=after_start)
@@ -49,7 +50,10 @@ def _demo(args: argparse.Namespace) -> int:
     from mrm import runtime
     from mrm.demo import Demo
 
-    Demo(runtime.load(Path(CommonSettings().data_dir))).run(days=args.days, pause_s=args.pause)
+    settings = CommonSettings()
+    Demo(runtime.load(Path(settings.data_dir)), kafka=settings.kafka_options()).run(
+        days=args.days, pause_s=args.pause
+    )
     return 0
 
 
@@ -73,8 +77,9 @@ def _publish(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(describe_errors(exc, prefix="data"), file=sys.stderr)
         return 2
-    bootstrap = runtime.load(Path(CommonSettings().data_dir)).broker()
-    with EventPublisher(bootstrap, source=args.source) as publisher:
+    settings = CommonSettings()
+    bootstrap = runtime.load(Path(settings.data_dir)).broker()
+    with EventPublisher(bootstrap, source=args.source, kafka=settings.kafka_options()) as publisher:
         envelope = publisher.publish(data)
     print(envelope.model_dump_json())
     return 0
@@ -294,11 +299,17 @@ def _dlq_bootstrap() -> str:
     return runtime.load(Path(CommonSettings().data_dir)).broker()
 
 
+def _dlq_kafka() -> KafkaOptions:
+    return CommonSettings().kafka_options()
+
+
 def _dlq_list(args: argparse.Namespace) -> int:
     from mrm import dlq
 
     topics = [dlq.dlq_topic_name(args.topic)] if args.topic else dlq.all_dlq_topics()
-    records = dlq.read(_dlq_bootstrap(), topics, group=args.group, timeout_s=args.timeout)
+    records = dlq.read(
+        _dlq_bootstrap(), topics, group=args.group, timeout_s=args.timeout, kafka=_dlq_kafka()
+    )
     dlq.print_list(records, out=sys.stdout, as_json=args.json)
     return 0
 
@@ -313,6 +324,7 @@ def _dlq_show(args: argparse.Namespace) -> int:
             args.offset,
             partition=args.partition,
             timeout_s=args.timeout,
+            kafka=_dlq_kafka(),
         )
     except dlq.DlqError as exc:
         print(str(exc), file=sys.stderr)
@@ -324,18 +336,23 @@ def _dlq_show(args: argparse.Namespace) -> int:
 def _dlq_replay(args: argparse.Namespace) -> int:
     from mrm import dlq
 
-    bootstrap = _dlq_bootstrap()
+    bootstrap, kafka = _dlq_bootstrap(), _dlq_kafka()
     topic = dlq.dlq_topic_name(args.dlq_topic)
     try:
         if args.all:
-            records = dlq.read(bootstrap, [topic], timeout_s=args.timeout)
+            records = dlq.read(bootstrap, [topic], timeout_s=args.timeout, kafka=kafka)
         else:
             records = [
                 dlq.fetch(
-                    bootstrap, topic, args.offset, partition=args.partition, timeout_s=args.timeout
+                    bootstrap,
+                    topic,
+                    args.offset,
+                    partition=args.partition,
+                    timeout_s=args.timeout,
+                    kafka=kafka,
                 )
             ]
-        sent = dlq.replay(bootstrap, records, group=args.group)
+        sent = dlq.replay(bootstrap, records, group=args.group, kafka=kafka)
     except dlq.DlqError as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from mrm.demo_targets import TargetCascade
 from mrm.runtime import Runtime
 from shared.events.customers import CustomerProfileUpdated
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 from shared.publisher import EventPublisher
 
 FUNNEL_RATES = {
@@ -179,8 +180,16 @@ class LiveCampaign:
 class Demo:
     """One demo run against the platform described by ``runtime``."""
 
-    def __init__(self, runtime: Runtime, *, console: Console | None = None, seed: int = 7) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        console: Console | None = None,
+        seed: int = 7,
+        kafka: KafkaOptions = PLAINTEXT,
+    ) -> None:
         self.runtime = runtime
+        self.kafka = kafka
         self.console = console or Console()
         self.random = random.Random(seed)
         token = runtime.token_for("admin") or runtime.token_for("cmo")
@@ -315,7 +324,7 @@ class Demo:
         today = dt.date.today()
         _, runs = demo_history.create_past_plan(self._post, SAMPLE, today=today)
         sent = 0
-        with EventPublisher(self.runtime.broker(), source="demo") as publisher:
+        with EventPublisher(self.runtime.broker(), source="demo", kafka=self.kafka) as publisher:
             for campaign_id, spec, start in runs:
                 live = LiveCampaign(campaign_id=campaign_id, spec=spec)
                 for offset in range(demo_history.DAYS):
@@ -548,7 +557,7 @@ class Demo:
         start = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
         total = 0
         with (
-            EventPublisher(self.runtime.broker(), source="demo") as publisher,
+            EventPublisher(self.runtime.broker(), source="demo", kafka=self.kafka) as publisher,
             Live(self.kpi_table(), console=self.console, refresh_per_second=2) as live,
         ):
             for index in range(days):

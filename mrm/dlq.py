@@ -19,6 +19,7 @@ from typing import TextIO
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from shared import dlq
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 from shared.topics import ALL_TOPICS, DLQ_SUFFIX
 from shared.topics import dlq as dlq_of
 
@@ -84,9 +85,10 @@ def read(
     *,
     group: str | None = None,
     timeout_s: float = 10.0,
+    kafka: KafkaOptions = PLAINTEXT,
 ) -> list[DeadLetterRecord]:
     """Every record of the given dead-letter topics (of ``group`` only, when given)."""
-    consumer = _reader(bootstrap)
+    consumer = _reader(bootstrap, kafka)
     try:
         partitions = [
             TopicPartition(topic, partition)
@@ -100,10 +102,16 @@ def read(
 
 
 def fetch(
-    bootstrap: str, dlq_topic: str, offset: int, *, partition: int = 0, timeout_s: float = 10.0
+    bootstrap: str,
+    dlq_topic: str,
+    offset: int,
+    *,
+    partition: int = 0,
+    timeout_s: float = 10.0,
+    kafka: KafkaOptions = PLAINTEXT,
 ) -> DeadLetterRecord:
     """The record at ``offset`` of a dead-letter topic; ``DlqError`` when there is none."""
-    consumer = _reader(bootstrap)
+    consumer = _reader(bootstrap, kafka)
     try:
         tp = TopicPartition(dlq_topic, partition)
         if partition not in (consumer.partitions_for_topic(dlq_topic) or set()):
@@ -128,10 +136,16 @@ def replay(
     records: Iterable[DeadLetterRecord],
     *,
     group: str | None = None,
+    kafka: KafkaOptions = PLAINTEXT,
 ) -> list[tuple[DeadLetterRecord, str]]:
     """Republish each record to its original topic for the group that rejected it (or
     ``group`` for a record that names none); returns (record, group) for those sent."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 << 20)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        max_request_size=16 << 20,
+        **kafka.security.kafka_python(),
+    )
     sent: list[tuple[DeadLetterRecord, str]] = []
     try:
         for record in records:
@@ -165,8 +179,9 @@ def replay(
     return sent
 
 
-def _reader(bootstrap: str) -> KafkaConsumer:
+def _reader(bootstrap: str, kafka: KafkaOptions) -> KafkaConsumer:
     return KafkaConsumer(
+        **kafka.security.kafka_python(),
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,

@@ -107,7 +107,7 @@ class Platform:
             self.broker = EmbeddedBroker(log_file=self.logs / "broker.log").start()
             bootstrap = self.broker.bootstrap
             self.echo(f"embedded Kafka-protocol broker (Tansu) on {bootstrap}")
-        ensure_topics(bootstrap, all_topics_with_dlq(), partitions=self.settings.topic_partitions)
+        ensure_topics(bootstrap, all_topics_with_dlq(), kafka=self.settings.kafka_options())
         if not os.environ.get("MRM_SMTP_HOST"):
             self.mailbox = DevMailbox(self.data_dir / "mail").start()
             self.echo(
@@ -141,6 +141,8 @@ class Platform:
         env["MRM_NOTIFIER_WEBHOOK_ALLOW_PRIVATE"] = os.environ.get(
             "MRM_NOTIFIER_WEBHOOK_ALLOW_PRIVATE", "true"
         )
+        if self.broker is not None:  # Tansu does not support idempotent producers
+            env["MRM_KAFKA_IDEMPOTENCE"] = "false"
         if "MRM_PORT" in os.environ:  # one port for all four would collide
             env["MRM_PORT"] = str(port)
         if self.mailbox is not None:

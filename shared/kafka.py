@@ -1,12 +1,12 @@
-"""Kafka plumbing shared by the services: topic creation, the broker, publishing (dead letters:
-``shared.dlq``)."""
+"""Kafka plumbing shared by the services: the broker, publishing, readiness (topic creation:
+``shared.topic_admin``; client options: ``shared.kafka_config``; dead letters: ``shared.dlq``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 
 import aiokafka.admin.client
@@ -14,51 +14,28 @@ import aiokafka.client
 import structlog
 from aiokafka.protocol.metadata import MetadataRequest
 from faststream.kafka import KafkaBroker
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 from opentelemetry.context import Context
 
 from shared.dlq import ERROR_HEADER, ORIGINAL_TOPIC_HEADER  # noqa: F401 - former home
 from shared.events import Envelope
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 from shared.metrics import ServiceMetrics
+from shared.topic_admin import ensure_topics  # also importable from here (its former home)
 from shared.tracing import publish_span
 
 log = structlog.get_logger(__name__)
 
 
-def ensure_topics(
-    bootstrap: str, topics: Iterable[str], *, partitions: int, timeout_s: float = 30.0
-) -> list[str]:
-    """Create the topics that do not exist yet (kafka-python admin); return those created."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="mrm-admin")
-            break
-        except KafkaError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    try:
-        existing = set(admin.list_topics())
-        missing = [topic for topic in topics if topic not in existing]
-        if missing:
-            new = [
-                NewTopic(topic, partitions if not topic.endswith(".dlq") else 1, 1)
-                for topic in missing
-            ]
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(new)
-        return missing
-    finally:
-        admin.close()
-
-
-def kafka_reachable(bootstrap: str) -> bool:
+def kafka_reachable(bootstrap: str, *, kafka: KafkaOptions = PLAINTEXT) -> bool:
     """Whether a broker answers a metadata request."""
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, client_id="mrm-ready", request_timeout_ms=2000
+            bootstrap_servers=bootstrap,
+            client_id="mrm-ready",
+            request_timeout_ms=2000,
+            **kafka.security.kafka_python(),
         )
     except KafkaError:
         return False
@@ -105,12 +82,17 @@ def without_topic_autocreation() -> Iterator[None]:
         _NO_AUTO_CREATION.reset(token)
 
 
-def make_broker(bootstrap: str, *, client_id: str) -> KafkaBroker:
-    """A FastStream Kafka broker; subscribers are added by the service's composition root."""
+def make_broker(bootstrap: str, *, client_id: str, kafka: KafkaOptions = PLAINTEXT) -> KafkaBroker:
+    """A FastStream Kafka broker; subscribers are added by the service's composition root.
+
+    Its producer waits for every in-sync replica and, with ``kafka.idempotence``, is
+    idempotent (consumers dedup on event_id anyway; idempotence keeps retries from
+    duplicating or reordering events within a partition)."""
     return KafkaBroker(
         bootstrap,
         client_id=client_id,
-        acks="all",  # duplicates from producer retries are harmless: consumers dedup on event_id
+        security=kafka.security.faststream(),
+        **kafka.producer(),
         logger=None,
         graceful_timeout=10.0,
     )
@@ -140,18 +122,25 @@ async def publish(
         metrics.messages_out.labels(topic=topic).inc()
 
 
-async def wait_for_kafka(bootstrap: str, *, timeout_s: float = 60.0) -> None:
+async def wait_for_kafka(
+    bootstrap: str, *, timeout_s: float = 60.0, kafka: KafkaOptions = PLAINTEXT
+) -> None:
     """Wait until the broker answers, so a service can start before its broker."""
     deadline = time.monotonic() + timeout_s
-    while not await asyncio.to_thread(kafka_reachable, bootstrap):
+    while not await asyncio.to_thread(kafka_reachable, bootstrap, kafka=kafka):
         if time.monotonic() > deadline:
             raise TimeoutError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s")
         await asyncio.sleep(0.5)
 
 
-async def prepare_kafka(bootstrap: str, *, partitions: int) -> None:
-    """Wait for the broker and create every platform topic (and DLQ) that is missing."""
+async def prepare_kafka(
+    bootstrap: str, *, partitions: int | None = None, kafka: KafkaOptions = PLAINTEXT
+) -> None:
+    """Wait for the broker and create every platform topic (and DLQ) that is missing, shaped
+    by ``kafka.topics`` (``partitions`` replaces its default count)."""
     from shared.topics import all_topics_with_dlq
 
-    await wait_for_kafka(bootstrap)
-    await asyncio.to_thread(ensure_topics, bootstrap, all_topics_with_dlq(), partitions=partitions)
+    await wait_for_kafka(bootstrap, kafka=kafka)
+    await asyncio.to_thread(
+        ensure_topics, bootstrap, all_topics_with_dlq(), partitions=partitions, kafka=kafka
+    )

@@ -27,7 +27,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
-from shared.kafka import ensure_topics
+from shared.kafka_config import PLAINTEXT, KafkaOptions
+from shared.topic_admin import ensure_topics
 
 log = structlog.get_logger(__name__)
 
@@ -52,8 +53,10 @@ class Leadership:
         client_id: str,
         heartbeat_interval_ms: int = 1000,
         session_timeout_ms: int = 6000,
+        kafka: KafkaOptions = PLAINTEXT,
     ) -> None:
         self.bootstrap = bootstrap
+        self.kafka = kafka
         self.topic = topic
         self.group_id = group_id
         self.client_id = client_id
@@ -89,7 +92,13 @@ class Leadership:
 
     async def run(self) -> None:
         """Take part in the election until cancelled; the group is left on the way out."""
-        await asyncio.to_thread(ensure_topics, self.bootstrap, [self.topic], partitions=1)
+        await asyncio.to_thread(
+            ensure_topics,
+            self.bootstrap,
+            [self.topic],
+            kafka=self.kafka,
+            single_partition=[self.topic],
+        )
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=self.group_id,
@@ -100,6 +109,7 @@ class Leadership:
             # a topic re-created after a broker reset is seen within seconds (aiokafka's default
             # is five minutes, and until then nobody would lead)
             metadata_max_age_ms=5000,
+            **self.kafka.security.aiokafka(),
         )
         consumer.subscribe([self.topic], listener=_Listener(self))
         await consumer.start()

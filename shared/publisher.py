@@ -17,16 +17,28 @@ from types import TracebackType
 from kafka import KafkaProducer
 
 from shared.events import Envelope, EventData, new_envelope
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 from shared.tracing import publish_span
 
 
 class EventPublisher:
     """Publishes envelopes with kafka-python; the topic and key follow from the event type."""
 
-    def __init__(self, bootstrap: str, *, source: str, **producer_options: object) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        source: str,
+        kafka: KafkaOptions = PLAINTEXT,
+        **producer_options: object,
+    ) -> None:
         self.source = source
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", linger_ms=5, **producer_options
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=5,
+            **kafka.security.kafka_python(),
+            **producer_options,
         )
 
     def publish(

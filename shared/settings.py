@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from shared import reallocation
 from shared.http import DEFAULT_MAX_BODY_BYTES
+from shared.kafka_settings import KafkaSettings
 
 Role = Literal["admin", "cmo", "manager", "executor", "viewer"]
 
@@ -22,7 +23,7 @@ class TokenGrant(BaseModel):
     role: Role
 
 
-class CommonSettings(BaseSettings):
+class CommonSettings(KafkaSettings):
     """Configuration common to all services; each service subclasses it with its own port/store."""
 
     # populate_by_name: code and tests may pass fields by name even where an env alias is set.
@@ -33,7 +34,6 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers; unset means the embedded broker."
     )
-    topic_partitions: int = Field(default=3, ge=1, description="Partitions of created topics.")
     kafka_fetch_max_wait_ms: int = Field(
         default=100,
         ge=1,

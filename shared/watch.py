@@ -43,6 +43,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from shared.kafka import without_topic_autocreation
+from shared.kafka_config import PLAINTEXT, KafkaOptions
 from shared.metrics import ServiceMetrics
 from shared.topics import DLQ_SUFFIX, all_topics_with_dlq
 
@@ -159,8 +160,10 @@ class BrokerWatch:
         rewind_window_s: float = 60.0,
         topics: Sequence[str] | None = None,
         single_partition: Sequence[str] = (),
+        kafka: KafkaOptions = PLAINTEXT,
     ) -> None:
         self.bootstrap = bootstrap
+        self.kafka = kafka.with_partitions(partitions)
         self.metrics = metrics
         self.partitions = partitions
         self.group_id = group_id
@@ -273,6 +276,7 @@ class BrokerWatch:
                 bootstrap_servers=self.bootstrap,
                 client_id="mrm-watch",
                 request_timeout_ms=int(self.timeout_s * 1000),
+                **self.kafka.security.aiokafka(),
             )
             try:
                 await self._bounded(admin.start())
@@ -289,8 +293,12 @@ class BrokerWatch:
         missing = [topic for topic in self.topics if topic not in existing]
         if not missing:
             return
+        specs = [
+            self.kafka.topics.spec(topic, single_partition=self._single(topic)) for topic in missing
+        ]
         new = [
-            NewTopic(topic, 1 if self._single(topic) else self.partitions, 1) for topic in missing
+            NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.configs))
+            for s in specs
         ]
         response = await self._bounded(self._admin.create_topics(new))
         created = [name for name, code, *_ in response.topic_errors if code == 0]
@@ -318,6 +326,7 @@ class BrokerWatch:
                 enable_auto_commit=False,
                 client_id="mrm-watch",
                 request_timeout_ms=int(self.timeout_s * 1000) + 1000,
+                **self.kafka.security.aiokafka(),
             )
             try:
                 await self._bounded(reader.start())

@@ -18,6 +18,10 @@ from shared.topics import all_topics_with_dlq
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
+# The test broker is Tansu, which refuses idempotent producers (InitProducerId); services
+# started by tests (in process or as children) produce without idempotence, as under `mrm up`.
+os.environ.setdefault("MRM_KAFKA_IDEMPOTENCE", "false")
+
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:

@@ -57,6 +57,7 @@ class ServiceProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = {
             "MRM_KAFKA_BOOTSTRAP": self.bootstrap,
+            "MRM_KAFKA_IDEMPOTENCE": "false",  # the bench runs on the embedded broker (Tansu)
             "MRM_DATA_DIR": str(self.data_dir),
             f"MRM_{self.name.upper()}_PORT": str(self.port),
             "MRM_TOKENS": json.dumps({TOKEN: {"subject": "bench", "role": "viewer"}}),

@@ -40,7 +40,9 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
         engine = make_engine(settings.database_url)
         try:
             await asyncio.to_thread(store.create_schema, engine=engine)
-            broker = make_broker(settings.bootstrap, client_id=f"mrm-{SERVICE}")
+            broker = make_broker(
+                settings.bootstrap, client_id=f"mrm-{SERVICE}", kafka=settings.kafka_options()
+            )
             relay = OutboxRelay(
                 engine=engine, tables=store.MESSAGING, broker=broker, metrics=metrics
             )
@@ -65,9 +67,10 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
                 warning_window=dt.timedelta(hours=settings.deadline_warning_hours),
             )
             app.state.execution = api.ApiDeps(engine=engine, relay=relay, clock=clock, fx=fx)
-            await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+            await prepare_kafka(settings.bootstrap, kafka=settings.kafka_options())
             watch = BrokerWatch(
                 bootstrap=settings.bootstrap,
+                kafka=settings.kafka_options(),
                 metrics=metrics,
                 partitions=settings.topic_partitions,
                 group_id=consumer.group_id,

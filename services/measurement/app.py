@@ -73,7 +73,9 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             for _ in range(settings.readers)
         ]
         warehouse = Warehouse(client, readers=readers)
-        broker = make_broker(settings.bootstrap, client_id=f"mrm-{SERVICE}")
+        broker = make_broker(
+            settings.bootstrap, client_id=f"mrm-{SERVICE}", kafka=settings.kafka_options()
+        )
         fx = FxRates(base=settings.currency, rates=settings.fx_rates)
         ingestor = Ingestor(warehouse=warehouse, fx=fx)
         consumer = EventConsumer(
@@ -92,6 +94,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         )
         leadership = Leadership(
             bootstrap=settings.bootstrap,
+            kafka=settings.kafka_options(),
             topic=MONITOR_TOPIC,
             group_id=settings.monitor_group,
             client_id=f"mrm-{SERVICE}-monitor",
@@ -116,9 +119,10 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
             fx=fx,
             rule=settings.sales_at_risk_rule(),
         )
-        await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+        await prepare_kafka(settings.bootstrap, kafka=settings.kafka_options())
         watch = BrokerWatch(
             bootstrap=settings.bootstrap,
+            kafka=settings.kafka_options(),
             metrics=metrics,
             partitions=settings.topic_partitions,
             group_id=consumer.group_id,

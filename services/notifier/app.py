@@ -38,7 +38,9 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         await asyncio.to_thread(store.create_schema, engine)
-        broker = make_broker(settings.bootstrap, client_id="mrm-notifier")
+        broker = make_broker(
+            settings.bootstrap, client_id="mrm-notifier", kafka=settings.kafka_options()
+        )
         relay = OutboxRelay(engine=engine, tables=store.MESSAGING, broker=broker, metrics=metrics)
         timeout = max(settings.smtp_timeout_s, settings.webhook_timeout_s)
         async with httpx.AsyncClient(timeout=settings.webhook_timeout_s) as client:
@@ -100,9 +102,10 @@ def create_app(settings: NotifierSettings) -> FastAPI:
                 await supervise("release_parked", handlers.release_ready, every_s=PARKED_SWEEP_S)
 
             app.state.engine = engine
-            await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+            await prepare_kafka(settings.bootstrap, kafka=settings.kafka_options())
             watch = BrokerWatch(
                 bootstrap=settings.bootstrap,
+                kafka=settings.kafka_options(),
                 metrics=metrics,
                 partitions=settings.topic_partitions,
                 group_id=consumer.group_id,

@@ -42,7 +42,9 @@ def create_app(settings: PlanningSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
-        broker = make_broker(settings.bootstrap, client_id=f"mrm-{SERVICE}")
+        broker = make_broker(
+            settings.bootstrap, client_id=f"mrm-{SERVICE}", kafka=settings.kafka_options()
+        )
         relay = OutboxRelay(engine=engine, tables=MESSAGING, broker=broker, metrics=metrics)
         db = Store(engine, on_commit=relay.wake)
         await asyncio.to_thread(db.create_schema)
@@ -55,9 +57,10 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         )
         fx = FxRates(base=settings.currency, rates=dict(settings.fx_rates))
         handlers.register(consumer, db=db, fx=fx)
-        await prepare_kafka(settings.bootstrap, partitions=settings.topic_partitions)
+        await prepare_kafka(settings.bootstrap, kafka=settings.kafka_options())
         watch = BrokerWatch(
             bootstrap=settings.bootstrap,
+            kafka=settings.kafka_options(),
             metrics=metrics,
             partitions=settings.topic_partitions,
             group_id=consumer.group_id,

@@ -373,7 +373,7 @@ def test_app_services_are_built_from_the_one_dockerfile(services: dict[str, Any]
         assert service["build"]["context"] == "."
         assert service["command"] == ["python", "-m", f"services.{svc}"]
         raw_env = service["environment"]
-        assert raw_env["MRM_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert raw_env["MRM_KAFKA_BOOTSTRAP"] == "${MRM_KAFKA_BOOTSTRAP:-kafka:9092}"
         assert raw_env["MRM_HOST"] == "0.0.0.0"
         assert raw_env["MRM_TOKENS"].startswith("${MRM_TOKENS:-")
         tokens = json.loads(environment(service)["MRM_TOKENS"])
@@ -493,8 +493,12 @@ def test_dependencies_wait_for_healthy_containers(services: dict[str, Any]) -> N
         depends_on = service.get("depends_on") or {}
         assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
         for target, condition in depends_on.items():
-            assert condition == {"condition": "service_healthy"}, f"{name} -> {target}"
+            optional = condition.get("required", True) is False  # a node of a profile
+            assert condition == {"condition": "service_healthy"} | (
+                {"required": False} if optional else {}
+            ), f"{name} -> {target}"
             assert "healthcheck" in services[target], f"{name} -> {target}: no health check"
+            assert not optional or services[target].get("profiles"), f"{name} -> {target}"
 
 
 def test_demo_profile_runs_the_cli_against_the_stack(services: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ TOKEN = "restart-viewer"
 def start_measurement(*, bootstrap: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {
         "MRM_KAFKA_BOOTSTRAP": bootstrap,
+        "MRM_KAFKA_IDEMPOTENCE": "false",  # Tansu refuses idempotent producers
         "MRM_DATA_DIR": str(data_dir),
         "MRM_MEASUREMENT_PORT": str(port),
         "MRM_TOKENS": json.dumps({TOKEN: {"subject": "ops", "role": "viewer"}}),
