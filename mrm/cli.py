@@ -1,6 +1,7 @@
 """The ``mrm`` command: ``up`` runs the platform, ``demo`` plays the other systems,
 ``publish`` sends one event as another internal system would, ``report`` fetches a plan report,
-``dlq`` lists, shows and replays dead letters."""
+``dlq`` lists, shows and replays dead letters, ``migrate`` brings the SQL databases to the
+current schema."""
 
 from __future__ import annotations
 
@@ -28,6 +29,20 @@ def _up(args: argparse.Namespace) -> int:
             print("The platform keeps running; Ctrl-C stops it.")
 
     return run_until_signal(platform, after_start=after_start)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mrm.migrate import SQL_SERVICES, migrate_services
+
+    services = SQL_SERVICES if args.service == "all" else (args.service,)
+    try:
+        migrate_services(services)
+    except SQLAlchemyError as exc:
+        print(f"migration failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -101,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--days", type=int, default=30, help="simulated days of the demo")
     up.add_argument("--pause", type=float, default=1.0, help="seconds between demo days")
     up.set_defaults(func=_up)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the SQL databases to the current schema (run before the services start)",
+    )
+    migrate.add_argument(
+        "service",
+        nargs="?",
+        default="all",
+        choices=["planning", "execution", "notifier", "all"],
+        help="whose database (default: all three)",
+    )
+    migrate.set_defaults(func=_migrate)
 
     demo = commands.add_parser("demo", help="play the other internal systems against `mrm up`")
     demo.add_argument("--days", type=int, default=30, help="simulated days")
