@@ -54,6 +54,11 @@ class MigrationSet:
         """The table holding this service's revision."""
         return f"{self.service}_alembic_version"
 
+    def owns(self, name: str | None, kind: str, _parents: object = None) -> bool:
+        """Whether a database object is this service's (its tables are prefixed with its
+        name): a database shared with the other services holds theirs too."""
+        return kind != "table" or (name or "").startswith(f"{self.service}_")
+
     def config(self, connection: Connection | None = None) -> Config:
         """An Alembic config for these revisions (on ``connection`` when given)."""
         config = Config()
@@ -79,6 +84,7 @@ def run_env() -> None:
         version_table=migration_set.version_table,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=migration_set.owns,
         include_object=_compared,
     )
     with context.begin_transaction():
@@ -135,6 +141,7 @@ def differences(engine: Engine, migration_set: MigrationSet) -> list[object]:
             opts={
                 "version_table": migration_set.version_table,
                 "compare_type": True,
+                "include_name": migration_set.owns,
                 "include_object": _compared,
             },
         )

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import structlog
 from pydantic import Field
@@ -87,20 +85,30 @@ async def open_store(settings: SqlStoreSettings, migrations: MigrationSet) -> En
     return engine
 
 
-def pruning(
-    engine: Engine, tables: MessagingTables, settings: SqlStoreSettings
-) -> Callable[[], Coroutine[Any, Any, None]]:
-    """A background job deleting published outbox rows and inbox rows older than the
-    retention, every ``outbox_prune_interval_s`` (each replica runs it: deletes by age are
-    idempotent)."""
+class MessagingPruner:
+    """Deletes published outbox rows and inbox rows older than the retention, every
+    ``outbox_prune_interval_s`` (each replica runs one: deletes by age are idempotent)."""
 
-    async def prune_once() -> None:
-        older_than = utcnow() - dt.timedelta(seconds=settings.outbox_retention_s)
-        deleted = await asyncio.to_thread(prune_messaging, engine, tables, older_than=older_than)
+    def __init__(self, engine: Engine, tables: MessagingTables, settings: SqlStoreSettings) -> None:
+        self.engine = engine
+        self.tables = tables
+        self.retention = dt.timedelta(seconds=settings.outbox_retention_s)
+        self.interval_s = settings.outbox_prune_interval_s
+
+    async def prune_once(self, *, now: dt.datetime | None = None) -> int:
+        """One pruning round; returns how many rows went."""
+        older_than = (now or utcnow()) - self.retention
+        deleted = await asyncio.to_thread(
+            prune_messaging, self.engine, self.tables, older_than=older_than
+        )
         if deleted:
             log.info("messaging_rows_pruned", rows=deleted, older_than=older_than.isoformat())
+        return deleted
 
-    async def run() -> None:
-        await supervise("prune_messaging", prune_once, every_s=settings.outbox_prune_interval_s)
+    async def run(self) -> None:
+        """Prune forever (a failing round is logged and retried)."""
 
-    return run
+        async def round_() -> None:
+            await self.prune_once()
+
+        await supervise("prune_messaging", round_, every_s=self.interval_s)

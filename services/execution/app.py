@@ -24,7 +24,7 @@ from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running, supervise
 from shared.sql import database_answers
-from shared.sql_service import open_store, pruning
+from shared.sql_service import MessagingPruner, open_store
 from shared.watch import BrokerWatch
 
 SERVICE = "execution"
@@ -85,7 +85,7 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
                 scheduler.tick,
                 every_s=settings.scheduler_interval_s,
             )
-            prune = pruning(engine, store.MESSAGING, settings)
+            prune = MessagingPruner(engine, store.MESSAGING, settings).run
             async with broker_running(
                 broker,
                 background=[relay.run, scheduling, watch.run, prune],

@@ -24,7 +24,7 @@ from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running, supervise
 from shared.sql import database_answers
-from shared.sql_service import open_store, pruning
+from shared.sql_service import MessagingPruner, open_store
 from shared.watch import BrokerWatch
 
 PARKED_SWEEP_S = 30.0
@@ -122,7 +122,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
                         worker.run,
                         sweep_parked,
                         watch.run,
-                        pruning(engine, store.MESSAGING, settings),
+                        MessagingPruner(engine, store.MESSAGING, settings).run,
                     ],
                     drain=[relay.relay_once],
                 ):

@@ -30,7 +30,7 @@ from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running
 from shared.sql import database_answers
-from shared.sql_service import open_store, pruning
+from shared.sql_service import MessagingPruner, open_store
 from shared.watch import BrokerWatch
 
 SERVICE = "planning"
@@ -77,7 +77,7 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         app.state.fx = fx
         async with broker_running(
             broker,
-            background=[relay.run, watch.run, pruning(engine, MESSAGING, settings)],
+            background=[relay.run, watch.run, MessagingPruner(engine, MESSAGING, settings).run],
             drain=[relay.relay_once],
         ):
             app.state.readiness = readiness
