@@ -37,6 +37,14 @@ def _migrate(args: argparse.Namespace) -> int:
     from mrm.migrate import SQL_SERVICES, migrate_services
 
     services = SQL_SERVICES if args.service == "all" else (args.service,)
+    if args.revision:
+        if args.service == "all":
+            print("service: name the service the new revision is for", file=sys.stderr)
+            return 2
+        from mrm.migrate import write_revision
+
+        print(f"written: {write_revision(args.service, message=args.revision)}")
+        return 0
     try:
         migrate_services(services)
     except SQLAlchemyError as exc:
@@ -127,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         choices=["planning", "execution", "notifier", "all"],
         help="whose database (default: all three)",
+    )
+    migrate.add_argument(
+        "--revision",
+        metavar="MESSAGE",
+        help="development: write the service's next revision from its models instead",
     )
     migrate.set_defaults(func=_migrate)
 

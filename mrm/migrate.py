@@ -6,10 +6,11 @@ replicas, which refuse to start on a database that is not at head."""
 from __future__ import annotations
 
 import importlib
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from shared.migrations import MigrationSet, migrate
+from shared.migrations import MigrationSet, migrate, new_revision
 from shared.sql import make_engine
 from shared.sql_service import SqlStoreSettings
 
@@ -52,3 +53,11 @@ def migrate_services(
             engine.dispose()
         echo(f"{service}: {done[service]} (at revision {migrations.head()})")
     return done
+
+
+def write_revision(service: str, *, message: str) -> Path:
+    """Write the service's next revision from its models (``mrm migrate <service>
+    --revision MESSAGE``); returns the new file."""
+    _, migrations = settings_and_migrations(service)
+    with tempfile.TemporaryDirectory() as scratch:
+        return new_revision(migrations, message=message, scratch=Path(scratch))

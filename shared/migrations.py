@@ -67,11 +67,9 @@ class MigrationSet:
         config.attributes["connection"] = connection
         return config
 
-    def head(self) -> str:
-        """The newest revision."""
-        head = ScriptDirectory.from_config(self.config()).get_current_head()
-        assert head is not None, f"{self.service} has no migrations"
-        return head
+    def head(self) -> str | None:
+        """The newest revision (None: none written yet)."""
+        return ScriptDirectory.from_config(self.config()).get_current_head()
 
 
 def run_env() -> None:
@@ -129,6 +127,30 @@ def migrate(engine: Engine, migration_set: MigrationSet) -> str:
                 command.stamp(config, migration_set.baseline)
             command.upgrade(config, "head")
         return "adopted" if adopted else "upgraded"
+
+
+def new_revision(migration_set: MigrationSet, *, message: str, scratch: Path) -> Path:
+    """Write the next revision (numbered ``0002``, ``0003``, ...) from what the models declare
+    beyond the head revision, found on a scratch SQLite database brought to head; returns its
+    file. Review it (e.g. data steps, PostgreSQL specifics) before committing it."""
+    from shared.sql import make_engine
+
+    engine = make_engine(f"sqlite:///{scratch / f'{migration_set.service}-revision.db'}")
+    try:
+        migrate(engine, migration_set)
+        script = ScriptDirectory.from_config(migration_set.config())
+        number = len(list(script.walk_revisions())) + 1
+        with engine.begin() as connection:
+            written = command.revision(
+                migration_set.config(connection),
+                message=message,
+                autogenerate=True,
+                rev_id=f"{number:04d}",
+            )
+    finally:
+        engine.dispose()
+    assert written is not None and not isinstance(written, list)
+    return Path(written.path)
 
 
 def differences(engine: Engine, migration_set: MigrationSet) -> list[object]:

@@ -16,7 +16,19 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, insert, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    inspect,
+    select,
+    text,
+)
 
 from mrm.migrate import SQL_SERVICES, settings_and_migrations
 from services.execution import store as execution_store
@@ -28,6 +40,7 @@ from shared.migrations import (
     current_revision,
     differences,
     migrate,
+    new_revision,
     require_head,
 )
 from shared.sql import make_engine
@@ -220,3 +233,49 @@ def test_three_migrations_at_once_on_empty_sqlite_files_all_succeed(tmp_path: Pa
             assert differences(engine, migrations_of(service)) == []
         finally:
             engine.dispose()
+
+
+@pytest.mark.parametrize("service", SQL_SERVICES)
+def test_the_migrations_ship_in_the_installed_package(service: str) -> None:
+    """The image installs a wheel: its package discovery takes only directories with an
+    ``__init__.py``, so the revisions' directory must be one."""
+    directory = migrations_of(service).directory
+    assert (directory / "__init__.py").is_file() and (directory / "env.py").is_file()
+    assert (directory / "versions" / "__init__.py").is_file()
+    assert sorted(p.name for p in (directory / "versions").glob("0*.py")) == ["0001_baseline.py"]
+
+
+def test_a_new_revision_is_written_from_the_models_and_then_applies(tmp_path: Path) -> None:
+    """``mrm migrate <service> --revision``: on a copy of a service's migration directory with
+    no revisions yet, a model with one table gets a first revision creating it, and after
+    it the database matches the models."""
+    source = migrations_of("notifier").directory
+    directory = tmp_path / "migrations"
+    (directory / "versions").mkdir(parents=True)
+    for name in ("env.py", "script.py.mako"):
+        (directory / name).write_text((source / name).read_text())
+    metadata = MetaData()
+    Table(
+        "kit_things",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(20), nullable=False, index=True),
+    )
+    kit = MigrationSet(service="kit", directory=directory, metadata=metadata, baseline="0001")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+
+    written = new_revision(kit, message="things", scratch=scratch)
+
+    assert written.parent == directory / "versions" and written.name.startswith("0001_")
+    assert "op.create_table(" in written.read_text() and "kit_things" in written.read_text()
+    engine = make_engine(f"sqlite:///{tmp_path / 'kit.db'}")
+    try:
+        assert migrate(engine, kit) == "upgraded"
+        assert current_revision(engine, kit) == "0001"
+        assert differences(engine, kit) == []
+        assert {i["name"] for i in inspect(engine).get_indexes("kit_things")} == {
+            "ix_kit_things_name"
+        }
+    finally:
+        engine.dispose()
