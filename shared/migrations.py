@@ -20,6 +20,7 @@ stamped with the baseline revision, after which later revisions apply as usual.
 from __future__ import annotations
 
 import fcntl
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, Table, UniqueConstraint, inspect, text
 from sqlalchemy.engine import Connection, make_url
+
+# Alembic runs a revision through module-level proxies (``alembic.op``, ``alembic.context``)
+# bound to one migration at a time: two migrations in threads of one process (services
+# started side by side in one process, as the tests do) must take turns.
+_ALEMBIC = threading.Lock()
 
 
 class SchemaNotAtHead(RuntimeError):
@@ -113,7 +119,7 @@ def require_head(engine: Engine, migration_set: MigrationSet) -> None:
 def migrate(engine: Engine, migration_set: MigrationSet) -> str:
     """Bring the database to the head revision (adopting a pre-migration one); returns what was
     done: ``"upgraded"``, ``"adopted"`` or ``"current"``. Safe to run from several processes."""
-    with _migration_lock(engine, migration_set.service):
+    with _ALEMBIC, _migration_lock(engine, migration_set.service):
         if current_revision(engine, migration_set) == migration_set.head():
             return "current"
         with engine.begin() as connection:
@@ -140,7 +146,7 @@ def new_revision(migration_set: MigrationSet, *, message: str, scratch: Path) ->
         migrate(engine, migration_set)
         script = ScriptDirectory.from_config(migration_set.config())
         number = len(list(script.walk_revisions())) + 1
-        with engine.begin() as connection:
+        with _ALEMBIC, engine.begin() as connection:
             written = command.revision(
                 migration_set.config(connection),
                 message=message,
