@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -158,6 +159,27 @@ def test_a_service_refuses_a_database_that_is_not_at_head(
 
     migrate(engine, migrations)
     require_head(engine, migrations)
+
+
+def test_migrations_in_threads_of_one_process_at_once_all_succeed(database_url: str) -> None:
+    """Services started side by side in one process (each lifespan migrating in a thread):
+    two threads per service, each with its own engine, on one empty database."""
+    jobs = [service for service in SQL_SERVICES for _ in range(2)]
+    engines = [make_engine(database_url) for _ in jobs]
+    try:
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            outcomes = list(
+                pool.map(
+                    lambda job: migrate(job[0], migrations_of(job[1])),
+                    zip(engines, jobs, strict=True),
+                )
+            )
+        assert sorted(outcomes) == ["current"] * 3 + ["upgraded"] * 3
+        for service in SQL_SERVICES:
+            assert differences(engines[0], migrations_of(service)) == []
+    finally:
+        for engine in engines:
+            engine.dispose()
 
 
 @pytest.fixture
