@@ -109,6 +109,15 @@ def require_head(engine: Engine, migration_set: MigrationSet) -> None:
     found = current_revision(engine, migration_set)
     head = migration_set.head()
     if found != head:
+        known = {
+            script.revision
+            for script in ScriptDirectory.from_config(migration_set.config()).walk_revisions()
+        }
+        if found is not None and found not in known:
+            raise SchemaNotAtHead(
+                f"the {migration_set.service} database is at revision {found}, which this"
+                f" release does not know (a newer release migrated it): run that release"
+            )
         state = "has no schema version" if found is None else f"is at revision {found}"
         raise SchemaNotAtHead(
             f"the {migration_set.service} database {state}, this release needs {head}:"

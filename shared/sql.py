@@ -168,7 +168,7 @@ def create_missing_tables(
 
 def _add_new_columns(connection: Connection, metadata: MetaData, *, tables: set[str]) -> None:
     # a table created by an earlier release lacks the columns added since; they are nullable,
-    # so adding them keeps every row valid (schema migrations proper come with Alembic)
+    # so adding them keeps every row valid (later changes are Alembic revisions)
     inspector = inspect(connection)
     for name in sorted(tables & set(metadata.tables)):
         present = {column["name"] for column in inspector.get_columns(name)}

@@ -159,6 +159,10 @@ def test_a_service_refuses_a_database_that_is_not_at_head(
 
     migrate(engine, migrations)
     require_head(engine, migrations)
+    with engine.begin() as connection:  # as if a newer release had migrated it
+        connection.execute(text("UPDATE planning_alembic_version SET version_num = '0099'"))
+    with pytest.raises(SchemaNotAtHead, match="revision 0099, which this release does not know"):
+        require_head(engine, migrations)
 
 
 def test_migrations_in_threads_of_one_process_at_once_all_succeed(database_url: str) -> None:
