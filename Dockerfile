@@ -1,7 +1,13 @@
 # syntax=docker/dockerfile:1
-# One image for the four MRM services and the `mrm` CLI; docker-compose.yml picks the process
-# with `command: ["python", "-m", "services.<svc>"]`.
-FROM python:3.11.11-slim-bookworm
+# One image for the four MRM services and the `mrm` CLI; docker-compose.yml and the Helm chart
+# pick the process with `command: ["python", "-m", "services.<svc>"]`.
+#
+# Supply chain (README "Production", "Lockfile"): the base image is pinned by digest; every
+# Python package comes from requirements.lock (exported from uv.lock: the production set only,
+# no `embedded` or `dev` extra) and requirements-build.lock (the build backend), each file by
+# version and SHA-256 (`--require-hashes`). Refresh both pins as README "Lockfile" says.
+ARG BASE_IMAGE=python:3.11.11-slim-bookworm@sha256:081075da77b2b55c23c088251026fb69a7b2bf92471e491ff5fd75c192fd38e5
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -15,13 +21,17 @@ RUN groupadd --system --gid 10001 mrm \
     && install -d -o mrm -g mrm /var/lib/mrm
 
 # Build from a scratch directory that is removed afterwards: the services run from the installed
-# package, and the image carries one copy of the code.
+# package, and the image carries one copy of the code. The locked dependencies come first, in a
+# layer of their own that a code change does not rebuild.
 WORKDIR /src
+COPY requirements.lock requirements-build.lock ./
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock -r requirements-build.lock
 COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
 COPY mrm ./mrm
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
+    && pip check \
     && rm -rf /src
 
 WORKDIR /var/lib/mrm

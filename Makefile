@@ -9,12 +9,12 @@ PY := $(VENV)/bin/python
 TEST_WORKERS ?= 3
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup run up demo test lint format bench
+.PHONY: setup run up demo test lint format bench lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,embedded]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -31,6 +31,7 @@ demo: $(STAMP)  ## the demo against a running `make up`
 
 test: $(STAMP)  ## the whole test suite; "no tests collected" counts as a failure
 	@scripts/ensure-chromium
+	@VENV=$(VENV) scripts/ensure-helm
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
@@ -44,3 +45,14 @@ format: $(STAMP)
 
 bench: $(STAMP)  ## every SPEC §7 figure in one run (~15 min); writes BENCHMARKS.md
 	$(VENV)/bin/mrm bench $(BENCH_ARGS)
+
+# uv.lock from pyproject.toml (LOCK_ARGS=--upgrade moves every pin to the newest allowed), then
+# the image's hashed requirement files from it: requirements.lock (production set, no extras)
+# and requirements-build.lock (the build backend). tests/deploy/test_lockfile.py checks all three.
+lock: $(STAMP)  ## refresh uv.lock, requirements.lock and requirements-build.lock
+	$(VENV)/bin/uv lock $(LOCK_ARGS)
+	$(VENV)/bin/uv export --frozen --no-dev --no-emit-project --no-header \
+		--format requirements-txt -o requirements.lock
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(VENV)/bin/uv pip compile --universal --generate-hashes --no-header \
+			--python-version 3.11 - -o requirements-build.lock

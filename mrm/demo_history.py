@@ -5,8 +5,10 @@ something to replay.
 Each sample campaign ran three times last year, at half, once and twice its budget, for 30
 days each; a bigger budget buys clicks at a worse rate (click-through falls with the spend's
 0.4th power), so results grow less than the money — the saturation the model's curves fit. The
-campaigns are created through the planning API in a plan of last year (as the CMO would have),
-and their events published with last year's dates."""
+half-budget runs targeted no segment, the others the sample's segment, so segment
+effectiveness has past campaigns on both sides and the model's peers show who shared the
+segment. The campaigns are created through the planning API in a plan of last year (as the CMO
+would have), and their events published with last year's dates."""
 
 from __future__ import annotations
 
@@ -30,14 +32,17 @@ class SpecLike(Protocol):
     budget: Decimal
     daily_spend: Decimal
     ctr: float
+    segment: str | None
 
 
 def scaled(spec: Any, factor: Decimal) -> Any:
     """The sample campaign run at ``factor`` times its budget: the daily spend scales with it,
-    the click-through rate falls with its 0.4th power."""
+    the click-through rate falls with its 0.4th power; below its budget it targeted no
+    segment."""
     return replace(
         spec,
         name=f"{spec.name} ({factor:g}x, last year)",
+        segment=spec.segment if factor >= 1 else None,
         budget=(spec.budget * factor).quantize(Decimal("0.01")),
         daily_spend=(spec.daily_spend * factor).quantize(Decimal("0.01")),
         ctr=spec.ctr * float(factor) ** -0.4,
@@ -85,6 +90,7 @@ def create_past_plan(
                 "start_date": str(start),
                 "end_date": str(start + dt.timedelta(days=DAYS - 1)),
                 "gross_margin": "0.6",
+                "target_segment": spec.segment,
             },
         )
         created.append((campaign["campaign_id"], spec, start))

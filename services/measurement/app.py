@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from services.measurement import (
     api,
     discount_api,
+    effectiveness_api,
     handlers,
     model_api,
     pipeline_api,
@@ -51,12 +52,23 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = await asyncio.to_thread(
-            connect, settings.clickhouse_url, database=settings.clickhouse_database
+            connect,
+            settings.clickhouse_url,
+            database=settings.clickhouse_database,
+            cluster=settings.clickhouse_cluster,
         )
-        await asyncio.to_thread(migrate, client, database=settings.clickhouse_database)
+        await asyncio.to_thread(
+            migrate,
+            client,
+            database=settings.clickhouse_database,
+            cluster=settings.clickhouse_cluster,
+        )
         readers = [
             await asyncio.to_thread(
-                connect, settings.clickhouse_url, database=settings.clickhouse_database
+                connect,
+                settings.clickhouse_url,
+                database=settings.clickhouse_database,
+                cluster=settings.clickhouse_cluster,
             )
             for _ in range(settings.readers)
         ]
@@ -190,6 +202,8 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     app.include_router(model_api.router)
     app.include_router(pipeline_api.router)
     app.include_router(uplift_api.router)
+    # before any /segments/{id} route, which would take "effectiveness" for an id
+    app.include_router(effectiveness_api.router)
     app.include_router(segments_api.router)
     app.include_router(rule_segments_api.router)  # after segments_api: /segments/rfm is RFM's
     app.include_router(segment_kpis_api.router)

@@ -134,8 +134,8 @@ class KnownModel:
 async def model_known(
     warehouse: Warehouse, fx: FxRates, *, campaign_id: str, now: dt.datetime | None = None
 ) -> KnownModel | None:
-    """Model a known campaign (its channel, brand, partner, budget) from the campaigns measured
-    before its start, not itself; None when measurement does not know it."""
+    """Model a known campaign (its channel, brand, partner, target segment, budget) from the
+    campaigns measured before its start, not itself; None when measurement does not know it."""
     known = await warehouse.run(peer_tables.campaign_query, campaign_id=campaign_id)
     if known is None:
         return None
@@ -146,6 +146,7 @@ async def model_known(
         channel=known.get("channel") or "",
         brand=known.get("brand") or None,
         partner=known.get("partner"),
+        segment=known.get("target_segment"),
         budget=budget,
     )
     model = await model_query(

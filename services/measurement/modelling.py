@@ -4,8 +4,10 @@
 1.0); when fewer than ``min_peers`` of those have spent anything, the match widens to the same
 channel (similarity 0.6 for another brand), then to every campaign (0.3 for another channel),
 and the answer says how far it had to go (``match``). A partner in the query adds 0.1 to the
-peers of the same partner (capped at 1). Only what happened before the modelled campaign starts
-counts: the caller gives each peer's totals up to that moment.
+peers of the same partner, a target segment 0.1 to the peers that targeted the same segment
+(capped at 1); each peer says what it shares with the query (``matches``). Only what happened
+before the modelled campaign starts counts: the caller gives each peer's totals up to that
+moment.
 
 **Response curve.** Each volume (impressions, clicks, leads, MQL, SQL, customers, revenue,
 gross profit) is fitted against spend as ``y = a · ln(1 + spend / b)``, weighted by similarity.
@@ -48,6 +50,7 @@ VOLUMES: tuple[str, ...] = (
 MONEY_VOLUMES = frozenset({"revenue", "gross_profit"})
 SAME_CHANNEL, ANY = Decimal("0.6"), Decimal("0.3")
 SAME_PARTNER_BONUS = Decimal("0.1")
+SAME_SEGMENT_BONUS = Decimal("0.1")
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,11 @@ class Peer:
     results: Mapping[str, Decimal]
     """Totals of each of ``VOLUMES``."""
     partner: str | None = None
+    segment: str | None = None
+    """The customer segment it targeted (None = none)."""
     similarity: Decimal = Decimal(1)
+    matches: tuple[str, ...] = ()
+    """What it shares with the modelled campaign: channel, brand, partner, segment."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ class Query:
     budget: Decimal
     brand: str | None = None
     partner: str | None = None
+    segment: str | None = None
+    """The customer segment it targets: peers that targeted the same one weigh more."""
 
 
 @dataclass(frozen=True)
@@ -129,16 +138,29 @@ def choose_peers(
     return [_with_similarity(c, query) for c in chosen], match
 
 
+def shared_with(peer: Peer, query: Query) -> tuple[str, ...]:
+    """What ``peer`` shares with ``query``: channel, brand, partner, segment (an absent brand,
+    partner or segment is shared with nothing)."""
+    pairs = (
+        ("channel", peer.channel, query.channel),
+        ("brand", peer.brand, query.brand),
+        ("partner", peer.partner, query.partner),
+        ("segment", peer.segment, query.segment),
+    )
+    return tuple(name for name, theirs, ours in pairs if ours is not None and theirs == ours)
+
+
 def _with_similarity(peer: Peer, query: Query) -> Peer:
+    matches = shared_with(peer, query)
     if peer.channel == query.channel and peer.brand == query.brand:
         score = Decimal(1)
     elif peer.channel == query.channel:
         score = SAME_CHANNEL
     else:
         score = ANY
-    if query.partner is not None and peer.partner == query.partner:
-        score = min(score + SAME_PARTNER_BONUS, Decimal(1))
-    return Peer(**{**vars(peer), "similarity": score})
+    bonus = {"partner": SAME_PARTNER_BONUS, "segment": SAME_SEGMENT_BONUS}
+    score = min(score + sum((bonus.get(m, Decimal(0)) for m in matches), Decimal(0)), Decimal(1))
+    return Peer(**{**vars(peer), "similarity": score, "matches": matches})
 
 
 def _log_curve(spend: np.ndarray, a: float, b: float) -> np.ndarray:
@@ -202,6 +224,8 @@ def model_campaign(query: Query, candidates: Sequence[Peer], *, min_peers: int =
     if not peers:
         result.notes.append("no campaign has spent anything before: nothing to learn from")
         return result
+    if query.segment is not None and not any("segment" in p.matches for p in peers):
+        result.notes.append(f"no peer targeted segment {query.segment!r}")
     spends = [float(p.spend) for p in peers]
     weights = [float(p.similarity) for p in peers]
     budget = float(query.budget)
@@ -360,6 +384,7 @@ def backtest(
             channel=past.peer.channel or "",
             brand=past.peer.brand,
             partner=past.peer.partner,
+            segment=past.peer.segment,
             budget=past.peer.spend,
         )
         model = model_campaign(query, earlier, min_peers=min_peers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from services.measurement import progress
 from services.measurement.api import Fx, Reader, Rule, Store, respond
 from services.measurement.domain import ratio
+from services.measurement.progress import SalesTarget, Unit
 from services.measurement.warehouse import sales_targets
 from shared.events.envelope import Name
 from shared.periods import period_bounds
@@ -33,7 +34,24 @@ Brand = Annotated[
 ]
 
 
-def _node(node: progress.NodeProgress) -> dict[str, Any]:
+class UnitNode(Protocol):
+    """A unit of the sales-target tree with its target and sales (progress or forecast)."""
+
+    @property
+    def unit(self) -> Unit: ...
+    @property
+    def target(self) -> SalesTarget | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def sales(self) -> Decimal: ...
+    @property
+    def unconverted(self) -> dict[str, Decimal]: ...
+
+
+def unit_fields(node: UnitNode) -> dict[str, Any]:
+    """What every answer about a unit's target says first: the unit, its target, the currency,
+    the sales so far and those not converted (shared with the sales-target forecast)."""
     unit, target = node.unit, node.target
     return {
         "unit_id": unit.unit_id,
@@ -46,6 +64,12 @@ def _node(node: progress.NodeProgress) -> dict[str, Any]:
         "currency": node.currency,
         "sales": node.sales,
         "unconverted": node.unconverted,
+    }
+
+
+def _node(node: progress.NodeProgress) -> dict[str, Any]:
+    return {
+        **unit_fields(node),
         "share": node.share,
         "forecast": node.forecast,
         "forecast_share": node.forecast_share,

@@ -199,6 +199,43 @@ def segment_section(*, overview: Mapping[str, Any], days: tuple[dt.date, dt.date
     )
 
 
+def target_segment_section(
+    *, effectiveness: Mapping[str, Any] | None, days: tuple[dt.date, dt.date]
+) -> str:
+    """The plan's campaigns grouped by the customer segment they target, side by side (as
+    GET /api/v1/segments/effectiveness?plan_id= compares them)."""
+    groups: Sequence[Mapping[str, Any]] = (effectiveness or {}).get("segments") or []
+    currency = (effectiveness or {}).get("currency") or ""
+    rows: list[tuple[str, list[tuple[Any, Kind]]]] = [
+        (
+            group["target_segment"] or "(no target)",
+            [
+                (len(group["campaigns"]), "count"),
+                (group["spend"], "money"),
+                (group["leads"], "count"),
+                (group["new_customers"], "count"),
+                (group["revenue"], "money"),
+                (group["cpl"], "money"),
+                (group["cac"], "money"),
+                (group["romi"], "percent"),
+                (group["lead_to_customer"], "percent"),
+            ],
+        )
+        for group in groups
+    ]
+    header = ["Target segment", "Campaigns", f"Spend ({currency})", "Leads", "New customers"]
+    header += [f"Revenue ({currency})", "CPL", "CAC", "ROMI", "Lead → customer"]
+    note = (
+        f"The plan's campaigns running in {_days(days)}, grouped by their target segment; "
+        "each group measured as one scope (a lead or buyer of two of its campaigns counts once)."
+    )
+    body = _rows_table(header, rows) if rows else '<p class="meta">No campaigns in these days.</p>'
+    return (
+        '<section id="target-segments"><h2>Target segments</h2>'
+        f'<p class="meta">{escape(note)}</p>{body}</section>'
+    )
+
+
 def _share(part: int, whole: int) -> Decimal | None:
     return None if not whole else (Decimal(part) / whole).quantize(Decimal("1e-6"))
 

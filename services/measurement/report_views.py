@@ -1,7 +1,8 @@
-"""The data of the plan report's brand, partner and segment sections, read through the API's
-own queries (``warehouse.sales_by``, ``customers.customer_sales`` + ``segments``) and handed to
-``report_trade`` to render; the sections cover the report's days (``report_sections.window``:
-[from, to), a side not given taken from the plan's period)."""
+"""The data of the plan report's brand, partner, segment and target-segment sections, read
+through the API's own queries (``warehouse.sales_by``, ``customers.customer_sales`` +
+``segments``, ``warehouse.segment_effectiveness``) and handed to ``report_trade`` to render;
+the sections cover the report's days (``report_sections.window``: [from, to), a side not given
+taken from the plan's period)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ async def trade_views(
     start: dt.datetime | None,
     end: dt.datetime | None,
 ) -> str:
-    """The three sections' HTML, in the plan's currency over the report's days."""
+    """The four sections' HTML, in the plan's currency over the report's days."""
     period = await store.run(plan_period, plan_id=str(plan["plan_id"]))
     days = report_sections.window(period=period, start=start, end=end)
     if days is None:
@@ -51,6 +52,14 @@ async def trade_views(
     plan_spend = report_trade.plan_spend_by_brand(
         campaigns=list(plan.get("campaigns") or ()), daily=daily
     )
+    targets = await store.run(
+        warehouse.segment_effectiveness,
+        fx=fx,
+        currency=currency,
+        plan_id=str(plan["plan_id"]),
+        start=first,
+        end=after,
+    )
     return (
         report_trade.brand_section(brands=brands, plan_spend=plan_spend, days=days)
         + report_trade.partner_section(
@@ -60,4 +69,5 @@ async def trade_views(
             days=days,
         )
         + report_trade.segment_section(overview=overview, days=covered)
+        + report_trade.target_segment_section(effectiveness=targets, days=days)
     )

@@ -86,7 +86,7 @@ async def create_segment(body: SegmentCreate, store: Store, who: Writer) -> JSON
     (e.g. `rule.conditions.1.op`)."""
     rule = segment_rules.check_rule(body.rule)
     segment_id = body.segment_id or f"seg-{uuid.uuid4().hex[:12]}"
-    if segment_id == "rfm":
+    if segment_id in ("rfm", "effectiveness"):  # /segments/rfm, /segments/effectiveness
         raise DomainError("is reserved", field="segment_id", status_code=422)
     latest = await store.run(segment_defs.latest, segment_id=segment_id)
     if latest is not None and not latest.removed:

@@ -60,7 +60,9 @@ class SegmentCreate(BaseModel):
     )
 
     segment_id: SegmentId | None = Field(
-        default=None, description="The segment's id (default: generated, `seg-…`)."
+        default=None,
+        description="The segment's id (default: generated, `seg-…`; `rfm` and `effectiveness` "
+        "are reserved).",
     )
     name: Name
     description: str = Field(default="", max_length=MAX_TEXT)

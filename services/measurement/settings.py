@@ -19,6 +19,14 @@ class MeasurementSettings(ReallocationSettings):
     )
     clickhouse_url: str = Field(default="", description="ClickHouse server or chDB path.")
     clickhouse_database: str = Field(default="mrm", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    clickhouse_cluster: str = Field(
+        default="",
+        pattern=r"^([A-Za-z_][A-Za-z0-9_-]*)?$",
+        description=(
+            "ClickHouse cluster (remote_servers) to create the schema on: replicated local "
+            "tables, Distributed tables under the usual names, DDL ON CLUSTER. Empty: one node."
+        ),
+    )
     batch_max_records: int = Field(
         default=20000,
         ge=1,

@@ -16,7 +16,7 @@ from services.measurement.api import Fx, Reader, Store, respond
 from services.measurement.domain import ratio
 from services.measurement.pipeline_api import AsOf, Lookback
 from services.measurement.progress import pace
-from services.measurement.progress_api import Brand, Period
+from services.measurement.progress_api import Brand, Period, unit_fields
 from services.measurement.target_forecast_models import SalesTargetForecast
 from services.measurement.warehouse.target_forecast import target_forecast_inputs
 from shared.periods import period_bounds
@@ -37,18 +37,8 @@ def _pipeline(found: target_forecast.UnitPipeline | None) -> dict[str, Any] | No
 
 
 def _node(node: target_forecast.NodeForecast) -> dict[str, Any]:
-    unit, target = node.unit, node.target
     return {
-        "unit_id": unit.unit_id,
-        "name": unit.name,
-        "kind": unit.kind,
-        "owner": unit.owner,
-        "code": unit.code,
-        "target_id": target.target_id if target else None,
-        "target": target.amount if target else None,
-        "currency": node.currency,
-        "sales": node.sales,
-        "unconverted": node.unconverted,
+        **unit_fields(node),
         "run_rate": node.run_rate,
         "campaign_sales": node.campaign_sales,
         "other_sales": node.other_sales,

@@ -102,6 +102,7 @@ class CampaignIn(StrictBody):
                     "line_id": "3f1c2b9e-3c1e-4a57-9a51-2d1c5f0e8b11",
                     "sales_unit_id": "0b7e4c8a-1d2e-4f00-9a1b-2c3d4e5f6a7b",
                     "planned_uplift": "50000.00",
+                    "target_segment": "rfm:champions",
                 }
             ]
         }
@@ -121,13 +122,19 @@ class CampaignIn(StrictBody):
     """The sales unit the campaign plans a sales uplift against."""
     planned_uplift: Money | None = None
     """The sales uplift planned against ``sales_unit_id``, in the plan's currency."""
+    target_segment: Identifier | None = Field(
+        default=None,
+        description="The customer segment the campaign aims at: an RFM segment as "
+        "`rfm:<name>` (e.g. `rfm:champions`) or a rule-based segment's id.",
+        examples=["rfm:champions"],
+    )
 
 
 class CampaignPatch(StrictBody):
     """Changes to a campaign; absent fields stay as they are. Only ``brand``, ``line_id``,
-    ``sales_unit_id`` and ``planned_uplift`` may be null (no brand; drawing from the plan
-    itself; no planned uplift): every other attribute is required, so an explicit null is
-    refused (422)."""
+    ``sales_unit_id``, ``planned_uplift`` and ``target_segment`` may be null (no brand; drawing
+    from the plan itself; no planned uplift; no target segment): every other attribute is
+    required, so an explicit null is refused (422)."""
 
     name: Name | MISSING = MISSING
     channel: Channel | MISSING = MISSING
@@ -141,6 +148,12 @@ class CampaignPatch(StrictBody):
     line_id: Identifier | MISSING | None = MISSING
     sales_unit_id: Identifier | MISSING | None = MISSING
     planned_uplift: Money | MISSING | None = MISSING
+    target_segment: Identifier | MISSING | None = Field(
+        default=MISSING,
+        description="The customer segment the campaign aims at (null: none); applies at once, "
+        "even to an approved campaign.",
+        examples=["rfm:at_risk"],
+    )
 
 
 class StageIn(StrictBody):
@@ -232,6 +245,9 @@ class CampaignOut(BaseModel):
     line_id: str | None = None
     sales_unit_id: str | None = None
     planned_uplift: Decimal | None = None
+    target_segment: str | None = Field(
+        default=None, description="The customer segment the campaign aims at (null = none)."
+    )
     change_requests: list[ChangeRequestOut] = []
     """Open change requests (at most one)."""
     stages: list[StageOut] = []
@@ -301,6 +317,7 @@ def _campaign_out(session: store.Session, row: store.Campaign, *, deep: bool) ->
         line_id=row.line_id,
         sales_unit_id=row.sales_unit_id,
         planned_uplift=row.planned_uplift,
+        target_segment=row.target_segment,
         change_requests=[
             change_request_out(request)
             for request in store.open_change_requests(session=session, campaign_id=row.id)

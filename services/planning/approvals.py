@@ -28,8 +28,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 DECISIONS = frozenset({"approved", "rejected"})
 """Statuses only a CMO or admin sets."""
 GATED_FIELDS = ("budget", "line_id", "start_date", "end_date")
-"""What of an approved campaign changes only through a change request. Its sales unit and
-planned uplift are not among them: they move no money, only the sales plan."""
+"""What of an approved campaign changes only through a change request. Its sales unit,
+planned uplift and target segment are not among them: they move no money."""
 UNDER_APPROVAL = frozenset({"approved", "active", "paused"})
 """Statuses whose approved values stand until a change request is accepted."""
 

@@ -80,6 +80,7 @@ class CampaignFacts:
     line_id: str | None = None
     sales_unit_id: str | None = None
     planned_uplift: Decimal | None = None
+    target_segment: str | None = None
 
     def state(self) -> dict[str, object]:
         """The campaign as the fields of a campaign state event."""
@@ -100,6 +101,7 @@ class CampaignFacts:
             "line_id": self.line_id,
             "sales_unit_id": self.sales_unit_id,
             "planned_uplift": self.planned_uplift,
+            "target_segment": self.target_segment,
         }
 
     def draw(self) -> Draw:

@@ -92,6 +92,8 @@ class Campaign(Base):
     # the sales unit the campaign plans an uplift against, and the uplift (in its currency)
     sales_unit_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     planned_uplift: Mapped[Decimal | None] = mapped_column(Numeric(18, 2), nullable=True)
+    # the customer segment the campaign aims at (rfm:<name> or a rule-based segment's id)
+    target_segment: Mapped[str | None] = mapped_column(String(128), nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
@@ -434,6 +436,7 @@ def campaign_facts(campaign: Campaign) -> CampaignFacts:
         planned_uplift=(
             None if campaign.planned_uplift is None else Decimal(campaign.planned_uplift)
         ),
+        target_segment=campaign.target_segment,
     )
 
 
@@ -484,6 +487,7 @@ def save_campaign(*, session: Session, facts: CampaignFacts) -> Campaign:
     row.line_id = facts.line_id
     row.sales_unit_id = facts.sales_unit_id
     row.planned_uplift = facts.planned_uplift
+    row.target_segment = facts.target_segment
     row.updated_at = utcnow()
     session.flush()
     return row

@@ -190,10 +190,11 @@ def plan_campaign(
     line_id: str | None = None,
     sales_unit_id: str | None = None,
     planned_uplift: Decimal | None = None,
+    target_segment: str | None = None,
 ) -> str:
     """Add a draft campaign with its budget to a plan, drawing from ``line_id`` (None = from
     the plan itself), planning ``planned_uplift`` of sales against ``sales_unit_id`` (if
-    given); returns its id."""
+    given), aimed at ``target_segment`` (if given); returns its id."""
     with db.unit_of_work() as uow:
         plan_row = load_plan(uow, plan_id)
         check_sales_unit(uow, sales_unit_id)
@@ -214,6 +215,7 @@ def plan_campaign(
             line_id=line_id,
             sales_unit_id=sales_unit_id,
             planned_uplift=planned_uplift,
+            target_segment=target_segment,
         )
         events = domain.plan_campaign(
             plan, budget_store.budget_of(session=uow.session, plan=plan_row), facts
@@ -230,7 +232,8 @@ def update_campaign(
     """Change a campaign's attributes, budget or status. The budget, line or dates of an
     approved campaign changed by someone other than a CMO or admin wait as a change request
     (checked now, and again when decided; a newer one supersedes it); returns its id, if any.
-    Its sales unit and planned uplift move no money: they apply at once, approved or not."""
+    Its sales unit, planned uplift and target segment move no money: they apply at once,
+    approved or not."""
     with db.unit_of_work() as uow:
         row = load_campaign(uow, campaign_id)
         plan_row = load_plan(uow, row.plan_id)

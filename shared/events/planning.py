@@ -99,6 +99,10 @@ class CampaignState(_PlanningEvent):
     """The sales unit the campaign plans a sales uplift against (None = none)."""
     planned_uplift: Money | None = None
     """The sales uplift the campaign plans against ``sales_unit_id``, in ``currency``."""
+    target_segment: Identifier | None = None
+    """The customer segment the campaign aims at: an RFM segment as ``rfm:<name>`` (e.g.
+    ``rfm:champions``) or the id of a rule-based segment (None = no target; events written
+    before the field existed parse as None)."""
 
 
 class CampaignPlanned(CampaignState):

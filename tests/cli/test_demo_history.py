@@ -32,3 +32,14 @@ def test_a_bigger_budget_buys_clicks_at_a_worse_rate() -> None:
     )
     assert Decimal("1.5") < ratio < Decimal("1.55")
     assert double.name == "Spring search (2x, last year)"
+
+
+def test_the_half_budget_runs_targeted_no_segment() -> None:
+    webinars = next(spec for spec in SAMPLE if spec.name == "Partner webinars")
+    runs = {factor: demo_history.scaled(webinars, factor) for factor in demo_history.FACTORS}
+    assert {factor: run.segment for factor, run in runs.items()} == {
+        Decimal("0.5"): None,
+        Decimal(1): "large-software",  # a rule-based segment the demo defines
+        Decimal(2): "large-software",
+    }
+    assert SAMPLE[0].segment is None  # the broad search campaign targets everyone

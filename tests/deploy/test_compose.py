@@ -31,6 +31,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GATEWAY_FILE = ROOT / "deploy" / "gateway" / "nginx.conf"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 CLICKHOUSE_USERS_DIR = ROOT / "deploy" / "clickhouse" / "users.d"
 POSTGRES_INIT_DIR = ROOT / "deploy" / "postgres" / "init"
@@ -38,7 +39,7 @@ POSTGRES_INIT_DIR = ROOT / "deploy" / "postgres" / "init"
 APP_SERVICES = ("planning", "execution", "measurement", "notifier")
 SPEC_PORTS = {"planning": 8001, "execution": 8002, "measurement": 8003, "notifier": 8004}
 RELATIONAL_SERVICES = ("planning", "execution", "notifier")
-INFRASTRUCTURE = ("kafka", "clickhouse", "postgres", "prometheus", "grafana", "mailpit")
+INFRASTRUCTURE = ("kafka", "clickhouse", "postgres", "prometheus", "grafana", "mailpit", "gateway")
 
 # Read by the `mrm demo` CLI (mrm/runtime.py: load), not by a settings class.
 DEMO_CLI_VARIABLES = frozenset(
@@ -286,6 +287,7 @@ def test_infrastructure_images(services: dict[str, Any]) -> None:
         "prometheus": "prom/prometheus:",
         "grafana": "grafana/grafana:",
         "mailpit": "axllent/mailpit:",
+        "gateway": "nginx:",
     }
     for name, prefix in expected.items():
         assert services[name]["image"].startswith(prefix), name
@@ -378,7 +380,48 @@ def test_app_services_are_built_from_the_one_dockerfile(services: dict[str, Any]
         assert tokens and all({"subject", "role"} <= set(grant) for grant in tokens.values())
         overridden = json.loads(resolve(raw_env["MRM_TOKENS"], {"MRM_TOKENS": '{"t": {}}'}))
         assert overridden == {"t": {}}, "an operator's MRM_TOKENS must replace the default"
-        assert default_port(svc) in published_ports(service)
+
+
+def test_scalable_services_publish_no_host_port(services: dict[str, Any]) -> None:
+    """`docker compose up --scale <svc>=N` needs services without fixed host ports or names."""
+    for svc in APP_SERVICES:
+        assert not published_ports(services[svc]), f"{svc} publishes a host port"
+        assert "container_name" not in services[svc], svc
+
+
+def _gateway_routes() -> dict[int, str]:
+    """The gateway's nginx.conf: listened port -> the ``host:port`` its requests go to."""
+    text = re.sub(r"#[^\n]*", "", GATEWAY_FILE.read_text())
+    routes: dict[int, str] = {}
+    for block in re.split(r"\bserver\s*\{", text)[1:]:
+        listen = re.search(r"\blisten\s+(\d+)\s*;", block)
+        upstream = re.search(r"\bset\s+\$upstream\s+([\w.-]+:\d+)\s*;", block)
+        assert listen, block
+        if upstream:
+            assert re.search(r"proxy_pass\s+http://\$upstream\s*;", block), block
+            routes[int(listen.group(1))] = upstream.group(1)
+    return routes
+
+
+def test_the_gateway_publishes_each_api_on_its_port(services: dict[str, Any]) -> None:
+    """One published entry point: each service's port, proxied to the service's name (every
+    replica, re-resolved through Docker's DNS), once all four are healthy."""
+    gateway = services["gateway"]
+    assert published_ports(gateway) == {default_port(svc) for svc in APP_SERVICES}
+    assert _gateway_routes() == {
+        default_port(svc): f"{svc}:{default_port(svc)}" for svc in APP_SERVICES
+    }
+    text = GATEWAY_FILE.read_text()
+    assert re.search(r"^\s*resolver\s+127\.0\.0\.11\b", text, re.MULTILINE), (
+        "names must be resolved per request by Docker's DNS, or new replicas are never used"
+    )
+    assert set(gateway["depends_on"]) == set(APP_SERVICES)
+    health = gateway["healthcheck"]["test"]
+    health_port = int(re.search(r"127\.0\.0\.1:(\d+)/", " ".join(health)).group(1))
+    assert health_port not in published_ports(gateway)
+    assert health_port not in _gateway_routes()
+    mounts = dict(str(v).split(":")[:2] for v in gateway["volumes"])
+    assert mounts["./deploy/gateway/nginx.conf"] == "/etc/nginx/nginx.conf"
 
 
 def test_relational_services_use_their_own_postgres_database(services: dict[str, Any]) -> None:
@@ -497,18 +540,19 @@ def test_demo_profile_runs_the_cli_against_the_stack(services: dict[str, Any]) -
 # --------------------------------------------------------------------------------------------
 
 
-def test_prometheus_scrapes_all_four_services(services: dict[str, Any]) -> None:
-    """One scrape job per service, on the port that service listens on, path /metrics."""
+def test_prometheus_scrapes_every_replica_of_all_four_services(services: dict[str, Any]) -> None:
+    """One scrape job per service, path /metrics, whose targets are the A records of the
+    service's compose name (one per replica) on the port that service listens on."""
     config = yaml.safe_load(PROMETHEUS_FILE.read_text())
-    targets = {
-        job["job_name"]: (
-            job.get("metrics_path", "/metrics"),
-            {t for static in job["static_configs"] for t in static["targets"]},
-        )
-        for job in config["scrape_configs"]
-    }
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     for svc in APP_SERVICES:
-        assert targets[svc] == ("/metrics", {f"{svc}:{default_port(svc)}"}), svc
+        job = jobs[svc]
+        assert job.get("metrics_path", "/metrics") == "/metrics", svc
+        assert "static_configs" not in job, f"{svc}: a static target is one replica only"
+        [discovery] = job["dns_sd_configs"]
+        assert discovery["names"] == [svc]
+        assert (discovery["type"], discovery["port"]) == ("A", default_port(svc))
+        assert {"target_label": "service", "replacement": svc} in job["relabel_configs"]
     mounted = [str(v) for v in services["prometheus"]["volumes"]]
     assert any(v.startswith("./deploy/prometheus/prometheus.yml:") for v in mounted)
 
@@ -673,19 +717,14 @@ def _instructions() -> list[tuple[str, str]]:
     ]
 
 
-def test_dockerfile_base_image_is_pinned() -> None:
-    """python:3.11 slim, with a patch-level tag (or a digest)."""
-    bases = [arg.split()[0] for op, arg in _instructions() if op == "FROM"]
-    assert bases
-    for base in bases:
-        assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?(@sha256:[0-9a-f]{64})?", base), base
+# The base image's digest pin and the locked, hashed install: tests/deploy/test_lockfile.py.
 
 
 def test_dockerfile_installs_the_package_and_runs_unprivileged() -> None:
     """pip installs the project, a non-root user runs it, 8001-8004 exposed, CLI by default."""
     instructions = _instructions()
     runs = " ".join(arg for op, arg in instructions if op == "RUN")
-    assert "pip install --no-cache-dir ." in runs
+    assert re.search(r"pip install --no-cache-dir [^&]*\s\.(\s|$)", runs)
     users = [arg for op, arg in instructions if op == "USER"]
     assert users and users[-1] not in ("root", "0")
     exposed = {int(p) for op, arg in instructions if op == "EXPOSE" for p in arg.split()}

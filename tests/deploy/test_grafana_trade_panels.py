@@ -64,8 +64,8 @@ class Trade:
 
 
 def build(t: Trade) -> tuple[list[StoredEvent], list[StoredEvent]]:
-    """(events, redeliveries). Plan TP (EUR): T1 (brand acme, search, margin 0.5) and T2
-    (brand bolt, retail, margin 1.0).
+    """(events, redeliveries). Plan TP (EUR): T1 (brand acme, search, margin 0.5, targets
+    rfm:champions) and T2 (brand bolt, retail, margin 1.0, no target).
 
     sale | campaign | brand      | kind     | partner | customer | EUR  | day
     t1   | T1       | acme (T1's)| sell_out | P1      | K1       | 1000 | 2
@@ -114,6 +114,7 @@ def build(t: Trade) -> tuple[list[StoredEvent], list[StoredEvent]]:
             end_date=dt.date(Y, 6, 30),
             gross_margin=D(margin),
             status="active",
+            target_segment="rfm:champions" if cid == t.T1 else None,
         )
         add(cid, campaign, at(1, 2))
     add("sp1", SpendRecorded(campaign_id=t.T1, channel="search", amount=D(100), currency="EUR"),
@@ -338,6 +339,20 @@ def test_modelled_vs_actual(warehouse_client: Client, trade: Trade) -> None:
     # T2 has no model yet: empty bands, its actuals all the same
     assert (t2["match"], t2["peers"], t2["leads_p50"], t2["revenue_p90"]) == (None,) * 4
     assert (t2["leads"], t2["customers"], t2["revenue"]) == (0, 1, D(400))
+
+
+def test_segment_effectiveness(warehouse_client: Client, trade: Trade) -> None:
+    found = rows(warehouse_client, "Segment effectiveness", variables(warehouse_client, trade))
+    names = ("campaigns", "spend", "leads", "new_customers", "revenue", "gross_profit")
+    assert [(r["target_segment"], *(r[n] for n in names)) for r in found] == [
+        # T1: spend 100 (once); leads L1 and L3 (L2 a visitor, L4 last year); K1 and K2 first
+        # bought on T1 (t1, t2); t1 (once) + t2 + t6 = 1300 at margin 0.5
+        ("rfm:champions", 1, D(100), 2, 2, D(1300), D(650)),
+        # T2: spend 50, no leads, K3 first bought on T2 (t4 400 at margin 1); t3 is no campaign's
+        ("(no target)", 1, D(50), 0, 1, D(400), D(400)),
+    ]
+    assert [(r["cpl"], r["cac"]) for r in found] == [(50.0, 50.0), (None, 50.0)]
+    assert [r["romi"] for r in found] == pytest.approx([5.5, 7.0])  # (650-100)/100, (400-50)/50
 
 
 def _naive(value: dt.datetime) -> dt.datetime:

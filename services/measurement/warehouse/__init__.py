@@ -7,6 +7,7 @@
 * ``columns`` — a batch of Kafka records as Arrow insert columns (the ingest hot path);
 * ``kpis`` — KPIs of a campaign, several campaigns, a plan; the funnel; targets and currencies;
 * ``scopes`` — KPIs of a channel or of the whole company; a campaign against its past peers;
+* ``target_segments`` — the campaigns of each target segment as one scope, side by side;
 * ``currencies`` — a multi-campaign scope split by currency, converted to the reporting one;
 * ``series`` — KPIs per day or week, a plan's daily spend, time between funnel stages;
 * ``pipeline`` — a scope's open leads and measured funnel timing for the pipeline forecast;
@@ -46,6 +47,7 @@ from services.measurement.warehouse.series import (
     series_buckets,
     stage_durations,
 )
+from services.measurement.warehouse.target_segments import segment_effectiveness
 from services.measurement.warehouse.trade import SALES_DIMENSIONS, sales_by
 from services.measurement.warehouse.trade_series import TRADE_SCOPES, trade_series
 from services.measurement.warehouse.writes import (
@@ -86,6 +88,7 @@ __all__ = [
     "plan_kpis",
     "rows_by_table",
     "sales_by",
+    "segment_effectiveness",
     "series_buckets",
     "stage_durations",
     "targets_by_campaign",

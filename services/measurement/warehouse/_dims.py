@@ -21,6 +21,10 @@ def _text(value: str | None) -> str | None:
     return value
 
 
+def _or_none(value: str) -> str | None:
+    return value or None
+
+
 def _date(value: str) -> dt.date:
     return dt.date.fromisoformat(value)
 
@@ -34,7 +38,7 @@ _DIMS = Stream(
     "campaigns",
     """SELECT campaign_id AS k, plan_id AS c0, name AS c1, channel AS c2, brand AS c3,
         owner AS c4, budget AS c5, currency AS c6, start_date AS c7, end_date AS c8,
-        gross_margin AS c9, status AS c10, version AS c11
+        gross_margin AS c9, status AS c10, version AS c11, target_segment AS c12
     FROM campaigns FINAL WHERE {where}""",
     (
         ("plan_id", _text),
@@ -49,6 +53,7 @@ _DIMS = Stream(
         ("gross_margin", _places("1e-6")),
         ("status", _text),
         ("version", int),
+        ("target_segment", _or_none),
     ),
 )
 _DIMS_STATUS = Stream(

@@ -8,6 +8,7 @@ The same SQL runs on a ClickHouse server (``http(s)://`` URL) and on the in-proc
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -23,17 +24,37 @@ from services.measurement.warehouse._sql import ident
 DEFAULT_DATABASE = "mrm"
 
 
-def connect(url: str, *, database: str = DEFAULT_DATABASE) -> Client:
-    """A client for ``chdb:///path`` (directory created) or ``http(s)://…``, using ``database``."""
+CLUSTER_SETTINGS: dict[str, Any] = {
+    "distributed_product_mode": "global",
+    "distributed_foreground_insert": 1,
+}
+"""Session settings when the tables are Distributed (``MRM_CLICKHOUSE_CLUSTER``): IN / JOIN
+subqueries over Distributed tables run once and are shipped to the shards (ClickHouse refuses
+them by default), and an insert returns once its shard holds the rows (read-after-write, and
+deduplication tokens reach the shard's table); see ``cluster``."""
+
+
+def connect(url: str, *, database: str = DEFAULT_DATABASE, cluster: str = "") -> Client:
+    """A client for ``chdb:///path`` (directory created) or ``http(s)://…``, using ``database``;
+    with ``cluster``, one whose session has ``CLUSTER_SETTINGS``."""
     parsed = urlparse(url)
-    if parsed.scheme == "chdb" and parsed.path and not parsed.netloc:
-        os.makedirs(parsed.path, exist_ok=True)
+    if parsed.scheme == "chdb":
+        if importlib.util.find_spec("chdb") is None:
+            # chDB is the `embedded` extra, which the production image does not install
+            raise RuntimeError(
+                "MRM_CLICKHOUSE_URL is a chdb:// URL but chDB is not installed: install "
+                "mrm-platform[embedded], or point MRM_CLICKHOUSE_URL at a ClickHouse server "
+                "(http://user:password@host:8123)"
+            )
+        if parsed.path and not parsed.netloc:
+            os.makedirs(parsed.path, exist_ok=True)
+    options: dict[str, Any] = {"settings": dict(CLUSTER_SETTINGS)} if cluster else {}
     if parsed.scheme in ("http", "https"):
         # query parameters in the request body, not the URL: a segment's member ids or a
         # scope's campaign ids can exceed a server's URL limit (http_max_uri_size)
-        client = clickhouse_connect.get_client(dsn=url, form_encode_query_params=True)
+        client = clickhouse_connect.get_client(dsn=url, form_encode_query_params=True, **options)
     else:
-        client = clickhouse_connect.get_client(dsn=url)
+        client = clickhouse_connect.get_client(dsn=url, **options)
     client.command(f"CREATE DATABASE IF NOT EXISTS {ident(database)}")
     client.database = database
     return client

@@ -2,7 +2,8 @@
 totals up to that moment (``modelling.Peer``), in one round trip for the measures.
 
 A peer's amounts are in its own currency; the caller converts them. A peer's partner is the
-partner of the budget line it draws from, where the line names one.
+partner of the budget line it draws from, where the line names one; its segment is the target
+segment of its latest state.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def _campaigns(
             spend=Decimal(kpis.get("spend") or 0),
             results={k: Decimal(v) for k, v in results.items() if v is not None},
             partner=partner_of.get(d["campaign_id"]),
+            segment=d.get("target_segment"),
         )
         found.append((peer, d))
     return found
@@ -86,7 +88,8 @@ def _partners(client: Client, campaign_ids: tuple[str, ...]) -> dict[str, str]:
 
 
 def campaign_query(client: Client, *, campaign_id: str) -> dict[str, Any] | None:
-    """A known campaign's channel, brand, budget, dates, currency and gross margin."""
+    """A known campaign's channel, brand, partner, target segment, budget, dates, currency and
+    gross margin."""
     rows = dims_rows(
         fetch(client, dims_branches(where="campaign_id = {id:String}", params={"id": campaign_id}))
     )

@@ -26,6 +26,8 @@ Tables:
 * ``campaign_models`` — each campaign's model at its approval, one row per figure, as
   measurement published it in ``campaign.modelled`` (migration 15, see ``modelled``);
 * ``campaigns.sales_unit_id`` — the sales unit a campaign plans against (migration 14);
+* ``campaigns.target_segment`` — the customer segment a campaign aims at ('' = none; migration
+  13, see ``target_segments``);
 * ``lead_funnel`` — pre-aggregate of ``lead_events`` (materialized view): highest stage, lost,
   first and last event per (campaign, lead); see migration 3 for why only the funnel has one.
 """
@@ -45,6 +47,7 @@ from services.measurement.warehouse import (
 )
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
+from services.measurement.warehouse.cluster_migrate import migrate_cluster
 
 _RAW_META = """
     source LowCardinality(String),
@@ -244,6 +247,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (11, "customer profiles", customers.MIGRATION),
     (12, "segment definitions and customer profile history", segment_defs.MIGRATION),
     (
+        13,
+        "target segment of campaigns",
+        # Optional in the campaign events: no target (and every row written before this
+        # migration) reads ''.
+        (
+            "ALTER TABLE {db}.campaigns ADD COLUMN IF NOT EXISTS target_segment "
+            "LowCardinality(String) DEFAULT ''",
+        ),
+    ),
+    (
         14,
         "campaigns' sales units",
         # The unit a campaign plans its sales uplift against: its open leads forecast that
@@ -255,9 +268,15 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 """(version, name, DDL statements) in order; each statement is idempotent on its own."""
 
 
-def migrate(client: Client, *, database: str = DEFAULT_DATABASE) -> list[int]:
-    """Apply the migrations not yet recorded in ``schema_migrations``; return their versions."""
+def migrate(client: Client, *, database: str = DEFAULT_DATABASE, cluster: str = "") -> list[int]:
+    """Apply the migrations not yet recorded in ``schema_migrations``; return their versions.
+
+    With ``cluster`` (``MRM_CLICKHOUSE_CLUSTER``) the same migrations are rendered for that
+    cluster (replicated local tables, Distributed tables under the original names, DDL ``ON
+    CLUSTER``) and applied once under a claim, see ``cluster_migrate``."""
     db = ident(database)
+    if cluster:
+        return migrate_cluster(client, MIGRATIONS, db=db, cluster=cluster)
     client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
     client.command(
         f"""CREATE TABLE IF NOT EXISTS {db}.schema_migrations (

@@ -76,7 +76,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "budget",
         "plan_approvals": "plan_id approved_by approved_at event_id",
         "campaigns": "campaign_id plan_id name channel brand owner budget currency start_date "
-        "end_date gross_margin status version updated_at event_id line_id sales_unit_id",
+        "end_date gross_margin status version updated_at event_id line_id sales_unit_id "
+        "target_segment",
         "campaign_status": "campaign_id plan_id status version updated_at event_id",
         "campaign_budgets": "campaign_id plan_id budget currency updated_at event_id",
         "kpi_targets": "target_id campaign_id kpi target direction weight tolerance updated_at "
@@ -147,8 +148,9 @@ def _campaign(e: StoredEvent, d: CampaignState) -> list[Row]:
     margin = d.gross_margin.quantize(_WEIGHT_PLACES)
     state = (d.campaign_id, d.plan_id, d.name, d.channel, d.brand, d.owner, d.budget)
     dates = (d.currency, d.start_date, d.end_date, margin, d.status, d.version)
+    optional = (d.line_id or "", d.sales_unit_id or "", d.target_segment or "")
     return [
-        ("campaigns", (*state, *dates, at, eid, d.line_id or "", d.sales_unit_id or "")),
+        ("campaigns", (*state, *dates, at, eid, *optional)),
         ("campaign_status", (d.campaign_id, d.plan_id, d.status, d.version, at, eid)),
         ("campaign_budgets", (d.campaign_id, d.plan_id, d.budget, d.currency, at, eid)),
     ]

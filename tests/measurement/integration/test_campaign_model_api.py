@@ -164,7 +164,8 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
     for bad, field in (
         ({"end_date": "2015-05-01"}, "end_date"),
         ({"budget": "0"}, "budget"),
-        ({"segment": "smb"}, "segment"),
+        ({"audience": "smb"}, "audience"),
+        ({"segment": ""}, "segment"),
     ):
         refused = measurement.post(
             "/api/v1/models/campaign",
@@ -207,6 +208,77 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
     }
     refused = measurement.post("/api/v1/models/plan-scenario", json=short)
     assert refused.status_code == 422 and refused.json()["detail"][0]["field"] == "total_budget"
+
+
+def test_peers_that_targeted_the_same_segment_weigh_more(
+    measurement: httpx.Client, kafka_bootstrap: str
+) -> None:
+    """Two peers of the brand and two of another (fewer than three of the brand: the match
+    widens to the channel, where another brand weighs 0.6 and the same segment adds 0.1)."""
+    uid = uuid.uuid4().hex[:8]
+    channel = f"segment-{uid}"
+    modelled = f"aimed-{uid}"
+    shape = {  # peer → brand, target segment, spend, leads
+        f"p0-{uid}": ("Acme", "rfm:champions", 1000, 20),
+        f"p1-{uid}": ("Acme", None, 2000, 35),
+        f"p2-{uid}": ("Other", "rfm:champions", 4000, 90),  # above the others' curve
+        f"p3-{uid}": ("Other", "lapsed", 8000, 80),
+    }
+    with EventPublisher(kafka_bootstrap, source="test") as events:
+        for peer, (brand, segment, spend, leads) in shape.items():
+            planned = campaign(peer, channel, start=dt.date(2015, 1, 5), budget="9000")
+            events.publish(planned.model_copy(update={"brand": brand, "target_segment": segment}))
+            events.publish(
+                SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
+                occurred_at=BEFORE,
+            )
+            for lead in range(leads):
+                events.publish(
+                    LeadStageChanged(
+                        lead_id=f"{peer}-l{lead}", campaign_id=peer, channel=channel, stage="lead"
+                    ),
+                    occurred_at=BEFORE,
+                )
+        aimed = campaign(modelled, channel, start=dt.date(2015, 6, 1), budget="3000")
+        events.publish(aimed.model_copy(update={"target_segment": "rfm:champions"}))
+
+    deadline, body = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:
+        response = measurement.get(f"/api/v1/campaigns/{modelled}/model")
+        body = response.json() if response.status_code == 200 else {}
+        if sum(D(p["spend"]) for p in body.get("peers", [])) == D(15000):
+            break
+        time.sleep(0.3)
+    # the campaign's own target segment is the model's
+    assert body["match"] == "channel"
+    assert {p["campaign_id"]: (p["similarity"], p["matches"]) for p in body["peers"]} == {
+        f"p0-{uid}": ("1", ["channel", "brand", "segment"]),
+        f"p1-{uid}": ("1", ["channel", "brand"]),
+        f"p2-{uid}": ("0.7", ["channel", "segment"]),
+        f"p3-{uid}": ("0.6", ["channel"]),
+    }
+    assert {p["campaign_id"]: p["segment"] for p in body["peers"]}[f"p3-{uid}"] == "lapsed"
+
+    ask = {
+        "channel": channel,
+        "brand": "Acme",
+        "budget": "3000.00",
+        "start_date": "2015-06-01",
+        "end_date": "2015-07-31",
+    }
+    plain = measurement.post("/api/v1/models/campaign", json=ask).json()
+    assert {p["campaign_id"]: p["similarity"] for p in plain["peers"]}[f"p2-{uid}"] == "0.6"
+    assert all("segment" not in p["matches"] for p in plain["peers"])
+    aimed_answer = measurement.post(
+        "/api/v1/models/campaign", json={**ask, "segment": "rfm:champions"}
+    ).json()
+    assert aimed_answer["peers"] == body["peers"] and aimed_answer["figures"] == body["figures"]
+    # the peer above the curve weighs more with the segment: the expectation rises
+    assert int(aimed_answer["figures"]["leads"]["p50"]) > int(plain["figures"]["leads"]["p50"])
+    elsewhere = measurement.post(
+        "/api/v1/models/campaign", json={**ask, "segment": "rfm:new"}
+    ).json()
+    assert elsewhere["notes"][-1] == "no peer targeted segment 'rfm:new'"
 
 
 def test_an_approved_campaign_is_modelled_once_for_planning(

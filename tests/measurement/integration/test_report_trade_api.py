@@ -1,7 +1,7 @@
 """The plan report's brand, partner and segment sections on the real service (chDB): events
 written to the warehouse, the HTML report fetched, its rows checked against figures by hand.
 
-The sections read every sale of the report's days, so the events live in 2092, which no other
+The sections read every sale of the report's days, so the events live in 2084, which no other
 test writes; ids and brand names carry a fresh ``uid``.
 """
 
@@ -26,7 +26,7 @@ from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, PlanCreated
 
 pytestmark = pytest.mark.integration
-Y = 2092
+Y = 2084
 TOKEN = "t-report-trade-viewer"
 
 
@@ -76,6 +76,7 @@ class Scenario(EventScenario):
                 start_date=dt.date(Y, 3, 1),
                 end_date=dt.date(Y, 4, 30),
                 gross_margin=D(margin),
+                target_segment="rfm:champions" if key == "R1" else None,
             )
             self.add(key, campaign, at(1, 2))
         for name, key, amount, when in (
@@ -196,6 +197,16 @@ def test_the_plans_period_by_brand_partner_and_segment(
     # P1: u1 + u4 sell-out, u5 of no kind; P2: u2 + u3 sell-in
     assert cells(partners, p1) == [p1, "0", "0.00", "2", "1,300.00", "1,400.00", "0.00", "70.00 %"]
     assert cells(partners, p2) == [p2, "2", "600.00", "0", "0.00", "600.00", "40.00", "30.00 %"]
+    targets = section(page, "target-segments")
+    # R1 in March: spend 100, sales u1 + u5 = 1100 at margin 0.5, new customer K1 (u1 is
+    # K1's first sale; K2's first is u2, of no campaign): CAC 100, ROMI (550 − 100) / 100
+    assert cells(targets, "rfm:champions") == [
+        "rfm:champions", "1", "100.00", "0", "1", "1,100.00", "—", "100.00", "450.00 %", "—",
+    ]  # fmt: skip
+    # R2: spend 50, u3 400 at margin 1, new customer K3: CAC 50, ROMI (400 − 50) / 50
+    assert cells(targets, "(no target)") == [
+        "(no target)", "1", "50.00", "0", "1", "400.00", "—", "50.00", "700.00 %", "—",
+    ]  # fmt: skip
     segments = section(page, "segments")
     # March buyers: K1 (last 3-20, 2 orders, 1300), K2 (3-25, 2, 300), K3 (3-09, 1, 400):
     # R K3 1, K1 2, K2 4; F K3 1, K1 = K2 2; M K2 1, K3 2, K1 4

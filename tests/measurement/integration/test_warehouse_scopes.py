@@ -669,7 +669,7 @@ def test_routes(measurement: httpx.Client, scenario: Scenario) -> None:
         "query",
         "id",
     ]
-    assert error("/api/v1/kpis/series", {**march, "scope": "brand"}, 422)[0]["loc"] == [
+    assert error("/api/v1/kpis/series", {**march, "scope": "galaxy"}, 422)[0]["loc"] == [
         "query",
         "scope",
     ]

@@ -109,6 +109,50 @@ def test_peers_widen_from_channel_and_brand_to_channel_to_all_and_say_so() -> No
     ]
 
 
+def test_peers_of_the_same_segment_or_partner_weigh_more_and_say_so() -> None:
+    def with_(base: Peer, **kw: object) -> Peer:
+        return replace(base, **kw)  # type: ignore[arg-type]
+
+    peers = [
+        with_(peer("s0", 1000, leads=10), segment="rfm:champions"),
+        with_(peer("c0", 1000, brand="Other", leads=10), segment="rfm:champions"),
+        with_(peer("c1", 1000, brand="Other", leads=10), segment="lapsed"),
+        with_(peer("o", 1000, channel="social", leads=10), segment="rfm:champions", partner="P"),
+        peer("n", 1000, channel="social", leads=10),
+    ]
+    query = Query(channel="search", brand="Acme", segment="rfm:champions", partner="P", budget=D(1))
+    chosen, match = choose_peers(peers, query, min_peers=5)
+    assert match == "all"
+    assert {p.campaign_id: (p.similarity, p.matches) for p in chosen} == {
+        "s0": (D(1), ("channel", "brand", "segment")),  # capped at 1
+        "c0": (D("0.7"), ("channel", "segment")),  # 0.6 + 0.1
+        "c1": (D("0.6"), ("channel",)),
+        "o": (D("0.5"), ("brand", "partner", "segment")),  # 0.3 + 0.1 + 0.1
+        "n": (D("0.3"), ("brand",)),  # another channel, the same brand
+    }
+    unsegmented = replace(query, segment=None, partner=None)
+    chosen, _ = choose_peers(peers, unsegmented, min_peers=5)
+    assert {p.campaign_id: p.similarity for p in chosen}["c0"] == D("0.6")
+    assert {p.campaign_id: p.matches for p in chosen}["s0"] == ("channel", "brand")
+
+
+def test_the_segment_weight_moves_the_expectation_toward_its_peers() -> None:
+    # two peers at one spend: b = 1,000 and P50 at 1,000 is their similarity-weighted mean
+    peers = [
+        replace(peer("hit", 1000, brand="Other", leads=30), segment="rfm:champions"),
+        replace(peer("miss", 1000, brand="Other", leads=10), segment="lapsed"),
+    ]
+    plain = Query(channel="search", brand="Acme", budget=D(1000))
+    assert model_campaign(plain, peers, min_peers=2).figures["leads"].p50 == D(20)  # 40 / 2
+    aimed = replace(plain, segment="rfm:champions")
+    model = model_campaign(aimed, peers, min_peers=2)
+    assert model.figures["leads"].p50 == D(21)  # (0.7 · 30 + 0.6 · 10) / 1.3 = 20.77
+    assert "no peer targeted" not in " ".join(model.notes)
+    elsewhere = model_campaign(replace(plain, segment="rfm:new"), peers, min_peers=2)
+    assert elsewhere.notes[-1] == "no peer targeted segment 'rfm:new'"
+    assert elsewhere.figures["leads"].p50 == D(20)
+
+
 def test_the_spread_comes_from_how_far_peers_strayed_from_the_curve() -> None:
     assert weighted_quantile([1.0, 2.0, 3.0, 4.0], [1, 1, 1, 1], 0.5) == 2.5
     assert weighted_quantile([1.0, 2.0], [3, 1], 0.1) == 1.0

@@ -141,3 +141,56 @@ def test_names_are_escaped_and_render_html_places_the_sections() -> None:
         daily_spend=[],
         generated_at=dt.datetime(2027, 4, 1, tzinfo=dt.UTC),
     )
+
+
+def _target_group(
+    segment: str | None, campaigns: int, **figures: str | int | None
+) -> dict[str, Any]:
+    return {
+        "target_segment": segment,
+        "campaigns": [{"campaign_id": f"c{i}"} for i in range(campaigns)],
+        **{k: (D(v) if isinstance(v, str) else v) for k, v in figures.items()},
+    }
+
+
+def test_target_segment_section_compares_the_plans_segments() -> None:
+    effectiveness = {
+        "currency": "USD",
+        "segments": [
+            _target_group(
+                "rfm:champions",
+                2,
+                spend="1200.00",
+                leads=40,
+                new_customers=4,
+                revenue="3000.00",
+                cpl="30.00",
+                cac="300.00",
+                romi="0.5",
+                lead_to_customer="0.1",
+            ),
+            _target_group(
+                None,
+                1,
+                spend="0.00",
+                leads=0,
+                new_customers=0,
+                revenue="0.00",
+                cpl=None,
+                cac=None,
+                romi=None,
+                lead_to_customer=None,
+            ),
+        ],
+    }
+    page = report_trade.target_segment_section(effectiveness=effectiveness, days=DAYS)
+    assert 'id="target-segments"' in page and "Spend (USD)" in page
+    assert cells(page, "rfm:champions") == [
+        "rfm:champions", "2", "1,200.00", "40", "4", "3,000.00", "30.00", "300.00",
+        "50.00 %", "10.00 %",
+    ]  # fmt: skip
+    assert cells(page, "(no target)") == [
+        "(no target)", "1", "0.00", "0", "0", "0.00", "—", "—", "—", "—",
+    ]  # fmt: skip
+    empty = report_trade.target_segment_section(effectiveness=None, days=DAYS)
+    assert "No campaigns in these days." in empty and "<table>" not in empty
