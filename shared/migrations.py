@@ -79,7 +79,11 @@ class MigrationSet:
 
 
 def run_env() -> None:
-    """The body of every service's ``env.py``: run the revisions on the given connection."""
+    """The body of every service's ``env.py``: run the revisions on the given connection.
+    Imported rather than run by Alembic (a walk over the packages imports every module), the
+    file does nothing."""
+    if not isinstance(getattr(context, "config", None), Config):
+        return
     migration_set: MigrationSet = context.config.attributes["migration_set"]
     connection: Connection = context.config.attributes["connection"]
     context.configure(

@@ -294,6 +294,7 @@ def upgrade() -> None:
         sa.Column("created_at", shared.sql.UtcDateTime(timezone=True), nullable=False),
         sa.Column("sales_unit_id", sa.String(length=64), nullable=True),
         sa.Column("planned_uplift", sa.Numeric(precision=18, scale=2), nullable=True),
+        sa.Column("target_segment", sa.String(length=128), nullable=True),
         sa.Column("updated_at", shared.sql.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["plan_id"],
