@@ -1,6 +1,7 @@
 """The ``mrm`` command: ``up`` runs the platform, ``demo`` plays the other systems,
 ``publish`` sends one event as another internal system would, ``report`` fetches a plan report,
-``dlq`` lists, shows and replays dead letters."""
+``dlq`` lists, shows and replays dead letters, ``migrate`` brings the SQL databases to the
+current schema."""
 
 from __future__ import annotations
 
@@ -44,6 +45,28 @@ def _up(args: argparse.Namespace) -> int:
             print("The platform keeps running; Ctrl-C stops it.")
 
     return run_until_signal(platform, after_start=after_start)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mrm.migrate import SQL_SERVICES, migrate_services
+
+    services = SQL_SERVICES if args.service == "all" else (args.service,)
+    if args.revision:
+        if args.service == "all":
+            print("service: name the service the new revision is for", file=sys.stderr)
+            return 2
+        from mrm.migrate import write_revision
+
+        print(f"written: {write_revision(args.service, message=args.revision)}")
+        return 0
+    try:
+        migrate_services(services)
+    except SQLAlchemyError as exc:
+        print(f"migration failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -141,6 +164,24 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--days", type=int, default=30, help="simulated days of the demo")
     up.add_argument("--pause", type=float, default=1.0, help="seconds between demo days")
     up.set_defaults(func=_up)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the SQL databases to the current schema (run before the services start)",
+    )
+    migrate.add_argument(
+        "service",
+        nargs="?",
+        default="all",
+        choices=["planning", "execution", "notifier", "all"],
+        help="whose database (default: all three)",
+    )
+    migrate.add_argument(
+        "--revision",
+        metavar="MESSAGE",
+        help="development: write the service's next revision from its models instead",
+    )
+    migrate.set_defaults(func=_migrate)
 
     demo = commands.add_parser("demo", help="play the other internal systems against `mrm up`")
     demo.add_argument("--days", type=int, default=30, help="simulated days")

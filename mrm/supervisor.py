@@ -27,6 +27,7 @@ from types import FrameType
 import httpx
 
 from mrm.mailbox import DevMailbox
+from mrm.migrate import SQL_SERVICES, migrate_services
 from mrm.runtime import SERVICES, Runtime, dev_tokens
 from shared.embedded import EmbeddedBroker, die_with_parent
 from shared.kafka import ensure_topics
@@ -100,7 +101,8 @@ class Platform:
         self._stopping = False
 
     def start(self, *, ready_timeout_s: float = 120.0) -> Runtime:
-        """Start the broker (if embedded), create topics, start services, wait until ready."""
+        """Start the broker (if embedded), create topics, migrate the SQL databases, start
+        services, wait until ready."""
         self.logs.mkdir(parents=True, exist_ok=True)
         bootstrap = self.settings.kafka_bootstrap
         if not bootstrap:
@@ -114,6 +116,8 @@ class Platform:
                 f"development mailbox (SMTP) on 127.0.0.1:{self.mailbox.port}: "
                 f"e-mails land in {self.mailbox.folder}"
             )
+        # the services refuse a database that is not at head: migrate before they start
+        migrate_services(SQL_SERVICES, data_dir=self.data_dir, echo=self.echo)
         tokens = {t: g.model_dump() for t, g in self.settings.tokens.items()} or dev_tokens()
         urls = {}
         for name, default_port in SERVICES.items():

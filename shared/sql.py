@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import zlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,6 +27,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     insert,
     inspect,
@@ -35,7 +35,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection, Dialect, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.types import TypeDecorator
 
@@ -87,8 +87,21 @@ class Cents(TypeDecorator[Decimal]):
         return None if value is None else Decimal(int(value)).scaleb(-2)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get their directory, WAL and foreign keys."""
+@dataclass(frozen=True)
+class PoolOptions:
+    """Connection pool of a server database (PostgreSQL): connections kept open, extra ones
+    allowed under load, age after which a connection is replaced (proxies and servers close
+    idle ones) and how long a caller waits for a free connection."""
+
+    size: int = 5
+    max_overflow: int = 10
+    recycle_s: float = 1800.0
+    timeout_s: float = 30.0
+
+
+def make_engine(url: str, *, pool: PoolOptions | None = None) -> Engine:
+    """An engine for ``url``; SQLite files get their directory, WAL and foreign keys, server
+    databases the ``pool`` settings."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         # psycopg 3 is the driver we ship; plain postgresql:// URLs would ask for psycopg2.
@@ -107,47 +120,56 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    pool = pool or PoolOptions()
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_recycle=int(pool.recycle_s),
+        pool_timeout=pool.timeout_s,
+    )
 
 
-def create_tables(
-    engine: Engine,
+def prune_messaging(engine: Engine, tables: MessagingTables, *, older_than: dt.datetime) -> int:
+    """Delete outbox rows published before ``older_than`` and inbox rows processed before it;
+    returns how many rows went. Unpublished outbox rows are never deleted, and an event
+    redelivered within the retention still finds its inbox row. A DELETE by age is idempotent,
+    so every replica may run it."""
+    with engine.begin() as connection:
+        outbox = connection.execute(
+            delete(tables.outbox).where(
+                tables.outbox.c.published_at.is_not(None),
+                tables.outbox.c.published_at < older_than,
+            )
+        ).rowcount
+        inbox = connection.execute(
+            delete(tables.inbox).where(tables.inbox.c.processed_at < older_than)
+        ).rowcount
+    return int(outbox or 0) + int(inbox or 0)
+
+
+def create_missing_tables(
+    connection: Connection,
     metadata: MetaData,
     *,
     then: Callable[[Connection, frozenset[str]], None] | None = None,
 ) -> None:
-    """Create the tables of ``metadata`` that do not exist yet, safely from several replicas
-    starting at once: on PostgreSQL under a transaction-level advisory lock (two concurrent
-    ``CREATE TABLE`` of one name make one fail), elsewhere by trying again once the other
-    replica's tables exist (SQLite serialises the writers of one file). ``then`` runs in the
-    same transaction with the names of the tables this call created (e.g. to fill a new one)."""
-
-    def create(connection: Connection) -> None:
-        existing = set(inspect(connection).get_table_names())
-        metadata.create_all(connection)
-        _add_new_columns(connection, metadata, tables=existing)
-        if then is not None:
-            then(connection, frozenset(set(metadata.tables) - existing))
-
-    if engine.dialect.name == "postgresql":
-        key = zlib.crc32(",".join(sorted(metadata.tables)).encode())
-        with engine.begin() as connection:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-            create(connection)
-        return
-    for attempt in range(3):
-        try:
-            with engine.begin() as connection:
-                create(connection)
-            return
-        except (OperationalError, IntegrityError):
-            if attempt == 2:
-                raise
+    """Bring a database made by ``create_all`` (releases before migrations) to today's tables
+    in the caller's transaction: the tables of ``metadata`` that do not exist are created and
+    the nullable columns added since are added. ``then`` runs next with the names of the tables
+    this call created (e.g. to fill a new one). Used only to adopt such a database
+    (``shared.migrations``); schemas are otherwise made by migrations."""
+    existing = set(inspect(connection).get_table_names())
+    metadata.create_all(connection)
+    _add_new_columns(connection, metadata, tables=existing)
+    if then is not None:
+        then(connection, frozenset(set(metadata.tables) - existing))
 
 
 def _add_new_columns(connection: Connection, metadata: MetaData, *, tables: set[str]) -> None:
     # a table created by an earlier release lacks the columns added since; they are nullable,
-    # so adding them keeps every row valid (schema migrations proper come with Alembic)
+    # so adding them keeps every row valid (later changes are Alembic revisions)
     inspector = inspect(connection)
     for name in sorted(tables & set(metadata.tables)):
         present = {column["name"] for column in inspector.get_columns(name)}

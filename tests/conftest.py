@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 os.environ.setdefault("MRM_KAFKA_IDEMPOTENCE", "false")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _migrate_on_start() -> Iterator[None]:
+    """Services started by tests migrate their fresh databases at start (production runs
+    ``mrm migrate`` first and a service refuses a database that is not at head; the tests of
+    that refusal turn this off by name)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MRM_DATABASE_MIGRATE_ON_START", "true")
+        yield
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """A real Kafka-protocol broker (Tansu) on a free loopback port, with all platform topics."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +11,7 @@ from fastapi import FastAPI
 
 from services.execution import api, store
 from services.execution.handlers import ExecutionHandlers
+from services.execution.migrations import migration_set
 from services.execution.scheduler import Scheduler
 from services.execution.settings import ExecutionSettings
 from shared import topics
@@ -23,7 +23,8 @@ from shared.metrics import ServiceMetrics
 from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running, supervise
-from shared.sql import database_answers, make_engine
+from shared.sql import database_answers
+from shared.sql_service import MessagingPruner, open_store
 from shared.watch import BrokerWatch
 
 SERVICE = "execution"
@@ -37,9 +38,8 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = await open_store(settings, migration_set())
         try:
-            await asyncio.to_thread(store.create_schema, engine=engine)
             broker = make_broker(
                 settings.bootstrap, client_id=f"mrm-{SERVICE}", kafka=settings.kafka_options()
             )
@@ -88,8 +88,11 @@ def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> Fa
                 scheduler.tick,
                 every_s=settings.scheduler_interval_s,
             )
+            prune = MessagingPruner(engine, store.MESSAGING, settings).run
             async with broker_running(
-                broker, background=[relay.run, scheduling, watch.run], drain=[relay.relay_once]
+                broker,
+                background=[relay.run, scheduling, watch.run, prune],
+                drain=[relay.relay_once],
             ):
                 yield
         finally:

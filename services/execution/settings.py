@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import CommonSettings
+from shared.sql_service import SqlStoreSettings
 
 
-class ExecutionSettings(CommonSettings):
+class ExecutionSettings(SqlStoreSettings):
     """Common settings plus the execution service's port, database and scheduler knobs."""
 
     model_config = SettingsConfigDict(validate_by_name=True)

@@ -34,12 +34,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.execution.domain import CLOSED_STAGE_STATUSES, Crossing, Outgoing
 from shared.events import new_envelope
+from shared.migrations import migrate
 from shared.sql import (
     Cents,
     UtcDateTime,
     add_to_outbox,
     claim_event,
-    create_tables,
+    create_missing_tables,
     define_messaging_tables,
     utcnow,
 )
@@ -169,9 +170,18 @@ class Stage(Base):
 
 
 def create_schema(*, engine: Engine) -> None:
-    """Create the service's tables that do not exist yet; spend totals are filled from the
-    spend recorded before they existed (in the transaction that creates their table)."""
-    create_tables(engine, Base.metadata, then=_fill_spend_totals)
+    """Migrate the service's database to the head revision (``mrm migrate execution``; tests
+    and ``mrm up`` call it before the service starts)."""
+    from services.execution.migrations import migration_set
+
+    migrate(engine, migration_set())
+
+
+def adopt_legacy_schema(connection: Connection) -> None:
+    """Bring a database made before migrations to the baseline revision, as the service's
+    start did then: missing tables and nullable columns added, and spend totals filled from
+    the spend recorded before their table existed."""
+    create_missing_tables(connection, Base.metadata, then=_fill_spend_totals)
 
 
 def _fill_spend_totals(connection: Connection, created: frozenset[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +14,7 @@ from services.notifier import api, domain, store
 from services.notifier.delivery import DeliveryWorker
 from services.notifier.handlers import NotifierHandlers
 from services.notifier.metrics import NotifierMetrics
+from services.notifier.migrations import migration_set
 from services.notifier.senders import HttpWebhookSender, Senders, SmtpEmailSender
 from services.notifier.settings import NotifierSettings
 from shared.consumer import EventConsumer
@@ -23,7 +23,8 @@ from shared.kafka import make_broker, prepare_kafka
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running, supervise
-from shared.sql import database_answers, make_engine
+from shared.sql import database_answers
+from shared.sql_service import MessagingPruner, open_store
 from shared.watch import BrokerWatch
 
 PARKED_SWEEP_S = 30.0
@@ -36,8 +37,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        await asyncio.to_thread(store.create_schema, engine)
+        engine = await open_store(settings, migration_set())
         broker = make_broker(
             settings.bootstrap, client_id="mrm-notifier", kafka=settings.kafka_options()
         )
@@ -120,7 +120,13 @@ def create_app(settings: NotifierSettings) -> FastAPI:
             try:
                 async with broker_running(
                     broker,
-                    background=[relay.run, worker.run, sweep_parked, watch.run],
+                    background=[
+                        relay.run,
+                        worker.run,
+                        sweep_parked,
+                        watch.run,
+                        MessagingPruner(engine, store.MESSAGING, settings).run,
+                    ],
                     drain=[relay.relay_once],
                 ):
                     yield

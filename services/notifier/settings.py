@@ -6,10 +6,10 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import SettingsConfigDict
 
 from services.notifier.senders import webhook_key
-from shared.settings import CommonSettings
+from shared.sql_service import SqlStoreSettings
 
 
-class NotifierSettings(CommonSettings):
+class NotifierSettings(SqlStoreSettings):
     """Settings of the notifier service (``MRM_*`` environment variables)."""
 
     model_config = SettingsConfigDict(populate_by_name=True)

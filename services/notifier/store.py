@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
+    Connection,
     Engine,
     Index,
     Integer,
@@ -32,11 +33,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from services.notifier import domain
 from shared.events import Envelope, EventData, new_envelope
+from shared.migrations import migrate
 from shared.sql import (
     UtcDateTime,
     add_to_outbox,
     claim_event,
-    create_tables,
+    create_missing_tables,
     define_messaging_tables,
 )
 
@@ -189,8 +191,17 @@ class ParkedCauseRow(Base):
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the notifier's tables that do not exist yet."""
-    create_tables(engine, Base.metadata)
+    """Migrate the notifier's database to the head revision (``mrm migrate notifier``; tests
+    and ``mrm up`` call it before the service starts)."""
+    from services.notifier.migrations import migration_set
+
+    migrate(engine, migration_set())
+
+
+def adopt_legacy_schema(connection: Connection) -> None:
+    """Bring a database made before migrations to the baseline revision, as the notifier's
+    start did then: missing tables and nullable columns added."""
+    create_missing_tables(connection, Base.metadata)
 
 
 class UnitOfWork:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -19,6 +18,7 @@ from services.planning import (
     rule_api,
     sales_api,
 )
+from services.planning.migrations import migration_set
 from services.planning.settings import PlanningSettings
 from services.planning.store import MESSAGING, Store
 from shared import topics
@@ -29,7 +29,8 @@ from shared.metrics import ServiceMetrics
 from shared.money import FxRates
 from shared.outbox import OutboxRelay
 from shared.runtime import broker_running
-from shared.sql import database_answers, make_engine
+from shared.sql import database_answers
+from shared.sql_service import MessagingPruner, open_store
 from shared.watch import BrokerWatch
 
 SERVICE = "planning"
@@ -41,13 +42,12 @@ def create_app(settings: PlanningSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = await open_store(settings, migration_set())
         broker = make_broker(
             settings.bootstrap, client_id=f"mrm-{SERVICE}", kafka=settings.kafka_options()
         )
         relay = OutboxRelay(engine=engine, tables=MESSAGING, broker=broker, metrics=metrics)
         db = Store(engine, on_commit=relay.wake)
-        await asyncio.to_thread(db.create_schema)
         consumer = EventConsumer(
             broker=broker,
             group_id=settings.consumer_group,
@@ -79,7 +79,9 @@ def create_app(settings: PlanningSettings) -> FastAPI:
         app.state.settings = settings
         app.state.fx = fx
         async with broker_running(
-            broker, background=[relay.run, watch.run], drain=[relay.relay_once]
+            broker,
+            background=[relay.run, watch.run, MessagingPruner(engine, MESSAGING, settings).run],
+            drain=[relay.relay_once],
         ):
             app.state.readiness = readiness
             yield

@@ -29,7 +29,8 @@ class ReallocationRule(Base):
     action: Mapped[str] = mapped_column(String(16))
     target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     share: Mapped[Decimal] = mapped_column(Numeric(7, 6))
-    # added after the first rules: nullable, so an existing table gains them (create_tables)
+    # added after the first rules: nullable, so an existing table gains them (adoption of a
+    # database made before migrations, shared.migrations)
     hysteresis: Mapped[Decimal | None] = mapped_column(Numeric(28, 10), nullable=True)
     recipient_threshold: Mapped[Decimal | None] = mapped_column(Numeric(28, 10), nullable=True)
     min_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2), nullable=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, model_validator
 
 from shared.settings import ReallocationSettings
+from shared.sql_service import SqlStoreSettings
 
 
-class PlanningSettings(ReallocationSettings):
+class PlanningSettings(ReallocationSettings, SqlStoreSettings):
     """Port: ``MRM_PLANNING_PORT`` or ``MRM_PORT``; store: ``MRM_PLANNING_DATABASE_URL`` or
     ``MRM_DATABASE_URL`` (default: a SQLite file in the data directory); the default
     reallocation rule of a new plan reads measurement's rule settings

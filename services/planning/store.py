@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy import (
+    Connection,
     Date,
     Engine,
     ForeignKey,
@@ -30,11 +31,12 @@ from services.planning.domain import CampaignFacts, PlanFacts
 from shared.auth import Principal
 from shared.events import EventData, new_envelope
 from shared.events.planning import KpiTargetSet, StageScheduled
+from shared.migrations import migrate
 from shared.sql import (
     UtcDateTime,
     add_to_outbox,
     claim_event,
-    create_tables,
+    create_missing_tables,
     define_messaging_tables,
     utcnow,
 )
@@ -205,6 +207,24 @@ class ChangeRequest(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+def adopt_legacy_schema(connection: Connection) -> None:
+    """Bring a database made before migrations to the baseline revision, as planning's start
+    did then: missing tables and nullable columns added, older numeric columns widened."""
+    create_missing_tables(connection, Base.metadata)
+    if connection.dialect.name != "postgresql":
+        return
+    # columns created before they held what the event contract allows (Measure, Weight,
+    # Share) are widened, once; widening keeps every stored value
+    inspector = inspect(connection)
+    for table, column in _WIDENED:
+        wanted = Base.metadata.tables[table].c[column].type
+        found = next(c["type"] for c in inspector.get_columns(table) if c["name"] == column)
+        if (found.precision, found.scale) == (wanted.precision, wanted.scale):  # type: ignore[attr-defined]
+            continue
+        sql_type = wanted.compile(dialect=connection.dialect)
+        connection.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {sql_type}"))
+
+
 _WIDENED = (
     ("planning_campaigns", "gross_margin"),
     ("planning_kpi_targets", "target"),
@@ -284,34 +304,11 @@ class Store:
         self._on_commit = on_commit
 
     def create_schema(self) -> None:
-        """Create planning's tables if they do not exist; widen older numeric columns."""
-        # their tables join Base.metadata
-        from services.planning import (  # noqa: F401
-            budget_store,
-            discount_store,
-            forecast_store,
-            rule_store,
-            sales_store,
-        )
+        """Migrate planning's database to the head revision (``mrm migrate planning``; tests
+        and ``mrm up`` call it before the service starts)."""
+        from services.planning.migrations import migration_set
 
-        create_tables(self.engine, Base.metadata)
-        if self.engine.dialect.name == "postgresql":
-            self._widen_numeric_columns()
-
-    def _widen_numeric_columns(self) -> None:
-        # columns created before they held what the event contract allows (Measure, Weight,
-        # Share) are widened, once; widening keeps every stored value
-        inspector = inspect(self.engine)
-        with self.engine.begin() as connection:
-            for table, column in _WIDENED:
-                wanted = Base.metadata.tables[table].c[column].type
-                found = next(c["type"] for c in inspector.get_columns(table) if c["name"] == column)
-                if (found.precision, found.scale) == (wanted.precision, wanted.scale):  # type: ignore[attr-defined]
-                    continue
-                sql_type = wanted.compile(dialect=self.engine.dialect)
-                connection.execute(
-                    text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {sql_type}")
-                )
+        migrate(self.engine, migration_set())
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:

@@ -53,7 +53,7 @@ DEMO_CLI_VARIABLES = frozenset(
 )
 
 # One-shot jobs (compose profiles) exit when done, so a health check means nothing for them.
-ONE_SHOT_SERVICES = frozenset({"demo"})
+ONE_SHOT_SERVICES = frozenset({"demo", "migrate"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,12 +493,37 @@ def test_dependencies_wait_for_healthy_containers(services: dict[str, Any]) -> N
         depends_on = service.get("depends_on") or {}
         assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
         for target, condition in depends_on.items():
+            if target in ONE_SHOT_SERVICES:  # a job: waited for until it has succeeded
+                assert condition == {"condition": "service_completed_successfully"}, name
+                continue
             optional = condition.get("required", True) is False  # a node of a profile
             assert condition == {"condition": "service_healthy"} | (
                 {"required": False} if optional else {}
             ), f"{name} -> {target}"
             assert "healthcheck" in services[target], f"{name} -> {target}: no health check"
             assert not optional or services[target].get("profiles"), f"{name} -> {target}"
+
+
+def test_the_relational_services_start_once_their_databases_are_migrated(
+    services: dict[str, Any],
+) -> None:
+    """The migrate job runs `mrm migrate all` on each service's own database, after PostgreSQL
+    is healthy; each relational service waits for it to succeed (they refuse a schema that is
+    not at head)."""
+    job = services["migrate"]
+    assert job["command"] == ["mrm", "migrate", "all"]
+    assert job["restart"] == "no" and "profiles" not in job
+    assert resolve(job["image"]) == resolve(services["planning"]["image"])
+    assert job["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    env = environment(job)
+    for svc in RELATIONAL_SERVICES:
+        assert (
+            env[f"MRM_{svc.upper()}_DATABASE_URL"] == environment(services[svc])["MRM_DATABASE_URL"]
+        )
+        assert services[svc]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"
+        }
+    assert "migrate" not in (services["measurement"].get("depends_on") or {})
 
 
 def test_demo_profile_runs_the_cli_against_the_stack(services: dict[str, Any]) -> None:

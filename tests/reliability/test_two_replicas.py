@@ -69,7 +69,7 @@ from shared.leadership import Leadership, _Listener
 from shared.metrics import ServiceMetrics
 from shared.outbox import OutboxRelay
 from shared.publisher import EventPublisher
-from shared.sql import add_to_outbox, create_tables, define_messaging_tables, make_engine
+from shared.sql import add_to_outbox, define_messaging_tables, make_engine
 from shared.topics import EXECUTION, INGEST_TOPICS, KPI, NOTIFICATIONS, PLANNING, SPEND, TASKS
 
 pytestmark = pytest.mark.integration
@@ -739,7 +739,7 @@ def test_two_outbox_relays_publish_each_row_once_in_order(
     metadata = MetaData()
     tables = define_messaging_tables(metadata, prefix=f"relay_{unique_id}")
     engines = [make_engine(database_url) for _ in range(2)]
-    create_tables(engines[0], metadata)
+    metadata.create_all(engines[0])
     keys = [f"k{n}-{unique_id}" for n in range(5)]
 
     def queue(first: int, count: int) -> None:

@@ -262,7 +262,9 @@ def test_spend_totals_are_filled_from_spend_recorded_before_they_existed(tmp_pat
     try:
         rows = [("c-1", "USD", 1050), ("c-1", "USD", 1), ("c-1", "EUR", 700), ("c-2", "USD", 99)]
         with engine.begin() as connection:
+            # a database made before spend totals (and before migrations) existed
             connection.execute(text("DROP TABLE execution_spend_totals"))
+            connection.execute(text("DROP TABLE execution_alembic_version"))
             connection.execute(
                 insert(store.Spend),
                 [
@@ -277,8 +279,8 @@ def test_spend_totals_are_filled_from_spend_recorded_before_they_existed(tmp_pat
                     for campaign, currency, cents in rows
                 ],
             )
-        store.create_schema(engine=engine)
-        store.create_schema(engine=engine)  # a second start adds nothing
+        store.create_schema(engine=engine)  # adopted: brought to the baseline, stamped
+        store.create_schema(engine=engine)  # a second run adds nothing
         with store.unit_of_work(engine=engine) as session:
             filled = store.spend_totals(session=session, campaign_ids=["c-1", "c-2", "c-3"])
         assert filled == {

@@ -1,0 +1,5 @@
+"""Alembic's entry point for the execution service's revisions (see ``shared.migrations``)."""
+
+from shared.migrations import run_env
+
+run_env()
