@@ -16,8 +16,6 @@ from decimal import Decimal as D
 import httpx
 import pytest
 
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse.modelled import saved_models
 from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned
@@ -26,29 +24,16 @@ from shared.topics import KPI
 
 pytestmark = pytest.mark.integration
 TOKEN = "t-model-viewer"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BEFORE, AFTER = dt.datetime(2015, 3, 1, tzinfo=dt.UTC), dt.datetime(2015, 7, 1, tzinfo=dt.UTC)
 # four peers, spend → leads, concave: 1,000 → 20, 2,000 → 35, 4,000 → 55, 8,000 → 80
 PEERS = ((1000, 20), (2000, 35), (4000, 55), (8000, 80))
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="USD",
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-        model_interval_s=0.2,
-        # a group of its own: the previous test's replica, gone, is not waited for
-        monitor_group=f"mrm-measurement-monitor-{uuid.uuid4().hex[:8]}",
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(
+        bearer=TOKEN, currency="USD", model_interval_s=0.2, own_monitor_group=True
     )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=AUTH) as client,
-    ):
-        yield client
 
 
 def campaign(campaign_id: str, channel: str, *, start: dt.date, budget: str) -> CampaignPlanned:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal as D
 from fractions import Fraction as F
 from typing import Any
@@ -19,9 +18,7 @@ from clickhouse_connect.driver.client import Client
 from scenario_kit import EventScenario
 
 from services.measurement import pipeline, warehouse
-from services.measurement.app import create_app
 from services.measurement.pipeline import Amounts
-from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse.pipeline import pipeline_inputs
 from shared.events.ingest import LeadStageChanged, SaleCompleted
 from shared.events.planning import CampaignPlanned, PlanCreated
@@ -220,22 +217,8 @@ def test_unknown_scopes(warehouse_client: Client, scenario: Scenario) -> None:
 
 
 @pytest.fixture
-def measurement(  # type: ignore[no-untyped-def]
-    kafka_bootstrap, chdb_url, tmp_path, serve_app
-) -> Iterator[httpx.Client]:
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="EUR",
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=20, headers=headers) as client,
-    ):
-        yield client
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, timeout=20, currency="EUR")
 
 
 def test_route(measurement: httpx.Client, scenario: Scenario) -> None:

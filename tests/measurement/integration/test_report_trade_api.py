@@ -11,7 +11,6 @@ import datetime as dt
 import html
 import re
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal as D
 
 import httpx
@@ -20,8 +19,6 @@ from clickhouse_connect.driver.client import Client
 from scenario_kit import EventScenario
 
 from services.measurement import warehouse
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, PlanCreated
 
@@ -125,22 +122,8 @@ def scenario(warehouse_client: Client) -> Scenario:
 
 
 @pytest.fixture
-def measurement(  # type: ignore[no-untyped-def]
-    kafka_bootstrap, chdb_url, tmp_path, serve_app
-) -> Iterator[httpx.Client]:
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="USD",
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=headers) as client,
-    ):
-        yield client
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, currency="USD")
 
 
 def section(page: str, section_id: str) -> str:

@@ -38,8 +38,6 @@ from typing import Any
 import httpx
 import pytest
 
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.customers import CustomerProfileUpdated
 from shared.events.ingest import LeadStageChanged, SaleCompleted
 from shared.publisher import EventPublisher
@@ -54,23 +52,15 @@ def at(month: int, day: int, hour: int = 12) -> dt.datetime:
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(
+        bearer=MANAGER,
         tokens={
             VIEWER: {"subject": "vic", "role": "viewer"},
             MANAGER: {"subject": "max", "role": "manager"},
         },
-        monitor_group=f"mrm-measurement-monitor-{uuid.uuid4().hex[:8]}",
+        own_monitor_group=True,
     )
-    auth = {"Authorization": f"Bearer {MANAGER}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=auth) as client,
-    ):
-        yield client
 
 
 def publish(bootstrap: str, uid: str) -> None:

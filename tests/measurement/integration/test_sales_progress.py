@@ -18,9 +18,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from services.measurement import progress
-from services.measurement.app import create_app
 from services.measurement.sales_watch import SalesTargetWatch
-from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import StoredEvent, Warehouse, insert_events
 from shared.events import EventData, new_envelope
 from shared.events.ingest import SaleCompleted
@@ -32,7 +30,6 @@ from shared.publisher import EventPublisher
 pytestmark = pytest.mark.integration
 
 TOKEN = "t-progress-viewer"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _tree(uid: str) -> list[SalesUnitSet]:
@@ -99,21 +96,9 @@ def _sales(uid: str) -> list[SaleCompleted]:
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
     """The measurement service on the session's broker and chDB engine, with a viewer token."""
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="EUR",
-        fx_rates={"USD": D("0.5")},
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=AUTH) as client,
-    ):
-        yield client
+    return measurement_api(bearer=TOKEN, currency="EUR", fx_rates={"USD": D("0.5")})
 
 
 def _nodes(units: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -18,8 +18,6 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.customers import CustomerProfileUpdated
 from shared.events.ingest import SaleCompleted
 from shared.kafka import ERROR_HEADER
@@ -28,7 +26,6 @@ from shared.topics import CUSTOMERS, SALES, dlq
 
 pytestmark = pytest.mark.integration
 TOKEN = "t-segments-viewer"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUERY = "as_of=2098-12-31&days=365"
 
 
@@ -53,19 +50,8 @@ SALES_OF = {
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-        monitor_group=f"mrm-measurement-monitor-{uuid.uuid4().hex[:8]}",
-    )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=10, headers=AUTH) as client,
-    ):
-        yield client
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, timeout=10, own_monitor_group=True)
 
 
 def wait_for(client: httpx.Client, path: str, predicate, timeout_s: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
