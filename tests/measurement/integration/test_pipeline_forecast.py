@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, every_event
 
-from services.measurement import pipeline, warehouse
+from services.measurement import pipeline
 from services.measurement.pipeline import Amounts
 from services.measurement.warehouse.pipeline import pipeline_inputs
 from shared.events.ingest import LeadStageChanged, SaleCompleted
@@ -117,8 +117,7 @@ def build(uid: str) -> Scenario:
 @pytest.fixture(scope="module")
 def scenario(warehouse_client: Client) -> Scenario:
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(warehouse_client, events=s.events)  # redelivered: counts once
+    s.insert(warehouse_client, redelivered=every_event)  # redelivered: counts once
     return s
 
 

@@ -16,9 +16,8 @@ from decimal import Decimal as D
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, on_topics
 
-from services.measurement import warehouse
 from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, PlanCreated
 
@@ -113,11 +112,7 @@ class Scenario(EventScenario):
 def scenario(warehouse_client: Client) -> Scenario:
     """The events written once, the sales and spend once more (redelivered)."""
     s = Scenario(uuid.uuid4().hex[:10]).build()
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(
-        warehouse_client,
-        events=[e for e in s.events if e.topic in ("mrm.sales.v1", "mrm.spend.v1")],
-    )
+    s.insert(warehouse_client, redelivered=on_topics("mrm.sales.v1", "mrm.spend.v1"))
     return s
 
 

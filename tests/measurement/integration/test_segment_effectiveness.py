@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, every_event
 
 from services.measurement import effectiveness_api, warehouse
 from services.measurement.warehouse import schema
@@ -152,8 +152,7 @@ def build(uid: str) -> Scenario:
 @pytest.fixture(scope="module")
 def scenario(warehouse_client: Client) -> Scenario:
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(warehouse_client, events=s.events)  # a replay changes nothing
+    s.insert(warehouse_client, redelivered=every_event)  # a replay changes nothing
     return s
 
 

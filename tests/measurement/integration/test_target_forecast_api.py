@@ -16,9 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, on_topics
 
-from services.measurement import warehouse
 from shared.events.ingest import LeadStageChanged, SaleCompleted
 from shared.events.planning import CampaignPlanned, SalesTargetSet, SalesUnitSet
 
@@ -133,10 +132,7 @@ def build(uid: str) -> Scenario:
 def scenario(warehouse_client: Client) -> Scenario:
     """The events inserted once per module, the sales once more (redelivered)."""
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(
-        warehouse_client, events=[e for e in s.events if e.topic == "mrm.sales.v1"]
-    )
+    s.insert(warehouse_client, redelivered=on_topics("mrm.sales.v1"))
     return s
 
 

@@ -135,10 +135,7 @@ def build(uid: str) -> Scenario:
 def scenario(warehouse_client: Client) -> Scenario:
     """The event set inserted once, its sales, spend and leads once more (redelivered)."""
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(
-        warehouse_client, events=[e for e in s.events if not e.topic.endswith("planning.v1")]
-    )
+    s.insert(warehouse_client, redelivered=lambda e: not e.topic.endswith("planning.v1"))
     return s
 
 

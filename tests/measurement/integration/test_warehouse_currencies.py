@@ -168,7 +168,7 @@ def build(uid: str) -> Scenario:
 def scenario(warehouse_client: Client) -> Scenario:
     """The event set, inserted once per module."""
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
+    s.insert(warehouse_client)
     return s
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, on_topics
 
 from services.measurement import warehouse
 from shared.events.ingest import SaleCompleted, SpendRecorded
@@ -116,10 +116,7 @@ def build(uid: str) -> Scenario:
 def scenario(warehouse_client: Client) -> Scenario:
     """The event set inserted once per module, and its sales once more (redelivered)."""
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(
-        warehouse_client, events=[e for e in s.events if e.topic == "mrm.sales.v1"]
-    )
+    s.insert(warehouse_client, redelivered=on_topics("mrm.sales.v1"))
     return s
 
 
