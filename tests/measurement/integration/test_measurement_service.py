@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 from decimal import Decimal
 
 import httpx
 import pytest
+from scenario_kit import wait_for
 
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import (
@@ -36,19 +36,6 @@ def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def
         fx_rates={"EUR": Decimal("1.10")},
         own_monitor_group=True,
     )
-
-
-def wait_for(client: httpx.Client, path: str, predicate, timeout_s: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    body: dict = {}
-    while time.monotonic() < deadline:
-        response = client.get(path)
-        if response.status_code == 200:
-            body = response.json()
-            if predicate(body):
-                return body
-        time.sleep(0.2)
-    raise AssertionError(f"{path} never satisfied the condition; last: {body}")
 
 
 def publish_search_campaign(

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
+from scenario_kit import tree_nodes
 
 from services.measurement import progress
 from services.measurement.sales_watch import SalesTargetWatch
@@ -101,14 +102,6 @@ def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def
     return measurement_api(bearer=TOKEN, currency="EUR", fx_rates={"USD": D("0.5")})
 
 
-def _nodes(units: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for unit in units:
-        out[unit["unit_id"]] = unit
-        out.update(_nodes(unit["children"]))
-    return out
-
-
 def test_progress_tree_of_a_past_month(measurement: httpx.Client, kafka_bootstrap: str) -> None:
     uid = uuid.uuid4().hex[:10]
     with EventPublisher(kafka_bootstrap, source="test") as events:
@@ -124,7 +117,7 @@ def test_progress_tree_of_a_past_month(measurement: httpx.Client, kafka_bootstra
     while time.monotonic() < deadline:
         response = measurement.get("/api/v1/sales-targets/progress", params={"period": "2019-07"})
         assert response.status_code == 200, response.text
-        nodes = _nodes(response.json()["units"])
+        nodes = tree_nodes(response.json()["units"])
         company, emea = nodes.get(f"co-{uid}", {}), nodes.get(f"emea-{uid}", {})
         if (
             company.get("unconverted")

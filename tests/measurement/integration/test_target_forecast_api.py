@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario, on_topics
+from scenario_kit import EventScenario, on_topics, tree_nodes
 
 from shared.events.ingest import LeadStageChanged, SaleCompleted
 from shared.events.planning import CampaignPlanned, SalesTargetSet, SalesUnitSet
@@ -141,14 +141,6 @@ def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def
     return measurement_api(bearer=TOKEN, currency="EUR")
 
 
-def _nodes(units: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for unit in units:
-        out[unit["unit_id"]] = unit
-        out.update(_nodes(unit["children"]))
-    return out
-
-
 def test_forecast_of_each_unit(measurement: httpx.Client, scenario: Scenario) -> None:
     params = {"period": f"{Y}-05", "as_of": AS_OF}
     response = measurement.get("/api/v1/sales-targets/forecast", params=params)
@@ -159,7 +151,7 @@ def test_forecast_of_each_unit(measurement: httpx.Client, scenario: Scenario) ->
         "2091-05-31",
         "0.322581",
     )
-    nodes = _nodes(body["units"])
+    nodes = tree_nodes(body["units"])
     fields = ["sales", "run_rate", "campaign_sales", "other_sales", "other_run_rate"]
     fields += ["forecast", "gap", "forecast_share", "on_track"]
     figures = {
@@ -202,7 +194,7 @@ def test_after_the_period_the_forecast_is_the_sales(
 ) -> None:
     params = {"period": f"{Y}-05", "as_of": "2091-07-01T00:00:00Z"}
     body = measurement.get("/api/v1/sales-targets/forecast", params=params).json()
-    emea = _nodes(body["units"])[scenario.id("emea")]
+    emea = tree_nodes(body["units"])[scenario.id("emea")]
     # s4 counts now; nothing is left to run or to convert before the period's end
     assert [emea[f] for f in ("sales", "run_rate", "forecast", "gap", "on_track")] == [
         "1149.00",
@@ -219,7 +211,7 @@ def test_a_brand_counts_its_own_campaigns_and_sales(
 ) -> None:
     params = {"period": f"{Y}-05", "as_of": AS_OF, "brand": "Acme"}
     body = measurement.get("/api/v1/sales-targets/forecast", params=params).json()
-    nodes = _nodes(body["units"])
+    nodes = tree_nodes(body["units"])
     # no sale names a brand, no target is Acme's; only M is an Acme campaign
     north, emea = nodes[scenario.id("north")], nodes[scenario.id("emea")]
     assert (north["sales"], north["forecast"], north["target"]) == ("0.00", "0.00", None)

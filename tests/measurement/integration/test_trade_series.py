@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import TradeScenario
 
 from services.measurement import warehouse
-from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
+from shared.events.ingest import LeadStageChanged, SpendRecorded
 from shared.events.planning import CampaignPlanned
 from shared.money import FxRates
 
@@ -38,7 +38,7 @@ def at(month: int, day: int) -> dt.datetime:
     return dt.datetime(Y, month, day, 10, tzinfo=dt.UTC)
 
 
-class Scenario(EventScenario):
+class Scenario(TradeScenario):
     """The fixed event set; ``acme`` / ``bolt`` / ``p1`` … are the uid-suffixed names."""
 
     def __init__(self, uid: str) -> None:
@@ -77,18 +77,6 @@ class Scenario(EventScenario):
             lead_id=self.id(lead), campaign_id=self.id(campaign), channel="search", stage=stage
         )
         self.add(f"{lead}-{stage}", data, when)
-
-    def sale(self, name: str, campaign: str | None, amount: str, currency: str, when, **kw):  # type: ignore[no-untyped-def]
-        """A sale.completed; its trade fields through ``kw``."""
-        data = SaleCompleted(
-            order_id=self.id(name),
-            customer_id=self.id(f"k-{name}"),
-            campaign_id=campaign and self.id(campaign),
-            amount=D(amount),
-            currency=currency,
-            **{k: D(v) if k == "discount_amount" else v for k, v in kw.items()},
-        )
-        self.add(name, data, when)
 
 
 def build(uid: str) -> Scenario:

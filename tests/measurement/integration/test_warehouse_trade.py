@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario, on_topics
+from scenario_kit import TradeScenario, on_topics
 
 from services.measurement import warehouse
-from shared.events.ingest import SaleCompleted, SpendRecorded
+from shared.events.ingest import SpendRecorded
 from shared.events.planning import CampaignPlanned
 from shared.money import FxRates
 
@@ -38,7 +38,7 @@ def at(month: int, day: int) -> dt.datetime:
     return dt.datetime(Y, month, day, 10, tzinfo=dt.UTC)
 
 
-class Scenario(EventScenario):
+class Scenario(TradeScenario):
     """Builds the fixed event set (event ids derive from names, so a replay is a duplicate)."""
 
     def campaign(self, key: str, *, currency: str, channel: str, margin: str, brand=None):  # type: ignore[no-untyped-def]
@@ -62,18 +62,6 @@ class Scenario(EventScenario):
         """A spend.recorded."""
         data = SpendRecorded(
             campaign_id=self.id(campaign), channel=channel, amount=D(amount), currency=currency
-        )
-        self.add(name, data, when)
-
-    def sale(self, name: str, campaign: str | None, amount: str, currency: str, when, **kw):  # type: ignore[no-untyped-def]
-        """A sale.completed; its channel and trade fields through ``kw``."""
-        data = SaleCompleted(
-            order_id=self.id(name),
-            customer_id=self.id(f"k-{name}"),
-            campaign_id=campaign and self.id(campaign),
-            amount=D(amount),
-            currency=currency,
-            **{k: D(v) if k == "discount_amount" else v for k, v in kw.items()},
         )
         self.add(name, data, when)
 
