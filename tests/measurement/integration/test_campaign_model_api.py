@@ -53,6 +53,30 @@ def campaign(campaign_id: str, channel: str, *, start: dt.date, budget: str) -> 
     )
 
 
+def spend_and_leads(
+    events: EventPublisher,
+    peer: str,
+    channel: str,
+    *,
+    spend: int,
+    leads: int,
+    at: dt.datetime,
+    prefix: str = "l",
+) -> None:
+    """The peer's spend (USD) and then its ``leads`` new leads, all at ``at``."""
+    events.publish(
+        SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
+        occurred_at=at,
+    )
+    for lead in range(leads):
+        events.publish(
+            LeadStageChanged(
+                lead_id=f"{peer}-{prefix}{lead}", campaign_id=peer, channel=channel, stage="lead"
+            ),
+            occurred_at=at,
+        )
+
+
 def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
     measurement: httpx.Client, kafka_bootstrap: str
 ) -> None:
@@ -63,17 +87,7 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
         for n, (spend, leads) in enumerate(PEERS):
             peer = f"peer{n}-{uid}"
             events.publish(campaign(peer, channel, start=dt.date(2015, 1, 5), budget="9000"))
-            events.publish(
-                SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
-                occurred_at=BEFORE,
-            )
-            for lead in range(leads):
-                events.publish(
-                    LeadStageChanged(
-                        lead_id=f"{peer}-l{lead}", campaign_id=peer, channel=channel, stage="lead"
-                    ),
-                    occurred_at=BEFORE,
-                )
+            spend_and_leads(events, peer, channel, spend=spend, leads=leads, at=BEFORE)
             events.publish(  # revenue 100 a lead, gross profit half of it
                 SaleCompleted(
                     order_id=f"{peer}-o",
@@ -87,17 +101,7 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
             )
         # after the modelled campaign starts: the last peer doubles its spend and leads
         late = f"peer3-{uid}"
-        events.publish(
-            SpendRecorded(campaign_id=late, channel=channel, amount=D(8000), currency="USD"),
-            occurred_at=AFTER,
-        )
-        for lead in range(80):
-            events.publish(
-                LeadStageChanged(
-                    lead_id=f"{late}-late{lead}", campaign_id=late, channel=channel, stage="lead"
-                ),
-                occurred_at=AFTER,
-            )
+        spend_and_leads(events, late, channel, spend=8000, leads=80, at=AFTER, prefix="late")
         events.publish(campaign(modelled, channel, start=dt.date(2015, 6, 1), budget="3000"))
 
     deadline, body = time.monotonic() + 60, {}
@@ -213,17 +217,7 @@ def test_peers_that_targeted_the_same_segment_weigh_more(
         for peer, (brand, segment, spend, leads) in shape.items():
             planned = campaign(peer, channel, start=dt.date(2015, 1, 5), budget="9000")
             events.publish(planned.model_copy(update={"brand": brand, "target_segment": segment}))
-            events.publish(
-                SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
-                occurred_at=BEFORE,
-            )
-            for lead in range(leads):
-                events.publish(
-                    LeadStageChanged(
-                        lead_id=f"{peer}-l{lead}", campaign_id=peer, channel=channel, stage="lead"
-                    ),
-                    occurred_at=BEFORE,
-                )
+            spend_and_leads(events, peer, channel, spend=spend, leads=leads, at=BEFORE)
         aimed = campaign(modelled, channel, start=dt.date(2015, 6, 1), budget="3000")
         events.publish(aimed.model_copy(update={"target_segment": "rfm:champions"}))
 
@@ -326,17 +320,7 @@ def test_the_backtest_replays_the_campaigns_that_are_over(
             planned = campaign(peer, channel, start=start, budget="9000")
             events.publish(planned.model_copy(update={"end_date": start + dt.timedelta(days=30)}))
             at = dt.datetime.combine(start, dt.time(12), tzinfo=dt.UTC)
-            events.publish(
-                SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
-                occurred_at=at,
-            )
-            for lead in range(leads):
-                events.publish(
-                    LeadStageChanged(
-                        lead_id=f"{peer}-l{lead}", campaign_id=peer, channel=channel, stage="lead"
-                    ),
-                    occurred_at=at,
-                )
+            spend_and_leads(events, peer, channel, spend=spend, leads=leads, at=at)
     deadline, body = time.monotonic() + 60, {}
     while time.monotonic() < deadline:
         leads = measurement.get(f"/api/v1/kpis/campaigns/bt3-{uid}").json().get("leads")
