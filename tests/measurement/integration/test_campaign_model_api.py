@@ -16,8 +16,6 @@ from decimal import Decimal as D
 import httpx
 import pytest
 
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse.modelled import saved_models
 from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned
@@ -26,29 +24,16 @@ from shared.topics import KPI
 
 pytestmark = pytest.mark.integration
 TOKEN = "t-model-viewer"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BEFORE, AFTER = dt.datetime(2015, 3, 1, tzinfo=dt.UTC), dt.datetime(2015, 7, 1, tzinfo=dt.UTC)
 # four peers, spend → leads, concave: 1,000 → 20, 2,000 → 35, 4,000 → 55, 8,000 → 80
 PEERS = ((1000, 20), (2000, 35), (4000, 55), (8000, 80))
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="USD",
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-        model_interval_s=0.2,
-        # a group of its own: the previous test's replica, gone, is not waited for
-        monitor_group=f"mrm-measurement-monitor-{uuid.uuid4().hex[:8]}",
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(
+        bearer=TOKEN, currency="USD", model_interval_s=0.2, own_monitor_group=True
     )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=AUTH) as client,
-    ):
-        yield client
 
 
 def campaign(campaign_id: str, channel: str, *, start: dt.date, budget: str) -> CampaignPlanned:
@@ -68,6 +53,30 @@ def campaign(campaign_id: str, channel: str, *, start: dt.date, budget: str) -> 
     )
 
 
+def spend_and_leads(
+    events: EventPublisher,
+    peer: str,
+    channel: str,
+    *,
+    spend: int,
+    leads: int,
+    at: dt.datetime,
+    prefix: str = "l",
+) -> None:
+    """The peer's spend (USD) and then its ``leads`` new leads, all at ``at``."""
+    events.publish(
+        SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
+        occurred_at=at,
+    )
+    for lead in range(leads):
+        events.publish(
+            LeadStageChanged(
+                lead_id=f"{peer}-{prefix}{lead}", campaign_id=peer, channel=channel, stage="lead"
+            ),
+            occurred_at=at,
+        )
+
+
 def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
     measurement: httpx.Client, kafka_bootstrap: str
 ) -> None:
@@ -78,17 +87,7 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
         for n, (spend, leads) in enumerate(PEERS):
             peer = f"peer{n}-{uid}"
             events.publish(campaign(peer, channel, start=dt.date(2015, 1, 5), budget="9000"))
-            events.publish(
-                SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
-                occurred_at=BEFORE,
-            )
-            for lead in range(leads):
-                events.publish(
-                    LeadStageChanged(
-                        lead_id=f"{peer}-l{lead}", campaign_id=peer, channel=channel, stage="lead"
-                    ),
-                    occurred_at=BEFORE,
-                )
+            spend_and_leads(events, peer, channel, spend=spend, leads=leads, at=BEFORE)
             events.publish(  # revenue 100 a lead, gross profit half of it
                 SaleCompleted(
                     order_id=f"{peer}-o",
@@ -102,17 +101,7 @@ def test_a_campaign_is_modelled_from_its_peers_data_before_its_start(
             )
         # after the modelled campaign starts: the last peer doubles its spend and leads
         late = f"peer3-{uid}"
-        events.publish(
-            SpendRecorded(campaign_id=late, channel=channel, amount=D(8000), currency="USD"),
-            occurred_at=AFTER,
-        )
-        for lead in range(80):
-            events.publish(
-                LeadStageChanged(
-                    lead_id=f"{late}-late{lead}", campaign_id=late, channel=channel, stage="lead"
-                ),
-                occurred_at=AFTER,
-            )
+        spend_and_leads(events, late, channel, spend=8000, leads=80, at=AFTER, prefix="late")
         events.publish(campaign(modelled, channel, start=dt.date(2015, 6, 1), budget="3000"))
 
     deadline, body = time.monotonic() + 60, {}
@@ -228,17 +217,7 @@ def test_peers_that_targeted_the_same_segment_weigh_more(
         for peer, (brand, segment, spend, leads) in shape.items():
             planned = campaign(peer, channel, start=dt.date(2015, 1, 5), budget="9000")
             events.publish(planned.model_copy(update={"brand": brand, "target_segment": segment}))
-            events.publish(
-                SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
-                occurred_at=BEFORE,
-            )
-            for lead in range(leads):
-                events.publish(
-                    LeadStageChanged(
-                        lead_id=f"{peer}-l{lead}", campaign_id=peer, channel=channel, stage="lead"
-                    ),
-                    occurred_at=BEFORE,
-                )
+            spend_and_leads(events, peer, channel, spend=spend, leads=leads, at=BEFORE)
         aimed = campaign(modelled, channel, start=dt.date(2015, 6, 1), budget="3000")
         events.publish(aimed.model_copy(update={"target_segment": "rfm:champions"}))
 
@@ -341,17 +320,7 @@ def test_the_backtest_replays_the_campaigns_that_are_over(
             planned = campaign(peer, channel, start=start, budget="9000")
             events.publish(planned.model_copy(update={"end_date": start + dt.timedelta(days=30)}))
             at = dt.datetime.combine(start, dt.time(12), tzinfo=dt.UTC)
-            events.publish(
-                SpendRecorded(campaign_id=peer, channel=channel, amount=D(spend), currency="USD"),
-                occurred_at=at,
-            )
-            for lead in range(leads):
-                events.publish(
-                    LeadStageChanged(
-                        lead_id=f"{peer}-l{lead}", campaign_id=peer, channel=channel, stage="lead"
-                    ),
-                    occurred_at=at,
-                )
+            spend_and_leads(events, peer, channel, spend=spend, leads=leads, at=at)
     deadline, body = time.monotonic() + 60, {}
     while time.monotonic() < deadline:
         leads = measurement.get(f"/api/v1/kpis/campaigns/bt3-{uid}").json().get("leads")

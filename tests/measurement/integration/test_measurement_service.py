@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 from decimal import Decimal
 
 import httpx
 import pytest
+from scenario_kit import wait_for
 
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import (
     CampaignPlanned,
@@ -26,40 +24,18 @@ from shared.topics import KPI, SPEND, dlq
 
 pytestmark = pytest.mark.integration
 TOKEN = "t-viewer"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(
+        bearer=TOKEN,
+        timeout=10,
         evaluate_interval_s=0.2,
         reallocation_interval_s=0.2,
         fx_rates={"EUR": Decimal("1.10")},
-        # a group of its own: the previous test's replica, gone, is not waited for
-        monitor_group=f"mrm-measurement-monitor-{uuid.uuid4().hex[:8]}",
+        own_monitor_group=True,
     )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=10, headers=AUTH) as client,
-    ):
-        yield client
-
-
-def wait_for(client: httpx.Client, path: str, predicate, timeout_s: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    body: dict = {}
-    while time.monotonic() < deadline:
-        response = client.get(path)
-        if response.status_code == 200:
-            body = response.json()
-            if predicate(body):
-                return body
-        time.sleep(0.2)
-    raise AssertionError(f"{path} never satisfied the condition; last: {body}")
 
 
 def publish_search_campaign(

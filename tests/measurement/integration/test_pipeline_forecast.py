@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal as D
 from fractions import Fraction as F
 from typing import Any
@@ -16,12 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, every_event
 
-from services.measurement import pipeline, warehouse
-from services.measurement.app import create_app
+from services.measurement import pipeline
 from services.measurement.pipeline import Amounts
-from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse.pipeline import pipeline_inputs
 from shared.events.ingest import LeadStageChanged, SaleCompleted
 from shared.events.planning import CampaignPlanned, PlanCreated
@@ -120,8 +117,7 @@ def build(uid: str) -> Scenario:
 @pytest.fixture(scope="module")
 def scenario(warehouse_client: Client) -> Scenario:
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(warehouse_client, events=s.events)  # redelivered: counts once
+    s.insert(warehouse_client, redelivered=every_event)  # redelivered: counts once
     return s
 
 
@@ -220,22 +216,8 @@ def test_unknown_scopes(warehouse_client: Client, scenario: Scenario) -> None:
 
 
 @pytest.fixture
-def measurement(  # type: ignore[no-untyped-def]
-    kafka_bootstrap, chdb_url, tmp_path, serve_app
-) -> Iterator[httpx.Client]:
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="EUR",
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=20, headers=headers) as client,
-    ):
-        yield client
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, timeout=20, currency="EUR")
 
 
 def test_route(measurement: httpx.Client, scenario: Scenario) -> None:

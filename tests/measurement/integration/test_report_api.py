@@ -24,15 +24,12 @@ import httpx
 import pytest
 
 from mrm import cli
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, PlanCreated
 from shared.publisher import EventPublisher
 
 pytestmark = pytest.mark.integration
 TOKEN = "t-report-viewer"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MARCH = {"from": "2027-03-01T00:00:00Z", "to": "2027-04-01T00:00:00Z"}
 CHROMIUM = Path("/usr/bin/chromium")
 SVG = "{http://www.w3.org/2000/svg}"
@@ -126,19 +123,9 @@ def plan(kafka_bootstrap: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
     """The measurement service on the session's broker and chDB engine, with a viewer token."""
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=AUTH) as client,
-    ):
-        yield client
+    return measurement_api(bearer=TOKEN)
 
 
 def ingested(client: httpx.Client, plan: dict[str, str], timeout_s: float = 60.0) -> None:

@@ -17,8 +17,6 @@ from decimal import Decimal as D
 import httpx
 import pytest
 
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.planning import (
     BudgetLineRemoved,
@@ -34,7 +32,6 @@ from shared.publisher import EventPublisher
 
 pytestmark = pytest.mark.integration
 TOKEN = "t-report-sections-viewer"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PERIOD = (dt.date(2018, 1, 1), dt.date(2018, 3, 31))
 FEBRUARY = {"from": "2018-02-01T00:00:00Z", "to": "2018-03-01T00:00:00Z"}
 
@@ -211,20 +208,9 @@ def uid(kafka_bootstrap: str) -> str:
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
     """The measurement service on the session's broker and chDB engine, with a viewer token."""
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="USD",
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=AUTH) as client,
-    ):
-        yield client
+    return measurement_api(bearer=TOKEN, currency="USD")
 
 
 _ROW = re.compile(r'<tr [^>]*data-(?:node|unit)="([^"]*)"[^>]*>(.*?)</tr>', re.S)

@@ -11,17 +11,13 @@ import datetime as dt
 import html
 import re
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal as D
 
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, on_topics
 
-from services.measurement import warehouse
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, PlanCreated
 
@@ -116,31 +112,13 @@ class Scenario(EventScenario):
 def scenario(warehouse_client: Client) -> Scenario:
     """The events written once, the sales and spend once more (redelivered)."""
     s = Scenario(uuid.uuid4().hex[:10]).build()
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(
-        warehouse_client,
-        events=[e for e in s.events if e.topic in ("mrm.sales.v1", "mrm.spend.v1")],
-    )
+    s.insert(warehouse_client, redelivered=on_topics("mrm.sales.v1", "mrm.spend.v1"))
     return s
 
 
 @pytest.fixture
-def measurement(  # type: ignore[no-untyped-def]
-    kafka_bootstrap, chdb_url, tmp_path, serve_app
-) -> Iterator[httpx.Client]:
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="USD",
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=headers) as client,
-    ):
-        yield client
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, currency="USD")
 
 
 def section(page: str, section_id: str) -> str:

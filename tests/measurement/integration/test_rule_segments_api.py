@@ -29,7 +29,6 @@ Recency days 11, 19, 16, 30, 1 → R 4, 2, 3, 1, 5; orders 2, 2, 1, 1, 1 → F 4
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -37,9 +36,8 @@ from typing import Any
 
 import httpx
 import pytest
+from scenario_kit import wait_for
 
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.customers import CustomerProfileUpdated
 from shared.events.ingest import LeadStageChanged, SaleCompleted
 from shared.publisher import EventPublisher
@@ -54,23 +52,15 @@ def at(month: int, day: int, hour: int = 12) -> dt.datetime:
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(
+        bearer=MANAGER,
         tokens={
             VIEWER: {"subject": "vic", "role": "viewer"},
             MANAGER: {"subject": "max", "role": "manager"},
         },
-        monitor_group=f"mrm-measurement-monitor-{uuid.uuid4().hex[:8]}",
+        own_monitor_group=True,
     )
-    auth = {"Authorization": f"Bearer {MANAGER}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=auth) as client,
-    ):
-        yield client
 
 
 def publish(bootstrap: str, uid: str) -> None:
@@ -122,19 +112,6 @@ def publish(bootstrap: str, uid: str) -> None:
         lead("L2", "mql", at(3, 4), customer="k3")  # not a member of large-tech
         lead("L3", "customer", at(1, 20), customer="k2")  # before March
         events.flush()
-
-
-def wait_for(client: httpx.Client, path: str, predicate, timeout_s: float = 30.0) -> Any:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    body: Any = None
-    while time.monotonic() < deadline:
-        response = client.get(path)
-        if response.status_code == 200:
-            body = response.json()
-            if predicate(body):
-                return body
-        time.sleep(0.2)
-    raise AssertionError(f"{path} never satisfied the condition; last: {body}")
 
 
 def cond(field: str, op: str, value: Any) -> dict[str, Any]:

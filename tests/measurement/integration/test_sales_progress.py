@@ -16,11 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
+from scenario_kit import tree_nodes
 
 from services.measurement import progress
-from services.measurement.app import create_app
 from services.measurement.sales_watch import SalesTargetWatch
-from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import StoredEvent, Warehouse, insert_events
 from shared.events import EventData, new_envelope
 from shared.events.ingest import SaleCompleted
@@ -32,7 +31,6 @@ from shared.publisher import EventPublisher
 pytestmark = pytest.mark.integration
 
 TOKEN = "t-progress-viewer"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _tree(uid: str) -> list[SalesUnitSet]:
@@ -99,29 +97,9 @@ def _sales(uid: str) -> list[SaleCompleted]:
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
     """The measurement service on the session's broker and chDB engine, with a viewer token."""
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="EUR",
-        fx_rates={"USD": D("0.5")},
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=AUTH) as client,
-    ):
-        yield client
-
-
-def _nodes(units: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for unit in units:
-        out[unit["unit_id"]] = unit
-        out.update(_nodes(unit["children"]))
-    return out
+    return measurement_api(bearer=TOKEN, currency="EUR", fx_rates={"USD": D("0.5")})
 
 
 def test_progress_tree_of_a_past_month(measurement: httpx.Client, kafka_bootstrap: str) -> None:
@@ -139,7 +117,7 @@ def test_progress_tree_of_a_past_month(measurement: httpx.Client, kafka_bootstra
     while time.monotonic() < deadline:
         response = measurement.get("/api/v1/sales-targets/progress", params={"period": "2019-07"})
         assert response.status_code == 200, response.text
-        nodes = _nodes(response.json()["units"])
+        nodes = tree_nodes(response.json()["units"])
         company, emea = nodes.get(f"co-{uid}", {}), nodes.get(f"emea-{uid}", {})
         if (
             company.get("unconverted")

@@ -21,18 +21,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal as D
 from typing import Any
 
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, every_event
 
 from services.measurement import effectiveness_api, warehouse
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import schema
 from services.measurement.warehouse._dims import campaign_dims
 from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
@@ -155,8 +152,7 @@ def build(uid: str) -> Scenario:
 @pytest.fixture(scope="module")
 def scenario(warehouse_client: Client) -> Scenario:
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(warehouse_client, events=s.events)  # a replay changes nothing
+    s.insert(warehouse_client, redelivered=every_event)  # a replay changes nothing
     return s
 
 
@@ -387,26 +383,17 @@ def test_unknown_plan_is_none(warehouse_client: Client, scenario: Scenario) -> N
 
 
 @pytest.fixture
-def measurement(  # type: ignore[no-untyped-def]
-    kafka_bootstrap, chdb_url, tmp_path, serve_app
-) -> Iterator[httpx.Client]:
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="EUR",
-        fx_rates={"USD": "0.5"},
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(
+        bearer=TOKEN,
         tokens={
             TOKEN: {"subject": "vic", "role": "viewer"},
             MANAGER: {"subject": "ann", "role": "manager"},
         },
+        timeout=20,
+        currency="EUR",
+        fx_rates={"USD": "0.5"},
     )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=20, headers=headers) as client,
-    ):
-        yield client
 
 
 def test_effectiveness_route(measurement: httpx.Client, scenario: Scenario) -> None:

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import uuid
 from decimal import Decimal
 
 import httpx
 import pytest
+from scenario_kit import wait_for
 
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.customers import CustomerProfileUpdated
 from shared.events.ingest import SaleCompleted
 from shared.kafka import ERROR_HEADER
@@ -28,7 +26,6 @@ from shared.topics import CUSTOMERS, SALES, dlq
 
 pytestmark = pytest.mark.integration
 TOKEN = "t-segments-viewer"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUERY = "as_of=2098-12-31&days=365"
 
 
@@ -53,32 +50,8 @@ SALES_OF = {
 
 
 @pytest.fixture
-def measurement(kafka_bootstrap, chdb_url, tmp_path, serve_app):  # type: ignore[no-untyped-def]
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-        monitor_group=f"mrm-measurement-monitor-{uuid.uuid4().hex[:8]}",
-    )
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=10, headers=AUTH) as client,
-    ):
-        yield client
-
-
-def wait_for(client: httpx.Client, path: str, predicate, timeout_s: float = 30.0) -> dict:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    body: dict = {}
-    while time.monotonic() < deadline:
-        response = client.get(path)
-        if response.status_code == 200:
-            body = response.json()
-            if predicate(body):
-                return body
-        time.sleep(0.2)
-    raise AssertionError(f"{path} never satisfied the condition; last: {body}")
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, timeout=10, own_monitor_group=True)
 
 
 def publish(bootstrap: str, uid: str) -> None:

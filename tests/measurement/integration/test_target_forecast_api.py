@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal as D
 from typing import Any
 
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, on_topics, tree_nodes
 
-from services.measurement import warehouse
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from shared.events.ingest import LeadStageChanged, SaleCompleted
 from shared.events.planning import CampaignPlanned, SalesTargetSet, SalesUnitSet
 
@@ -136,38 +132,13 @@ def build(uid: str) -> Scenario:
 def scenario(warehouse_client: Client) -> Scenario:
     """The events inserted once per module, the sales once more (redelivered)."""
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(
-        warehouse_client, events=[e for e in s.events if e.topic == "mrm.sales.v1"]
-    )
+    s.insert(warehouse_client, redelivered=on_topics("mrm.sales.v1"))
     return s
 
 
 @pytest.fixture
-def measurement(  # type: ignore[no-untyped-def]
-    kafka_bootstrap, chdb_url, tmp_path, serve_app
-) -> Iterator[httpx.Client]:
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="EUR",
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=30, headers=headers) as client,
-    ):
-        yield client
-
-
-def _nodes(units: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for unit in units:
-        out[unit["unit_id"]] = unit
-        out.update(_nodes(unit["children"]))
-    return out
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, currency="EUR")
 
 
 def test_forecast_of_each_unit(measurement: httpx.Client, scenario: Scenario) -> None:
@@ -180,7 +151,7 @@ def test_forecast_of_each_unit(measurement: httpx.Client, scenario: Scenario) ->
         "2091-05-31",
         "0.322581",
     )
-    nodes = _nodes(body["units"])
+    nodes = tree_nodes(body["units"])
     fields = ["sales", "run_rate", "campaign_sales", "other_sales", "other_run_rate"]
     fields += ["forecast", "gap", "forecast_share", "on_track"]
     figures = {
@@ -223,7 +194,7 @@ def test_after_the_period_the_forecast_is_the_sales(
 ) -> None:
     params = {"period": f"{Y}-05", "as_of": "2091-07-01T00:00:00Z"}
     body = measurement.get("/api/v1/sales-targets/forecast", params=params).json()
-    emea = _nodes(body["units"])[scenario.id("emea")]
+    emea = tree_nodes(body["units"])[scenario.id("emea")]
     # s4 counts now; nothing is left to run or to convert before the period's end
     assert [emea[f] for f in ("sales", "run_rate", "forecast", "gap", "on_track")] == [
         "1149.00",
@@ -240,7 +211,7 @@ def test_a_brand_counts_its_own_campaigns_and_sales(
 ) -> None:
     params = {"period": f"{Y}-05", "as_of": AS_OF, "brand": "Acme"}
     body = measurement.get("/api/v1/sales-targets/forecast", params=params).json()
-    nodes = _nodes(body["units"])
+    nodes = tree_nodes(body["units"])
     # no sale names a brand, no target is Acme's; only M is an Acme campaign
     north, emea = nodes[scenario.id("north")], nodes[scenario.id("emea")]
     assert (north["sales"], north["forecast"], north["target"]) == ("0.00", "0.00", None)

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal as D
 from typing import Any
 
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import TradeScenario
 
 from services.measurement import warehouse
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
-from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
+from shared.events.ingest import LeadStageChanged, SpendRecorded
 from shared.events.planning import CampaignPlanned
 from shared.money import FxRates
 
@@ -41,7 +38,7 @@ def at(month: int, day: int) -> dt.datetime:
     return dt.datetime(Y, month, day, 10, tzinfo=dt.UTC)
 
 
-class Scenario(EventScenario):
+class Scenario(TradeScenario):
     """The fixed event set; ``acme`` / ``bolt`` / ``p1`` … are the uid-suffixed names."""
 
     def __init__(self, uid: str) -> None:
@@ -80,18 +77,6 @@ class Scenario(EventScenario):
             lead_id=self.id(lead), campaign_id=self.id(campaign), channel="search", stage=stage
         )
         self.add(f"{lead}-{stage}", data, when)
-
-    def sale(self, name: str, campaign: str | None, amount: str, currency: str, when, **kw):  # type: ignore[no-untyped-def]
-        """A sale.completed; its trade fields through ``kw``."""
-        data = SaleCompleted(
-            order_id=self.id(name),
-            customer_id=self.id(f"k-{name}"),
-            campaign_id=campaign and self.id(campaign),
-            amount=D(amount),
-            currency=currency,
-            **{k: D(v) if k == "discount_amount" else v for k, v in kw.items()},
-        )
-        self.add(name, data, when)
 
 
 def build(uid: str) -> Scenario:
@@ -138,10 +123,7 @@ def build(uid: str) -> Scenario:
 def scenario(warehouse_client: Client) -> Scenario:
     """The event set inserted once, its sales, spend and leads once more (redelivered)."""
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(
-        warehouse_client, events=[e for e in s.events if not e.topic.endswith("planning.v1")]
-    )
+    s.insert(warehouse_client, redelivered=lambda e: not e.topic.endswith("planning.v1"))
     return s
 
 
@@ -278,23 +260,8 @@ def test_bad_arguments(warehouse_client: Client) -> None:
 
 
 @pytest.fixture
-def measurement(  # type: ignore[no-untyped-def]
-    kafka_bootstrap, chdb_url, tmp_path, serve_app
-) -> Iterator[httpx.Client]:
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="USD",
-        fx_rates={"EUR": D("1.08")},
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=20, headers=headers) as client,
-    ):
-        yield client
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, timeout=20, currency="USD", fx_rates={"EUR": D("1.08")})
 
 
 def test_the_route(measurement: httpx.Client, scenario: Scenario) -> None:

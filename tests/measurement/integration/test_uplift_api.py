@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal as D
 from typing import Any
 
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
-from scenario_kit import EventScenario
+from scenario_kit import EventScenario, on_topics
 
-from services.measurement import warehouse
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse.uplift import uplift_inputs
 from shared.events.ingest import SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned
@@ -120,31 +116,13 @@ def build(uid: str) -> Scenario:
 def scenario(warehouse_client: Client) -> Scenario:
     """The event set inserted once per module, and its sales once more (redelivered)."""
     s = build(uuid.uuid4().hex[:10])
-    warehouse.insert_events(warehouse_client, events=s.events)
-    warehouse.insert_events(
-        warehouse_client, events=[e for e in s.events if e.topic == "mrm.sales.v1"]
-    )
+    s.insert(warehouse_client, redelivered=on_topics("mrm.sales.v1"))
     return s
 
 
 @pytest.fixture
-def measurement(  # type: ignore[no-untyped-def]
-    kafka_bootstrap, chdb_url, tmp_path, serve_app
-) -> Iterator[httpx.Client]:
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="USD",
-        fx_rates={"EUR": D("1.08")},
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=20, headers=headers) as client,
-    ):
-        yield client
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, timeout=20, currency="USD", fx_rates={"EUR": D("1.08")})
 
 
 def get_uplift(client: httpx.Client, s: Scenario, **params: Any) -> dict[str, Any]:

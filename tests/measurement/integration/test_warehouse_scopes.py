@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal as D
 from typing import Any
 
@@ -20,8 +19,6 @@ from clickhouse_connect.driver.client import Client
 from scenario_kit import EventScenario
 
 from services.measurement import warehouse
-from services.measurement.app import create_app
-from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import StoredEvent
 from shared.events.ingest import AdMetricsReported, LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, KpiTargetSet, PlanCreated
@@ -596,22 +593,8 @@ def test_comparison_with_past_campaigns(warehouse_client: Client, scenario: Scen
 
 
 @pytest.fixture
-def measurement(  # type: ignore[no-untyped-def]
-    kafka_bootstrap, chdb_url, tmp_path, serve_app
-) -> Iterator[httpx.Client]:
-    settings = MeasurementSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=chdb_url,
-        data_dir=tmp_path,
-        currency="EUR",
-        tokens={TOKEN: {"subject": "vic", "role": "viewer"}},
-    )
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    with (
-        serve_app(create_app(settings)) as running,
-        httpx.Client(base_url=running.url, timeout=20, headers=headers) as client,
-    ):
-        yield client
+def measurement(measurement_api) -> httpx.Client:  # type: ignore[no-untyped-def]
+    return measurement_api(bearer=TOKEN, timeout=20, currency="EUR")
 
 
 def test_routes(measurement: httpx.Client, scenario: Scenario) -> None:
