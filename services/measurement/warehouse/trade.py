@@ -74,24 +74,29 @@ FIGURES = (
 )
 """The KPIs of ``domain.compute_kpis`` a row shows (with ``revenue_share`` beside them)."""
 _MARKETING = ("spend", "romi", "roi", "marketing_pct_of_sales")
-_AMOUNTS = ("revenue", "gross_profit", "discounts", "spend")
+AMOUNTS = ("revenue", "gross_profit", "discounts", "spend")
 
-_CAMPAIGNS = "(SELECT campaign_id, gross_margin, brand, channel FROM campaigns FINAL)"
+CAMPAIGNS = "(SELECT campaign_id, gross_margin, brand, channel FROM campaigns FINAL)"
 
 
-def _text(value: str) -> str:
+def text(value: str) -> str:
+    """A text column as it is (a ``Stream`` field reader)."""
     return value
 
 
-def _sales_stream(by: str, *, sale_kind: str | None) -> Stream:
+def sales_stream(key: str, *, sale_kind: str | None, where: str = "1") -> Stream:
+    """Per ``key`` (an SQL expression over the sale ``s`` and its campaign ``m``) and currency:
+    revenue, gross profit, discounts and orders of the period's sales (of ``sale_kind``) that
+    ``where`` keeps — by dimension here, by time bucket in ``trade_series``."""
     kind = "1" if sale_kind is None else "sale_kind = {kind:String}"
-    sql = f"""SELECT {SALES_DIMENSIONS[by]} AS k, s.currency AS c0, sum(s.amount) AS c1,
+    sql = f"""SELECT {key} AS k, s.currency AS c0, sum(s.amount) AS c1,
                sum({GROSS}) AS c2, sum(s.discount_amount) AS c3, count() AS c4
         FROM (SELECT * FROM sales FINAL WHERE {in_period()} AND {kind}) AS s
-        LEFT ANY JOIN {_CAMPAIGNS} AS m ON m.campaign_id = s.campaign_id
+        LEFT ANY JOIN {CAMPAIGNS} AS m ON m.campaign_id = s.campaign_id
+        WHERE {where}
         GROUP BY k, c0"""
     fields = (
-        ("currency", _text),
+        ("currency", text),
         ("revenue", money),
         ("gross_profit", read_gross),
         ("discounts", money),
@@ -103,9 +108,9 @@ def _sales_stream(by: str, *, sale_kind: str | None) -> Stream:
 def _spend_stream(by: str) -> Stream:
     sql = f"""SELECT {SPEND_DIMENSIONS[by]} AS k, p.currency AS c0, sum(p.amount) AS c1
         FROM (SELECT * FROM spend FINAL WHERE {in_period()}) AS p
-        LEFT ANY JOIN {_CAMPAIGNS} AS m ON m.campaign_id = p.campaign_id
+        LEFT ANY JOIN {CAMPAIGNS} AS m ON m.campaign_id = p.campaign_id
         GROUP BY k, c0"""
-    return Stream("spend", sql, (("currency", _text), ("spend", money)))
+    return Stream("spend", sql, (("currency", text), ("spend", money)))
 
 
 Shares = Mapping[str, Mapping[str, Any]]
@@ -129,7 +134,7 @@ def _figures(
         amounts = converted_amounts(shares, conversion=conversion)
     measures = {
         "orders": sum(fields.get("orders", 0) for fields in shares.values()),
-        **{name: amounts.get(name, Decimal(0)) for name in _AMOUNTS},
+        **{name: amounts.get(name, Decimal(0)) for name in AMOUNTS},
     }
     kpis = kpis_from(measures, dims=None, start=None, end=None, now=now)
     out = {name: kpis[name] for name in FIGURES}
@@ -168,7 +173,7 @@ def sales_by(
     now = now or dt.datetime.now(dt.UTC)
     params = {**query_params(Scope(None), start, end), "kind": sale_kind or ""}
     attributed = by in SPEND_DIMENSIONS
-    branches: list[Branch] = [(_sales_stream(by, sale_kind=sale_kind), params)]
+    branches: list[Branch] = [(sales_stream(SALES_DIMENSIONS[by], sale_kind=sale_kind), params)]
     if attributed:
         branches.append((_spend_stream(by), params))
     # currency → value → fields

@@ -32,7 +32,7 @@ from services.measurement.conversion import (
     holds_amounts,
 )
 from services.measurement.warehouse._dims import campaign_dims
-from services.measurement.warehouse._measures import GROSS, lead_stream, read_gross
+from services.measurement.warehouse._measures import lead_stream
 from services.measurement.warehouse._sql import (
     BUCKETS,
     Branch,
@@ -44,7 +44,13 @@ from services.measurement.warehouse._sql import (
     query_params,
 )
 from services.measurement.warehouse.series import MAX_SERIES_BUCKETS, series_buckets
-from services.measurement.warehouse.trade import SALE_KINDS, SALES_DIMENSIONS
+from services.measurement.warehouse.trade import (
+    AMOUNTS,
+    SALE_KINDS,
+    SALES_DIMENSIONS,
+    sales_stream,
+    text,
+)
 from shared.money import FxRates
 
 TRADE_SCOPES = ("brand", "partner", "product", "region")
@@ -64,31 +70,6 @@ TRADE_SERIES_FIGURES = (
     "romi",
 )
 _MARKETING = ("spend", "leads", "cpl", "romi")
-_AMOUNTS = ("revenue", "gross_profit", "discounts", "spend")
-_CAMPAIGNS = "(SELECT campaign_id, gross_margin, brand, channel FROM campaigns FINAL)"
-
-
-def _text(value: str) -> str:
-    return value
-
-
-def _sales_stream(scope: str, *, bucket: str, sale_kind: str | None) -> Stream:
-    kind = "1" if sale_kind is None else "sale_kind = {kind:String}"
-    sql = f"""SELECT {BUCKETS[bucket]}(s.occurred_at, 'UTC') AS k, s.currency AS c0,
-               sum(s.amount) AS c1, sum({GROSS}) AS c2, sum(s.discount_amount) AS c3,
-               count() AS c4
-        FROM (SELECT * FROM sales FINAL WHERE {in_period()} AND {kind}) AS s
-        LEFT ANY JOIN {_CAMPAIGNS} AS m ON m.campaign_id = s.campaign_id
-        WHERE {SALES_DIMENSIONS[scope]} = {{value:String}}
-        GROUP BY k, c0"""
-    fields = (
-        ("currency", _text),
-        ("revenue", money),
-        ("gross_profit", read_gross),
-        ("discounts", money),
-        ("orders", int),
-    )
-    return Stream("sales", sql, fields)
 
 
 def _spend_stream(*, bucket: str) -> Stream:
@@ -96,7 +77,7 @@ def _spend_stream(*, bucket: str) -> Stream:
                sum(amount) AS c1
         FROM spend FINAL WHERE campaign_id IN {{ids:Array(String)}} AND {in_period()}
         GROUP BY k, c0"""
-    return Stream("spend", sql, (("currency", _text), ("spend", money)))
+    return Stream("spend", sql, (("currency", text), ("spend", money)))
 
 
 def _point_figures(
@@ -109,7 +90,7 @@ def _point_figures(
     the one share in its own currency. ``leads`` ``None``: no marketing figures."""
     if to is None:
         (fields,) = shares.values()
-        amounts: Mapping[str, Any] = {n: fields.get(n, Decimal(0)) for n in _AMOUNTS}
+        amounts: Mapping[str, Any] = {n: fields.get(n, Decimal(0)) for n in AMOUNTS}
     else:
         amounts = converted_amounts(shares, conversion=to)
     orders = sum(fields.get("orders", 0) for fields in shares.values())
@@ -163,7 +144,16 @@ def trade_series(
         found = campaign_dims(client, where="brand = {brand:String}", params={"brand": id})
         ids = tuple(d["campaign_id"] for d in found)
     params = {**query_params(Scope(ids), start, end), "value": id, "kind": sale_kind or ""}
-    branches: list[Branch] = [(_sales_stream(scope, bucket=bucket, sale_kind=sale_kind), params)]
+    branches: list[Branch] = [
+        (
+            sales_stream(
+                f"{BUCKETS[bucket]}(s.occurred_at, 'UTC')",
+                sale_kind=sale_kind,
+                where=f"{SALES_DIMENSIONS[scope]} = {{value:String}}",
+            ),
+            params,
+        )
+    ]
     if ids:
         branches.append((_spend_stream(bucket=bucket), params))
         branches.append((lead_stream(Scope(ids, bucket=bucket)), params))
