@@ -26,7 +26,7 @@ RUN groupadd --system --gid 10001 mrm \
 WORKDIR /src
 COPY requirements.lock requirements-build.lock ./
 RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock -r requirements-build.lock
-COPY pyproject.toml ./
+COPY pyproject.toml README.md LICENSE ./
 COPY shared ./shared
 COPY services ./services
 COPY mrm ./mrm

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,53 @@ def test_the_image_installs_the_locked_production_set() -> None:
     assert lock_copy < code_copy, "dependencies in a layer a code change does not rebuild"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert not {"requirements.lock", "requirements-build.lock", "*.lock"} & set(ignored)
+
+
+def test_the_project_builds_from_what_the_image_copies(tmp_path: Path) -> None:
+    """The files the Dockerfile copies (and .dockerignore lets through) are enough to build the
+    project's wheel, offline and without build isolation as the image does: a file that
+    pyproject.toml names (readme, license) but the image leaves out fails here."""
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    context = tmp_path / "context"
+    for op, arg in instructions():
+        if op != "COPY":
+            continue
+        *sources, _destination = arg.split()
+        for source in sources:
+            assert source not in ignored, f"{source} is copied but .dockerignore leaves it out"
+            origin = ROOT / source
+            if origin.is_dir():
+                shutil.copytree(
+                    origin, context / source, ignore=shutil.ignore_patterns("__pycache__")
+                )
+            else:
+                context.mkdir(exist_ok=True)
+                shutil.copy2(origin, context / source)
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
+            *("--no-index", "--wheel-dir", str(tmp_path / "wheels"), "."),
+        ],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    wheels = list((tmp_path / "wheels").glob("mrm_platform-*.whl"))
+    assert len(wheels) == 1, result.stdout[-2000:]
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        names = wheel.namelist()
+        metadata_name = next(name for name in names if name.endswith(".dist-info/METADATA"))
+        metadata = wheel.read(metadata_name).decode()
+    assert "License-Expression: Apache-2.0" in metadata
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), names
+    assert "# MRM" in metadata.split("\n\n", 1)[1], "the README is the long description"
 
 
 # --------------------------------------------------------------------------------------------
