@@ -1,7 +1,7 @@
 """The ``mrm`` command: ``up`` runs the platform, ``demo`` plays the other systems,
 ``publish`` sends one event as another internal system would, ``report`` fetches a plan report,
-``dlq`` lists, shows and replays dead letters, ``migrate`` brings the SQL databases to the
-current schema."""
+``dlq`` lists, shows and replays dead letters, ``migrate`` brings the SQL databases and the
+ClickHouse warehouse to the current schema."""
 
 from __future__ import annotations
 
@@ -48,22 +48,37 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from mrm.migrate import SQL_SERVICES, migrate_services
+    from mrm.migrate import (
+        ALL_SERVICES,
+        SQL_SERVICES,
+        WAREHOUSE_SERVICE,
+        migrate_services,
+        migrate_warehouse,
+    )
 
-    services = SQL_SERVICES if args.service == "all" else (args.service,)
+    named = [args.service] if isinstance(args.service, str) else args.service
+    services = ALL_SERVICES if "all" in named else tuple(dict.fromkeys(named))
     if args.revision:
-        if args.service == "all":
-            print("service: name the service the new revision is for", file=sys.stderr)
+        if len(services) != 1 or services[0] not in SQL_SERVICES:
+            print(
+                "service: --revision writes an Alembic revision for planning, execution or "
+                "notifier (measurement's migrations are in its warehouse schema module)",
+                file=sys.stderr,
+            )
             return 2
         from mrm.migrate import write_revision
 
-        print(f"written: {write_revision(args.service, message=args.revision)}")
+        print(f"written: {write_revision(services[0], message=args.revision)}")
         return 0
     try:
-        migrate_services(services)
-    except SQLAlchemyError as exc:
+        migrate_services([service for service in services if service in SQL_SERVICES])
+        if WAREHOUSE_SERVICE in services:
+            migrate_warehouse()
+    except (SQLAlchemyError, ClickHouseError, RuntimeError, OSError) as exc:
+        # RuntimeError: a chdb:// URL without chDB, a cluster migration's claim timing out
         print(f"migration failed: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -167,14 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser(
         "migrate",
-        help="bring the SQL databases to the current schema (run before the services start)",
+        help="bring the SQL databases and the ClickHouse warehouse to the current schema "
+        "(run before the services start)",
     )
     migrate.add_argument(
         "service",
-        nargs="?",
+        nargs="*",
         default="all",
-        choices=["planning", "execution", "notifier", "all"],
-        help="whose database (default: all three)",
+        choices=["planning", "execution", "notifier", "measurement", "all"],
+        help="whose databases (default: all four)",
     )
     migrate.add_argument(
         "--revision",

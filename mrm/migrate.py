@@ -1,7 +1,10 @@
 """``mrm migrate``: bring the databases of planning, execution and the notifier to the head
-revision of their migrations (``shared.migrations``). ``mrm up`` runs it before it starts the
-services; in production it runs once per release (e.g. a Kubernetes Job) before the new
-replicas, which refuse to start on a database that is not at head."""
+revision of their migrations (``shared.migrations``), and measurement's ClickHouse warehouse to
+its last migration (``services.measurement.warehouse.schema``). ``mrm up`` runs the SQL part
+before it starts the services; in production it runs once per release (e.g. a Kubernetes Job)
+before the new replicas: the SQL services refuse to start on a database that is not at head,
+and measurement, which applies its own migrations at start as well (idempotently, once per
+cluster under a claim), then finds nothing left to do."""
 
 from __future__ import annotations
 
@@ -16,6 +19,12 @@ from shared.sql_service import SqlStoreSettings
 
 SQL_SERVICES = ("planning", "execution", "notifier")
 """The services that own a SQL store, in the order they are migrated."""
+
+WAREHOUSE_SERVICE = "measurement"
+"""The service that owns the ClickHouse warehouse."""
+
+ALL_SERVICES = (*SQL_SERVICES, WAREHOUSE_SERVICE)
+"""What ``mrm migrate all`` migrates, in order."""
 
 _SETTINGS = {
     "planning": ("services.planning.settings", "PlanningSettings"),
@@ -52,6 +61,42 @@ def migrate_services(
         finally:
             engine.dispose()
         echo(f"{service}: {done[service]} (at revision {migrations.head()})")
+    return done
+
+
+def migrate_warehouse(
+    *, data_dir: Path | None = None, echo: Callable[[str], object] = print
+) -> str:
+    """Apply measurement's ClickHouse migrations not yet applied (``MRM_CLICKHOUSE_URL``,
+    ``_DATABASE``, ``_CLUSTER`` as the service reads them); returns ``upgraded`` or
+    ``current``. chDB opens one data path per process: for the embedded ``chdb://`` warehouse
+    run it while measurement is stopped."""
+    from clickhouse_connect.driver.exceptions import ProgrammingError
+
+    from services.measurement.settings import MeasurementSettings
+    from services.measurement.warehouse import connect
+    from services.measurement.warehouse import migrate as migrate_schema
+    from services.measurement.warehouse.schema import MIGRATIONS
+
+    settings = MeasurementSettings() if data_dir is None else MeasurementSettings(data_dir=data_dir)
+    options = {"database": settings.clickhouse_database, "cluster": settings.clickhouse_cluster}
+    try:
+        client = connect(settings.clickhouse_url, **options)
+    except ProgrammingError as error:
+        if "Unable to open the chdb engine" not in str(error):
+            raise
+        raise RuntimeError(
+            f"{error} -- is the embedded warehouse open in another process (a running "
+            "measurement service or `mrm up`)? It applies its migrations itself when it starts"
+        ) from error
+    try:
+        applied = migrate_schema(client, **options)
+    finally:
+        client.close()
+    head = MIGRATIONS[-1][0]
+    done = "upgraded" if applied else "current"
+    where = f" on cluster {settings.clickhouse_cluster}" if settings.clickhouse_cluster else ""
+    echo(f"{WAREHOUSE_SERVICE}: {done}{where} (at migration {head}; applied {len(applied)})")
     return done
 
 

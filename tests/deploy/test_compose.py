@@ -507,23 +507,29 @@ def test_dependencies_wait_for_healthy_containers(services: dict[str, Any]) -> N
 def test_the_relational_services_start_once_their_databases_are_migrated(
     services: dict[str, Any],
 ) -> None:
-    """The migrate job runs `mrm migrate all` on each service's own database, after PostgreSQL
-    is healthy; each relational service waits for it to succeed (they refuse a schema that is
-    not at head)."""
+    """The migrate job runs `mrm migrate all` on each service's own database and on
+    measurement's warehouse, after PostgreSQL and ClickHouse are healthy; each of the four
+    services waits for it to succeed (the relational ones refuse a schema not at head)."""
     job = services["migrate"]
     assert job["command"] == ["mrm", "migrate", "all"]
     assert job["restart"] == "no" and "profiles" not in job
     assert resolve(job["image"]) == resolve(services["planning"]["image"])
-    assert job["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert job["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "clickhouse": {"condition": "service_healthy"},
+    }
     env = environment(job)
     for svc in RELATIONAL_SERVICES:
         assert (
             env[f"MRM_{svc.upper()}_DATABASE_URL"] == environment(services[svc])["MRM_DATABASE_URL"]
         )
+    measurement = environment(services["measurement"])
+    for name in ("MRM_CLICKHOUSE_URL", "MRM_CLICKHOUSE_DATABASE", "MRM_CLICKHOUSE_CLUSTER"):
+        assert env[name] == measurement[name], name
+    for svc in (*RELATIONAL_SERVICES, "measurement"):
         assert services[svc]["depends_on"]["migrate"] == {
             "condition": "service_completed_successfully"
         }
-    assert "migrate" not in (services["measurement"].get("depends_on") or {})
 
 
 def test_demo_profile_runs_the_cli_against_the_stack(services: dict[str, Any]) -> None:

@@ -365,9 +365,9 @@ def test_the_migrate_command_exists() -> None:
         for action in parser._actions
         if isinstance(getattr(action, "choices", None), dict)
     )
-    if "migrate" not in subcommands:
-        pytest.skip("`mrm migrate` is not part of the CLI yet")
-    assert parser.parse_args(["migrate"]).command == "migrate"
+    assert "migrate" in subcommands
+    args = parser.parse_args(["migrate"])
+    assert (args.command, args.service) == ("migrate", "all")
 
 
 def test_scrape_annotations_and_service_monitors(helm: str, docs: list[dict[str, Any]]) -> None:

@@ -1,6 +1,6 @@
 """Run by ``test_cluster_schema`` in a process of its own (chDB takes its config once per
 process): a chDB engine whose ``remote_servers`` hold a cluster ``mrm`` of one local shard, the
-warehouse migrated for that cluster by ``migrate_cluster`` — Distributed tables over local
+warehouse migrated for that cluster by ``migrate_claimed`` — Distributed tables over local
 tables, materialized views on the local tables, the claim tables — and the same events and
 queries on a single-node database beside it. Prints both answers as JSON.
 
@@ -23,7 +23,7 @@ import chdb
 
 from services.measurement import warehouse
 from services.measurement.warehouse import StoredEvent
-from services.measurement.warehouse.cluster_migrate import migrate_cluster
+from services.measurement.warehouse.cluster_migrate import migrate_claimed
 from shared.events import EventData, new_envelope
 from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, PlanCreated
@@ -120,8 +120,8 @@ def main(path: str, config: str) -> None:
     warehouse.migrate(single, database="single")
     client = warehouse.connect(f"chdb://{path}", database="sharded", cluster="mrm")
     one_node = OneNode(client)
-    first = migrate_cluster(one_node, warehouse.MIGRATIONS, db="sharded", cluster="mrm")
-    again = migrate_cluster(one_node, warehouse.MIGRATIONS, db="sharded", cluster="mrm")
+    first = migrate_claimed(one_node, warehouse.MIGRATIONS, db="sharded", cluster="mrm")
+    again = migrate_claimed(one_node, warehouse.MIGRATIONS, db="sharded", cluster="mrm")
     engines = dict(
         client.query(
             "SELECT name, engine FROM system.tables WHERE database = 'sharded'"

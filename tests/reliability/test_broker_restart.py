@@ -289,7 +289,7 @@ async def test_a_consumer_past_the_end_of_a_reset_topic_reads_it_again(
         await _until(lambda: watch._ends.get(TopicPartition(topic, 0)) == 0, timeout_s=20)
         for number in range(3):
             await producer.send_and_wait(topic, b"new-%d" % number, partition=0)
-        # the three may arrive in more than one batch: wait for the last, then check none was skipped
+        # the three may come in more than one batch: wait for the last, then check none is missing
         await _until(lambda: b"new-2" in handled, timeout_s=30)
         assert [v for v in handled if v.startswith(b"new")] == [b"new-0", b"new-1", b"new-2"]
     finally:

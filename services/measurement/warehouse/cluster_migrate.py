@@ -1,4 +1,5 @@
-"""``migrate`` on a ClickHouse cluster: each migration applied once, by one process, under a claim.
+"""``migrate``: each migration applied once, by one process, under a claim — on a ClickHouse
+cluster and on a single node alike.
 
 Several measurement replicas start at once against one cluster. Each ``ON CLUSTER`` statement is
 idempotent and ClickHouse's distributed DDL queue (in Keeper) runs it on every node, but a
@@ -19,6 +20,11 @@ earlier one is complete. So a migration is *claimed* first:
 A replica that has not fetched a claim yet cannot let a second process in: that process's insert
 of the same token is dropped by Keeper, and a claim it cannot see as its own counts as lost, so
 it waits and asks again.
+
+On a single node (no cluster) the same scheme holds with plain MergeTree tables: a
+non-replicated table deduplicates a token within ``non_replicated_deduplication_window``, so of
+two measurement replicas (or a replica and ``mrm migrate``) starting at once only one runs a
+backfill.
 """
 
 from __future__ import annotations
@@ -47,25 +53,31 @@ class MigrationTimeout(RuntimeError):
 
 
 def history_ddl(db: str, cluster: str) -> tuple[str, ...]:
-    """The history and claim tables, one replica per node of the whole cluster."""
-    on = rendering.on_cluster(cluster)
-    history = rendering.replicated_engine(
-        "ReplacingMergeTree", "", zk_path="/clickhouse/tables/all/{database}/schema_migrations"
-    )
-    claims = rendering.replicated_engine(
-        "MergeTree", "", zk_path="/clickhouse/tables/all/{database}/schema_migration_claims"
-    )
+    """The history and claim tables: on a cluster one replica per node of the whole cluster,
+    on a single node (``cluster`` empty) plain tables."""
+    if cluster:
+        on = " " + rendering.on_cluster(cluster)
+        history = rendering.replicated_engine(
+            "ReplacingMergeTree", "", zk_path="/clickhouse/tables/all/{database}/schema_migrations"
+        )
+        claims = rendering.replicated_engine(
+            "MergeTree", "", zk_path="/clickhouse/tables/all/{database}/schema_migration_claims"
+        )
+        window = "replicated_deduplication_window"
+    else:
+        on, history, claims = "", "ReplacingMergeTree", "MergeTree"
+        window = "non_replicated_deduplication_window"
     return (
-        f"CREATE DATABASE IF NOT EXISTS {db} {on}",
-        f"""CREATE TABLE IF NOT EXISTS {db}.schema_migrations {on} (
+        f"CREATE DATABASE IF NOT EXISTS {db}{on}",
+        f"""CREATE TABLE IF NOT EXISTS {db}.schema_migrations{on} (
             version UInt32, name String,
             applied_at DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC')
         ) ENGINE = {history} ORDER BY version""",
-        f"""CREATE TABLE IF NOT EXISTS {db}.schema_migration_claims {on} (
+        f"""CREATE TABLE IF NOT EXISTS {db}.schema_migration_claims{on} (
             version UInt32, attempt UInt32, owner String,
             claimed_at DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC')
         ) ENGINE = {claims} ORDER BY (version, attempt)
-        SETTINGS replicated_deduplication_window = 10000""",
+        SETTINGS {window} = 10000""",
     )
 
 
@@ -112,7 +124,7 @@ def claim(client: Client, db: str, *, version: int, owner: str, lease_s: float =
     return latest is not None and latest[:2] == (attempt, owner)
 
 
-def migrate_cluster(
+def migrate_claimed(
     client: Client,
     migrations: Sequence[tuple[int, str, tuple[str, ...]]],
     *,
@@ -121,9 +133,10 @@ def migrate_cluster(
     sleep: Callable[[float], None] = time.sleep,
     wait_s: float = LEASE_S + DDL_TIMEOUT_S,
 ) -> list[int]:
-    """Apply, in order, the migrations the cluster's history lacks; return those this process
-    applied (one claimed and applied by another process is waited for, not returned)."""
-    ddl = {"distributed_ddl_task_timeout": DDL_TIMEOUT_S}
+    """Apply, in order, the migrations the history lacks, each statement rendered for
+    ``cluster`` (as written if empty); return those this process applied (one claimed and
+    applied by another process is waited for, not returned)."""
+    ddl = {"distributed_ddl_task_timeout": DDL_TIMEOUT_S} if cluster else {}
     for statement in history_ddl(db, cluster):
         client.command(statement, settings=ddl)
     owner = uuid.uuid4().hex
@@ -133,8 +146,9 @@ def migrate_cluster(
         while version not in applied(client, db):
             if claim(client, db, version=version, owner=owner):
                 for statement in statements:
-                    for sql in rendering.render(statement.format(db=db), cluster=cluster):
-                        client.command(sql, settings=ddl)
+                    sql = statement.format(db=db)
+                    for rendered in rendering.render(sql, cluster=cluster) if cluster else (sql,):
+                        client.command(rendered, settings=ddl)
                 client.insert(
                     f"{db}.schema_migrations", [[version, name]], column_names=["version", "name"]
                 )

@@ -47,7 +47,7 @@ from services.measurement.warehouse import (
 )
 from services.measurement.warehouse._sql import ident
 from services.measurement.warehouse.client import DEFAULT_DATABASE
-from services.measurement.warehouse.cluster_migrate import migrate_cluster
+from services.measurement.warehouse.cluster_migrate import migrate_claimed
 
 _RAW_META = """
     source LowCardinality(String),
@@ -269,32 +269,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 
 
 def migrate(client: Client, *, database: str = DEFAULT_DATABASE, cluster: str = "") -> list[int]:
-    """Apply the migrations not yet recorded in ``schema_migrations``; return their versions.
+    """Apply the migrations not yet recorded in ``schema_migrations``; return the versions this
+    process applied. Each is applied once, under a claim (``cluster_migrate``), however many
+    replicas (or ``mrm migrate``) start at once.
 
     With ``cluster`` (``MRM_CLICKHOUSE_CLUSTER``) the same migrations are rendered for that
     cluster (replicated local tables, Distributed tables under the original names, DDL ``ON
-    CLUSTER``) and applied once under a claim, see ``cluster_migrate``."""
-    db = ident(database)
-    if cluster:
-        return migrate_cluster(client, MIGRATIONS, db=db, cluster=cluster)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client.command(
-        f"""CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
-            version UInt32, name String,
-            applied_at DateTime64(3, 'UTC') DEFAULT now64(3, 'UTC')
-        ) ENGINE = ReplacingMergeTree ORDER BY version"""
-    )
-    done = {
-        row[0] for row in client.query(f"SELECT version FROM {db}.schema_migrations").result_rows
-    }
-    applied = []
-    for version, name, statements in MIGRATIONS:
-        if version in done:
-            continue
-        for statement in statements:
-            client.command(statement.format(db=db))
-        client.insert(
-            f"{db}.schema_migrations", [[version, name]], column_names=["version", "name"]
-        )
-        applied.append(version)
-    return applied
+    CLUSTER``)."""
+    return migrate_claimed(client, MIGRATIONS, db=ident(database), cluster=cluster)

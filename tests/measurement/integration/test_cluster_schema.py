@@ -1,7 +1,7 @@
 """The cluster rendering against chDB's ClickHouse (26.9, the release line compose deploys): every
 rendered statement parses; the migration claims hold under concurrent claimers; and, in a chDB
 process whose ``remote_servers`` define a cluster of one local shard, the warehouse migrated by
-``migrate_cluster`` answers the same queries as the single-node schema.
+``migrate_claimed`` answers the same queries as the single-node schema.
 
 What chDB cannot run: ``ON CLUSTER`` (no distributed DDL queue) and the Replicated engines (no
 Keeper), so the end-to-end run takes them out of each statement (``cluster_probe.on_one_node``),
@@ -29,7 +29,7 @@ from services.measurement.warehouse.cluster_migrate import (
     MigrationTimeout,
     claim,
     history_ddl,
-    migrate_cluster,
+    migrate_claimed,
 )
 
 pytestmark = pytest.mark.integration
@@ -135,7 +135,7 @@ def test_a_migration_claimed_elsewhere_is_waited_for_not_applied_again(
             (1, "one", ("INSERT INTO {db}.log VALUES (1)",)),
             (2, "two", ("INSERT INTO {db}.log VALUES (2)",)),
         ]
-        mine = migrate_cluster(client, migrations, db=db, cluster="c", sleep=other_finishes)  # type: ignore[arg-type]
+        mine = migrate_claimed(client, migrations, db=db, cluster="c", sleep=other_finishes)  # type: ignore[arg-type]
         assert mine == [2]  # 1 was the other process's: waited for once, not run here
         assert naps == [1.0]
         assert warehouse_client.query(f"SELECT v FROM {db}.log").result_rows == [(2,)]
@@ -147,7 +147,7 @@ def test_a_migration_claimed_elsewhere_is_waited_for_not_applied_again(
         )
         migrations.append((3, "three", ("INSERT INTO {db}.log VALUES (3)",)))
         with pytest.raises(MigrationTimeout, match=r"migration 3 \(three\) claimed by another"):
-            migrate_cluster(client, migrations, db=db, cluster="c", sleep=lambda _: None, wait_s=2)  # type: ignore[arg-type]
+            migrate_claimed(client, migrations, db=db, cluster="c", sleep=lambda _: None, wait_s=2)  # type: ignore[arg-type]
         assert warehouse_client.query(f"SELECT v FROM {db}.log").result_rows == [(2,)]
     finally:
         warehouse_client.command(f"DROP DATABASE IF EXISTS {db}")

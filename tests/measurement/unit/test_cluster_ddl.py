@@ -156,29 +156,46 @@ def test_history_tables_are_replicated_across_the_whole_cluster() -> None:
 
 
 class Recorder:
-    """A client that records commands and answers an empty history."""
+    """A client that records commands, keeps the history and claims it is given, and answers
+    them as ClickHouse would (one process: every claim it makes stands)."""
 
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.applied: list[int] = []
+        self.claims: dict[int, tuple[int, str]] = {}
 
     def command(self, sql: str, **_: Any) -> None:
         self.commands.append(sql)
 
-    def query(self, sql: str, **_: Any) -> Any:
-        return type("Result", (), {"result_rows": []})()
+    def query(self, sql: str, parameters: dict[str, Any] | None = None, **_: Any) -> Any:
+        if "schema_migration_claims" in sql:
+            assert parameters is not None
+            claimed = self.claims.get(parameters["v"])
+            rows = [(*claimed, 0.0)] if claimed else []
+        else:
+            rows = [(version,) for version in self.applied]
+        return type("Result", (), {"result_rows": rows})()
 
-    def insert(self, *_: Any, **__: Any) -> None:
-        pass
+    def insert(self, table: str, rows: list[list[Any]], **_: Any) -> None:
+        for row in rows:
+            if table.endswith("schema_migration_claims"):
+                self.claims[row[0]] = (row[1], row[2])
+            else:
+                self.applied.append(row[0])
 
 
 def test_without_a_cluster_migrate_runs_todays_statements_unchanged() -> None:
     client = Recorder()
     applied = migrate(client, database=DB)  # type: ignore[arg-type]
     assert applied == [version for version, _, _ in MIGRATIONS]
+    assert client.applied == applied
     assert client.commands[0] == "CREATE DATABASE IF NOT EXISTS mrm"
     assert "ReplacingMergeTree ORDER BY version" in client.commands[1]
-    assert client.commands[2:] == statements()
+    assert "ENGINE = MergeTree ORDER BY (version, attempt)" in client.commands[2]
+    assert "non_replicated_deduplication_window" in client.commands[2]
+    assert client.commands[3:] == statements()
     assert not any("ON CLUSTER" in c or "Replicated" in c for c in client.commands)
+    assert set(client.claims) == set(applied)  # each migration under a claim
 
 
 def test_the_setting_defaults_to_one_node_and_checks_the_name(
