@@ -1,4 +1,7 @@
-"""``mrm migrate``: brings the three SQL databases (or one) to head and says what it did."""
+"""``mrm migrate``: brings the three SQL databases (or those named) to head and says what it
+did. In this process only the SQL stores: chDB opens one data path per process, so ``all`` with
+measurement's embedded warehouse is run as a command of its own in
+``tests/measurement/integration/test_warehouse_migrations.py``."""
 
 from __future__ import annotations
 
@@ -30,14 +33,16 @@ def revision_of(data_dir: Path, service: str) -> str | None:
         engine.dispose()
 
 
-def test_migrate_all_then_again(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["migrate"]) == 0
+def test_migrate_the_sql_stores_then_again(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate", "notifier", "planning", "execution", "planning"]) == 0
     assert capsys.readouterr().out.splitlines() == [
+        "notifier: upgraded (at revision 0001)",
         "planning: upgraded (at revision 0001)",
         "execution: upgraded (at revision 0001)",
-        "notifier: upgraded (at revision 0001)",
     ]
-    assert main(["migrate", "all"]) == 0
+    assert main(["migrate", *SQL_SERVICES]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"{service}: current (at revision 0001)" for service in SQL_SERVICES
     ]
@@ -58,15 +63,31 @@ def test_migrate_one_service_leaves_the_others_alone(
     assert not (data_dir / "planning.db").exists() and not (data_dir / "notifier.db").exists()
 
 
-def test_a_new_revision_needs_one_service(
-    data_dir: Path, capsys: pytest.CaptureFixture[str]
+def test_all_is_the_default_and_means_the_four(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mrm import migrate as migrate_module
+    from mrm.cli import build_parser
+
+    assert build_parser().parse_args(["migrate"]).service == "all"
+    done: list[str] = []
+    monkeypatch.setattr(migrate_module, "migrate_services", lambda services: done.extend(services))
+    monkeypatch.setattr(migrate_module, "migrate_warehouse", lambda: done.append("warehouse"))
+    assert main(["migrate"]) == 0
+    assert done == [*SQL_SERVICES, "warehouse"]
+    done.clear()
+    assert main(["migrate", "measurement"]) == 0
+    assert done == ["warehouse"]
+
+
+@pytest.mark.parametrize("services", [["all"], ["planning", "execution"], ["measurement"]])
+def test_a_new_revision_needs_one_sql_service(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], services: list[str]
 ) -> None:
-    assert main(["migrate", "all", "--revision", "add x"]) == 2
-    assert "service: name the service" in capsys.readouterr().err
+    assert main(["migrate", *services, "--revision", "add x"]) == 2
+    assert "--revision writes an Alembic revision for planning" in capsys.readouterr().err
 
 
 def test_an_unknown_service_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["migrate", "measurement"])
+        main(["migrate", "planning", "billing"])
     assert exit_.value.code == 2
-    assert "invalid choice: 'measurement'" in capsys.readouterr().err
+    assert "invalid choice: 'billing'" in capsys.readouterr().err
