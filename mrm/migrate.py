@@ -79,9 +79,8 @@ def migrate_warehouse(
     from services.measurement.warehouse.schema import MIGRATIONS
 
     settings = MeasurementSettings() if data_dir is None else MeasurementSettings(data_dir=data_dir)
-    options = {"database": settings.clickhouse_database, "cluster": settings.clickhouse_cluster}
     try:
-        client = connect(settings.clickhouse_url, **options)
+        client = connect(settings.clickhouse_url, **settings.clickhouse_options())
     except ProgrammingError as error:
         if "Unable to open the chdb engine" not in str(error):
             raise
@@ -90,7 +89,9 @@ def migrate_warehouse(
             "measurement service or `mrm up`)? It applies its migrations itself when it starts"
         ) from error
     try:
-        applied = migrate_schema(client, **options)
+        applied = migrate_schema(
+            client, database=settings.clickhouse_database, cluster=settings.clickhouse_cluster
+        )
     finally:
         client.close()
     head = MIGRATIONS[-1][0]

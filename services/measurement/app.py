@@ -52,10 +52,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = await asyncio.to_thread(
-            connect,
-            settings.clickhouse_url,
-            database=settings.clickhouse_database,
-            cluster=settings.clickhouse_cluster,
+            connect, settings.clickhouse_url, **settings.clickhouse_options()
         )
         await asyncio.to_thread(
             migrate,
@@ -65,10 +62,7 @@ def create_app(settings: MeasurementSettings) -> FastAPI:
         )
         readers = [
             await asyncio.to_thread(
-                connect,
-                settings.clickhouse_url,
-                database=settings.clickhouse_database,
-                cluster=settings.clickhouse_cluster,
+                connect, settings.clickhouse_url, **settings.clickhouse_options()
             )
             for _ in range(settings.readers)
         ]

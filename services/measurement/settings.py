@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, StringConstraints, model_validator
 
 from services.measurement.progress import AtRiskRule
 from shared.settings import ReallocationSettings
+
+SETTING_NAME = r"^[a-z_][a-z0-9_]*$"
+"""A ClickHouse setting's name."""
 
 
 class MeasurementSettings(ReallocationSettings):
@@ -25,6 +29,14 @@ class MeasurementSettings(ReallocationSettings):
         description=(
             "ClickHouse cluster (remote_servers) to create the schema on: replicated local "
             "tables, Distributed tables under the usual names, DDL ON CLUSTER. Empty: one node."
+        ),
+    )
+    clickhouse_settings: dict[Annotated[str, StringConstraints(pattern=SETTING_NAME)], Any] = Field(
+        default_factory=dict,
+        description=(
+            "ClickHouse settings for every session of the service, as a JSON object: e.g. "
+            '{"insert_quorum": 2, "select_sequential_consistency": 1} for read-after-write '
+            "on a cluster with two replicas per shard. Applied over the cluster defaults."
         ),
     )
     batch_max_records: int = Field(
@@ -122,6 +134,14 @@ class MeasurementSettings(ReallocationSettings):
         validation_alias=AliasChoices("MRM_MEASUREMENT_SALES_TARGET_INTERVAL_S"),
         description="How often the running sales targets are checked for risk.",
     )
+
+    def clickhouse_options(self) -> dict[str, Any]:
+        """``warehouse.connect``'s keyword arguments (besides the URL)."""
+        return {
+            "database": self.clickhouse_database,
+            "cluster": self.clickhouse_cluster,
+            "settings": self.clickhouse_settings,
+        }
 
     def sales_at_risk_rule(self) -> AtRiskRule:
         """When a sales target is at risk (forecast share and elapsed share of its period)."""

@@ -11,7 +11,7 @@ import asyncio
 import importlib.util
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -34,9 +34,16 @@ them by default), and an insert returns once its shard holds the rows (read-afte
 deduplication tokens reach the shard's table); see ``cluster``."""
 
 
-def connect(url: str, *, database: str = DEFAULT_DATABASE, cluster: str = "") -> Client:
+def connect(
+    url: str,
+    *,
+    database: str = DEFAULT_DATABASE,
+    cluster: str = "",
+    settings: Mapping[str, Any] | None = None,
+) -> Client:
     """A client for ``chdb:///path`` (directory created) or ``http(s)://…``, using ``database``;
-    with ``cluster``, one whose session has ``CLUSTER_SETTINGS``."""
+    with ``cluster``, one whose session has ``CLUSTER_SETTINGS``; ``settings``
+    (``MRM_CLICKHOUSE_SETTINGS``) over those."""
     parsed = urlparse(url)
     if parsed.scheme == "chdb":
         if importlib.util.find_spec("chdb") is None:
@@ -48,7 +55,8 @@ def connect(url: str, *, database: str = DEFAULT_DATABASE, cluster: str = "") ->
             )
         if parsed.path and not parsed.netloc:
             os.makedirs(parsed.path, exist_ok=True)
-    options: dict[str, Any] = {"settings": dict(CLUSTER_SETTINGS)} if cluster else {}
+    session = {**(CLUSTER_SETTINGS if cluster else {}), **(settings or {})}
+    options: dict[str, Any] = {"settings": session} if session else {}
     if parsed.scheme in ("http", "https"):
         # query parameters in the request body, not the URL: a segment's member ids or a
         # scope's campaign ids can exceed a server's URL limit (http_max_uri_size)
