@@ -30,7 +30,7 @@ def test_sessions_carry_the_cluster_defaults_and_the_configured_settings(
     try:
         assert setting(client, "distributed_product_mode") == "global"  # a cluster default
         assert setting(client, "select_sequential_consistency") == "1"  # configured
-        assert setting(client, "distributed_foreground_insert") == "false"  # configured over default
+        assert setting(client, "distributed_foreground_insert") == "false"  # over the default
     finally:
         client.close()
     # one node, nothing configured: the server's defaults
