@@ -159,24 +159,31 @@ def replay(
                     f"{record.ref}: only the first {len(record.value)} of {record.size} bytes "
                     "were kept; it cannot be replayed"
                 )
-            count = int(record.headers.get(dlq.REPLAY_COUNT_HEADER, "0")) + 1
-            headers = [
-                (dlq.REPLAY_FOR_GROUP_HEADER, target.encode()),
-                (dlq.REPLAY_COUNT_HEADER, str(count).encode()),
-                (dlq.REPLAY_OF_HEADER, record.ref.encode()),
-            ]
             tombstone = dlq.TOMBSTONE_HEADER in record.headers
             producer.send(
                 record.original_topic,
                 key=record.key,
                 value=None if tombstone else record.value,
-                headers=headers,
+                headers=replay_headers(record, target),
             )
             sent.append((record, target))
         producer.flush(timeout=30)
     finally:
         producer.close()
     return sent
+
+
+def replay_headers(record: DeadLetterRecord, group: str) -> list[tuple[str, bytes]]:
+    """The headers of ``record``'s replay for ``group``: which group, how many times, from where.
+
+    Nothing else of the dead letter's headers goes along: its ``traceparent`` is the span that
+    dead-lettered it, long ended, and the replay's handling is a new trace, not a child of it."""
+    count = int(record.headers.get(dlq.REPLAY_COUNT_HEADER, "0")) + 1
+    return [
+        (dlq.REPLAY_FOR_GROUP_HEADER, group.encode()),
+        (dlq.REPLAY_COUNT_HEADER, str(count).encode()),
+        (dlq.REPLAY_OF_HEADER, record.ref.encode()),
+    ]
 
 
 def _reader(bootstrap: str, kafka: KafkaOptions) -> KafkaConsumer:

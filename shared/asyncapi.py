@@ -111,6 +111,9 @@ def _dead_letter() -> dict[str, Any]:
         dlq.ORIGINAL_OFFSET_HEADER: "its offset",
         dlq.CONSUMER_GROUP_HEADER: "the consumer group that rejected it",
         dlq.ORIGINAL_SIZE_HEADER: "the original size in bytes, when the body was cut",
+        "traceparent": "W3C trace context of the dead-letter publish span, a child of the "
+        "consumer span that gave the message up (when traced)",
+        "tracestate": "W3C trace state (when traced)",
     }
     return {
         "name": "dead-letter",

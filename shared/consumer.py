@@ -37,6 +37,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from shared import dlq, tracing
 from shared.events import Envelope, EventData, EventRejected, decode
@@ -197,19 +199,23 @@ class EventConsumer:
         name = _name_of(handler)
 
         async def consume(msg: KafkaMessage) -> None:
-            records = _records(msg)
-            batch: list[Consumed] = []
-            for record in records:
+            mine: list[Record] = []
+            for record in _records(msg):
                 self._count("messages_in", record.topic)
-                if self._meant_for_another_group(record):
-                    continue
-                try:
-                    batch.append(_consumed(record))
-                except Exception as exc:  # noqa: BLE001 - decoding is pure: its failure is data
-                    self._count_failure(record.topic, Failure.DATA)
-                    await self._dead_letter(record, reason_of(exc))
-            if batch:
-                with tracing.batch_span(name, records):
+                if not self._meant_for_another_group(record):
+                    mine.append(record)
+            if not mine:
+                return
+            # the span covers decoding too: a record that does not decode is dead-lettered in it
+            with tracing.batch_span(name, mine):
+                batch: list[Consumed] = []
+                for record in mine:
+                    try:
+                        batch.append(_consumed(record))
+                    except Exception as exc:  # noqa: BLE001 - decoding is pure: failure is data
+                        self._count_failure(record.topic, Failure.DATA)
+                        await self._dead_letter(record, reason_of(exc))
+                if batch:
                     await self._settle(name, batch, handler, _record_of_consumed)
 
         # consume reads the raw records: FastStream's message objects per record would be built
@@ -312,23 +318,23 @@ class EventConsumer:
         attempt = 0
         while True:
             attempt += 1
+            consuming: otel_context.Context | None = None
             try:
-                consumed = _consumed(record)
-                with (
-                    tracing.consume_span(
-                        record.topic,
-                        name,
-                        record.headers,
-                        event_type=consumed.envelope.event_type,
-                    ),
-                    structlog.contextvars.bound_contextvars(**_log_context(consumed)),
-                ):
-                    await self._timed(name, handler, consumed)
+                # decoding in the span: a record that does not decode has its span (with the
+                # error), and its dead letter's span is that span's child
+                with tracing.consume_span(record.topic, name, record.headers) as span:
+                    consuming = trace.set_span_in_context(span)
+                    consumed = _consumed(record)
+                    span.set_attribute("mrm.event_type", consumed.envelope.event_type)
+                    with structlog.contextvars.bound_contextvars(**_log_context(consumed)):
+                        await self._timed(name, handler, consumed)
                 return True
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - sorted by the failure policy right here
-                if not await self._after_failure(name, record, exc, attempt, alone=True):
+                if not await self._after_failure(
+                    name, record, exc, attempt, alone=True, trace_parent=consuming
+                ):
                     return False
 
     async def _settle(
@@ -370,10 +376,18 @@ class EventConsumer:
             await self._dead_letter(record_of(item), reason)
 
     async def _after_failure(
-        self, name: str, record: Record, exc: Exception, attempt: int, *, alone: bool
+        self,
+        name: str,
+        record: Record,
+        exc: Exception,
+        attempt: int,
+        *,
+        alone: bool,
+        trace_parent: otel_context.Context | None = None,
     ) -> bool:
         """Act on a failed attempt; True to try again. ``alone``: the attempt was at ``record``
-        only (else it was at a batch, which the caller splits when this returns False)."""
+        only (else it was at a batch, which the caller splits when this returns False);
+        ``trace_parent``: the failed attempt's span, when it is no longer the current one."""
         kind = self.classify(exc)
         self._count_failure(record.topic, kind)
         if kind is Failure.OUTAGE or (
@@ -396,14 +410,19 @@ class EventConsumer:
         reason = reason_of(exc)
         if kind is Failure.UNKNOWN:
             reason = f"failed {attempt} times: {reason}"
-        await self._dead_letter(record, reason)
+        await self._dead_letter(record, reason, trace_parent=trace_parent)
         return False
 
     def _count_failure(self, topic: str, kind: Failure) -> None:
         self.metrics.consumer_failures.labels(topic=topic, kind=kind.value).inc()
 
-    async def _dead_letter(self, record: Record, reason: str) -> None:
-        """Write ``record``'s dead letter, once; a broker that cannot take it now is an outage."""
+    async def _dead_letter(
+        self, record: Record, reason: str, *, trace_parent: otel_context.Context | None = None
+    ) -> None:
+        """Write ``record``'s dead letter, once; a broker that cannot take it now is an outage.
+
+        Its publish span is a child of ``trace_parent`` (the consumer span that gave the record
+        up; the current span, a batch's, otherwise) and links to the record's publish span."""
         # the value's hash tells a record from another at the same offset after a topic reset
         seen = (record.topic, record.partition, record.offset, hash(record.value))
         if seen in self._lettered:
@@ -421,7 +440,11 @@ class EventConsumer:
             attempt += 1
             try:
                 truncated = await dlq.publish(
-                    self.broker, letter, max_body_bytes=self.dead_letter_max_bytes
+                    self.broker,
+                    letter,
+                    max_body_bytes=self.dead_letter_max_bytes,
+                    trace_parent=trace_parent,
+                    trace_link=tracing.context_of_headers(record.headers),
                 )
                 break
             except asyncio.CancelledError:

@@ -5,7 +5,9 @@ re-serialised — on ``<topic>.dlq``, with headers that say why (``x-error``, na
 where it came from (``x-original-topic``/``-partition``/``-offset``) and which consumer group
 rejected it (``x-consumer-group``). Two groups reading one topic may each write one record for
 the same message; the group header tells them apart, and ``mrm dlq replay`` sends a record back
-to that group only (``x-replay-for-group``; other groups skip it).
+to that group only (``x-replay-for-group``; other groups skip it). When traced, the record also
+carries ``traceparent``/``tracestate``: the context of the span that dead-lettered it, for
+finding the failed handling's trace (a replay does not send them on: it starts afresh).
 
 A value too large for the DLQ is cut to ``max_body_bytes`` (and, if the broker still refuses
 it, to a small preview) with ``x-original-size`` giving its size: the reason and the headers
@@ -22,8 +24,10 @@ import aiokafka.errors
 import kafka.errors
 import structlog
 from faststream.kafka import KafkaBroker
+from opentelemetry.context import Context
 
 from shared.topics import dlq
+from shared.tracing import publish_span
 
 log = structlog.get_logger(__name__)
 
@@ -117,29 +121,47 @@ def replay_target(headers: Iterable[tuple[str, bytes | None]] | None) -> str | N
 
 
 async def publish(
-    broker: KafkaBroker, letter: DeadLetter, *, max_body_bytes: int = MAX_BODY_BYTES
+    broker: KafkaBroker,
+    letter: DeadLetter,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    trace_parent: Context | None = None,
+    trace_link: Context | None = None,
 ) -> int | None:
     """Publish ``letter`` to its topic's DLQ; returns the original size when the body was cut.
 
+    The publish has a producer span, a child of ``trace_parent`` (the consumer span that gave
+    the record up; the current span by default) linked to ``trace_link`` (the record's own
+    publish span), whose W3C context goes in the letter's ``traceparent``/``tracestate``.
     Broker outages raise (the caller retries them); a body the broker refuses as too large is
     cut to a preview and sent again."""
     value = letter.value or b""
     original_size: int | None = None
     if len(value) > max_body_bytes:
         original_size, value = len(value), value[:max_body_bytes]
-    try:
-        await _send(broker, letter, value, letter.headers(original_size=original_size))
-    except _TOO_LARGE:
-        original_size = len(letter.value or b"")
-        preview = value[: min(PREVIEW_BYTES, max_body_bytes)]
-        log.warning(
-            "dead_letter_truncated", topic=letter.topic, size=original_size, kept=len(preview)
-        )
-        await _send(broker, letter, preview, letter.headers(original_size=original_size))
+    traced: dict[str, str] = {}
+    with publish_span(dlq(letter.topic), traced, parent=trace_parent, link=trace_link) as span:
+        span.set_attribute("mrm.consumer_group", letter.group)
+        try:
+            await _send(broker, letter, value, letter.headers(original_size=original_size), traced)
+        except _TOO_LARGE:
+            original_size = len(letter.value or b"")
+            preview = value[: min(PREVIEW_BYTES, max_body_bytes)]
+            log.warning(
+                "dead_letter_truncated", topic=letter.topic, size=original_size, kept=len(preview)
+            )
+            headers = letter.headers(original_size=original_size)
+            await _send(broker, letter, preview, headers, traced)
     return original_size
 
 
 async def _send(
-    broker: KafkaBroker, letter: DeadLetter, value: bytes, headers: Mapping[str, str]
+    broker: KafkaBroker,
+    letter: DeadLetter,
+    value: bytes,
+    headers: Mapping[str, str],
+    traced: Mapping[str, str],
 ) -> None:
-    await broker.publish(value, topic=dlq(letter.topic), key=letter.key, headers=dict(headers))
+    await broker.publish(
+        value, topic=dlq(letter.topic), key=letter.key, headers={**headers, **traced}
+    )

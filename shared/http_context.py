@@ -9,7 +9,10 @@
   (``POST /api/v1/plans``) once routing has matched.
 * Metrics: ``mrm_http_requests_total{method,route,status}`` and
   ``mrm_http_request_duration_seconds{method,route}``, by route template, never by raw path
-  (ids would make a series per resource).
+  (ids would make a series per resource), and by status class (``2xx``, ``4xx``, ``5xx``),
+  never by code: an error-rate alert reads one series per route, and each route's counters
+  start at zero for every class when the app starts (the exact code is in the access log and
+  the span).
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import structlog
+from fastapi.routing import iter_route_contexts
 from opentelemetry import trace
 from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import tracing
-from shared.metrics import ServiceMetrics
+from shared.metrics import ServiceMetrics, status_class
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -53,12 +59,27 @@ def route_of(scope: Scope) -> str:
     return str(path) if path else UNMATCHED_ROUTE
 
 
-class RequestContext:
-    """Request id, span name and HTTP metrics of each request (pure ASGI: no body buffering)."""
+def route_templates(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, str]]:
+    """(method, route template) of every HTTP route, those of included routers too, as
+    ``route_of`` names them (``HEAD``, implied by ``GET``, left out)."""
+    for route in iter_route_contexts(routes):
+        for method in sorted(route.methods or ()):
+            if route.path and method != "HEAD":
+                yield method, route.path
 
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics) -> None:
+
+class RequestContext:
+    """Request id, span name and HTTP metrics of each request (pure ASGI: no body buffering).
+
+    Built when the app starts (Starlette builds its middleware then, after every router is
+    included), it starts the request counters of ``routes`` at zero."""
+
+    def __init__(
+        self, app: ASGIApp, *, metrics: ServiceMetrics, routes: Sequence[BaseRoute] = ()
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        metrics.serving(route_templates(routes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,7 +110,7 @@ class RequestContext:
             finally:
                 route = route_of(scope)
                 self.metrics.http_requests.labels(
-                    method=method, route=route, status=str(status["code"])
+                    method=method, route=route, status=status_class(status["code"])
                 ).inc()
                 self.metrics.http_seconds.labels(method=method, route=route).observe(
                     time.perf_counter() - started
@@ -99,7 +120,8 @@ class RequestContext:
 def add_request_context(app: Any, *, metrics: ServiceMetrics) -> None:
     """Install the request context and, outside it, the OpenTelemetry server span (when
     traces are recorded: ``shared.tracing.configure_tracing``)."""
-    app.add_middleware(RequestContext, metrics=metrics)
+    # the router's list itself: the service includes its routers after this call
+    app.add_middleware(RequestContext, metrics=metrics, routes=app.router.routes)
     if tracing.recording():  # without a tracer provider, no span is worth its cost
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 

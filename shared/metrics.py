@@ -4,8 +4,9 @@ Names follow ``mrm_<noun>_<unit|total>``, one name across services, with the ser
 label (``mrm_messages_in_total{service="planning",topic=…}``), as Prometheus conventions want;
 other labels stay low-cardinality (topic, handler, route template). Callers never pass the
 service: each metric here is bound to it (``metrics.messages_in.labels(topic=…)``).
-Labelled counters start at zero for the label values a service knows (its topics, the
-failure kinds), so a rate or an ``increase`` sees the first event instead of a new series.
+Labelled counters start at zero for the label values a service knows (the topics it consumes
+and publishes, the failure kinds, its routes and methods with each status class), so a rate or
+an ``increase`` sees the first event instead of a new series.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ from prometheus_client.metrics import MetricWrapperBase
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 FAILURE_KINDS = ("data", "outage", "unknown")
 """``shared.failures.Failure`` values (the ``kind`` label of ``mrm_consumer_failures_total``)."""
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
+"""Status classes a route's ``mrm_http_requests_total`` starts at zero with (a route answers
+no 1xx, and 3xx only for redirects no alert watches: those series appear when first used)."""
+
+
+def status_class(code: int) -> str:
+    """The ``status`` label of an HTTP status code: its class (``404`` → ``4xx``)."""
+    return f"{code // 100}xx"
+
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -96,7 +106,8 @@ class ServiceMetrics:
         )
         self.http_requests = self.counter(
             "mrm_http_requests_total",
-            "HTTP requests answered, by method, route template and status code.",
+            "HTTP requests answered, by method, route template and status class (2xx, 4xx, "
+            "5xx: the exact code is in the access log and the request's span).",
             "method",
             "route",
             "status",
@@ -135,6 +146,18 @@ class ServiceMetrics:
                 counter.labels(topic=topic)
             for kind in FAILURE_KINDS:
                 self.consumer_failures.labels(topic=topic, kind=kind)
+
+    def publishing(self, topics: Iterable[str]) -> None:
+        """Start the per-topic publisher counter at zero for ``topics``."""
+        for topic in topics:
+            self.messages_out.labels(topic=topic)
+
+    def serving(self, routes: Iterable[tuple[str, str]]) -> None:
+        """Start the HTTP request counter at zero for each (method, route template) in
+        ``routes``, with every status class of ``STATUS_CLASSES``."""
+        for method, route in routes:
+            for status in STATUS_CLASSES:
+                self.http_requests.labels(method=method, route=route, status=status)
 
     def render(self) -> bytes:
         """The metrics in Prometheus text format."""

@@ -3,7 +3,8 @@
 The W3C trace context (``traceparent``, ``tracestate``) travels in Kafka message headers from
 the publisher to the consumer, and through the outbox (stored beside the envelope, stripped
 before it is published), so a request that queues an event and the consumer that handles it
-share a trace: request span → publish span → consumer span.
+share a trace: request span → publish span → consumer span. A dead letter's publish span is
+the child of the consumer span that gave its record up (``traceparent`` on the DLQ record).
 
 Spans are exported by OTLP/HTTP when ``MRM_OTLP_ENDPOINT`` (or the standard
 ``OTEL_EXPORTER_OTLP_ENDPOINT``) is set. Otherwise no provider is installed: the API's no-op
@@ -122,8 +123,10 @@ def publish_span(
     *,
     parent: otel_context.Context | None = None,
     event_type: str | None = None,
+    link: otel_context.Context | None = None,
 ) -> Iterator[Span]:
-    """A producer span around one publish, its context injected into ``headers``."""
+    """A producer span around one publish, its context injected into ``headers`` (a child of
+    ``parent``, the current span by default; linked to the span of ``link`` when given)."""
     attributes: dict[str, str] = {
         "messaging.system": "kafka",
         "messaging.operation.type": "send",
@@ -131,8 +134,13 @@ def publish_span(
     }
     if event_type:
         attributes["mrm.event_type"] = event_type
+    links = [Link(trace.get_current_span(link).get_span_context())] if link is not None else []
     with tracer().start_as_current_span(
-        f"send {topic}", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
+        f"send {topic}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
+        attributes=attributes,
+        links=links,
     ) as span:
         propagate.inject(headers)
         yield span

@@ -28,11 +28,14 @@ from shared.sql_service import MessagingPruner, open_store
 from shared.watch import BrokerWatch
 
 SERVICE = "execution"
+PUBLISHES = (topics.EXECUTION,)
+"""The topics execution publishes to (its outbox's events)."""
 
 
 def create_app(settings: ExecutionSettings, *, clock: Clock | None = None) -> FastAPI:
     """The execution service's app; everything it runs on is built in its lifespan."""
     metrics = ServiceMetrics(SERVICE)
+    metrics.publishing(PUBLISHES)
     clock = clock or SystemClock()
     fx = FxRates(base=settings.currency, rates=dict(settings.fx_rates))
 

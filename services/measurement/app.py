@@ -31,6 +31,7 @@ from services.measurement.reallocation import PlanRule
 from services.measurement.sales_watch import SalesTargetWatch
 from services.measurement.settings import MeasurementSettings
 from services.measurement.warehouse import Warehouse, connect, migrate, ping
+from shared import topics
 from shared.consumer import EventConsumer
 from shared.http import create_service_app
 from shared.kafka import make_broker, prepare_kafka
@@ -41,6 +42,8 @@ from shared.runtime import broker_running, supervise
 from shared.watch import BrokerWatch
 
 SERVICE = "measurement"
+PUBLISHES = (topics.KPI,)
+"""The topics measurement publishes to (what the monitor and the models decide)."""
 MONITOR_TOPIC = "mrm.measurement.monitor"
 """One partition, no messages: its consumer group elects the replica that runs the monitor."""
 
@@ -48,6 +51,7 @@ MONITOR_TOPIC = "mrm.measurement.monitor"
 def create_app(settings: MeasurementSettings) -> FastAPI:
     """The measurement service as an ASGI app; everything is built inside its lifespan."""
     metrics = ServiceMetrics(SERVICE)
+    metrics.publishing(PUBLISHES)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ from services.notifier.metrics import NotifierMetrics
 from services.notifier.migrations import migration_set
 from services.notifier.senders import HttpWebhookSender, Senders, SmtpEmailSender
 from services.notifier.settings import NotifierSettings
+from shared import topics
 from shared.consumer import EventConsumer
 from shared.http import create_service_app, readiness_of
 from shared.kafka import make_broker, prepare_kafka
@@ -28,11 +29,14 @@ from shared.sql_service import MessagingPruner, open_store
 from shared.watch import BrokerWatch
 
 PARKED_SWEEP_S = 30.0
+PUBLISHES = (topics.NOTIFICATIONS,)
+"""The topics the notifier publishes to (delivery outcomes, through its outbox)."""
 
 
 def create_app(settings: NotifierSettings) -> FastAPI:
     """The notifier's FastAPI app; everything with I/O is built in its lifespan."""
     metrics = ServiceMetrics("notifier")
+    metrics.publishing(PUBLISHES)
     notifier_metrics = NotifierMetrics(metrics, channels=domain.CHANNELS)
 
     @asynccontextmanager

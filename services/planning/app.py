@@ -34,11 +34,14 @@ from shared.sql_service import MessagingPruner, open_store
 from shared.watch import BrokerWatch
 
 SERVICE = "planning"
+PUBLISHES = (topics.PLANNING,)
+"""The topics planning publishes to (its outbox's events)."""
 
 
 def create_app(settings: PlanningSettings) -> FastAPI:
     """The planning service as an ASGI app; everything is built inside its lifespan."""
     metrics = ServiceMetrics(SERVICE)
+    metrics.publishing(PUBLISHES)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +68,7 @@ def create_app(settings: PlanningSettings) -> FastAPI:
             partitions=settings.topic_partitions,
             group_id=consumer.group_id,
             subscriptions=consumer.subscriptions,
-            produced=[topics.PLANNING],
+            produced=PUBLISHES,
             on_reset=partial(handlers.on_topic_reset, db=db, relay=relay),
             stall_after_s=settings.consumer_stall_after_s,
         )

@@ -124,3 +124,11 @@ def test_labelled_counters_start_at_zero_for_known_labels() -> None:
     assert (
         metrics.registry.get_sample_value("mrm_messages_in_total", {**labels, "topic": "x"}) is None
     )
+    metrics.publishing(["mrm.planning.v1"])
+    out = {"service": "planning", "topic": "mrm.planning.v1"}
+    assert metrics.registry.get_sample_value("mrm_messages_out_total", out) == 0.0
+    metrics.serving([("POST", "/api/v1/plans")])
+    for status in ("2xx", "4xx", "5xx"):
+        route = {"service": "planning", "method": "POST", "route": "/api/v1/plans"}
+        requests = {**route, "status": status}
+        assert metrics.registry.get_sample_value("mrm_http_requests_total", requests) == 0.0

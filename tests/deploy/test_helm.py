@@ -33,6 +33,8 @@ from test_compose import (
     settings_modules,
 )
 
+from services.measurement.settings import MeasurementSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "mrm"
 RELEASE = "rel"
@@ -303,6 +305,24 @@ def test_settings_accept_each_pods_environment(
         # a pod gets its own store's credentials only
         stores = {var for var in env if var.endswith(("_DATABASE_URL", "_CLICKHOUSE_URL"))}
         assert len(stores) == 1, f"{svc}: {sorted(stores)}"
+
+
+@pytest.mark.parametrize("cluster", ["", "mrm_cluster"])
+def test_the_clickhouse_cluster_reaches_measurement_and_the_migration(
+    helm: str, cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``config.MRM_CLICKHOUSE_CLUSTER`` (empty by default: one node) is what measurement's pods
+    and the migration Job read as their ClickHouse cluster."""
+    rendered = render(helm, f"config.MRM_CLICKHOUSE_CLUSTER={cluster}") if cluster else render(helm)
+    measurement = pod_environment(rendered, by_kind(rendered, "Deployment")["measurement"])
+    migration = pod_environment(rendered, by_kind(rendered, "Job")["migrate"])
+    assert measurement["MRM_CLICKHOUSE_CLUSTER"] == migration["MRM_CLICKHOUSE_CLUSTER"] == cluster
+    with monkeypatch.context() as patch:
+        for var in [var for var in os.environ if var.startswith("MRM_")]:
+            patch.delenv(var)
+        for var, value in measurement.items():
+            patch.setenv(var, value)
+        assert MeasurementSettings(_env_file=None).clickhouse_cluster == cluster  # type: ignore[call-arg]
 
 
 def test_an_existing_secret_replaces_the_charts(helm: str) -> None:

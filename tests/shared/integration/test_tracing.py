@@ -1,4 +1,5 @@
-"""One trace from an HTTP request through the outbox and Kafka to another service's consumer.
+"""One trace from an HTTP request through the outbox and Kafka to another service's consumer,
+and a dead letter's publish in the trace of the handling that gave its record up.
 
 Planning answers ``POST /api/v1/plans`` and queues ``plan.created`` in its outbox; its relay
 publishes it to the real test broker; a consumer of another group handles it. The spans are
@@ -9,19 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import OffsetAndMetadata, TopicPartition
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind
 
 from services.planning.app import create_app
 from services.planning.settings import PlanningSettings
-from shared import topics, tracing
-from shared.consumer import Consumed, EventConsumer
+from shared import dlq, topics, tracing
+from shared.consumer import Consumed, EventConsumer, Rejected
+from shared.events import new_envelope
+from shared.events.ingest import SpendRecorded
 from shared.kafka import make_broker
 from shared.metrics import ServiceMetrics
 
@@ -139,3 +146,133 @@ def _one(spans: list[ReadableSpan], kind: SpanKind, **attributes: str) -> Readab
     ]
     assert len(found) == 1, [(s.kind, s.name, dict(s.attributes or {})) for s in spans]
     return found[0]
+
+
+def start_group_at_end(bootstrap: str, topic: str, group_id: str) -> None:
+    """Commit ``group_id``'s offsets at the end of ``topic``: it reads only what comes next."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in partitions})
+    finally:
+        consumer.close()
+
+
+def dead_letters(bootstrap: str, topic: str, *, keys: set[bytes], expect: int) -> list[Any]:
+    """The records of ``topic``'s DLQ with one of ``keys`` (waits for ``expect`` of them)."""
+    consumer = KafkaConsumer(
+        topics.dlq(topic),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=30_000,
+    )
+    found = []
+    try:
+        for record in consumer:
+            if record.key in keys:
+                found.append(record)
+            if len(found) >= expect:
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+def _span_id(traceparent: bytes) -> tuple[int, int]:
+    """(trace id, span id) of a W3C ``traceparent`` header."""
+    _version, trace_id, span_id, _flags = traceparent.decode().split("-")
+    return int(trace_id, 16), int(span_id, 16)
+
+
+async def test_a_dead_letter_is_published_in_a_span_of_the_consumer_that_gave_it_up(
+    spans: InMemorySpanExporter, kafka_bootstrap: str, unique_id: str
+) -> None:
+    """Per record (``on``) the dead letter's publish span is the child of the consume span of
+    the failed handling, itself the child of the record's publish span; in a batch
+    (``on_batch``) it is the batch span's child. Either links to the record's publish span,
+    and the DLQ record carries the dead-letter span's ``traceparent`` next to its own
+    headers."""
+    campaign = f"dl-{unique_id}"
+    single, batched = f"dls-{unique_id}", f"dlb-{unique_id}"
+    for group in (single, batched):
+        start_group_at_end(kafka_bootstrap, topics.SPEND, group)
+    envelope = new_envelope(
+        SpendRecorded(campaign_id=campaign, channel="search", amount=Decimal("1"), currency="USD"),
+        source="test",
+    )
+    bodies = {b"rejected": envelope.to_bytes(), b"undecodable": b"{not json"}
+    sent: dict[bytes, SpanContext] = {}
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    try:
+        for key, body in bodies.items():
+            headers: dict[str, str] = {}
+            with tracing.publish_span(topics.SPEND, headers) as span:
+                sent[key] = span.get_span_context()
+            wire = [(name, value.encode()) for name, value in headers.items()]
+            producer.send(topics.SPEND, key=key + campaign.encode(), value=body, headers=wire)
+        producer.flush()
+    finally:
+        producer.close()
+
+    async def on_spend(consumed: Consumed) -> None:
+        if consumed.data.campaign_id == campaign:  # type: ignore[attr-defined]
+            raise Rejected("data.currency: no rate configured")
+
+    async def on_spends(batch: Sequence[Consumed]) -> None:
+        return None
+
+    broker = make_broker(kafka_bootstrap, client_id="trace-dlq")
+    metrics = ServiceMetrics("trace_dlq")
+    EventConsumer(broker=broker, group_id=single, metrics=metrics).on(
+        topics.SPEND, handler=on_spend
+    )
+    EventConsumer(broker=broker, group_id=batched, metrics=metrics).on_batch(
+        topics.SPEND, handler=on_spends
+    )
+    keys = {key + campaign.encode() for key in bodies}
+    async with broker:
+        await broker.start()
+        # two from the per-record consumer, the undecodable one from the batch consumer
+        letters = await asyncio.to_thread(
+            dead_letters, kafka_bootstrap, topics.SPEND, keys=keys, expect=3
+        )
+
+    finished = {span.context.span_id: span for span in spans.get_finished_spans()}
+    by_group: dict[str, dict[bytes, Any]] = {single: {}, batched: {}}
+    for letter in letters:
+        headers = dict(letter.headers)
+        by_group[headers[dlq.CONSUMER_GROUP_HEADER].decode()][letter.key] = headers
+    assert sorted(by_group[single]) == sorted(keys)
+    assert list(by_group[batched]) == [b"undecodable" + campaign.encode()]
+
+    for group, letters_of_group in by_group.items():
+        for key, headers in letters_of_group.items():
+            origin = sent[key.removesuffix(campaign.encode())]
+            assert headers[dlq.ORIGINAL_TOPIC_HEADER] == topics.SPEND.encode()
+            assert headers[dlq.ERROR_HEADER]
+            trace_id, span_id = _span_id(headers["traceparent"])
+            dead = finished[span_id]
+            assert dead.kind is SpanKind.PRODUCER
+            assert dead.name == f"send {topics.dlq(topics.SPEND)}"
+            assert dead.attributes is not None
+            assert dead.attributes["mrm.consumer_group"] == group
+            assert [link.context.span_id for link in dead.links] == [origin.span_id]
+            assert dead.parent is not None
+            consumer_span = finished[dead.parent.span_id]
+            assert consumer_span.kind is SpanKind.CONSUMER
+            if group == single:
+                # the record's trace: publish → process (failed) → dead-letter publish
+                assert consumer_span.name == f"process {topics.SPEND}"
+                assert consumer_span.parent is not None
+                assert consumer_span.parent.span_id == origin.span_id
+                assert trace_id == origin.trace_id
+                assert not consumer_span.status.is_ok
+            else:
+                assert consumer_span.name == "process batch on_spends"
+                assert trace_id == consumer_span.context.trace_id != origin.trace_id

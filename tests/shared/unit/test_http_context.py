@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import structlog
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.embedded import free_port
 from shared.http import create_service_app
@@ -66,7 +68,7 @@ def test_request_id_of_refuses_long_or_odd_ids() -> None:
     assert request_id_of([(b"x-request-id", b"a\nb")]) != "a\nb"
 
 
-async def test_http_metrics_count_by_route_template_and_status() -> None:
+async def test_http_metrics_count_by_route_template_and_status_class() -> None:
     metrics = ServiceMetrics("ctx")
     async with await _client(_app(metrics)) as client:
         for thing in ("a", "b", "c"):
@@ -74,14 +76,39 @@ async def test_http_metrics_count_by_route_template_and_status() -> None:
         assert (await client.get("/nowhere")).status_code == 404
         assert (await client.post("/things/a")).status_code == 405
     value = metrics.registry.get_sample_value
-    ok = {"service": "ctx", "method": "GET", "route": "/things/{thing_id}", "status": "200"}
+    ok = {"service": "ctx", "method": "GET", "route": "/things/{thing_id}", "status": "2xx"}
     assert value("mrm_http_requests_total", ok) == 3
-    missing = {"service": "ctx", "method": "GET", "route": "unmatched", "status": "404"}
+    missing = {"service": "ctx", "method": "GET", "route": "unmatched", "status": "4xx"}
     assert value("mrm_http_requests_total", missing) == 1
-    wrong = {"service": "ctx", "method": "POST", "route": "/things/{thing_id}", "status": "405"}
+    wrong = {"service": "ctx", "method": "POST", "route": "/things/{thing_id}", "status": "4xx"}
     assert value("mrm_http_requests_total", wrong) == 1
+    failed = {**ok, "status": "5xx"}
+    assert value("mrm_http_requests_total", failed) == 0  # started at zero, never raised
     timed = {"service": "ctx", "method": "GET", "route": "/things/{thing_id}"}
     assert value("mrm_http_request_duration_seconds_count", timed) == 3
+
+
+def _samples(exposition: str, name: str) -> dict[tuple[str, str, str], float]:
+    """``name``'s samples in a Prometheus text exposition, by (method, route, status)."""
+    return {
+        (sample.labels["method"], sample.labels["route"], sample.labels["status"]): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name
+    }
+
+
+def test_every_route_is_at_zero_on_the_first_scrape() -> None:
+    """Before any request but the scrape itself, each route template and method has its
+    request counters at zero for every status class (HEAD, implied by GET, has none)."""
+    with TestClient(_app(ServiceMetrics("ctx"))) as client:
+        first = _samples(client.get("/metrics").text, "mrm_http_requests_total")
+    for status in ("2xx", "4xx", "5xx"):
+        assert first[("GET", "/things/{thing_id}", status)] == 0.0
+        assert first[("GET", "/health", status)] == 0.0
+        assert first[("GET", "/metrics", status)] == 0.0  # counted once the scrape has ended
+    assert not [key for key in first if key[0] == "HEAD"]
+    assert ("GET", "unmatched", "4xx") not in first  # no series until a request needs it
 
 
 SERVER = textwrap.dedent(

@@ -1,5 +1,6 @@
 """Trace context in message headers: injected by publish spans, continued by consume spans,
-linked by batch spans; nothing at all while tracing is off."""
+linked by batch spans, carried by dead letters (not by their replays); nothing at all while
+tracing is off."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import aiokafka.errors
 import pytest
+from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared import tracing
+from mrm.dlq import DeadLetterRecord, replay_headers
+from shared import dlq, tracing
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -160,3 +165,78 @@ def test_spans_are_exported_by_otlp_when_an_endpoint_is_configured(tmp_path: Pat
     assert names["service.name"] == "mrm-otlptest"
     spans = [s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
     assert spans == ["GET /things/{thing_id}"]
+
+
+class _SmallBroker:
+    """A broker stand-in that refuses bodies above ``limit`` bytes as too large."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.sent: list[tuple[bytes, str, dict[str, str]]] = []
+
+    async def publish(self, value: bytes, *, topic: str, key: bytes | None, headers: Any) -> None:
+        if len(value) > self.limit:
+            raise aiokafka.errors.MessageSizeTooLargeError()
+        self.sent.append((value, topic, headers))
+
+
+async def test_a_dead_letter_carries_its_publish_spans_context_with_its_own_headers(
+    spans: InMemorySpanExporter,
+) -> None:
+    """The DLQ publish is a child of the given span, linked to the record's publish span; its
+    ``traceparent`` rides along with the dead letter's headers, on the preview sent after the
+    broker refused the whole body too."""
+    record_headers: dict[str, str] = {}
+    with tracing.publish_span("mrm.spend.v1", record_headers) as sent:
+        pass
+    letter = dlq.DeadLetter(
+        topic="mrm.spend.v1",
+        partition=1,
+        offset=7,
+        key=b"k",
+        value=b"x" * (2 * dlq.PREVIEW_BYTES),
+        reason="data.amount: must be positive",
+        group="g",
+    )
+    broker = _SmallBroker(limit=dlq.PREVIEW_BYTES)
+    with tracing.consume_span("mrm.spend.v1", "on_spend", []) as handling:
+        parent = trace.set_span_in_context(handling)
+    await dlq.publish(
+        broker,  # type: ignore[arg-type]
+        letter,
+        trace_parent=parent,
+        trace_link=tracing.context_of_carrier(record_headers),
+    )
+    [(body, topic, headers)] = broker.sent
+    assert (len(body), topic) == (dlq.PREVIEW_BYTES, "mrm.spend.v1.dlq")
+    assert headers[dlq.ERROR_HEADER] == "data.amount: must be positive"
+    assert headers[dlq.ORIGINAL_SIZE_HEADER] == str(2 * dlq.PREVIEW_BYTES)
+    dead = next(s for s in spans.get_finished_spans() if s.name == "send mrm.spend.v1.dlq")
+    trace_id = format(dead.context.trace_id, "032x")
+    flags = format(int(dead.context.trace_flags), "02x")
+    assert headers["traceparent"] == f"00-{trace_id}-{dead.context.span_id:016x}-{flags}"
+    assert dead.parent is not None and dead.parent.span_id == handling.get_span_context().span_id
+    assert [link.context.span_id for link in dead.links] == [sent.get_span_context().span_id]
+
+
+def test_a_replay_does_not_send_the_dead_letters_trace_context_on() -> None:
+    """The dead letter's ``traceparent`` names a span long ended: the replay starts afresh."""
+    record = DeadLetterRecord(
+        dlq_topic="mrm.spend.v1.dlq",
+        partition=0,
+        offset=3,
+        timestamp_ms=0,
+        key=b"k",
+        value=b"{}",
+        headers={
+            dlq.CONSUMER_GROUP_HEADER: "g",
+            dlq.REPLAY_COUNT_HEADER: "1",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        },
+    )
+    headers = dict(replay_headers(record, "g"))
+    assert headers == {
+        dlq.REPLAY_FOR_GROUP_HEADER: b"g",
+        dlq.REPLAY_COUNT_HEADER: b"2",
+        dlq.REPLAY_OF_HEADER: b"mrm.spend.v1.dlq:0:3",
+    }
