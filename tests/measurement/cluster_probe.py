@@ -3,8 +3,8 @@ process): a chDB engine whose ``remote_servers`` hold a cluster ``mrm`` of one l
 two (argument ``2``), the warehouse migrated for that cluster by ``migrate_cluster`` —
 Distributed tables over local tables, materialized views on the local tables, the claim tables —
 and the same events and queries on a single-node database beside it. Prints both answers as JSON
-(with two shards also what each shard holds, and where ClickHouse's own Distributed insert sends
-each row).
+(with two shards also every query module's answers over a small bench dataset, what each shard
+holds, and where ClickHouse's own Distributed insert sends each row).
 
 chDB has no Keeper, so ``ON CLUSTER`` and the Replicated engines cannot run here: each statement
 is run with them taken out (``on_one_node``); everything else (Distributed tables, sharding keys,
@@ -14,23 +14,43 @@ this process need more (``on_two_shards``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
 import sys
 import uuid
+from collections.abc import Callable
 from decimal import Decimal as D
+from functools import partial
 from typing import Any
 
 import chdb
 
+from mrm.bench.data import LeadStream
+from mrm.bench.history import CHANNELS, HistorySpec, insert_history
+from mrm.bench.queries import _planning_rows, _side_tables
 from services.measurement import warehouse
-from services.measurement.warehouse import StoredEvent
+from services.measurement.warehouse import (
+    StoredEvent,
+    alerts,
+    budgets,
+    customers,
+    discounts,
+    peers,
+    pipeline,
+    sales_targets,
+    segment_members,
+    target_forecast,
+    uplift,
+)
 from services.measurement.warehouse.cluster import LOCAL_SUFFIX, SHARDING_KEYS
 from services.measurement.warehouse.cluster_migrate import migrate_cluster
 from shared.events import EventData, new_envelope
+from shared.events.customers import CustomerProfileUpdated
 from shared.events.ingest import LeadStageChanged, SaleCompleted, SpendRecorded
 from shared.events.planning import CampaignPlanned, CampaignStatusChanged, PlanCreated
+from shared.money import FxRates
 
 Y = 2094
 
@@ -230,6 +250,132 @@ def answers(client: Any) -> dict[str, Any]:
     }
 
 
+RUN = "c1a55e7d"
+"""The bench dataset's run id (hex: it becomes part of event ids)."""
+
+
+def load_bench(client: Any) -> tuple[list[str], list[str]]:
+    """A small bench dataset: 12 planned campaigns in 2 plans with leads, spend, ad metrics and
+    sales (sales units, partners, products), 20 past campaigns, and two versions of 30 buyers'
+    profiles (a third redelivered); returns the planned campaigns and the buyers."""
+    stream = LeadStream(run=RUN, phase=0x50, campaigns=12, events_per_lead=3)
+    campaigns = stream.campaign_ids()
+    warehouse.insert_events(client, events=_planning_rows(run=RUN, campaigns=campaigns, plans=2))
+    client.insert_arrow("lead_events", stream.arrow(0, 1500))
+    for table, data in _side_tables(run=RUN, campaigns=campaigns, rows=1000).items():
+        client.insert_arrow(table, data)
+    insert_history(client, spec=HistorySpec(campaigns=20, years=1), run=RUN)
+    buyers = [
+        str(row[0])
+        for row in client.query(
+            "SELECT DISTINCT customer_id FROM sales WHERE customer_id != '' ORDER BY 1 LIMIT 30"
+        ).result_rows
+    ]
+    profiles = [
+        event(
+            f"profile-{customer}-{version}",
+            CustomerProfileUpdated(
+                customer_id=customer,
+                version=version,
+                size="small",
+                industry=f"industry-{(k + version) % 3}",
+                region=("APAC", "EMEA")[version - 1],
+            ),
+            dt.datetime(2027, 1, version, tzinfo=dt.UTC),
+        )
+        for k, customer in enumerate(buyers)
+        for version in (1, 2)
+    ]
+    warehouse.insert_events(client, events=profiles)
+    warehouse.insert_events(client, events=profiles[::3])
+    return campaigns, buyers
+
+
+def breadth(client: Any) -> dict[str, Any]:
+    """Every query module's answers over ``load_bench``'s dataset (lists whose order the SQL
+    leaves open sorted), as JSON values."""
+    campaigns, buyers = load_bench(client)
+    fx = FxRates(base="USD", rates={"EUR": D("1.08")})
+    now, as_of = dt.datetime(2027, 6, 1, tzinfo=dt.UTC), dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
+    start, end = dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2027, 12, 31, tzinfo=dt.UTC)
+    first, plan = campaigns[0], f"bench-{RUN}-plan0"
+    channel = CHANNELS[1]  # of planned and past campaigns
+    year = (dt.date(2026, 1, 1), dt.date(2027, 12, 31))
+    calls: dict[str, Callable[[], Any]] = {
+        "plan": lambda: warehouse.plan_kpis(client, plan_id=plan, now=now),
+        "campaigns": lambda: warehouse.campaigns_kpis(client, campaign_ids=campaigns, now=now),
+        "funnel": lambda: warehouse.funnel(client, campaign_id=campaigns[1]),
+        "company": lambda: warehouse.company_kpis(client, fx=fx, now=now),
+        "company_period": lambda: warehouse.company_kpis(
+            client, fx=fx, start=start, end=end, now=now
+        ),
+        "channel": lambda: warehouse.channel_kpis(client, channel=channel, fx=fx, now=now),
+        "compare": lambda: warehouse.compare_campaign(client, campaign_id=first, fx=fx, now=now),
+        "stage_durations": lambda: warehouse.stage_durations(client),
+        "segments": lambda: warehouse.segment_effectiveness(client, fx=fx, now=now),
+        "plan_daily_spend": lambda: warehouse.plan_daily_spend(client, plan_id=plan),
+        "currencies": lambda: warehouse.campaign_currencies(client, campaign_ids=campaigns),
+        "targets": lambda: warehouse.targets_by_campaign(client, campaign_ids=campaigns),
+        "members": lambda: segment_members.member_measures(
+            client, members=buyers, start=None, end=None
+        ),
+        "members_weekly": lambda: segment_members.member_measures(
+            client, members=buyers, start=start, end=end, bucket="week"
+        ),
+        "profiles_as_of": lambda: segment_members.profiles_as_of(client, end=now),
+        "profiles_between": lambda: segment_members.profiles_as_of(
+            client, end=dt.datetime(2027, 1, 1, 12, tzinfo=dt.UTC)
+        ),
+        "customer_sales": lambda: customers.customer_sales(client, start=start, end=end),
+        "buyers": lambda: customers.profiles_of_buyers(client, start=start, end=end),
+        "pipeline": lambda: pipeline.pipeline_inputs(
+            client, scope="plan", id=plan, fx=fx, as_of=as_of
+        ),
+        "uplift": lambda: uplift.uplift_inputs(
+            client,
+            campaign_id=first,
+            fx=fx,
+            as_of=as_of,
+            weeks_before=4,
+            weeks_after=4,
+            control=True,
+        ),
+        "plan_budget": lambda: budgets.plan_budget(client, plan_id=plan),
+        "plans_of": lambda: alerts.plans_of(client, campaign_ids=campaigns),
+        "peers": lambda: peers.history(client, as_of=now),
+        "sale_groups": lambda: sales_targets.sale_groups(client, start=year[0], end=year[1]),
+        "forecast": lambda: target_forecast.target_forecast_inputs(
+            client, period="2027", brand=None, start=year[0], end=year[1], as_of=as_of, fx=fx
+        ),
+        "discounts": lambda: discounts.discounted_sales(client, campaign_ids=campaigns),
+    }
+    for by in warehouse.SALES_DIMENSIONS:
+        calls[f"sales_by_{by}"] = partial(warehouse.sales_by, client, by=by, fx=fx, now=now)
+    period = {"start": start, "end": end, "fx": fx, "bucket": "week"}
+    for scope, key in (("campaign", first), ("plan", plan), ("channel", channel), ("company", "")):
+        calls[f"series_{scope}"] = partial(
+            warehouse.kpi_series, client, scope=scope, id=key or None, now=now, **period
+        )
+    for scope, key in (("brand", "brand-1"), ("partner", "partner-1"), ("region", "EMEA")):
+        calls[f"trade_{scope}"] = partial(
+            warehouse.trade_series, client, scope=scope, id=key, **period
+        )
+    unordered = {"sale_groups", "forecast"}  # groups of a GROUP BY without ORDER BY
+    return {name: _plain(call(), sort=name in unordered) for name, call in calls.items()}
+
+
+def _plain(value: Any, *, sort: bool = False) -> Any:
+    """``value`` as JSON values (dataclasses as dicts); with ``sort``, lists sorted."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value), sort=sort)
+    if isinstance(value, dict):
+        return {str(key): _plain(item, sort=sort) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_plain(item, sort=sort) for item in value]
+        return sorted(items, key=repr) if sort else items
+    return json.loads(json.dumps(value, default=str))
+
+
 def main(path: str, config: str, shards: str = "1") -> None:
     # the engine, with the cluster, for this process (kept open: closing it ends the engine)
     engine = chdb.connect(f"{path}?config-file={config}")
@@ -260,7 +406,8 @@ def main(path: str, config: str, shards: str = "1") -> None:
         "sharded": answers(ddl),
     }
     if isinstance(ddl, TwoShards):
-        out["shards"] = placement(client)
+        out["shards"] = placement(client)  # of the small dataset
+        out["breadth"] = {"single": breadth(single), "sharded": breadth(ddl)}
         out["routing"] = routing(client, ddl.keys)
     print(json.dumps(out, default=str, sort_keys=True))
     engine.close()

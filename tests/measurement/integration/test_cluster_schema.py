@@ -17,9 +17,11 @@ builds on that (``cluster_probe.on_two_shards``): every local table exists once 
 database, the rendered Distributed tables read them through a Merge table filtered to the
 shard's own database, each shard has its own materialized views, and rows are written to the
 shard the sharding key picks. So FINAL per shard, ``uniqExact`` and GLOBAL IN / JOIN across
-shards, and the views on local tables run as on a cluster; what is not ClickHouse's own is the
+shards, and the views on local tables run as on a cluster. What is not ClickHouse's own is the
 routing of inserts (a Distributed insert to a local shard cannot tell which shard it is:
-``shardNum()`` is 0 there, and both shards write the one local table name).
+``shardNum()`` is 0 there, and both shards write the one local table name), so the probe also
+inserts every row through a Distributed table whose replicas are remote, with sends stopped, and
+compares what ClickHouse queued per shard with what the routing put there.
 """
 
 from __future__ import annotations
@@ -255,3 +257,15 @@ def test_on_two_shards_a_campaign_sits_on_one_shard_and_the_answers_are_one_node
     for table, sides in routing.items():
         assert sides["placed"] == sides["sent"], table
     assert all(routing["spend"]["sent"][shard][0] > 0 for shard in (0, 1))
+    # every query module on a bench dataset (42 campaigns, 30 customers' profile versions):
+    # the same answers on two shards as on one node
+    breadth = out["breadth"]
+    assert breadth["sharded"].keys() == breadth["single"].keys()
+    for name, answer in breadth["single"].items():
+        assert breadth["sharded"][name] == answer, name
+    single = breadth["single"]
+    assert (single["members"][""]["buyers"], len(single["peers"])) == (30, 20)
+    assert {p["region"] for p in single["profiles_as_of"]} == {"EMEA"}  # version 2 of 30
+    assert {p["region"] for p in single["profiles_between"]} == {"APAC"}  # version 1
+    for table in ("lead_events", "sales", "customer_profiles", "customer_profile_versions"):
+        assert all(rows > 0 for rows, _ in routing[table]["placed"]), table
