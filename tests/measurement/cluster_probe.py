@@ -351,7 +351,7 @@ def breadth(client: Any) -> dict[str, Any]:
     }
     for by in warehouse.SALES_DIMENSIONS:
         calls[f"sales_by_{by}"] = partial(warehouse.sales_by, client, by=by, fx=fx, now=now)
-    period = {"start": start, "end": end, "fx": fx, "bucket": "week"}
+    period: dict[str, Any] = {"start": start, "end": end, "fx": fx, "bucket": "week"}
     for scope, key in (("campaign", first), ("plan", plan), ("channel", channel), ("company", "")):
         calls[f"series_{scope}"] = partial(
             warehouse.kpi_series, client, scope=scope, id=key or None, now=now, **period
