@@ -257,8 +257,8 @@ def test_on_two_shards_a_campaign_sits_on_one_shard_and_the_answers_are_one_node
     for table, sides in routing.items():
         assert sides["placed"] == sides["sent"], table
     assert all(routing["spend"]["sent"][shard][0] > 0 for shard in (0, 1))
-    # every query module on a bench dataset (42 campaigns, 30 customers' profile versions):
-    # the same answers on two shards as on one node
+    # every query module on a bench dataset (12 planned and 20 past campaigns, two profile
+    # versions of 30 customers): the same answers on two shards as on one node
     breadth = out["breadth"]
     assert breadth["sharded"].keys() == breadth["single"].keys()
     for name, answer in breadth["single"].items():
