@@ -1,14 +1,27 @@
 """The cluster rendering against chDB's ClickHouse (26.9, the release line compose deploys): every
 rendered statement parses; the migration claims hold under concurrent claimers; and, in a chDB
-process whose ``remote_servers`` define a cluster of one local shard, the warehouse migrated by
-``migrate_claimed`` answers the same queries as the single-node schema.
+process whose ``remote_servers`` define a cluster of one local shard, then of two, the warehouse
+migrated by ``migrate_claimed`` answers the same queries as the single-node schema.
 
 What chDB cannot run: ``ON CLUSTER`` (no distributed DDL queue) and the Replicated engines (no
-Keeper), so the end-to-end run takes them out of each statement (``cluster_probe.on_one_node``),
-and one local shard does not move rows between shards — the sharding keys' correctness for
-FINAL is argued in ``warehouse.cluster`` and checked structurally in the unit tests. (Two
-shards on one chDB, told apart by each replica's ``default_database``, are not local to
-ClickHouse: it connects to them over TCP, which chDB does not serve.)
+Keeper), so the end-to-end runs take them out of each statement (``cluster_probe.on_one_node``).
+
+Two shards. The usual trick for two shards on one server — two replicas on this host, each with
+its own ``<default_database>``, and Distributed tables with database ``''`` — does not work in
+chDB: ClickHouse counts a replica with a ``default_database`` as remote (``Cluster.cpp``: "replica
+is considered non-local, if it has default database set"), so it connects to it over TCP, which
+chDB does not serve: ``Code: 210. DB::NetException: Connection refused (127.0.0.1:9000)`` on
+insert, ``Code: 279 ... ALL_CONNECTION_TRIES_FAILED`` on select. Two replicas on this host
+without ``default_database`` are local, and told apart only by ``shardNum()``; the two-shard run
+builds on that (``cluster_probe.on_two_shards``): every local table exists once per shard
+database, the rendered Distributed tables read them through a Merge table filtered to the
+shard's own database, each shard has its own materialized views, and rows are written to the
+shard the sharding key picks. So FINAL per shard, ``uniqExact`` and GLOBAL IN / JOIN across
+shards, and the views on local tables run as on a cluster. What is not ClickHouse's own is the
+routing of inserts (a Distributed insert to a local shard cannot tell which shard it is:
+``shardNum()`` is 0 there, and both shards write the one local table name), so the probe also
+inserts every row through a Distributed table whose replicas are remote, with sends stopped, and
+compares what ClickHouse queued per shard with what the routing put there.
 """
 
 from __future__ import annotations
@@ -18,6 +31,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -153,16 +167,25 @@ def test_a_migration_claimed_elsewhere_is_waited_for_not_applied_again(
         warehouse_client.command(f"DROP DATABASE IF EXISTS {db}")
 
 
-def test_the_cluster_schema_answers_as_the_single_node_one(tmp_path: Path) -> None:
+def probe(tmp_path: Path, *hosts: str) -> dict[str, Any]:
+    """Run ``cluster_probe`` with a cluster ``mrm`` of one shard per host (all this process: chDB
+    has no TCP server, the port only marks a replica as local), and ``mrm_remote``, the same
+    hosts with a ``default_database`` (remote to ClickHouse, never reached); its output."""
+
+    def cluster(replica: str) -> str:
+        return "".join(
+            f"<shard><replica><host>{host}</host><port>9000</port>{replica}</replica></shard>"
+            for host in hosts
+        )
+
     config = tmp_path / "cluster.xml"
-    # one shard on this host: chDB has no TCP server, the port only marks the replica as local
     config.write_text(
-        "<clickhouse><tcp_port>9000</tcp_port><remote_servers><mrm><shard><replica>"
-        "<host>localhost</host><port>9000</port></replica></shard></mrm></remote_servers>"
-        "</clickhouse>"
+        f"<clickhouse><tcp_port>9000</tcp_port><remote_servers><mrm>{cluster('')}</mrm>"
+        f"<mrm_remote>{cluster('<default_database>sharded</default_database>')}</mrm_remote>"
+        "</remote_servers></clickhouse>"
     )
     done = subprocess.run(
-        [sys.executable, str(PROBE), str(tmp_path / "engine"), str(config)],
+        [sys.executable, str(PROBE), str(tmp_path / "engine"), str(config), str(len(hosts))],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -171,21 +194,14 @@ def test_the_cluster_schema_answers_as_the_single_node_one(tmp_path: Path) -> No
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     # the service's session settings for Distributed tables, in force for every query below
     assert out["session"] == ["global", "True"]
     every = [version for version, _, _ in MIGRATIONS]
     assert out["applied"] == [every, []]  # applied once, then nothing left
-    engines = out["engines"]
-    for table in SHARDING_KEYS:
-        assert engines[table] == "Distributed", table
-        assert engines[f"{table}_local"].endswith("MergeTree"), table
-    assert (
-        engines["lead_funnel_mv"] == engines["customer_profile_versions_mv"] == "MaterializedView"
-    )
     assert out["sharded"] == out["single"]
-    # and both are right (by hand): spend 20 + 5, each redelivered once; sales 10 + 30;
-    # leads S (in A and B), T, U counted once each at their highest stage
+    # and both are right (by hand): spend 20 + 5, each redelivered once; sales 10 + 30 by the
+    # one customer K; leads S (in A and B), T, U counted once each at their highest stage
     plan = out["sharded"]["plan"]
     assert (plan["spend"], plan["revenue"], plan["orders"], plan["customers"]) == (
         "25.00", "40.00", 2, 1,
@@ -194,7 +210,62 @@ def test_the_cluster_schema_answers_as_the_single_node_one(tmp_path: Path) -> No
                               "opportunity": 0, "customer": 0}  # fmt: skip
     campaign = out["sharded"]["campaign"]
     assert (campaign["spend"], campaign["revenue"], campaign["leads"]) == ("20.00", "10.00", 2)
+    assert out["sharded"]["funnel"]["stages"]["sql"] == 1
+    # A's status: the later of its two versions
     assert out["sharded"]["campaigns_current"] == [
-        ["A", "draft", "100.00"],
+        ["A", "paused", "100.00"],
         ["B", "draft", "100.00"],
     ]
+    return out
+
+
+def test_the_cluster_schema_answers_as_the_single_node_one(tmp_path: Path) -> None:
+    out = probe(tmp_path, "localhost")
+    engines = out["engines"]
+    for table in SHARDING_KEYS:
+        assert engines[table] == "Distributed", table
+        assert engines[f"{table}_local"].endswith("MergeTree"), table
+    assert (
+        engines["lead_funnel_mv"] == engines["customer_profile_versions_mv"] == "MaterializedView"
+    )
+
+
+def test_on_two_shards_a_campaign_sits_on_one_shard_and_the_answers_are_one_nodes(
+    tmp_path: Path,
+) -> None:
+    out = probe(tmp_path, "localhost", "127.0.0.1")
+    for table in SHARDING_KEYS:
+        assert out["engines"][table] == "Distributed", table
+    shards = out["shards"]
+    for shard in ("shard1", "shard2"):
+        engines = shards[shard]["engines"]
+        for table in SHARDING_KEYS:
+            assert engines[f"{table}_local"].endswith("MergeTree"), (shard, table)
+        assert engines["lead_funnel_mv"] == "MaterializedView"
+        assert engines["customer_profile_versions_mv"] == "MaterializedView"
+    # rows on both shards, each campaign's on one: cityHash64('A') % 2 = 1 → shard 2, B → 1;
+    # the funnel's rows were written by each shard's own view
+    for table in ("spend", "lead_events", "sales", "campaigns", "lead_funnel"):
+        (rows_1, campaigns_1), (rows_2, campaigns_2) = (
+            shards[shard]["tables"][table] for shard in ("shard1", "shard2")
+        )
+        assert rows_1 > 0 and rows_2 > 0, table
+        assert (campaigns_1, campaigns_2) == (["B"], ["A"]), table
+    # ClickHouse's own Distributed insert sends every row where the probe's routers put it
+    routing = out["routing"]
+    assert set(routing) == set(SHARDING_KEYS)
+    for table, sides in routing.items():
+        assert sides["placed"] == sides["sent"], table
+    assert all(routing["spend"]["sent"][shard][0] > 0 for shard in (0, 1))
+    # every query module on a bench dataset (12 planned and 20 past campaigns, two profile
+    # versions of 30 customers): the same answers on two shards as on one node
+    breadth = out["breadth"]
+    assert breadth["sharded"].keys() == breadth["single"].keys()
+    for name, answer in breadth["single"].items():
+        assert breadth["sharded"][name] == answer, name
+    single = breadth["single"]
+    assert (single["members"][""]["buyers"], len(single["peers"])) == (30, 20)
+    assert {p["region"] for p in single["profiles_as_of"]} == {"EMEA"}  # version 2 of 30
+    assert {p["region"] for p in single["profiles_between"]} == {"APAC"}  # version 1
+    for table in ("lead_events", "sales", "customer_profiles", "customer_profile_versions"):
+        assert all(rows > 0 for rows, _ in routing[table]["placed"]), table
