@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import TopicPartition
+from kafka_kit import start_group_at_end
 
 from shared import dlq, topics
 from shared.events import EventData, new_envelope
@@ -41,30 +42,6 @@ READS: dict[str, tuple[str, ...]] = {
 def readers_of(topic: str) -> set[str]:
     """The services whose consumer reads ``topic``."""
     return {service for service, read in READS.items() if topic in read}
-
-
-def start_group_at_end(bootstrap: str, group_id: str, names: Iterable[str]) -> None:
-    """Commit ``group_id``'s offsets at the current end of ``names``: the group then reads only
-    what is published next, not what other tests left on the shared topics."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    try:
-        partitions = [
-            TopicPartition(name, p) for name in names for p in consumer.partitions_for_topic(name)
-        ]
-        ends = consumer.end_offsets(partitions)
-        # the broker may report the start of a partition's last batch + 1 as its end: read on
-        # from there to the real end
-        consumer.assign(partitions)
-        for tp in partitions:
-            consumer.seek(tp, ends[tp])
-        while batch := consumer.poll(timeout_ms=300):
-            for tp, records in batch.items():
-                ends[tp] = max(ends[tp], records[-1].offset + 1)
-        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in partitions})
-    finally:
-        consumer.close()
 
 
 @dataclass(frozen=True)

@@ -88,29 +88,6 @@ def read_to_end(bootstrap: str, topic: str, *, match: Callable[[Any], bool]) -> 
         consumer.close()
 
 
-def start_group_at_end(bootstrap: str, group_id: str, topics: Iterable[str]) -> None:
-    """Commit offsets at the current end of ``topics`` for a consumer group that has none, so
-    replicas joining it start there, as replicas added to a running service do, instead of
-    working through what earlier tests published (a new group starts from the earliest
-    offset: tens of thousands of spend events cost execution a minute)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    try:
-        partitions = [
-            TopicPartition(topic, number)
-            for topic in topics
-            for number in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_end(*partitions)
-        for partition in partitions:
-            consumer.position(partition)  # resolves the seek
-        consumer.commit()
-    finally:
-        consumer.close()
-
-
 def envelope(record: Any) -> dict[str, Any]:
     """The JSON envelope of a record."""
     return json.loads(record.value)

@@ -10,7 +10,8 @@ import json
 from decimal import Decimal
 
 import pytest
-from poison_kit import Producer, read_dead_letters, start_group_at_end
+from kafka_kit import start_group_at_end
+from poison_kit import Producer, read_dead_letters
 
 from mrm.cli import main
 from shared import dlq, topics

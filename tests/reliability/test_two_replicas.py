@@ -24,12 +24,12 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 from clickhouse_connect.driver.client import Client
+from kafka_kit import start_group_at_end
 from replicas_kit import (
     FlakySmtp,
     Publishes,
     containing,
     read_to_end,
-    start_group_at_end,
     start_replicas,
     unpublished,
     wait_until,

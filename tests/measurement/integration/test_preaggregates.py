@@ -149,6 +149,7 @@ def test_backfill_of_the_migration_counts_rows_written_before_it(
         client.command(f"DROP VIEW {db}.lead_funnel_mv")
         client.command(f"DROP TABLE {db}.lead_funnel")
         client.command(f"DELETE FROM {db}.schema_migrations WHERE version = 3")
+        client.command(f"DROP TABLE {db}.schema_migration_claims")  # it came later still
         events = history(unique_id)
         warehouse.insert_events(client, events=events)
         warehouse.insert_events(client, events=events[:4])  # some redelivered

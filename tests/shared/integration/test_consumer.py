@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from kafka import KafkaConsumer
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka_kit import start_group_at_end
 
 from shared import topics
 from shared.consumer import Backoff, Consumed, EventConsumer, Rejected
@@ -45,21 +45,6 @@ def read_dlq(
     return found
 
 
-def start_group_at_end(bootstrap: str, topic: str, group_id: str) -> None:
-    """Commit ``group_id``'s offsets at the current end of ``topic``: the group then reads only
-    what is published next, not the backlog other tests left on this shared topic."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_end(*partitions)
-        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in partitions})
-    finally:
-        consumer.close()
-
-
 async def wait_until(predicate, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not predicate():
@@ -87,7 +72,7 @@ async def test_valid_handled_malformed_dead_lettered_transient_retried(
             raise ConnectionError("store unavailable")
         seen.append(consumed)
 
-    start_group_at_end(kafka_bootstrap, topics.SPEND, f"g-{unique_id}")
+    start_group_at_end(kafka_bootstrap, f"g-{unique_id}", [topics.SPEND])
     with EventPublisher(kafka_bootstrap, source="test") as publisher:
         good = publisher.publish(
             SpendRecorded(

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka_kit import start_group_at_end
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -148,20 +148,6 @@ def _one(spans: list[ReadableSpan], kind: SpanKind, **attributes: str) -> Readab
     return found[0]
 
 
-def start_group_at_end(bootstrap: str, topic: str, group_id: str) -> None:
-    """Commit ``group_id``'s offsets at the end of ``topic``: it reads only what comes next."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_end(*partitions)
-        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in partitions})
-    finally:
-        consumer.close()
-
-
 def dead_letters(bootstrap: str, topic: str, *, keys: set[bytes], expect: int) -> list[Any]:
     """The records of ``topic``'s DLQ with one of ``keys`` (waits for ``expect`` of them)."""
     consumer = KafkaConsumer(
@@ -201,7 +187,7 @@ async def test_a_dead_letter_is_published_in_a_span_of_the_consumer_that_gave_it
     campaign = f"dl-{unique_id}"
     single, batched = f"dls-{unique_id}", f"dlb-{unique_id}"
     for group in (single, batched):
-        start_group_at_end(kafka_bootstrap, topics.SPEND, group)
+        start_group_at_end(kafka_bootstrap, group, [topics.SPEND])
     envelope = new_envelope(
         SpendRecorded(campaign_id=campaign, channel="search", amount=Decimal("1"), currency="USD"),
         source="test",
