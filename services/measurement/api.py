@@ -86,7 +86,9 @@ def reporting_in(currency: str | None, fx: FxRates) -> dict[str, Any]:
     return {"fx": fx, "currency": currency}
 
 
-def _period(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, dt.datetime | None]:
+def period_of(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, dt.datetime | None]:
+    """The ``start``/``end`` keywords of a warehouse query for [from, to); 422 if ``to`` is not
+    after ``from``."""
     if start is not None and end is not None and end <= start:
         raise DomainError("must be after 'from'", field="to", status_code=422, location="query")
     return {"start": start, "end": end}
@@ -103,7 +105,9 @@ async def campaign_kpis(
     campaign_id: Identifier, store: Store, _: Reader, start: From = None, end: To = None
 ) -> JSONResponse:
     """Every KPI of a campaign over [from, to) (whole history when omitted)."""
-    kpis = await store.run(warehouse.campaign_kpis, campaign_id=campaign_id, **_period(start, end))
+    kpis = await store.run(
+        warehouse.campaign_kpis, campaign_id=campaign_id, **period_of(start, end)
+    )
     if kpis.get("name") is None:
         raise NotFound("campaign", campaign_id)
     return respond(kpis)
@@ -114,7 +118,7 @@ async def plan_kpis(
     plan_id: Identifier, store: Store, _: Reader, start: From = None, end: To = None
 ) -> JSONResponse:
     """The KPIs of a plan as one scope, with a per-campaign breakdown."""
-    kpis = await store.run(warehouse.plan_kpis, plan_id=plan_id, **_period(start, end))
+    kpis = await store.run(warehouse.plan_kpis, plan_id=plan_id, **period_of(start, end))
     if kpis.get("name") is None and not kpis.get("campaigns"):
         raise NotFound("plan", plan_id)
     return respond(kpis)
@@ -130,7 +134,7 @@ async def funnel(
 ) -> JSONResponse:
     """Leads reaching each funnel stage and the stage conversions (all campaigns if omitted)."""
     return respond(
-        await store.run(warehouse.funnel, campaign_id=campaign_id, **_period(start, end))
+        await store.run(warehouse.funnel, campaign_id=campaign_id, **period_of(start, end))
     )
 
 
@@ -168,7 +172,7 @@ async def plan_report(
     """A plan's report over [from, to): HTML with charts and tables — its budget tree and the
     progress of the sales targets of the period among them —, or CSV (a row per campaign and a
     plan-total row)."""
-    period = _period(start, end)
+    period = period_of(start, end)
     kpis = await store.run(warehouse.plan_kpis, plan_id=plan_id, **period)
     if kpis.get("name") is None and not kpis.get("campaigns"):
         raise NotFound("plan", plan_id)
@@ -293,7 +297,7 @@ async def channel_kpis(
         warehouse.channel_kpis,
         channel=channel,
         plan_id=plan_id,
-        **_period(start, end),
+        **period_of(start, end),
         **reporting_in(currency, fx),
     )
     if kpis is None:
@@ -313,7 +317,7 @@ async def company_kpis(
     """Every KPI of the whole company over [from, to), unattributed sales and leads included,
     in one currency and per currency; its CKPI weighs the targets of every campaign of the
     period, each on its own KPIs."""
-    period, reporting = _period(start, end), reporting_in(currency, fx)
+    period, reporting = period_of(start, end), reporting_in(currency, fx)
     return respond(await store.run(warehouse.company_kpis, **period, **reporting))
 
 
@@ -345,7 +349,7 @@ async def kpi_series(
     currency and per currency. By brand, partner, product or region: units, orders, revenue,
     gross profit, discounts and average check of that value's sales (``sale_kind``: sell-in or
     sell-out only), and for a brand its campaigns' spend, leads, CPL and ROMI."""
-    period = _period(start, end)
+    period = period_of(start, end)
     reporting = reporting_in(currency, fx)
     trade_api.check_series_args(scope=scope, sale_kind=sale_kind)
     if scope != "company" and not scope_id:
@@ -390,7 +394,7 @@ async def stage_durations(
 ) -> JSONResponse:
     """Count, average and median hours from a lead first reaching a stage to the next one."""
     return respond(
-        await store.run(warehouse.stage_durations, campaign_id=campaign_id, **_period(start, end))
+        await store.run(warehouse.stage_durations, campaign_id=campaign_id, **period_of(start, end))
     )
 
 
@@ -451,7 +455,7 @@ async def sales_by(
     """The sales of [from, to) by brand, trade partner, product, region, outlet or channel:
     orders, revenue, discounts, average check, gross profit and share of revenue per value,
     with spend, ROMI and ROI for brands and channels; in one currency and per currency."""
-    period, reporting = _period(start, end), reporting_in(currency, fx)
+    period, reporting = period_of(start, end), reporting_in(currency, fx)
     return respond(
         await store.run(warehouse.sales_by, by=by, sale_kind=sale_kind, **period, **reporting)
     )

@@ -18,11 +18,11 @@ from services.measurement.api import (
     ReportingCurrency,
     Store,
     To,
-    _period,
+    period_of,
     reporting_in,
     respond,
 )
-from services.measurement.schemas import Currencies, _money, _ratio
+from services.measurement.schemas import Currencies, money_field, ratio_field
 from shared.errors import NotFound
 from shared.events.envelope import Identifier
 
@@ -32,8 +32,8 @@ router = APIRouter(prefix="/api/v1", tags=["segments"])
 class Effectiveness(BaseModel):
     """What the campaigns of a segment gave over the period, taken as one scope."""
 
-    spend: Decimal | None = _money("Σ spend")
-    budget: Decimal | None = _money("Budget of the segment's campaigns")
+    spend: Decimal | None = money_field("Σ spend")
+    budget: Decimal | None = money_field("Budget of the segment's campaigns")
     leads: int = Field(description="Distinct leads reaching lead or later.")
     mql: int = Field(description="Distinct leads reaching MQL or later.")
     sql: int = Field(description="Distinct leads reaching SQL or later.")
@@ -42,12 +42,12 @@ class Effectiveness(BaseModel):
         "the segment's campaigns."
     )
     customers: int = Field(description="Distinct customers with a sale attributed to them.")
-    revenue: Decimal | None = _money("Σ sales")
-    gross_profit: Decimal | None = _money("Σ sale × its campaign's gross margin")
-    cpl: Decimal | None = _money("Cost per lead: spend / leads")
-    cac: Decimal | None = _money("Customer acquisition cost: spend / new customers")
-    romi: Decimal | None = _ratio("(gross profit − spend) / spend")
-    lead_to_customer: Decimal | None = _ratio(
+    revenue: Decimal | None = money_field("Σ sales")
+    gross_profit: Decimal | None = money_field("Σ sale × its campaign's gross margin")
+    cpl: Decimal | None = money_field("Cost per lead: spend / leads")
+    cac: Decimal | None = money_field("Customer acquisition cost: spend / new customers")
+    romi: Decimal | None = ratio_field("(gross profit − spend) / spend")
+    lead_to_customer: Decimal | None = ratio_field(
         "Leads reaching the customer stage / leads reaching lead or later"
     )
 
@@ -159,7 +159,7 @@ async def segment_effectiveness(
     found = await store.run(
         warehouse.segment_effectiveness,
         plan_id=plan_id,
-        **_period(start, end),
+        **period_of(start, end),
         **reporting_in(currency, fx),
     )
     if found is None:

@@ -53,6 +53,8 @@ SEGMENT_RULES: tuple[SegmentRule, ...] = (
 """Segment table, first match wins (R, F, M ranges inclusive; unspecified = any)."""
 
 SEGMENTS: tuple[str, ...] = tuple(rule.segment for rule in SEGMENT_RULES)
+"""The segment names, in table order: ``shared.segments.RFM_SEGMENTS``, which other services
+check a campaign's ``rfm:<name>`` target against (a test holds the two equal)."""
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from services.measurement.report import csv_cell
 from services.measurement.warehouse import Warehouse, customers, segment_defs, segment_members
 from services.measurement.warehouse.customers import Profile
 from shared.money import FxRates
+from shared.segments import RFM_PREFIX
 
-RFM_PREFIX = "rfm:"
 RFM_DAYS = 365
 
 

@@ -29,11 +29,13 @@ _BY_CURRENCY = (
 )
 
 
-def _money(what: str) -> Any:
+def money_field(what: str) -> Any:
+    """A money field of an answer: an exact decimal string, to the cent."""
     return Field(description=f"{what}, to the cent.{_AMOUNT}")
 
 
-def _ratio(what: str) -> Any:
+def ratio_field(what: str) -> Any:
+    """A ratio field of an answer (null where undefined)."""
     return Field(description=f"{what}.{_RATIO}")
 
 
@@ -60,38 +62,38 @@ class Currencies(BaseModel):
 class KpiSet(BaseModel):
     """Every SPEC §4 KPI of a scope and period (counts are integers)."""
 
-    spend: Decimal | None = _money("Σ spend")
+    spend: Decimal | None = money_field("Σ spend")
     impressions: int = Field(description="Σ impressions of the ad metrics.")
     clicks: int = Field(description="Σ clicks of the ad metrics.")
-    ctr: Decimal | None = _ratio("clicks / impressions")
-    cpc: Decimal | None = _money("Cost per click: spend / clicks")
+    ctr: Decimal | None = ratio_field("clicks / impressions")
+    cpc: Decimal | None = money_field("Cost per click: spend / clicks")
     leads: int = Field(description="Distinct leads whose highest stage reached is lead or later.")
-    cpl: Decimal | None = _money("Cost per lead: spend / leads")
+    cpl: Decimal | None = money_field("Cost per lead: spend / leads")
     funnel: dict[str, int] = Field(description="Distinct leads reaching each stage or later.")
     lost: int = Field(description="Distinct leads lost in the period.")
     conversions: dict[str, Decimal | None] = Field(
         description="Stage conversions X→Y: leads reaching Y or later / reaching X or later."
     )
     new_customers: int = Field(description="Customers whose first sale ever is in the period.")
-    cac: Decimal | None = _money("Customer acquisition cost: spend / new customers")
-    revenue: Decimal | None = _money("Σ sales")
-    gross_profit: Decimal | None = _money("Σ sale × its campaign's gross margin")
-    romi: Decimal | None = _ratio("(gross profit − spend) / spend")
-    roi: Decimal | None = _ratio("(gross profit − spend − discounts) / (spend + discounts)")
-    discounts: Decimal | None = _money("Σ discounts")
+    cac: Decimal | None = money_field("Customer acquisition cost: spend / new customers")
+    revenue: Decimal | None = money_field("Σ sales")
+    gross_profit: Decimal | None = money_field("Σ sale × its campaign's gross margin")
+    romi: Decimal | None = ratio_field("(gross profit − spend) / spend")
+    roi: Decimal | None = ratio_field("(gross profit − spend − discounts) / (spend + discounts)")
+    discounts: Decimal | None = money_field("Σ discounts")
     orders: int = Field(description="Number of sales.")
-    average_check: Decimal | None = _money("revenue / orders")
+    average_check: Decimal | None = money_field("revenue / orders")
     customers: int = Field(description="Distinct customers with a sale in the period.")
     repeat_purchase_rate: Decimal | None = Field(
         description="Customers with ≥ 2 orders / customers with ≥ 1." + _RATIO
     )
     ltv_customers: int = Field(description="Customers whose first sale ever is in the scope.")
-    ltv: Decimal | None = _money("Their lifetime gross profit per customer")
-    ltv_cac: Decimal | None = _ratio("LTV / CAC")
-    marketing_pct_of_sales: Decimal | None = _ratio("spend / revenue")
-    budget: Decimal | None = _money("Budget of the scope's campaigns overlapping the period")
-    budget_utilisation: Decimal | None = _ratio("spend / budget")
-    forecast_at_completion: Decimal | None = _money("Spend at the campaigns' end at this rate")
+    ltv: Decimal | None = money_field("Their lifetime gross profit per customer")
+    ltv_cac: Decimal | None = ratio_field("LTV / CAC")
+    marketing_pct_of_sales: Decimal | None = ratio_field("spend / revenue")
+    budget: Decimal | None = money_field("Budget of the scope's campaigns overlapping the period")
+    budget_utilisation: Decimal | None = ratio_field("spend / budget")
+    forecast_at_completion: Decimal | None = money_field("Spend at the campaigns' end at this rate")
     ckpi: Decimal | None = Field(
         description="Weighted score of the campaigns' KPI targets (100 = on target, each "
         "campaign judged on its own KPIs, in its own currency); null without targets."
@@ -121,13 +123,13 @@ class CompanyKpis(Currencies, KpiSet):
 class SeriesValues(BaseModel):
     """The KPIs of one bucket."""
 
-    spend: Decimal | None = _money("Σ spend")
+    spend: Decimal | None = money_field("Σ spend")
     leads: int = Field(description="Distinct leads reaching lead or later in the bucket.")
     new_customers: int = Field(description="Customers whose first sale ever is in the bucket.")
-    revenue: Decimal | None = _money("Σ sales")
-    gross_profit: Decimal | None = _money("Σ gross profit")
-    cpl: Decimal | None = _money("spend / leads")
-    romi: Decimal | None = _ratio("(gross profit − spend) / spend")
+    revenue: Decimal | None = money_field("Σ sales")
+    gross_profit: Decimal | None = money_field("Σ gross profit")
+    cpl: Decimal | None = money_field("spend / leads")
+    romi: Decimal | None = ratio_field("(gross profit − spend) / spend")
 
 
 class SeriesPoint(SeriesValues):
@@ -153,16 +155,16 @@ class KpiSeries(Currencies):
 class ComparedKpis(BaseModel):
     """Whole-history KPIs a comparison shows."""
 
-    spend: Decimal | None = _money("Σ spend")
+    spend: Decimal | None = money_field("Σ spend")
     leads: int = Field(description="Distinct leads reaching lead or later.")
-    cpl: Decimal | None = _money("spend / leads")
+    cpl: Decimal | None = money_field("spend / leads")
     new_customers: int = Field(description="Customers whose first sale ever is theirs.")
-    cac: Decimal | None = _money("spend / new customers")
-    revenue: Decimal | None = _money("Σ sales")
-    romi: Decimal | None = _ratio("(gross profit − spend) / spend")
-    budget: Decimal | None = _money("Budget")
-    budget_utilisation: Decimal | None = _ratio("spend / budget")
-    lead_to_customer: Decimal | None = _ratio("Leads that became customers / leads")
+    cac: Decimal | None = money_field("spend / new customers")
+    revenue: Decimal | None = money_field("Σ sales")
+    romi: Decimal | None = ratio_field("(gross profit − spend) / spend")
+    budget: Decimal | None = money_field("Budget")
+    budget_utilisation: Decimal | None = ratio_field("spend / budget")
+    lead_to_customer: Decimal | None = ratio_field("Leads that became customers / leads")
 
 
 class ComparedCampaign(ComparedKpis):
@@ -312,13 +314,13 @@ class SalesFigures(BaseModel):
     every dimension, so brands and channels read side by side."""
 
     orders: int = Field(description="Number of sales.")
-    revenue: Decimal | None = _money("Σ sales")
-    discounts: Decimal | None = _money("Σ discounts")
-    average_check: Decimal | None = _money("revenue / orders")
-    gross_profit: Decimal | None = _money(
+    revenue: Decimal | None = money_field("Σ sales")
+    discounts: Decimal | None = money_field("Σ discounts")
+    average_check: Decimal | None = money_field("revenue / orders")
+    gross_profit: Decimal | None = money_field(
         "Σ sale × the gross margin of its campaign (1.0 when unattributed)"
     )
-    revenue_share: Decimal | None = _ratio("revenue / the revenue of all values")
+    revenue_share: Decimal | None = ratio_field("revenue / the revenue of all values")
     spend: Decimal | None = Field(
         description="Σ spend of the brand's campaigns, or in the channel, to the cent."
         + _AMOUNT

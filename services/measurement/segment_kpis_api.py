@@ -23,7 +23,7 @@ from services.measurement.api import (
     RequiredTo,
     Store,
     To,
-    _period,
+    period_of,
     reporting_in,
     respond,
 )
@@ -197,7 +197,7 @@ async def segment_kpis(
     orders, buyers, average check, repeat purchase rate, new customers — and the funnel of the
     leads naming a member as customer; members as of `as_of` (default: the period's last day,
     or today)."""
-    period = _period(start, end)
+    period = period_of(start, end)
     reporting_in(currency, fx)
     found = await _members(store, fx, segment_id=segment_id, as_of=_as_of(as_of, end))
     measured = await store.run(segment_members.member_measures, members=found.ids, **period)
@@ -232,7 +232,7 @@ async def segment_series(
     """The members' revenue, gross profit, orders, buyers, average check, new customers and
     leads per day or week of [from, to); members as of `as_of` (default: the period's last
     day) for every bucket."""
-    period = _period(start, end)
+    period = period_of(start, end)
     reporting_in(currency, fx)
     days = series_buckets(start=start, end=end, bucket=bucket)
     if len(days) > MAX_SERIES_BUCKETS:

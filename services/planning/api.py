@@ -28,6 +28,7 @@ from shared.events.envelope import (
 )
 from shared.events.planning import CampaignStatus
 from shared.kpis import KPI_NAMES, Direction
+from shared.segments import TargetSegment
 
 router = APIRouter(prefix="/api/v1", tags=["planning"])
 
@@ -122,7 +123,7 @@ class CampaignIn(StrictBody):
     """The sales unit the campaign plans a sales uplift against."""
     planned_uplift: Money | None = None
     """The sales uplift planned against ``sales_unit_id``, in the plan's currency."""
-    target_segment: Identifier | None = Field(
+    target_segment: TargetSegment | None = Field(
         default=None,
         description="The customer segment the campaign aims at: an RFM segment as "
         "`rfm:<name>` (e.g. `rfm:champions`) or a rule-based segment's id.",
@@ -148,7 +149,7 @@ class CampaignPatch(StrictBody):
     line_id: Identifier | MISSING | None = MISSING
     sales_unit_id: Identifier | MISSING | None = MISSING
     planned_uplift: Money | MISSING | None = MISSING
-    target_segment: Identifier | MISSING | None = Field(
+    target_segment: TargetSegment | MISSING | None = Field(
         default=MISSING,
         description="The customer segment the campaign aims at (null: none); applies at once, "
         "even to an approved campaign.",

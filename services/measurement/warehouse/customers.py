@@ -85,7 +85,7 @@ def profiles_of_buyers(client: Client, *, start: dt.datetime, end: dt.datetime) 
             SELECT customer_id FROM sales
             WHERE {in_period()})
         ORDER BY customer_id"""
-    return _profiles(
+    return profiles_of(
         client.query(sql, parameters=query_params(Scope(None), start, end)).result_rows
     )
 
@@ -94,11 +94,11 @@ def profile(client: Client, *, customer_id: str) -> Profile | None:
     """A customer's latest profile; ``None`` if none was published."""
     sql = """SELECT customer_id, version, industry, size, region, age_band, attributes
         FROM customer_profiles FINAL WHERE customer_id = {customer_id:String}"""
-    found = _profiles(client.query(sql, parameters={"customer_id": customer_id}).result_rows)
+    found = profiles_of(client.query(sql, parameters={"customer_id": customer_id}).result_rows)
     return found[0] if found else None
 
 
-def _profiles(rows: Sequence[Sequence[object]]) -> list[Profile]:
+def profiles_of(rows: Sequence[Sequence[object]]) -> list[Profile]:
     return [
         Profile(
             customer_id=str(c),

@@ -39,13 +39,14 @@ _COMPARED_KPIS = (
 )
 
 
-def _overlaps(dims: Mapping[str, Any], start: dt.datetime | None, end: dt.datetime | None) -> bool:
+def overlaps(dims: Mapping[str, Any], start: dt.datetime | None, end: dt.datetime | None) -> bool:
+    """Whether a campaign's dates (its dimension row) overlap the period [start, end)."""
     begin = dt.datetime.combine(dims["start_date"], dt.time(), dt.UTC)
     finish = dt.datetime.combine(dims["end_date"] + dt.timedelta(days=1), dt.time(), dt.UTC)
     return (end is None or begin < end) and (start is None or finish > start)
 
 
-def _in_currency(
+def in_currency(
     client: Client,
     *,
     scope: Scope,
@@ -127,8 +128,8 @@ def channel_kpis(
         ids = tuple(d["campaign_id"] for d in dims_rows(found[4:7]))
         if plan is None and not ids:
             return None
-    dims = [d for d in campaigns if _overlaps(d, start, end)]
-    currencies, kpis = _in_currency(
+    dims = [d for d in campaigns if overlaps(d, start, end)]
+    currencies, kpis = in_currency(
         client,
         scope=Scope(ids, channel=channel),
         dims=dims,
@@ -165,8 +166,8 @@ def company_kpis(
     campaigns, each judged on its own campaign's KPIs over the period.
     """
     now = now or dt.datetime.now(dt.UTC)
-    dims = [d for d in campaign_dims(client, where="1", params={}) if _overlaps(d, start, end)]
-    currencies, kpis = _in_currency(
+    dims = [d for d in campaign_dims(client, where="1", params={}) if overlaps(d, start, end)]
+    currencies, kpis = in_currency(
         client,
         scope=Scope(None),
         dims=dims,

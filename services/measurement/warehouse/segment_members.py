@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 from services.measurement import domain
 from services.measurement.warehouse._measures import GROSS, read_gross
 from services.measurement.warehouse._sql import BUCKETS, Scope, in_period, money, query_params
-from services.measurement.warehouse.customers import Profile, _profiles
+from services.measurement.warehouse.customers import Profile, profiles_of
 
 _SETTINGS = {"max_query_size": 64 * 1024 * 1024}
 _MARGINS = "(SELECT campaign_id, gross_margin FROM campaigns FINAL)"
@@ -35,7 +35,7 @@ def profiles_as_of(client: Client, *, end: dt.datetime) -> list[Profile]:
         WHERE updated_at < fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')
         GROUP BY customer_id ORDER BY customer_id"""
     rows = client.query(sql, parameters=query_params(Scope(None), None, end)).result_rows
-    return _profiles(rows)
+    return profiles_of(rows)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 
 from services.measurement.warehouse._dims import PLAN, dims_branches, dims_rows
 from services.measurement.warehouse._sql import Scope, fetch
-from services.measurement.warehouse.scopes import _in_currency, _overlaps
+from services.measurement.warehouse.scopes import in_currency, overlaps
 from shared.money import FxRates
 
 _COMPARED = (
@@ -86,7 +86,7 @@ def segment_effectiveness(
     target = currency or (plan["currency"] if plan else fx.base)
     groups: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for d in campaigns:
-        if _overlaps(d, start, end):
+        if overlaps(d, start, end):
             groups[d["target_segment"]].append(d)
     rates: dict[str, Decimal] = {}
     missing: set[str] = set()
@@ -94,7 +94,7 @@ def segment_effectiveness(
     for segment in sorted(groups, key=lambda name: (name is None, name or "")):
         members = groups[segment]
         ids = tuple(d["campaign_id"] for d in members)
-        summary, kpis = _in_currency(
+        summary, kpis = in_currency(
             client,
             scope=Scope(ids),
             dims=members,

@@ -238,3 +238,17 @@ def test_a_profile_decodes_with_optional_fields_absent() -> None:
         "age_band": None,
         "attributes": {},
     }
+
+
+def test_the_segment_names_other_services_check_are_measurements() -> None:
+    """Planning refuses a campaign aimed at ``rfm:<name>`` unless ``name`` is one of
+    ``shared.segments.RFM_SEGMENTS``: the segments measurement computes, in its table order."""
+    from shared.segments import RFM_SEGMENTS, check_target_segment
+
+    assert rfm.SEGMENTS == RFM_SEGMENTS
+    assert get_args(segments_api.SegmentName) == RFM_SEGMENTS
+    for name in RFM_SEGMENTS:
+        assert check_target_segment(f"rfm:{name}") == f"rfm:{name}"
+    assert check_target_segment("lapsed-vip") == "lapsed-vip"  # a rule-based segment's id
+    with pytest.raises(ValueError, match="unknown RFM segment 'rfm:vip'"):
+        check_target_segment("rfm:vip")

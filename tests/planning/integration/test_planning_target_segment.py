@@ -1,6 +1,7 @@
 """A campaign's target segment over HTTP on a real broker and SQL store: stored, changed at once
 (even on an approved campaign: it moves no money), audited, carried on the campaign events, and
-refused with the field named when it is not an identifier."""
+refused with the field named when it is not an identifier or names an RFM segment that does
+not exist."""
 
 from __future__ import annotations
 
@@ -116,15 +117,19 @@ def test_target_segment_is_stored_changed_audited_and_published(
 def test_bad_target_segment_names_the_field_and_writes_nothing(planning: httpx.Client) -> None:
     plan_id = _plan(planning)
     campaigns = f"/api/v1/plans/{plan_id}/campaigns"
-    for bad in ("", "   ", "x" * 129, 7):
+    for bad in ("", "   ", "x" * 129, 7, "rfm:vip", "rfm:", " rfm:Champions"):
         refused = planning.post(campaigns, json=_campaign(target_segment=bad), headers=MANAGER)
         assert field_of(refused) == "target_segment", bad
+    unknown = planning.post(campaigns, json=_campaign(target_segment="rfm:vip"), headers=MANAGER)
+    message = unknown.json()["detail"][0]["msg"]
+    assert "unknown RFM segment 'rfm:vip'" in message and "rfm:need_attention" in message
     assert ok(planning.get(campaigns, headers=VIEWER)) == []
     cid = ok(planning.post(campaigns, json=_campaign(), headers=MANAGER), 201)["campaign_id"]
-    refused = planning.patch(
-        f"/api/v1/campaigns/{cid}", json={"target_segment": ""}, headers=MANAGER
-    )
-    assert field_of(refused) == "target_segment"
+    for bad in ("", "rfm:lost"):
+        refused = planning.patch(
+            f"/api/v1/campaigns/{cid}", json={"target_segment": bad}, headers=MANAGER
+        )
+        assert field_of(refused) == "target_segment", bad
     assert ok(planning.get(f"/api/v1/campaigns/{cid}", headers=VIEWER))["target_segment"] is None
 
 
