@@ -14,6 +14,7 @@ from services.measurement import (
     campaign_models,
     progress,
     report,
+    report_html,
     report_models,
     report_sections,
     report_views,
@@ -189,7 +190,7 @@ async def plan_report(
     sections = await _budget_and_sales(store, fx, rule, plan=kpis, start=start, end=end, now=now)
     sections["modelled"] = await _modelled(store, fx, plan=kpis)
     sections["trade"] = await report_views.trade_views(store, fx, plan=kpis, start=start, end=end)
-    page = report.render_html(plan=kpis, daily_spend=daily, generated_at=now, **sections)
+    page = report_html.render_html(plan=kpis, daily_spend=daily, generated_at=now, **sections)
     return HTMLResponse(
         page,
         headers={

@@ -17,7 +17,8 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from services.measurement.report import Kind, display, hbar_chart
+from services.measurement.report import Kind, display
+from services.measurement.report_charts import hbar_chart
 
 NONE_LABEL = "(none)"
 """How a row of the sales without a brand or partner is named."""

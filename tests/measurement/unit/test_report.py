@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from services.measurement import domain, report
+from services.measurement import domain, report, report_charts, report_html
 
 SVG = "{http://www.w3.org/2000/svg}"
 MARCH = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)
@@ -166,7 +166,7 @@ def test_csv_cells_are_plain_and_formula_safe() -> None:
 
 
 def test_html_is_self_contained_escaped_and_titled_with_the_period() -> None:
-    page = report.render_html(plan=sample_plan(), daily_spend=DAILY, generated_at=NOW)
+    page = report_html.render_html(plan=sample_plan(), daily_spend=DAILY, generated_at=NOW)
     root = parse_html(page)  # well-formed
     period = "[2027-03-01 00:00 UTC, 2027-04-01 00:00 UTC)"
     title = root.find("head/title")
@@ -180,7 +180,9 @@ def test_html_is_self_contained_escaped_and_titled_with_the_period() -> None:
 
 
 def test_html_draws_every_chart_with_sized_bars() -> None:
-    root = parse_html(report.render_html(plan=sample_plan(), daily_spend=DAILY, generated_at=NOW))
+    root = parse_html(
+        report_html.render_html(plan=sample_plan(), daily_spend=DAILY, generated_at=NOW)
+    )
     svgs = charts(root)
     assert set(svgs) == {
         "spend-vs-budget",
@@ -210,7 +212,9 @@ def test_html_draws_every_chart_with_sized_bars() -> None:
 
 
 def test_every_kpi_table_lists_each_kpi_per_campaign_and_the_plan_total() -> None:
-    root = parse_html(report.render_html(plan=sample_plan(), daily_spend=DAILY, generated_at=NOW))
+    root = parse_html(
+        report_html.render_html(plan=sample_plan(), daily_spend=DAILY, generated_at=NOW)
+    )
     table = next(t for t in root.iter("table") if t.get("class") == "kpis")
     header = ["".join(th.itertext()) for th in table.find("thead/tr")]  # type: ignore[union-attr]
     assert header == ["KPI", "Spring search", EVIL, "Dormant", "Plan total"]
@@ -282,7 +286,7 @@ def test_a_plan_without_campaigns_or_spend_still_renders() -> None:
         "ckpi": None,
         "campaigns": [],
     }
-    root = parse_html(report.render_html(plan=plan, daily_spend=[], generated_at=NOW))
+    root = parse_html(report_html.render_html(plan=plan, daily_spend=[], generated_at=NOW))
     text = "".join(root.itertext())
     assert "Plan report: P-empty [start of data, end of data)" in text
     assert "No campaigns" in text and "No spend in the period" in text
@@ -307,7 +311,7 @@ def test_the_budget_label_stays_inside_the_cumulative_chart() -> None:
     )
     for budget in (D("60000"), D("20000")):  # the top of the scale, and below it
         svg = ET.fromstring(
-            report.cumulative_spend_chart(
+            report_charts.cumulative_spend_chart(
                 series=series, budget=budget, names={}, colors={}, unit="day"
             )
         )

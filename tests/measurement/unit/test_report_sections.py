@@ -8,7 +8,7 @@ import datetime as dt
 from decimal import Decimal as D
 from html.parser import HTMLParser
 
-from services.measurement import progress, report, report_sections
+from services.measurement import progress, report_html, report_sections
 from services.measurement.progress import AtRiskRule, SaleGroup, SalesTarget, Unit
 from services.measurement.warehouse.budgets import PlanBudget
 from shared.budget import Draw, LineFacts, NodeView, Period
@@ -396,7 +396,7 @@ def test_sales_section_tables_and_empty_states() -> None:
 
 def test_render_html_places_both_sections() -> None:
     plan = {"plan_id": "P", "name": "P", "currency": "USD", "campaigns": []}
-    page = report.render_html(
+    page = report_html.render_html(
         plan=plan,
         daily_spend=[],
         generated_at=NOW,

@@ -8,7 +8,7 @@ import re
 from decimal import Decimal as D
 from typing import Any
 
-from services.measurement import report, report_trade
+from services.measurement import report_html, report_trade
 
 DAYS = (dt.date(2027, 3, 1), dt.date(2027, 3, 31))
 
@@ -129,14 +129,14 @@ def test_names_are_escaped_and_render_html_places_the_sections() -> None:
     brands = {"currency": "USD", "rows": [sales_row("<b>&", 1, "5.00")]}
     page = report_trade.brand_section(brands=brands, plan_spend={}, days=DAYS)
     assert "<b>&" not in page and "&lt;b&gt;&amp;" in page
-    html = report.render_html(
+    html = report_html.render_html(
         plan={"plan_id": "P", "campaigns": []},
         daily_spend=[],
         generated_at=dt.datetime(2027, 4, 1, tzinfo=dt.UTC),
         trade=report_trade.no_period_section(),
     )
     assert html.index('id="brands"') < html.index("Every KPI")
-    assert 'id="brands"' not in report.render_html(
+    assert 'id="brands"' not in report_html.render_html(
         plan={"plan_id": "P", "campaigns": []},
         daily_spend=[],
         generated_at=dt.datetime(2027, 4, 1, tzinfo=dt.UTC),
