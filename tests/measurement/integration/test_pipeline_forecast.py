@@ -26,7 +26,7 @@ from shared.money import FxRates
 
 pytestmark = pytest.mark.integration
 
-Y = 2094
+Y = 2066
 AS_OF = dt.datetime(Y, 3, 1, 9, tzinfo=dt.UTC)
 TOKEN = "t-pipeline-viewer"
 FX = FxRates(base="EUR", rates={})
@@ -235,7 +235,7 @@ def test_route(measurement: httpx.Client, scenario: Scenario) -> None:
         (3, "0.34", "222.86"),
         (4, "0.00", "0.00"),
     ]
-    assert body["weeks"][1]["week_start"] == "2094-03-08T09:00:00Z"
+    assert body["weeks"][1]["week_start"] == "2066-03-08T09:00:00Z"
     assert body["totals"] == {"customers": "1.09", "revenue": "685.71"}
     assert body["rates"][2] == {
         "stage": "mql",
