@@ -14,14 +14,12 @@ from services.planning import store, usecases
 from services.planning.api import (
     DB,
     Approver,
-    CampaignOut,
-    ChangeRequestOut,
     Planner,
     Reader,
-    StrictBody,
     change_request_out,
     load_campaign,
 )
+from services.planning.schemas import CampaignOut, ChangeRequestOut, StrictBody
 from shared.errors import NotFound
 from shared.events.envelope import Identifier, Text
 

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from services.planning import budget_store, budget_usecases, store
-from services.planning.api import DB, Approver, Created, Planner, Reader, StrictBody
+from services.planning.api import DB, Approver, Planner, Reader
+from services.planning.schemas import Created, StrictBody
 from services.planning.store import Store
 from shared import budget
 from shared.errors import DomainError, NotFound

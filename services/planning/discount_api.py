@@ -10,8 +10,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from services.planning import discount_usecases
-from services.planning.api import DB, Planner, Reader, StrictBody
+from services.planning.api import DB, Planner, Reader
 from services.planning.discounts import LimitFacts, ScopeKind
+from services.planning.schemas import StrictBody
 from shared.events.envelope import Identifier, Money, Share
 
 router = APIRouter(prefix="/api/v1", tags=["discounts"])

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Response, status
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from services.planning import rule_usecases
-from services.planning.api import DB, Approver, Reader, StrictBody
+from services.planning.api import DB, Approver, Reader
 from services.planning.rules import RuleDraft, RuleFacts
+from services.planning.schemas import StrictBody
 from shared.events.envelope import Count, Identifier, Measure, Money, Share
 from shared.reallocation import ActionKind, Comparison, RuleMode
 

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.planning import sales, sales_usecases
 from services.planning import sales_store as rows
-from services.planning.api import DB, Approver, Reader, StrictBody
+from services.planning.api import DB, Approver, Reader
 from services.planning.sales_plan import SalesPlan
+from services.planning.schemas import StrictBody
 from shared.auth import WRITERS, Principal, require
 from shared.errors import NotFound
 from shared.events.envelope import Currency, Identifier, Money, Name, Share, Text
