@@ -19,8 +19,10 @@ day's facts at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -108,6 +110,21 @@ class _Window:
             self.sales[customer_id] = converted
 
 
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    # Each day allocates a few objects per customer (scores, facts) over a heap holding the
+    # span's sales: the collector's full passes over that heap doubled the time (measured at
+    # 30 k customers). Nothing built here forms cycles, so reference counting frees it all;
+    # the collector is off for the whole process meanwhile, and back on after.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _sizes(
     fx: FxRates,
     *,
@@ -123,20 +140,21 @@ def _sizes(
     window = _Window(sales or (), fx=fx)
     applied = 0
     out = []
-    for day in days:
-        end = rule_segments.day_end(day)
-        while applied < len(changes) and changes[applied][0] < end:
-            profile = changes[applied][1]
-            applied += 1
-            if profile.version > versions.get(profile.customer_id, -1):  # the highest wins
-                versions[profile.customer_id] = profile.version
-                facts[profile.customer_id] = rule_segments.profile_facts(profile)
-        scored: list[rfm.CustomerRfm] = []
-        if sales is not None:
-            window.slide(segments.Window(as_of=day, days=definition.rfm_days))
-            scored = rfm.score(window.sales.values(), as_of=day)
-        joined = rule_segments.joined_facts(profiles=facts, scored=scored, as_of=day)
-        out.append(sum(1 for f in joined.values() if holds(f)))
+    with _no_cycle_collection():
+        for day in days:
+            end = rule_segments.day_end(day)
+            while applied < len(changes) and changes[applied][0] < end:
+                profile = changes[applied][1]
+                applied += 1
+                if profile.version > versions.get(profile.customer_id, -1):  # the highest wins
+                    versions[profile.customer_id] = profile.version
+                    facts[profile.customer_id] = rule_segments.profile_facts(profile)
+            scored: list[rfm.CustomerRfm] = []
+            if sales is not None:
+                window.slide(segments.Window(as_of=day, days=definition.rfm_days))
+                scored = rfm.score(window.sales.values(), as_of=day)
+            joined = rule_segments.joined_facts(profiles=facts, scored=scored, as_of=day)
+            out.append(sum(1 for f in joined.values() if holds(f)))
     return out
 
 

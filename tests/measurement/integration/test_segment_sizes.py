@@ -93,6 +93,7 @@ RULES: tuple[tuple[dict[str, Any], int], ...] = (
     ),
     ({"conditions": [{"field": "monetary_score", "op": "gte", "value": 4}]}, 45),  # RFM only
     ({"conditions": [{"field": "industry", "op": "eq", "value": "software"}]}, 30),  # profile
+    ({"conditions": [{"field": "revenue", "op": "gte", "value": "900.00"}]}, 30),  # converted
     (  # holds for a customer without facts: both sources read whatever the fields
         {
             "conditions": [
