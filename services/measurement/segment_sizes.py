@@ -11,7 +11,8 @@ again (``rule_segments.profile_facts``, ``segments.customer_sales``). Every day 
 over all customers (scores are relative) and the rule evaluated over the facts ``membership``
 builds (``rule_segments.joined_facts``), so the sizes equal its.
 
-Memory: one ``DaySales`` per (day, customer, currency, order) of the span, per customer its
+Memory: one ``DaySales`` per (day, customer, currency, order) of the span (~400 B each: ~120 MiB
+for 100 k customers with 310 k such rows over 52 weeks and a 365-day window), per customer its
 profile facts and its sales inside the window (one entry per currency and order), and one
 day's facts at a time.
 """
