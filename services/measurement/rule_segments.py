@@ -116,7 +116,8 @@ def day_end(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
 
-def _profile_facts(profile: Profile | None) -> dict[str, Any]:
+def profile_facts(profile: Profile | None) -> dict[str, Any]:
+    """A customer's facts from its profile (``None``: it has none)."""
     if profile is None:
         return {"profile_version": None, "attributes": {}}
     return {
@@ -144,19 +145,31 @@ def _rfm_facts(scored: rfm.CustomerRfm | None, *, as_of: dt.date) -> dict[str, A
     }
 
 
+_NO_PROFILE = profile_facts(None)
+
+
 def customer_facts(
     *, profiles: Iterable[Profile], scored: Iterable[rfm.CustomerRfm], as_of: dt.date
 ) -> dict[str, dict[str, Any]]:
     """Every known customer's facts (``segment_rules.Facts``): a profile, RFM values, or both."""
-    by_profile = {p.customer_id: p for p in profiles}
+    return joined_facts(
+        profiles={p.customer_id: profile_facts(p) for p in profiles}, scored=scored, as_of=as_of
+    )
+
+
+def joined_facts(
+    *, profiles: Mapping[str, Mapping[str, Any]], scored: Iterable[rfm.CustomerRfm], as_of: dt.date
+) -> dict[str, dict[str, Any]]:
+    """``customer_facts`` from each customer's ``profile_facts`` (kept by the caller across
+    days: the facts share their ``attributes``)."""
     by_rfm = {c.customer_id: c for c in scored}
     return {
         cid: {
             "customer_id": cid,
-            **_profile_facts(by_profile.get(cid)),
+            **profiles.get(cid, _NO_PROFILE),
             **_rfm_facts(by_rfm.get(cid), as_of=as_of),
         }
-        for cid in sorted(by_profile.keys() | by_rfm.keys())
+        for cid in sorted(profiles.keys() | by_rfm.keys())
     }
 
 
@@ -175,21 +188,26 @@ class Membership:
         return [m["customer_id"] for m in self.members]
 
 
+def reads(rule: segment_rules.Rule) -> tuple[bool, bool]:
+    """Whether deciding ``rule`` needs the profiles, and whether it needs the sales' RFM."""
+    # A customer missing from one source (no profile, or no sale in the window) has no facts
+    # from it: a rule over the other source's fields alone then decides it as it decides a
+    # customer without any fact — if that holds, the missing source is read for its customers.
+    blank = segment_rules.compile_rule(rule)({"attributes": {}})
+    return rule.uses_profile or blank, rule.uses_rfm or blank
+
+
 async def membership(
     store: Warehouse, fx: FxRates, *, definition: Definition, as_of: dt.date, full: bool = True
 ) -> Membership:
     """The members as of ``as_of``; ``full``: every fact read, else only what the rule needs."""
-    rule = definition.rule
-    holds = segment_rules.compile_rule(rule)
-    # A customer missing from one source (no profile, or no sale in the window) has no facts
-    # from it: a rule over the other source's fields alone then decides it as it decides a
-    # customer without any fact — if that holds, the missing source is read for its customers.
-    blank = holds({"attributes": {}})
+    holds = segment_rules.compile_rule(definition.rule)
+    reads_profiles, reads_rfm = reads(definition.rule)
     profiles: list[Profile] = []
     scored: list[rfm.CustomerRfm] = []
-    if full or rule.uses_profile or blank:
+    if full or reads_profiles:
         profiles = await store.run(segment_members.profiles_as_of, end=day_end(as_of))
-    if full or rule.uses_rfm or blank:
+    if full or reads_rfm:
         window = segments.Window(as_of=as_of, days=definition.rfm_days)
         rows = await store.run(customers.customer_sales, start=window.start, end=window.end)
         scored = segments.segment(rows, window=window, currency=fx.base, fx=fx).customers

@@ -22,6 +22,7 @@ from services.measurement.segment_schemas import (
     SegmentReplace,
     SegmentSizes,
 )
+from services.measurement.segment_sizes import sizes_as_of
 from services.measurement.warehouse import segment_defs
 from shared.auth import PLANNERS, Principal, require
 from shared.errors import DomainError, NotFound
@@ -263,12 +264,11 @@ async def segment_sizes(
             location="query",
         )
     definition = await definition_or_404(store, segment_id)
-    sizes = []
-    for first, day in points:
-        found = await rule_segments.membership(
-            store, fx, definition=definition, as_of=day, full=False
-        )
-        sizes.append({"start": first, "as_of": day, "size": len(found.members)})
+    counts = await sizes_as_of(store, fx, definition=definition, days=[day for _, day in points])
+    sizes = [
+        {"start": first, "as_of": day, "size": size}
+        for (first, day), size in zip(points, counts, strict=True)
+    ]
     return respond(
         {"segment_id": segment_id, "bucket": bucket, "from": start, "to": end, "points": sizes}
     )

@@ -84,20 +84,29 @@ def segment(
     )
     sales, unconverted = [], []
     for customer_id, parts in sorted(by_customer.items()):
-        converted = [to.convert(p.revenue, source=p.currency) for p in parts]
-        if any(amount is None for amount in converted):
+        converted = customer_sales(customer_id, parts, to=to)
+        if converted is None:
             unconverted.append(customer_id)
-            continue
-        sales.append(
-            rfm.CustomerSales(
-                customer_id=customer_id,
-                last_sale_at=max(p.last_sale_at for p in parts),
-                orders=sum(p.orders for p in parts),
-                revenue=cents(sum((a for a in converted if a is not None), Decimal(0))),
-            )
-        )
+        else:
+            sales.append(converted)
     scored = rfm.score(sales, as_of=window.as_of)
     return Segmentation(window=window, customers=scored, unconverted=unconverted, conversion=to)
+
+
+def customer_sales(
+    customer_id: str, parts: Sequence[CustomerCurrencySales], *, to: Conversion
+) -> rfm.CustomerSales | None:
+    """One customer's sales (one part per currency) in ``to``'s currency; ``None`` when a part
+    has no rate."""
+    converted = [to.convert(p.revenue, source=p.currency) for p in parts]
+    if any(amount is None for amount in converted):
+        return None
+    return rfm.CustomerSales(
+        customer_id=customer_id,
+        last_sale_at=max(p.last_sale_at for p in parts),
+        orders=sum(p.orders for p in parts),
+        revenue=cents(sum((a for a in converted if a is not None), Decimal(0))),
+    )
 
 
 def overview(segmentation: Segmentation) -> dict[str, Any]:

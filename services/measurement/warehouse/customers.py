@@ -69,7 +69,7 @@ def customer_sales(
         CustomerCurrencySales(
             customer_id=str(c),
             currency=str(cur),
-            last_sale_at=_utc(at),
+            last_sale_at=utc(at),
             orders=int(n),
             revenue=Decimal(amount),
         )
@@ -113,6 +113,7 @@ def profiles_of(rows: Sequence[Sequence[object]]) -> list[Profile]:
     ]
 
 
-def _utc(value: object) -> dt.datetime:
+def utc(value: object) -> dt.datetime:
+    """A datetime read from ClickHouse, in UTC."""
     assert isinstance(value, dt.datetime)
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

@@ -1,5 +1,6 @@
 """What a rule-based segment reads from the warehouse: every customer's profile as of an
-instant (``customer_profile_versions``), and the sales, new customers and leads of a set of
+instant (``customer_profile_versions``), the profile versions and the per-day sales of a span
+(to evaluate membership over time from one read), and the sales, new customers and leads of a set of
 member customers over a period, whole or per day / ISO week.
 
 Members travel as one ``Array(String)`` parameter (100 k ids are ~2 MB of query text, so the
@@ -13,14 +14,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from clickhouse_connect.driver.client import Client
 
 from services.measurement import domain
 from services.measurement.warehouse._measures import GROSS, read_gross
 from services.measurement.warehouse._sql import BUCKETS, Scope, in_period, money, query_params
-from services.measurement.warehouse.customers import Profile, profiles_of
+from services.measurement.warehouse.customers import Profile, profiles_of, utc
 
 _SETTINGS = {"max_query_size": 64 * 1024 * 1024}
 _MARGINS = "(SELECT campaign_id, gross_margin FROM campaigns FINAL)"
@@ -36,6 +37,54 @@ def profiles_as_of(client: Client, *, end: dt.datetime) -> list[Profile]:
         GROUP BY customer_id ORDER BY customer_id"""
     rows = client.query(sql, parameters=query_params(Scope(None), None, end)).result_rows
     return profiles_of(rows)
+
+
+def profile_changes(
+    client: Client, *, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, Profile]]:
+    """Every profile version published in [start, end), with its time, in publication order."""
+    sql = """SELECT customer_id, version, industry, size, region, age_band, attributes, updated_at
+        FROM customer_profile_versions
+        WHERE updated_at >= fromUnixTimestamp64Milli({start_ms:Int64}, 'UTC')
+          AND updated_at < fromUnixTimestamp64Milli({end_ms:Int64}, 'UTC')
+        ORDER BY updated_at, customer_id, version"""
+    rows = client.query(sql, parameters=query_params(Scope(None), start, end)).result_rows
+    profiles = profiles_of([row[:7] for row in rows])
+    return [(utc(row[7]), p) for row, p in zip(rows, profiles, strict=True)]
+
+
+class DaySales(NamedTuple):
+    """One order's sales of one customer, currency and UTC day (each event_id once)."""
+
+    day: dt.date
+    customer_id: str
+    currency: str
+    order_id: str
+    last_sale_at: dt.datetime
+    revenue: Decimal
+
+
+def sales_by_day(client: Client, *, start: dt.datetime, end: dt.datetime) -> list[DaySales]:
+    """The sales of [start, end) per UTC day, customer, currency and order, by day: what
+    ``customers.customer_sales`` sums over a window, kept apart so that any window of whole
+    days within the span can be summed from them."""
+    sql = f"""SELECT toDate(occurred_at, 'UTC') AS d, customer_id, currency, order_id,
+            max(occurred_at), sum(amount)
+        FROM sales FINAL
+        WHERE {in_period()}
+        GROUP BY d, customer_id, currency, order_id ORDER BY d, customer_id, currency, order_id"""
+    rows = client.query(sql, parameters=query_params(Scope(None), start, end)).result_rows
+    return [
+        DaySales(
+            day=d,
+            customer_id=str(c),
+            currency=str(cur),
+            order_id=str(o),
+            last_sale_at=utc(at),
+            revenue=Decimal(amount),
+        )
+        for d, c, cur, o, at, amount in rows
+    ]
 
 
 @dataclass
