@@ -94,8 +94,28 @@ def _markdown_table(figures: list[Figure]) -> str:
     return "\n".join(rows)
 
 
-def markdown(report: Report, *, machine_info: dict[str, str]) -> str:
-    """``BENCHMARKS.md`` of a run."""
+KEPT_MARK = "(separate script; `mrm bench` does not write this section)"
+"""In a ``## `` heading of BENCHMARKS.md: a section another script wrote, which a run keeps."""
+
+
+def kept_sections(previous: str) -> list[str]:
+    """The lines of ``previous`` (the file a run replaces) in sections whose heading carries
+    ``KEPT_MARK``, in their order."""
+    kept: list[str] = []
+    keeping = False
+    for line in previous.splitlines():
+        if line.startswith("## "):
+            keeping = KEPT_MARK in line
+        if keeping:
+            kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return kept
+
+
+def markdown(report: Report, *, machine_info: dict[str, str], previous: str = "") -> str:
+    """``BENCHMARKS.md`` of a run; the sections of ``previous`` that other scripts wrote
+    (``KEPT_MARK``) stay, after the run's own."""
     finished = report.finished or dt.datetime.now(dt.UTC)
     minutes = (finished - report.started).total_seconds() / 60
     lines = [
@@ -126,4 +146,6 @@ def markdown(report: Report, *, machine_info: dict[str, str]) -> str:
         lines += ["## Where the service's time goes (py-spy)", "", *report.profile, ""]
     if report.details:
         lines += ["## How each figure is measured", "", *report.details, ""]
+    if kept := kept_sections(previous):
+        lines += [*kept, ""]
     return "\n".join(lines)

@@ -104,7 +104,8 @@ def run(config: BenchConfig, *, command: str, console: Console | None = None) ->
     for note in report.notes:
         console.print(note)
     if config.output is not None:
-        config.output.write_text(markdown(report, machine_info=machine_info))
+        previous = config.output.read_text() if config.output.exists() else ""
+        config.output.write_text(markdown(report, machine_info=machine_info, previous=previous))
         console.print(f"written: {config.output}")
     return report
 
